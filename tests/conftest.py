@@ -1,0 +1,74 @@
+"""Shared fixtures: real EmbeddingGemma (loaded once), real Chroma in each test's tmp_path."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa.assistant import Assistant
+from qa.config import Settings
+from qa.embeddings import Embedder, load_embedder
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "seeds" / "000_30343400e31c82a3.txt"
+
+
+class MemoEmbedder(Embedder):
+    """The real model, with each text's vector remembered across tests (same inputs, same vectors)."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.max_tokens = inner.max_tokens
+        self.memo: dict[tuple[str, str], np.ndarray] = {}
+
+    def encode_documents(self, texts, *, progress=False):
+        todo = [t for t in dict.fromkeys(texts) if ("d", t) not in self.memo]
+        if todo:
+            for t, v in zip(todo, self.inner.encode_documents(todo), strict=True):
+                self.memo["d", t] = v
+        if not texts:
+            return self.inner.encode_documents([])
+        return np.stack([self.memo["d", t] for t in texts])
+
+    def encode_query(self, text):
+        if ("q", text) not in self.memo:
+            self.memo["q", text] = self.inner.encode_query(text)
+        return self.memo["q", text]
+
+    def count_tokens(self, text):
+        return self.inner.count_tokens(text)
+
+
+@pytest.fixture(scope="session")
+def embedder() -> MemoEmbedder:
+    defaults = Settings(_env_file=None)
+    return MemoEmbedder(load_embedder(defaults.embedding_model, defaults.models_dir, defaults.threads))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        _env_file=None,
+        chroma_path=tmp_path / "chroma",
+        feedback_path=tmp_path / "feedback.jsonl",
+    )
+
+
+@pytest.fixture
+def assistant(settings: Settings, embedder: MemoEmbedder) -> Assistant:
+    qa = Assistant(settings)
+    qa.embedder = embedder  # cached_property: the shared, already-loaded model
+    return qa
+
+
+@pytest.fixture
+def seeded(assistant: Assistant, tmp_path: Path) -> Assistant:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(SEED, docs / SEED.name)
+    assistant.ingest([docs], progress=False)
+    return assistant
