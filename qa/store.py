@@ -11,6 +11,7 @@ Leaves out: ranking (retrieve.py) and the lexical index, which is rebuilt from h
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -66,6 +67,11 @@ class Store:
         self.client = client
         self.name = name
         self.embedding_model = embedding_model
+        self._open()
+        self.version = 0  # bumped by every write in this process; readers rebuild caches on change
+
+    def _open(self) -> None:
+        client, name, embedding_model = self.client, self.name, self.embedding_model
         metadata = {"embedding_model": embedding_model, "hnsw:space": "cosine"}
         try:
             self.chunks = client.get_or_create_collection(name, metadata=metadata, embedding_function=None)
@@ -81,7 +87,6 @@ class Store:
                 f"{embedding_model!r}; set QA_EMBEDDING_MODEL={found} or re-index with "
                 "`python -m qa reset` and `python -m qa ingest`."
             )
-        self.version = 0  # bumped by every write in this process; readers rebuild caches on change
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -190,11 +195,10 @@ class Store:
     def reset(self) -> None:
         """Drop both collections and start empty (same embedding model)."""
         for name in (self.name, self.name + SENTENCES_SUFFIX):
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 self.client.delete_collection(name)
-            except Exception:  # already gone
-                pass
-        self.__init__(self.client, name=self.name, embedding_model=self.embedding_model)
+        self._open()
+        self.version += 1
 
     def _delete(self, doc_id: str) -> None:
         self.chunks.delete(where={"doc_id": doc_id})
