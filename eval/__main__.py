@@ -1,0 +1,171 @@
+"""The evaluation command line: `python -m eval run | compare | calibrate`.
+
+An edge of the system: `QAError`s become one sentence on stderr and exit code 2, never a traceback.
+Leaves out: the work itself (runner.py, compare.py, report.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+
+from qa.errors import InputError, QAError
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted.", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eval", description="Run question sets against the assistant.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="ask a question set, score it, write results, metrics and a report")
+    _common(p)
+    p.add_argument("--mode", default="extractive", help="answer mode: extractive (default) or generative")
+    p.add_argument("--workers", type=int, default=1, help="questions asked in parallel threads")
+    p.add_argument(
+        "--baseline",
+        action="append",
+        choices=["naive", "bm25"],
+        default=[],
+        help="also run a baseline (repeatable)",
+    )
+    p.add_argument("--no-report", action="store_true", help="write results and metrics only")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("calibrate", help="pick the abstention threshold with the best balanced accuracy")
+    _common(p)
+    p.set_defaults(func=_calibrate)
+
+    p = sub.add_parser("compare", help="per-metric differences and flipped questions between two runs")
+    p.add_argument("run_a", type=Path)
+    p.add_argument("run_b", type=Path)
+    p.add_argument("--out", type=Path, help="where to write compare.md/json (default: RUN_B)")
+    p.set_defaults(func=_compare)
+    return parser
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("questions", type=Path, help=".jsonl/.yaml/.csv, SQuAD .json, or an arabic-qa-dev folder")
+    p.add_argument("--docs", type=Path, nargs="+", default=[], help="documents or folders to index")
+    p.add_argument("--k", type=int, help="passages per answer (default: the setting)")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/<time>)")
+    p.add_argument("--limit", type=int, help="only the first N questions (and what they follow)")
+    p.add_argument("--strict", action="store_true", help="stop at the first malformed question")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    p.add_argument(
+        "--index", type=Path, help="keep and reuse the index in this folder (default: a temp folder)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set expects KEY=VALUE, got {pair!r}.")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _load(args):
+    from eval import questions, runner
+
+    qs = questions.load(args.questions, strict=args.strict)
+    runner.warn(qs.problems)
+    out = args.out or Path("runs") / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return qs, out
+
+
+def _run(args) -> int:
+    from eval import runner
+
+    qs, out = _load(args)
+    result = runner.run(
+        qs,
+        docs=args.docs,
+        out=out,
+        mode=args.mode,
+        k=args.k,
+        limit=args.limit,
+        workers=max(1, args.workers),
+        baselines=tuple(dict.fromkeys(args.baseline)),
+        settings_overrides=_overrides(args.set),
+        index_dir=args.index,
+        progress=not args.quiet,
+        report=not args.no_report,
+    )
+    head = (
+        "hit@1",
+        "hit@5",
+        "mrr",
+        "citation_precision",
+        "citation_recall",
+        "f1",
+        "abstain_unanswerable",
+        "false_abstention",
+    )
+    print(f"{'system':8} " + " ".join(f"{h[:12]:>12}" for h in head))
+    for system, summary in result["systems"].items():
+        cells = [summary["overall"][h]["value"] for h in head]
+        print(f"{system:8} " + " ".join(f"{'–' if c is None else f'{c:.3f}':>12}" for c in cells))
+    mism = result["systems"]["ours"]["overall"]["quote_mismatches"]
+    print(f"quote/offset mismatches (ours): {mism}")
+    print(f"wrote {out}/results.jsonl, metrics.json, report.md, report.html")
+    return 0
+
+
+def _calibrate(args) -> int:
+    from eval import runner
+
+    qs, out = _load(args)
+    result = runner.calibrate(
+        qs,
+        docs=args.docs,
+        out=out,
+        k=args.k,
+        limit=args.limit,
+        settings_overrides=_overrides(args.set),
+        index_dir=args.index,
+        progress=not args.quiet,
+    )
+    print(
+        f"best abstention threshold: {result['threshold']:.4f} "
+        f"(balanced accuracy {result['balanced_accuracy']:.3f}: abstains on {result['abstains_unanswerable']}/"
+        f"{result['n_unanswerable']} unanswerable, answers {result['answers_answerable']}/{result['n_answerable']} answerable)"
+    )
+    print(
+        f"current threshold {result['current_threshold']:.4f}: balanced accuracy "
+        f"{result['current_balanced_accuracy']:.3f}; set QA_ABSTAIN_THRESHOLD={result['threshold']:.4f} to use it"
+    )
+    print(f"plot: {out / 'calibration.png'}")
+    return 0
+
+
+def _compare(args) -> int:
+    from eval import compare
+
+    diff = compare.compare(args.run_a, args.run_b)
+    out = args.out or args.run_b
+    compare.write(diff, out)
+    print(compare.to_markdown(diff))
+    print(f"wrote {out / 'compare.md'} and compare.json")
+    json.dumps(diff)  # fail loudly here, not in a reader, if something is not serialisable
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

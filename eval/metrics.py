@@ -1,0 +1,284 @@
+"""Metrics: per-question scores and their aggregates, each defined once here and in the report.
+
+Retrieval (hit@k, MRR of the gold span among retrieved passages), citations (precision, recall,
+quote-offset mismatches), answers (token F1 and exact match after Arabic normalisation, only
+against gold answers in the answer's own language), abstention (accuracy on unanswerable
+questions, false abstentions on answerable ones) and latency percentiles. A score that does not
+apply to a question is None and is left out of the mean; every aggregate carries its count.
+Leaves out: running questions (runner.py) and plots (report.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections import Counter
+
+from qa import text as qtext
+from qa.answer import PHRASES
+
+Span = tuple[str, int, int]  # (doc id, start, end)
+
+DEFINITIONS = {
+    "hit@1": "answerable questions whose gold span overlaps the top retrieved passage",
+    "hit@3": "… overlaps one of the top 3 retrieved passages",
+    "hit@5": "… overlaps one of the top 5 retrieved passages",
+    "mrr": "mean of 1/rank of the first retrieved passage overlapping a gold span (0 if none in the top 10)",
+    "citation_precision": "cited passages that overlap a gold span, per question with citations (mean)",
+    "citation_recall": "gold spans overlapped by some citation, per answerable question (mean; abstaining = 0)",
+    "f1": "token F1 (normalised, stemmed, stopwords dropped) against the best gold answer in the answer's language; abstaining = 0",
+    "em": "exact match after normalisation against a gold answer in the answer's language",
+    "gold_in_answer": "a normalised gold answer occurs inside the normalised answer (extractive answers quote whole sentences)",
+    "abstain_unanswerable": "unanswerable questions the system abstained on (accuracy)",
+    "false_abstention": "answerable questions the system abstained on (lower is better)",
+    "answered_unanswerable_cited": "unanswerable questions answered anyway, with citations",
+}
+
+_MARKER = re.compile(r"\[\d+\]")
+_FRAMING = sorted(
+    {
+        part.strip()
+        for phrases in PHRASES.values()
+        for key in ("lead", "more")
+        for part in re.split(r"\{n\}|\{quote\}", phrases[key])
+        if part.strip()
+    },
+    key=len,
+    reverse=True,
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Answers
+
+
+def answer_content(text: str) -> str:
+    """The answer without `[n]` markers and the extractive mode's fixed framing words.
+
+    Example: answer_content("According to the article [1]: «x»") == "x"
+    """
+    text = _MARKER.sub(" ", text)
+    for part in _FRAMING:
+        text = text.replace(part, " ")
+    return " ".join(text.replace("«", " ").replace("»", " ").split())
+
+
+def answer_tokens(text: str) -> list[str]:
+    """Normalised, stemmed tokens without stopwords; with stopwords when nothing else is left."""
+    return qtext.tokens(text) or qtext.tokens(text, keep_stopwords=True)
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """SQuAD-style token F1 over `answer_tokens`.
+
+    Example: token_f1("الرئيس بوتين", "بوتين") == 2/3
+    """
+    p, g = answer_tokens(prediction), answer_tokens(gold)
+    common = sum((Counter(p) & Counter(g)).values())
+    if not p or not g or not common:
+        return float(p == g)
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _flat(text: str) -> str:
+    return " ".join(re.findall(r"\w+", qtext.normalize(text)))
+
+
+def exact_match(prediction: str, gold: str) -> bool:
+    """Equal after normalisation (diacritics, alef/hamza, ta marbuta, digits, case, punctuation)."""
+    return _flat(prediction) == _flat(gold) != ""
+
+
+def contains(prediction: str, gold: str) -> bool:
+    """The normalised gold occurs as whole words inside the normalised prediction."""
+    g = _flat(gold)
+    return bool(g) and f" {g} " in f" {_flat(prediction)} "
+
+
+def language(text: str) -> str:
+    """The language a text is written in (the script that dominates it)."""
+    return qtext.detect_language(text)
+
+
+def score_answer(answer: str, golds: list[str], *, abstained: bool) -> dict:
+    """F1, EM and containment against the golds in the answer's language.
+
+    Returns `cross_language: True` and None scores when no gold is in the answer's language;
+    abstaining on an answerable question scores 0.
+    """
+    if abstained:
+        return {"f1": 0.0, "em": 0.0, "gold_in_answer": 0.0, "answer_lang": None, "cross_language": False}
+    content = answer_content(answer)
+    lang = language(content)
+    same = [g for g in golds if language(g) == lang]
+    if not same:
+        return {"f1": None, "em": None, "gold_in_answer": None, "answer_lang": lang, "cross_language": True}
+    return {
+        "f1": max(token_f1(content, g) for g in same),
+        "em": float(any(exact_match(content, g) for g in same)),
+        "gold_in_answer": float(any(contains(content, g) for g in same)),
+        "answer_lang": lang,
+        "cross_language": False,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Spans: retrieval and citations
+
+
+def overlaps(a: Span, b: Span) -> bool:
+    """Two spans of the same document share at least one character."""
+    return a[0] == b[0] and max(a[1], b[1]) < min(a[2], b[2])
+
+
+def first_hit_rank(passages: list[Span], gold: list[Span]) -> int | None:
+    """1-based rank of the first passage overlapping any gold span, or None."""
+    for rank, p in enumerate(passages, start=1):
+        if any(overlaps(p, g) for g in gold):
+            return rank
+    return None
+
+
+def retrieval_scores(passages: list[Span], gold: list[Span]) -> dict:
+    """hit@1/3/5 and reciprocal rank; None for all when there is no gold span."""
+    if not gold:
+        return {"rank": None, "hit@1": None, "hit@3": None, "hit@5": None, "mrr": None}
+    rank = first_hit_rank(passages, gold)
+    out = {f"hit@{k}": float(rank is not None and rank <= k) for k in (1, 3, 5)}
+    return {"rank": rank, **out, "mrr": 1 / rank if rank else 0.0}
+
+
+def citation_scores(cited: list[Span], gold: list[Span]) -> dict:
+    """Precision over cited spans and recall over gold spans (None where undefined)."""
+    if not gold:
+        return {"citation_precision": None, "citation_recall": None}
+    precision = sum(any(overlaps(c, g) for g in gold) for c in cited) / len(cited) if cited else None
+    recall = sum(any(overlaps(c, g) for c in cited) for g in gold) / len(gold)
+    return {"citation_precision": precision, "citation_recall": recall}
+
+
+def quote_mismatches(citations: list[dict], texts: dict[str, str]) -> int:
+    """Citations whose quote differs from the document text at their offsets (each one is a bug)."""
+    bad = 0
+    for c in citations:
+        text = texts.get(c["doc"])
+        if text is None or text[c["start"] : c["end"]] != c["quote"]:
+            bad += 1
+    return bad
+
+
+def resolve_span(text: str, doc: str, needle: str, near: int | None = None) -> Span | None:
+    """The span of `needle` in `text`: the occurrence nearest to `near`, else the first one."""
+    if not needle:
+        return None
+    if near is not None and text[near : near + len(needle)] == needle:
+        return (doc, near, near + len(needle))
+    starts = [m.start() for m in re.finditer(re.escape(needle), text)]
+    if not starts:
+        return None
+    start = min(starts, key=lambda s: abs(s - near)) if near is not None else starts[0]
+    return (doc, start, start + len(needle))
+
+
+# ---------------------------------------------------------------------------------------------
+# Aggregates
+
+SCORED = (
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "mrr",
+    "citation_precision",
+    "citation_recall",
+    "f1",
+    "em",
+    "gold_in_answer",
+    "abstain_unanswerable",
+    "false_abstention",
+)
+
+
+def mean_with_count(values: list[float | None]) -> dict:
+    """{"value": mean of the non-None values (None if there are none), "n": how many}."""
+    kept = [v for v in values if v is not None]
+    return {"value": sum(kept) / len(kept) if kept else None, "n": len(kept)}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-th percentile (0-100) with linear interpolation; None for no values."""
+    if not values:
+        return None
+    values = sorted(values)
+    pos = (len(values) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+
+
+def aggregate(records: list[dict]) -> dict:
+    """Means with counts of every scored metric, plus cross-language and offset counts."""
+    out = {name: mean_with_count([r["scores"].get(name) for r in records]) for name in SCORED}
+    out["questions"] = len(records)
+    out["errors"] = sum(1 for r in records if r.get("error"))
+    out["cross_language_not_scored"] = sum(1 for r in records if r["scores"].get("cross_language"))
+    out["citations_checked"] = sum(r["scores"].get("citations_checked", 0) for r in records)
+    out["quote_mismatches"] = sum(r["scores"].get("quote_mismatches", 0) for r in records)
+    return out
+
+
+def latency(records: list[dict]) -> dict:
+    """p50/p95 (ms) of every timed stage present in the answers."""
+    stages: dict[str, list[float]] = {}
+    for r in records:
+        for stage, ms in (r.get("answer") or {}).get("timings_ms", {}).items():
+            stages.setdefault(stage, []).append(ms)
+    return {
+        stage: {"p50": percentile(v, 50), "p95": percentile(v, 95), "n": len(v)}
+        for stage, v in stages.items()
+    }
+
+
+def summarise(records: list[dict]) -> dict:
+    """Overall, by question language, by category and (if present) by source, with latency."""
+    by_lang: dict[str, list[dict]] = {}
+    by_cat: dict[str, list[dict]] = {}
+    by_source: dict[str, list[dict]] = {}
+    for r in records:
+        by_lang.setdefault(r["lang"], []).append(r)
+        for c in r["categories"]:
+            by_cat.setdefault(c, []).append(r)
+        if r.get("source"):
+            by_source.setdefault(str(r["source"]), []).append(r)
+    summary = {
+        "overall": aggregate(records),
+        "by_lang": {k: aggregate(v) for k, v in sorted(by_lang.items())},
+        "by_category": {k: aggregate(v) for k, v in sorted(by_cat.items())},
+        "latency_ms": latency(records),
+    }
+    if by_source:
+        summary["by_source"] = {k: aggregate(v) for k, v in sorted(by_source.items())}
+    return summary
+
+
+def best_threshold(answerable: list[float], unanswerable: list[float]) -> dict:
+    """The abstention threshold maximising balanced accuracy (abstain when score < threshold).
+
+    Among equally good thresholds the middle one is taken, so the choice does not sit on an edge.
+    """
+    if not answerable or not unanswerable:
+        raise ValueError("calibration needs both answerable and unanswerable questions")
+    points = sorted(set(answerable) | set(unanswerable))
+    cuts = [points[0] - 1e-3] + [(a + b) / 2 for a, b in itertools.pairwise(points)] + [points[-1] + 1e-3]
+    curve = [(t, balanced_accuracy(t, answerable, unanswerable)) for t in cuts]
+    best = max(acc for _, acc in curve)
+    ties = [t for t, acc in curve if acc >= best - 1e-12]
+    threshold = ties[len(ties) // 2]
+    return {"threshold": threshold, "balanced_accuracy": best, "curve": curve}
+
+
+def balanced_accuracy(threshold: float, answerable: list[float], unanswerable: list[float]) -> float:
+    """Mean of: share of unanswerable below the threshold, share of answerable at or above it."""
+    abstain_ok = sum(s < threshold for s in unanswerable) / len(unanswerable)
+    answer_ok = sum(s >= threshold for s in answerable) / len(answerable)
+    return (abstain_ok + answer_ok) / 2

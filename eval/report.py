@@ -1,0 +1,341 @@
+"""Reports: report.md and report.html (plots embedded as base64 PNG) for one run, and the plots.
+
+Plots (matplotlib, Agg backend): recall@k curves by question language for each system, the best
+evidence score of answerable vs unanswerable questions with the abstention threshold, the
+end-to-end latency histogram, the headline metrics side by side, and the calibration curve.
+Leaves out: computing metrics (metrics.py) and comparing runs (compare.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: runs headless in CI
+import matplotlib.pyplot as plt
+
+from eval import metrics
+
+HEADLINE = (
+    "hit@1",
+    "hit@3",
+    "hit@5",
+    "mrr",
+    "citation_precision",
+    "citation_recall",
+    "f1",
+    "gold_in_answer",
+    "abstain_unanswerable",
+    "false_abstention",
+)
+MAX_K = 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def recall_plot(path: Path, records: dict[str, list[dict]]) -> None:
+    """Share of answerable questions with a gold span in the top k passages, k = 1..10."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ks = list(range(1, MAX_K + 1))
+    for system, recs in records.items():
+        for lang, style in (("en", "-"), ("ar", "--")):
+            ranked = [r for r in recs if r["lang"] == lang and r["scores"].get("hit@1") is not None]
+            if not ranked:
+                continue
+            ys = [
+                sum(1 for r in ranked if r["scores"]["rank"] and r["scores"]["rank"] <= k) / len(ranked)
+                for k in ks
+            ]
+            ax.plot(ks, ys, style, marker="o", ms=3, label=f"{system} · {lang} (n={len(ranked)})")
+    ax.set(
+        xlabel="k (passages retrieved)", ylabel="recall@k (gold span retrieved)", ylim=(0, 1.02), xticks=ks
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Retrieval recall@k by question language")
+    _save(fig, path)
+
+
+def score_plot(path: Path, recs: list[dict], threshold: float) -> None:
+    """Best evidence score (what abstention looks at) for answerable vs unanswerable questions."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    groups = {
+        "answerable": [
+            r["best_score"] for r in recs if not r["unanswerable"] and r["best_score"] is not None
+        ],
+        "unanswerable": [r["best_score"] for r in recs if r["unanswerable"] and r["best_score"] is not None],
+    }
+    values = [v for vs in groups.values() for v in vs] + [threshold]
+    bins = [min(values) + i * (max(values) - min(values) + 1e-9) / 30 for i in range(31)]
+    for (label, vs), color in zip(groups.items(), ("tab:blue", "tab:red")):
+        if vs:
+            ax.hist(vs, bins=bins, alpha=0.55, color=color, label=f"{label} (n={len(vs)})")
+    ax.axvline(threshold, color="black", ls="--", label=f"abstention threshold {threshold:.3f}")
+    ax.set(xlabel="best evidence score", ylabel="questions")
+    ax.legend(fontsize=8)
+    ax.set_title("Best evidence score: answerable vs unanswerable (ours)")
+    _save(fig, path)
+
+
+def latency_plot(path: Path, records: dict[str, list[dict]]) -> None:
+    """End-to-end latency per question, per system."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for system, recs in records.items():
+        ms = [r["answer"]["timings_ms"]["total"] for r in recs if r.get("answer")]
+        if ms:
+            ax.hist(ms, bins=30, alpha=0.55, label=f"{system} (p50 {metrics.percentile(ms, 50):.0f} ms)")
+    ax.set(xlabel="end-to-end latency per question (ms)", ylabel="questions")
+    ax.legend(fontsize=8)
+    ax.set_title("Latency")
+    _save(fig, path)
+
+
+def metrics_plot(path: Path, systems: dict[str, dict]) -> None:
+    """The headline metrics of every system, side by side."""
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    width = 0.8 / max(1, len(systems))
+    for i, (system, summary) in enumerate(systems.items()):
+        values = [summary["overall"][m]["value"] or 0 for m in HEADLINE]
+        ax.bar([x + i * width for x in range(len(HEADLINE))], values, width, label=system)
+    ax.set_xticks(
+        [x + width * (len(systems) - 1) / 2 for x in range(len(HEADLINE))], HEADLINE, rotation=30, ha="right"
+    )
+    ax.set(ylim=(0, 1.05), ylabel="value")
+    ax.legend(fontsize=8)
+    ax.set_title("Headline metrics (false_abstention: lower is better)")
+    _save(fig, path)
+
+
+def calibration_plot(
+    path: Path, answerable: list[float], unanswerable: list[float], best: dict, current: float
+) -> None:
+    """Score histograms, the balanced-accuracy curve, the chosen and the current threshold."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.hist(answerable, bins=25, alpha=0.5, color="tab:blue", label=f"answerable (n={len(answerable)})")
+    ax.hist(unanswerable, bins=25, alpha=0.5, color="tab:red", label=f"unanswerable (n={len(unanswerable)})")
+    ax.set(xlabel="best evidence score", ylabel="questions")
+    twin = ax.twinx()
+    xs, ys = zip(*best["curve"])
+    twin.plot(xs, ys, color="black", lw=1, label="balanced accuracy")
+    twin.set(ylabel="balanced accuracy", ylim=(0, 1.02))
+    ax.axvline(best["threshold"], color="green", ls="--", label=f"best {best['threshold']:.3f}")
+    ax.axvline(current, color="gray", ls=":", label=f"current {current:.3f}")
+    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title(f"Abstention calibration: best balanced accuracy {best['balanced_accuracy']:.3f}")
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# The report as blocks, rendered to Markdown and HTML
+
+
+def _fmt(cell: dict | None) -> str:
+    if not cell or cell.get("value") is None:
+        return "–"
+    return f"{cell['value']:.3f} (n={cell['n']})"
+
+
+def _metric_table(groups: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    head = ["metric", *groups]
+    rows = [[m, *(_fmt(g.get(m)) for g in groups.values())] for m in metrics.SCORED]
+    rows.append(
+        ["cross-language, not scored", *(str(g["cross_language_not_scored"]) for g in groups.values())]
+    )
+    rows.append(
+        [
+            "quote ≠ text at offsets",
+            *(f"{g['quote_mismatches']} / {g['citations_checked']}" for g in groups.values()),
+        ]
+    )
+    rows.append(["errors", *(str(g["errors"]) for g in groups.values())])
+    return head, rows
+
+
+def worst(recs: list[dict], n: int = 10) -> list[dict]:
+    """Wrong answers first: answered unanswerables, then answerables by citation recall, F1, MRR."""
+
+    def badness(r: dict) -> tuple:
+        s = r["scores"]
+        if r["unanswerable"]:
+            return (0 if s.get("abstain_unanswerable") == 0 else 9, -(r["best_score"] or 0))
+        return (1, s.get("citation_recall") or 0, s.get("f1") or 0, s.get("mrr") or 0)
+
+    bad = [r for r in recs if r.get("answer") and not _right(r)]
+    return sorted(bad, key=badness)[:n]
+
+
+def _right(r: dict) -> bool:
+    s = r["scores"]
+    if r["unanswerable"]:
+        return s.get("abstain_unanswerable") == 1
+    return not r["answer"]["abstained"] and bool(s.get("citation_recall"))
+
+
+def blocks(result: dict, records: dict[str, list[dict]]) -> list[tuple]:
+    """The report's content: ("h", level, text), ("p", text), ("table", head, rows), ("img", file, alt), ("pre", text)."""
+    run, systems = result["run"], result["systems"]
+    out: list[tuple] = [
+        ("h", 1, f"Evaluation: {run['questions']} ({run['n_questions']} questions)"),
+        (
+            "p",
+            f"Mode `{run['mode']}`, k={run['k']}, commit {run['commit']}, {run['date']}; "
+            f"{len(run['documents'])} documents indexed in {run['ingest_s']} s, questions asked in {run['ask_s']} s; "
+            f"peak memory {run['peak_memory_mb']} MB. Settings: "
+            + ", ".join(f"{k}={v}" for k, v in run["settings"].items())
+            + ". Systems: "
+            + ", ".join(systems)
+            + " (naive = LangChain tutorial RAG, 1000/200 character chunks, Chroma top-k, whole chunks cited; "
+            "bm25 = BM25 over the same chunks).",
+        ),
+        ("h", 2, "Metrics"),
+        (
+            "p",
+            "Each value is a mean over the questions it applies to; n is that count. `–`: applies to none.",
+        ),
+    ]
+    head, rows = _metric_table({s: v["overall"] for s, v in systems.items()})
+    out.append(("table", head, rows))
+    out.append(("h", 3, "Definitions"))
+    out.append(("table", ["metric", "definition"], [[k, v] for k, v in metrics.DEFINITIONS.items()]))
+    out.append(
+        (
+            "p",
+            "Spans overlap when they share a character of the same document. Gold spans are the evidence strings "
+            "(or gold answer spans) located in the indexed text. Answers are scored only against gold answers "
+            "written in the answer's own language (its dominant script); when there is none the answer is counted "
+            "as *cross-language, not scored* instead of scoring 0. Quote check: every citation (and closest "
+            "passage) must equal the document text at its offsets; any mismatch is a bug.",
+        )
+    )
+    out.append(("img", "metrics.png", "headline metrics"))
+    for title, key in (
+        ("By question language", "by_lang"),
+        ("By category", "by_category"),
+        ("By source", "by_source"),
+    ):
+        ours = systems.get("ours", {}).get(key)
+        if not ours:
+            continue
+        out.append(("h", 2, title))
+        for group in ours:
+            out.append(("h", 3, group))
+            head, rows = _metric_table(
+                {s: v[key][group] for s, v in systems.items() if group in v.get(key, {})}
+            )
+            out.append(("table", head, rows))
+    out.append(("h", 2, "Retrieval"))
+    out.append(("img", "recall_at_k.png", "recall@k by language"))
+    out.append(("h", 2, "Abstention"))
+    out.append(("img", "scores.png", "score distributions"))
+    out.append(("h", 2, "Latency"))
+    lat_rows = []
+    for s, v in systems.items():
+        for stage, q in v["latency_ms"].items():
+            lat_rows.append([s, stage, f"{q['p50']:.1f}", f"{q['p95']:.1f}", str(q["n"])])
+    out.append(("table", ["system", "stage", "p50 ms", "p95 ms", "n"], lat_rows))
+    out.append(("p", f"Peak resident memory of the evaluation process: {run['peak_memory_mb']} MB."))
+    out.append(("img", "latency.png", "latency histogram"))
+    out.append(("h", 2, "Worst questions (ours)"))
+    for r in worst(records.get("ours", [])):
+        a = r["answer"]
+        gold = " | ".join(r["gold_answers"]) or ("(unanswerable)" if r["unanswerable"] else "–")
+        lines = [
+            f"[{r['id']}] ({r['lang']}, {', '.join(r['categories'])}) {r['question']}",
+            f"gold: {gold}",
+            f"answer ({'abstained' if a['abstained'] else 'answered'}, best score {_num(r['best_score'])}): {_cut(a['answer'], 300)}",
+            f"scores: rank {r['scores'].get('rank')}, citation recall {_num(r['scores'].get('citation_recall'))}, F1 {_num(r['scores'].get('f1'))}",
+        ]
+        for c in a["citations"] or a["closest"]:
+            tag = f"[{c['n']}]" if a["citations"] else "closest"
+            lines.append(
+                f"  {tag} {c['doc']} [{c['start']}:{c['end']}] score {c['score']}: {_cut(c['quote'], 200)}"
+            )
+        out.append(("pre", "\n".join(lines)))
+    if result.get("problems"):
+        out.append(("h", 2, "Problems while loading the questions"))
+        out.append(("pre", "\n".join(result["problems"])))
+    return out
+
+
+def _num(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _cut(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def to_markdown(blocks_: list[tuple]) -> str:
+    lines = []
+    for b in blocks_:
+        if b[0] == "h":
+            lines += ["#" * b[1] + " " + b[2], ""]
+        elif b[0] == "p":
+            lines += [b[1], ""]
+        elif b[0] == "table":
+            lines.append("| " + " | ".join(b[1]) + " |")
+            lines.append("|" + "---|" * len(b[1]))
+            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in b[2]]
+            lines.append("")
+        elif b[0] == "img":
+            lines += [f"![{b[2]}]({b[1]})", ""]
+        elif b[0] == "pre":
+            lines += ["```", b[1], "```", ""]
+    return "\n".join(lines)
+
+
+def to_html(blocks_: list[tuple], folder: Path) -> str:
+    e = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>Evaluation report</title><style>"
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+        "pre{background:#f6f6f6;padding:.6em;white-space:pre-wrap;unicode-bidi:plaintext}img{max-width:100%}"
+        "</style></head><body>"
+    ]
+    for b in blocks_:
+        if b[0] == "h":
+            parts.append(f"<h{b[1]}>{e(b[2])}</h{b[1]}>")
+        elif b[0] == "p":
+            parts.append(f"<p>{e(b[1])}</p>")
+        elif b[0] == "table":
+            head = "".join(f"<th>{e(h)}</th>" for h in b[1])
+            body = "".join(
+                "<tr>" + "".join(f"<td dir='auto'>{e(c)}</td>" for c in row) + "</tr>" for row in b[2]
+            )
+            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        elif b[0] == "img":
+            path = folder / b[1]
+            if path.is_file():
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                parts.append(f"<p><img alt='{e(b[2])}' src='data:image/png;base64,{data}'></p>")
+        elif b[0] == "pre":
+            parts.append(f"<pre dir='auto'>{e(b[1])}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write(
+    out: Path, result: dict, records: dict[str, list[dict]], *, texts: dict[str, str] | None = None
+) -> None:
+    """Write the plots, report.md and report.html into `out`."""
+    recall_plot(out / "recall_at_k.png", records)
+    ours = records.get("ours", [])
+    score_plot(out / "scores.png", ours, result["run"]["settings"]["abstain_threshold"])
+    latency_plot(out / "latency.png", records)
+    metrics_plot(out / "metrics.png", result["systems"])
+    content = blocks(result, records)
+    (out / "report.md").write_text(to_markdown(content), encoding="utf-8")
+    (out / "report.html").write_text(to_html(content, out), encoding="utf-8")
