@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     answer_mode: Literal["extractive", "generative"] = "extractive"
     answer_language: Literal["auto", "ar", "en"] = "auto"
     max_evidence: int = Field(2, ge=1, le=8, description="evidence sentences quoted in an answer")
-    abstain_threshold: float = Field(0.45, description="best evidence score below this: abstain")
+    abstain_threshold: float = Field(0.25, description="best evidence score below this: abstain")
     max_question_chars: int = 2000
     max_file_mb: float = 50
 

@@ -227,8 +227,12 @@ def chunk_document(
             chunks.append(_make_chunk(doc, len(chunks), p_index, sents[first : last + 1]))
             if last + 1 >= len(sents):
                 break
-            # Next window starts `overlap` sentences back, but always moves forward.
-            first = max(first + 1, last + 1 - overlap_sentences)
+            # Next window starts `overlap` sentences back, always moves forward, and must have room
+            # for at least one new sentence (else the overlap alone would make a near-duplicate chunk).
+            nxt = max(first + 1, last + 1 - overlap_sentences)
+            if sum(sizes[nxt : last + 2]) > max_tokens:
+                nxt = last + 1
+            first = nxt
     return chunks
 
 

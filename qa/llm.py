@@ -1,0 +1,426 @@
+"""Generated answers: a LangChain chat model per backend, the `generative` mode, follow-ups, translation.
+
+Backends (`QA_LLM_BACKEND`): `local` runs the verified Qwen2.5-Coder-1.5B GGUF in-process through
+`llama_cpp.Llama` behind a thin LangChain `BaseChatModel` (loaded once per process, 2 threads);
+`openai` is any OpenAI-compatible server (`ChatOpenAI`); `ollama` is `ChatOllama`. A backend that is
+missing, misconfigured or unreachable raises `LLMError` with one sentence, and the generative mode
+then shows the extractive answer with a note.
+
+The generative mode gives the model only the few numbered evidence sentences (quoted as data, so a
+document cannot instruct the model), streams its words, caps tokens and seconds, and shows the
+result only if `qa.verify` accepts it; the final `Answer` cites only the sentences the text cites,
+renumbered [1], [2], …. When the generated text is not shown, the answer is the extractive one with
+mode `generative-fallback` and a `note` that says why. Streamed deltas are a draft: the final
+`Answer` is what may be displayed as fact.
+Leaves out: retrieval (a follow-up is condensed by `condense_question`, which the assistant calls
+before retrieving) and UI wording beyond the notes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from qa import answer as qanswer
+from qa import models
+from qa import text as qtext
+from qa import verify as qverify
+from qa.config import PROJECT_DIR, Settings
+from qa.errors import LLMError, QAError
+from qa.retrieve import Retrieval
+
+PROMPTS_DIR = PROJECT_DIR / "prompts"
+LANGUAGE_NAMES = {"en": "English", "ar": "Arabic"}
+N_CTX = 2048
+# The model sees at most this many evidence sentences: more context makes a 1.5B model wander.
+GEN_EVIDENCE = 3
+HISTORY_TURNS = 3
+
+
+# Prompts ---------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def load_prompt(name: str) -> tuple[str, str]:
+    """The (system, user) templates of prompts/<name>.txt, split at its `### system` / `### user` lines."""
+    path = PROMPTS_DIR / f"{name}.txt"
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LLMError(f"The prompt file {path} cannot be read ({exc.strerror}).") from exc
+    match = re.fullmatch(r"\s*### system\n(.*?)\n### user\n(.*)", raw, flags=re.S)
+    if not match:
+        raise LLMError(f"The prompt file {path} must have a '### system' and a '### user' section.")
+    return match.group(1).strip(), match.group(2).strip()
+
+
+def messages(name: str, **values: str) -> list[BaseMessage]:
+    """The chat messages of a prompt with its variables filled in."""
+    system, user = load_prompt(name)
+    return [SystemMessage(system.format(**values)), HumanMessage(user.format(**values))]
+
+
+def _quote(text: str) -> str:
+    """Evidence as inert data: one line, no angle brackets that could close the <evidence> block."""
+    return re.sub(r"\s+", " ", text).replace("<", "‹").replace(">", "›").strip()
+
+
+# The local backend -----------------------------------------------------------------------------
+
+_LLAMA_LOCK = threading.Lock()  # one llama.cpp context: one generation at a time
+
+
+@lru_cache(maxsize=1)
+def _llama(path: str, n_ctx: int, n_threads: int):
+    """Load the GGUF once per process."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise LLMError(
+            "The local LLM needs llama-cpp-python; install it (`pip install llama-cpp-python`) or set QA_LLM_BACKEND."
+        ) from exc
+    try:
+        return Llama(
+            model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
+        )
+    except (ValueError, RuntimeError) as exc:
+        raise LLMError(f"The local LLM at {path} could not be loaded ({exc}).") from exc
+
+
+def local_llama(settings: Settings):
+    """The process-wide llama.cpp model for `settings` (verified by sha256 stamp, then loaded once)."""
+    try:
+        path = models.verify(models.QWEN_1_5B, settings.models_dir)
+    except QAError as exc:
+        raise LLMError(str(exc)) from exc
+    return _llama(str(path), N_CTX, settings.threads)
+
+
+class LlamaCppChat(BaseChatModel):
+    """A LangChain chat model over an in-process `llama_cpp.Llama` (its chat template, greedy decoding)."""
+
+    llama: Any
+    max_tokens: int = 256
+    temperature: float = 0.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "llama-cpp"
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        roles = {"system": "system", "human": "user", "ai": "assistant"}
+        chat = [{"role": roles.get(m.type, "user"), "content": m.content} for m in messages]
+        with _LLAMA_LOCK:
+            stream = self.llama.create_chat_completion(
+                messages=chat,
+                stream=True,
+                stop=stop,
+                max_tokens=kwargs.get("max_tokens", self.max_tokens),
+                temperature=self.temperature,
+            )
+            try:
+                for part in stream:
+                    choice = part["choices"][0]
+                    delta = choice.get("delta", {}).get("content") or ""
+                    finish = choice.get("finish_reason")
+                    meta = {"finish_reason": finish} if finish else {}
+                    if delta or finish:
+                        chunk = ChatGenerationChunk(
+                            message=AIMessageChunk(content=delta, response_metadata=meta)
+                        )
+                        if run_manager and delta:
+                            run_manager.on_llm_new_token(delta, chunk=chunk)
+                        yield chunk
+            finally:
+                stream.close()  # a consumer that stops early (time cap) also stops the generation
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        text, meta = "", {}
+        for chunk in self._stream(messages, stop, run_manager, **kwargs):
+            text += chunk.message.content
+            meta.update(chunk.message.response_metadata)
+        return ChatResult(
+            generations=[ChatGeneration(message=AIMessage(content=text, response_metadata=meta))]
+        )
+
+
+# Backends --------------------------------------------------------------------------------------
+
+
+def chat_model(settings: Settings, *, max_tokens: int | None = None) -> BaseChatModel:
+    """The configured backend as a LangChain chat model, or `LLMError` when it is not usable."""
+    max_tokens = max_tokens or settings.llm_max_tokens
+    backend = settings.llm_backend
+    if backend == "local":
+        return LlamaCppChat(llama=local_llama(settings), max_tokens=max_tokens)
+    if backend == "openai":
+        if not settings.llm_base_url and not settings.llm_api_key:
+            raise LLMError(
+                "The openai LLM backend needs QA_LLM_BASE_URL (or QA_LLM_API_KEY for OpenAI itself)."
+            )
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI(
+            model=settings.llm_model or "default",
+            base_url=settings.llm_base_url,
+            api_key=settings.llm_api_key or "not-needed",  # local servers ignore it; the client wants one
+            max_tokens=max_tokens,
+            temperature=0,
+            timeout=settings.llm_timeout_s,
+            max_retries=0,  # a dead server should fall back now, not after retries
+        )
+    if backend == "ollama":
+        if not settings.llm_model:
+            raise LLMError(
+                "The ollama LLM backend needs QA_LLM_MODEL (an Ollama model name, e.g. qwen2.5:1.5b)."
+            )
+        from langchain_ollama import ChatOllama
+
+        return ChatOllama(
+            model=settings.llm_model,
+            base_url=settings.ollama_url,
+            num_predict=max_tokens,
+            num_ctx=N_CTX,
+            temperature=0,
+            client_kwargs={"timeout": settings.llm_timeout_s},
+        )
+    raise LLMError(f"Unknown LLM backend {backend!r}; use local, openai or ollama.")
+
+
+def _where(settings: Settings) -> str:
+    if settings.llm_backend == "openai":
+        return f"the openai LLM backend at {settings.llm_base_url or 'api.openai.com'}"
+    if settings.llm_backend == "ollama":
+        return f"the ollama LLM backend at {settings.ollama_url}"
+    return "the local LLM"
+
+
+@dataclass
+class Generation:
+    """What a capped generation produced and why it stopped ("stop", "length" or "time")."""
+
+    text: str = ""
+    finish: str = "stop"
+    first_token_s: float | None = None
+    seconds: float = 0.0
+
+
+def stream_text(
+    model: BaseChatModel, prompt: list[BaseMessage], settings: Settings, *, max_tokens: int | None = None
+) -> Iterator[str | Generation]:
+    """Yield text deltas, then a `Generation`; stops at the time cap; backend failures become `LLMError`."""
+    max_tokens = max_tokens or settings.llm_max_tokens
+    out = Generation()
+    t0 = time.perf_counter()
+    chunks = 0
+    iterator = model.stream(prompt)
+    try:
+        for chunk in iterator:
+            meta = chunk.response_metadata or {}
+            reason = meta.get("finish_reason") or meta.get("done_reason")
+            if reason == "length":
+                out.finish = "length"
+            delta = chunk.content if isinstance(chunk.content, str) else ""
+            if delta:
+                chunks += 1
+                out.first_token_s = out.first_token_s or time.perf_counter() - t0
+                out.text += delta
+                yield delta
+            if time.perf_counter() - t0 > settings.llm_timeout_s:
+                out.finish = "time"
+                break
+    except QAError:
+        raise
+    except Exception as exc:  # any client or server failure of a third-party backend: one sentence
+        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        raise LLMError(f"{_where(settings).capitalize()} did not answer ({detail}).") from exc
+    finally:
+        close = getattr(iterator, "close", None)
+        if close:
+            close()
+    if out.finish == "stop" and chunks >= max_tokens:  # servers that do not report the reason
+        out.finish = "length"
+    out.seconds = time.perf_counter() - t0
+    yield out
+
+
+def complete(prompt: list[BaseMessage], settings: Settings, *, max_tokens: int) -> str:
+    """The whole reply to a short prompt (condense, translate), within the same caps."""
+    model = chat_model(settings, max_tokens=max_tokens)
+    text = ""
+    for item in stream_text(model, prompt, settings, max_tokens=max_tokens):
+        if isinstance(item, str):
+            text += item
+    return text.strip()
+
+
+# The generative mode ---------------------------------------------------------------------------
+
+FALLBACK = {
+    "unverified": "The generated answer could not be verified against the cited text ({reason}), so the quoted evidence is shown instead.",
+    "backend": "{error} The quoted evidence is shown instead.",
+    "declined": "The language model found no answer in the evidence, so the closest quoted evidence is shown instead.",
+    "cap": "The language model stopped at the limit of {limit} before finishing, so the quoted evidence is shown instead.",
+}
+CUT_NOTE = "The generated answer was cut at the limit of {limit}; the part shown is complete and verified."
+
+
+def evidence_for(retrieval: Retrieval, settings: Settings):
+    """The few evidence sentences the model may use: chosen like the extractive mode's, at most 3."""
+    return qanswer.select_evidence(retrieval, max_evidence=max(settings.max_evidence, GEN_EVIDENCE))
+
+
+def _fallback(retrieval: Retrieval, settings: Settings, note: str, timings: dict) -> qanswer.Answer:
+    result = qanswer.extractive(retrieval, settings, note=note)
+    return replace(result, mode="generative-fallback", timings_ms={**result.timings_ms, **timings})
+
+
+def _declined(text: str) -> bool:
+    """True when the model replied with (or mostly with) the abstention sentence."""
+    norm = qtext.normalize(qverify.strip_markers(text))
+    return any(qtext.normalize(p["abstain"]).rstrip(".") in norm for p in qanswer.PHRASES.values())
+
+
+def _complete_part(text: str) -> str:
+    """A cut generation up to its last sentence that ends with a citation marker."""
+    ends = [m.end() for m in re.finditer(r"\]\s*[.!?؟]?", text)]
+    return text[: ends[-1]].strip() if ends else ""
+
+
+def stream_generative(retrieval: Retrieval, inputs: dict, *, embedder) -> Iterator[str | qanswer.Answer]:
+    """Yield the model's text deltas (a draft), then the verified `Answer` or the extractive fallback."""
+    settings: Settings = inputs["settings"]
+    lang = qanswer.answer_language(retrieval, settings.answer_language)
+    if qanswer.is_weak(retrieval, settings.abstain_threshold):
+        yield qanswer.abstain(retrieval, lang=lang, mode="generative")  # the LLM is not even asked
+        return
+    evidence = evidence_for(retrieval, settings)
+    prompt = messages(
+        "answer",
+        language=LANGUAGE_NAMES[lang],
+        abstain=qanswer.PHRASES[lang]["abstain"],
+        evidence="\n".join(f"[{n}] «{_quote(e.text)}»" for n, e in enumerate(evidence, start=1)),
+        question=_quote(retrieval.question),
+    )
+    timings: dict[str, float] = {}
+    try:
+        model = chat_model(settings)
+        generation = Generation()
+        for item in stream_text(model, prompt, settings):
+            if isinstance(item, str):
+                yield item
+            else:
+                generation = item
+    except LLMError as exc:
+        yield _fallback(retrieval, settings, FALLBACK["backend"].format(error=exc), timings)
+        return
+    timings["llm"] = generation.seconds * 1000
+    if generation.first_token_s is not None:
+        timings["first_token"] = generation.first_token_s * 1000
+    text, note = generation.text.strip(), None
+    if generation.finish != "stop":
+        limit = (
+            f"{settings.llm_max_tokens} tokens"
+            if generation.finish == "length"
+            else f"{settings.llm_timeout_s:g} s"
+        )
+        text = _complete_part(text)
+        if not text:
+            yield _fallback(retrieval, settings, FALLBACK["cap"].format(limit=limit), timings)
+            return
+        note = CUT_NOTE.format(limit=limit)
+    if _declined(text):
+        yield _fallback(retrieval, settings, FALLBACK["declined"], timings)
+        return
+    t0 = time.perf_counter()
+    verdict = qverify.verify(text, [e.text for e in evidence], question=retrieval.question, embedder=embedder)
+    timings["verify"] = (time.perf_counter() - t0) * 1000
+    if not verdict.ok:
+        yield _fallback(retrieval, settings, FALLBACK["unverified"].format(reason=verdict.reason), timings)
+        return
+    mapping = {old: new for new, old in enumerate(verdict.cited, start=1)}
+    cited = [evidence[old - 1] for old in verdict.cited]
+    yield qanswer.Answer(
+        question=retrieval.question,
+        question_lang=retrieval.language,
+        answer=qverify.renumber(text, mapping),
+        mode="generative",
+        abstained=False,
+        citations=qanswer.to_citations(cited, retrieval.hits),
+        timings_ms={**retrieval.timings_ms, **timings},
+        answer_lang=lang,
+        note=note,
+    )
+
+
+def generative(retrieval: Retrieval, inputs: dict, *, embedder) -> qanswer.Answer:
+    """The generative mode without streaming: the final `Answer` of `stream_generative`."""
+    result = None
+    for item in stream_generative(retrieval, inputs, embedder=embedder):
+        result = item
+    return result
+
+
+# Follow-ups and translation --------------------------------------------------------------------
+
+
+def condense_question(question: str, history: list[tuple[str, str]], *, settings: Settings) -> str:
+    """A standalone version of a follow-up question, or the question itself when there is no history.
+
+    The LLM sees the last few turns (answers without markers, shortened); a backend failure or an
+    implausible rewrite (empty, several lines, far longer than the question) keeps the question as is.
+    """
+    if not history:
+        return question
+    turns = []
+    for q, a in history[-HISTORY_TURNS:]:
+        answer = qverify.strip_markers(a)
+        turns.append(f"User: {_quote(q)}\nAssistant: {_quote(answer[:400])}")
+    prompt = messages("condense", history="\n".join(turns), question=_quote(question))
+    try:
+        rewritten = complete(prompt, settings, max_tokens=64)
+    except LLMError:
+        return question
+    rewritten = rewritten.strip().strip("\"'«»“”").strip()
+    if not rewritten or "\n" in rewritten or len(rewritten) > 3 * len(question) + 80:
+        return question
+    return rewritten
+
+
+def translate_question(question: str, *, settings: Settings) -> str:
+    """An English question in Arabic (for lexical retrieval); the question itself if it is not English."""
+    if qtext.detect_language(question) != "en":
+        return question
+    rewritten = complete(messages("translate", question=_quote(question)), settings, max_tokens=64)
+    rewritten = rewritten.strip().strip("\"'«»“”").splitlines()[0].strip() if rewritten.strip() else ""
+    return rewritten if qtext.detect_language(rewritten) == "ar" else question
+
+
+def register(assistant) -> None:
+    """Add the `generative` mode (plain and streaming) and the follow-up condenser to an `Assistant`."""
+    # The embedder is looked up at call time: registering must not load any model.
+    assistant.modes["generative"] = lambda r, i: generative(r, i, embedder=assistant.embedder)
+    assistant.stream_modes["generative"] = lambda r, i: stream_generative(r, i, embedder=assistant.embedder)
+    assistant.condense = lambda q, h: condense_question(q, h, settings=assistant.settings)

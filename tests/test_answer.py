@@ -1,0 +1,86 @@
+"""Cited answers on the seed article, in English and Arabic, and abstention."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa.errors import InputError
+from tests.conftest import SEED
+
+SEED_TEXT = SEED.read_text(encoding="utf-8").strip()
+
+# question -> a phrase that only the answering sentence contains
+ANSWERABLE = {
+    "What did the Kremlin deny?": "لم يبحثا فكرة التّعاون العسكري المباشر",
+    "ماذا نفى الكرملين؟": "لم يبحثا فكرة التّعاون العسكري المباشر",
+    "Where would the joint operations room be?": "غرفة تنفيذ مشتركة للعمليات الروسية الأميركية في الأردن",
+    "أين ستكون غرفة العمليات المشتركة؟": "غرفة تنفيذ مشتركة للعمليات الروسية الأميركية في الأردن",
+    "Who is Kyle Orton?": "الخبير في منطقة الشرق الأوسط في مؤسسة هنري جاكسون",
+    "من هو كايل أورتون؟": "الخبير في منطقة الشرق الأوسط في مؤسسة هنري جاكسون",
+}
+UNANSWERABLE = [
+    "What is the capital of Japan?",
+    "ما هي عاصمة اليابان؟",
+    "How old is Sergei Lavrov?",
+]
+
+
+@pytest.mark.parametrize("question", list(ANSWERABLE))
+def test_seed_questions_cite_the_answering_sentence(seeded, question):
+    answer = seeded.ask(question)
+    assert not answer.abstained, answer.answer
+    assert answer.citations[0].n == 1 and "[1]" in answer.answer
+    assert any(ANSWERABLE[question] in c.quote for c in answer.citations), [c.quote for c in answer.citations]
+    lang = "ar" if question[0] > "\u0600" else "en"
+    assert answer.question_lang == answer.answer_lang == lang
+    if lang == "en":
+        assert answer.answer.startswith("According to the article [1]")
+    else:
+        assert answer.answer.startswith("بحسب المقال [1]")
+
+
+@pytest.mark.parametrize("question", [*ANSWERABLE, *UNANSWERABLE])
+def test_every_citation_is_an_exact_span_of_the_document(seeded, question):
+    answer = seeded.ask(question)
+    for c in [*answer.citations, *answer.closest]:
+        assert c.doc == SEED.name
+        assert SEED_TEXT[c.start : c.end] == c.quote
+        assert SEED_TEXT[c.passage_start : c.passage_start + len(c.passage)] == c.passage
+        assert f"«{c.quote}»" in answer.answer or answer.abstained
+
+
+@pytest.mark.parametrize("question", UNANSWERABLE)
+def test_questions_the_article_cannot_answer_abstain(seeded, question):
+    answer = seeded.ask(question)
+    assert answer.abstained
+    assert answer.citations == ()
+    assert answer.closest, "the closest evidence is still offered, apart from the answer"
+    assert "[1]" not in answer.answer
+
+
+def test_answer_language_can_be_forced(seeded):
+    answer = seeded.ask("What did the Kremlin deny?", answer_language="ar")
+    assert answer.answer.startswith("بحسب المقال [1]") and answer.question_lang == "en"
+
+
+def test_empty_index_says_so(assistant):
+    answer = assistant.ask("What did the Kremlin deny?")
+    assert answer.abstained and "Nothing is indexed" in answer.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "message"), [("", "empty"), ("   \n ", "empty"), ("x" * 2001, "limit is 2000")]
+)
+def test_bad_questions_are_refused(seeded, question, message):
+    with pytest.raises(InputError, match=message):
+        seeded.ask(question)
+
+
+def test_json_shape(seeded):
+    data = seeded.ask("Who is Kyle Orton?").to_dict()
+    assert {"question", "question_lang", "answer", "mode", "abstained", "citations", "timings_ms"} <= set(
+        data
+    )
+    assert data["mode"] == "extractive"
+    assert {"n", "doc", "chunk_id", "start", "end", "quote"} <= set(data["citations"][0])
+    assert data["timings_ms"]["total"] >= data["timings_ms"]["retrieve"] > 0

@@ -1,0 +1,119 @@
+"""The CLI as a user runs it: real processes, exit codes, one-sentence errors, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, SEED
+
+
+def run_qa(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "qa", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def env(tmp_path) -> dict[str, str]:
+    return {"QA_CHROMA_PATH": str(tmp_path / "chroma"), "QA_FEEDBACK_PATH": str(tmp_path / "fb.jsonl")}
+
+
+def _assert_clean_error(result: subprocess.CompletedProcess, message: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_ingest_ask_json_docs_reset(env, tmp_path):
+    ingest = run_qa("ingest", str(SEED), env=env)
+    assert ingest.returncode == 0, ingest.stderr
+    assert f"added     {SEED.name}" in ingest.stdout
+
+    again = run_qa("ingest", str(ROOT / "seeds"), env=env)
+    assert f"unchanged {SEED.name}" in again.stdout and "0 chunks written" in again.stdout
+
+    ask = run_qa("ask", "What did the Kremlin deny?", "--json", "--k", "3", env=env)
+    assert ask.returncode == 0, ask.stderr
+    data = json.loads(ask.stdout)
+    text = SEED.read_text(encoding="utf-8").strip()
+    assert data["question_lang"] == "en" and not data["abstained"] and data["citations"]
+    for c in data["citations"]:
+        assert text[c["start"] : c["end"]] == c["quote"]
+        assert f"[{c['n']}]" in data["answer"]
+
+    human = run_qa("ask", "ماذا نفى الكرملين؟", env=env)
+    assert human.returncode == 0 and "Sources:" in human.stdout and "[1]" in human.stdout
+
+    docs = run_qa("docs", env=env)
+    assert SEED.name in docs.stdout
+    assert run_qa("reset", env=env).returncode == 0
+    assert "Nothing is indexed" in run_qa("docs", env=env).stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ask", "   "), "The question is empty"),
+        (("ask", "x" * 2001), "the limit is 2000"),
+        (("ingest", "missing.txt"), "does not exist"),
+        (("remove", "nothing.txt"), "is not indexed"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_sentence(env, args, message):
+    _assert_clean_error(run_qa(*args, env=env), message)
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("empty.txt", b"", "is empty"),
+        ("blob.txt", b"\x00\xff\x10" * 100, "binary"),
+        ("utf16.txt", "مرحبا بالعالم".encode("utf-16"), "UTF-16"),
+        ("cp1256.txt", ("مرحبا بالعالم العربي " * 5).encode("windows-1256"), "--encoding windows-1256"),
+        ("sheet.xlsx", b"PK\x03\x04", "unsupported file type"),
+    ],
+)
+def test_bad_files_change_nothing(env, tmp_path, name, data, message):
+    assert run_qa("ingest", str(SEED), env=env).returncode == 0
+    before = run_qa("docs", env=env).stdout
+    path = tmp_path / name
+    path.write_bytes(data)
+    _assert_clean_error(run_qa("ingest", str(path), env=env), message)
+    assert run_qa("docs", env=env).stdout == before
+
+
+def test_unreachable_chroma_url(env):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_qa("docs", env={**env, "QA_CHROMA_URL": f"http://127.0.0.1:{port}"})
+    _assert_clean_error(result, "Cannot reach the Chroma server")
+
+
+def test_missing_and_corrupt_model(env, tmp_path):
+    models = tmp_path / "models"
+    asked = run_qa("ask", "Who is Kyle Orton?", env={**env, "QA_MODELS_DIR": str(models)})
+    _assert_clean_error(asked, "run `python -m qa models fetch`")
+    ingest = run_qa("ingest", str(SEED), env={**env, "QA_MODELS_DIR": str(models)})
+    _assert_clean_error(ingest, "is missing")
+
+    folder = models / "embeddinggemma-300m"
+    for rel in ("model.safetensors", "2_Dense/model.safetensors", "3_Dense/model.safetensors"):
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_bytes(b"not the weights")
+    corrupt = run_qa("ingest", str(SEED), env={**env, "QA_MODELS_DIR": str(models)})
+    _assert_clean_error(corrupt, "does not match its published sha256")
+    verify = run_qa("models", "verify", "embeddinggemma", env={**env, "QA_MODELS_DIR": str(models)})
+    _assert_clean_error(verify, "does not match its published sha256")

