@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from qa import ingest
@@ -126,7 +128,7 @@ def test_chunks_respect_paragraphs_offsets_and_overlap():
     every = {(s.start, s.end) for p in text.paragraphs(doc.text) for s in text.sentences(doc.text, p)}
     assert covered == every
     # consecutive windows of one paragraph share one sentence where the budget leaves room for it
-    same_para = [(a, b) for a, b in zip(chunks, chunks[1:]) if a.paragraph == b.paragraph]
+    same_para = [(a, b) for a, b in itertools.pairwise(chunks) if a.paragraph == b.paragraph]
     assert same_para, "the small token budget must split some paragraph"
     overlapping = 0
     for a, b in same_para:
