@@ -102,6 +102,18 @@ def language(text: str) -> str:
     return qtext.detect_language(text)
 
 
+def same_language(gold: str, lang: str, answer: str) -> bool:
+    """Whether `gold` can be scored against an answer in `lang`.
+
+    Digits-only golds fit both languages; Latin-script names and numbers are written the same in
+    an Arabic text, so a Latin gold fits an Arabic answer that contains it word for word.
+    Example: same_language("Russia-Now.com", "ar", "قال لموقع Russia-Now.com") is True
+    """
+    if language(gold) == lang or not re.search(r"[^\W\d_]", gold):
+        return True
+    return lang == "ar" and not re.search(r"[\u0600-\u06ff]", gold) and contains(answer, gold)
+
+
 def score_answer(answer: str, golds: list[str], *, abstained: bool) -> dict:
     """F1, EM and containment against the golds in the answer's language.
 
@@ -112,7 +124,7 @@ def score_answer(answer: str, golds: list[str], *, abstained: bool) -> dict:
         return {"f1": 0.0, "em": 0.0, "gold_in_answer": 0.0, "answer_lang": None, "cross_language": False}
     content = answer_content(answer)
     lang = language(content)
-    same = [g for g in golds if language(g) == lang]
+    same = [g for g in golds if same_language(g, lang, content)]
     if not same:
         return {"f1": None, "em": None, "gold_in_answer": None, "answer_lang": lang, "cross_language": True}
     return {
@@ -264,7 +276,8 @@ def summarise(records: list[dict]) -> dict:
 def best_threshold(answerable: list[float], unanswerable: list[float]) -> dict:
     """The abstention threshold maximising balanced accuracy (abstain when score < threshold).
 
-    Among equally good thresholds the middle one is taken, so the choice does not sit on an edge.
+    Among equally good thresholds, the middle of the lowest run of them is taken: it prefers
+    answering to abstaining, and does not sit on the edge of a score.
     """
     if not answerable or not unanswerable:
         raise ValueError("calibration needs both answerable and unanswerable questions")
@@ -272,8 +285,11 @@ def best_threshold(answerable: list[float], unanswerable: list[float]) -> dict:
     cuts = [points[0] - 1e-3] + [(a + b) / 2 for a, b in itertools.pairwise(points)] + [points[-1] + 1e-3]
     curve = [(t, balanced_accuracy(t, answerable, unanswerable)) for t in cuts]
     best = max(acc for _, acc in curve)
-    ties = [t for t, acc in curve if acc >= best - 1e-12]
-    threshold = ties[len(ties) // 2]
+    first = next(i for i, (_, acc) in enumerate(curve) if acc >= best - 1e-12)
+    last = first
+    while last + 1 < len(curve) and curve[last + 1][1] >= best - 1e-12:
+        last += 1
+    threshold = curve[(first + last) // 2][0]
     return {"threshold": threshold, "balanced_accuracy": best, "curve": curve}
 
 

@@ -268,6 +268,7 @@ def ask_all(
             for system in systems:
                 rec = _record(q, system, gold, missing)
                 history = _history(q, by_id, done[system])
+                rec["history"] = [list(turn) for turn in history]
                 try:
                     if system == "ours":
                         ans, retrieved, best = ask_ours(

@@ -1,0 +1,191 @@
+"""The runner end to end on the seed set (ours, naive, bm25), compare, calibrate and the CLI edges.
+
+One run of the whole seed set is shared by the module: it only reads the results afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval import compare, questions, runner
+from eval.__main__ import main
+from qa.assistant import Assistant
+from qa.config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_SET = ROOT / "eval" / "questions" / "seed.jsonl"
+SEED_DOC = ROOT / "seeds" / "000_30343400e31c82a3.txt"
+
+
+@pytest.fixture(scope="module")
+def seed_set():
+    return questions.load(SEED_SET, strict=True)
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory, seed_set, embedder):
+    base = tmp_path_factory.mktemp("seed-run")
+    out, index = base / "run", base / "index"
+    result = runner.run(
+        seed_set,
+        docs=[SEED_DOC],
+        out=out,
+        baselines=("naive", "bm25"),
+        index_dir=index,
+        embedder=embedder,
+        progress=False,
+    )
+    return out, index, result
+
+
+def _records(out: Path, name: str = "results.jsonl") -> list[dict]:
+    return [json.loads(line) for line in (out / name).read_text(encoding="utf-8").splitlines()]
+
+
+def test_run_writes_results_metrics_and_reports(seed_run, seed_set):
+    out, _, _ = seed_run
+    for name in ("results.jsonl", "results-naive.jsonl", "results-bm25.jsonl"):
+        recs = _records(out, name)
+        assert [r["id"] for r in recs] == [q.id for q in seed_set.questions]
+        assert all(r["answer"]["question"] and "scores" in r for r in recs)
+    assert json.loads((out / "metrics.json").read_text())["systems"].keys() == {"ours", "naive", "bm25"}
+    for png in ("recall_at_k.png", "scores.png", "latency.png", "metrics.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    html = (out / "report.html").read_text(encoding="utf-8")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 4
+    assert "![recall@k by language](recall_at_k.png)" in md and "| citation_precision |" in md
+    assert "Worst questions" in md
+
+
+def test_every_quote_equals_the_document_at_its_offsets(seed_run):
+    _, _, result = seed_run
+    for system, summary in result["systems"].items():
+        assert summary["overall"]["citations_checked"] > 0, system
+        assert summary["overall"]["quote_mismatches"] == 0, system
+
+
+def test_metrics_are_split_by_language_and_category_with_counts(seed_run, seed_set):
+    _, _, result = seed_run
+    ours = result["systems"]["ours"]
+    n_unanswerable = sum(q.unanswerable for q in seed_set.questions)
+    assert ours["by_category"]["unanswerable"]["abstain_unanswerable"]["n"] == n_unanswerable
+    assert ours["overall"]["false_abstention"]["n"] == len(seed_set.questions) - n_unanswerable
+    assert ours["by_category"]["follow-up"]["questions"] == sum(1 for q in seed_set.questions if q.follows)
+    assert (
+        ours["by_lang"]["en"]["questions"]
+        == ours["by_lang"]["ar"]["questions"]
+        == len(seed_set.questions) // 2
+    )
+    assert {"retrieve", "answer", "total"} <= ours["latency_ms"].keys()
+    assert result["run"]["peak_memory_mb"] > 0
+
+
+def test_our_pipeline_retrieves_the_evidence_and_cites_more_precisely_than_naive(seed_run):
+    _, _, result = seed_run
+    ours, naive = result["systems"]["ours"]["overall"], result["systems"]["naive"]["overall"]
+    assert ours["hit@5"]["value"] >= 0.8
+    assert ours["citation_precision"]["value"] > naive["citation_precision"]["value"]
+
+
+def test_answers_are_what_assistant_ask_returns(seed_run, embedder):
+    out, index, _ = seed_run
+    assistant = Assistant(Settings(chroma_path=index, chroma_url=None, collection="eval"))
+    assistant.embedder = embedder
+    for rec in [r for r in _records(out) if not r["follows"]][:4]:
+        asked = assistant.ask(rec["question"]).to_dict()
+        for key in ("answer", "abstained", "citations", "closest"):
+            assert asked[key] == rec["answer"][key], (rec["id"], key)
+
+
+def test_follow_ups_are_asked_with_the_earlier_turns(seed_run):
+    out, _, _ = seed_run
+    recs = {r["id"]: r for r in _records(out)}
+    follow_ups = [r for r in recs.values() if r["follows"]]
+    assert follow_ups
+    for r in follow_ups:
+        parent = recs[r["follows"]]
+        assert r["history"][-1] == [parent["question"], parent["answer"]["answer"]]
+        assert len(r["history"]) == len(parent["history"]) + 1
+
+
+def test_compare_reports_metric_changes_and_flipped_questions(seed_run, seed_set, embedder, tmp_path):
+    out, _, _ = seed_run
+    # Same questions with a threshold nothing reaches: every answerable question flips to wrong.
+    other = tmp_path / "strict"
+    runner.run(
+        seed_set,
+        docs=[SEED_DOC],
+        out=other,
+        limit=10,
+        settings_overrides={"abstain_threshold": "5"},
+        embedder=embedder,
+        progress=False,
+        report=False,
+    )
+    diff = compare.compare(out, other)
+    ours = diff["systems"]["ours"]
+    rows = {r["metric"]: r for r in ours["metrics"]}
+    assert rows["false_abstention"]["b"] == 1.0 and rows["false_abstention"]["diff"] > 0
+    assert ours["shared_questions"] == 10
+    flipped = {q["id"] for q in ours["right_to_wrong"]}
+    assert flipped and all(not q.unanswerable for q in seed_set.questions if q.id in flipped)
+    assert all(
+        q.unanswerable for q in seed_set.questions if q.id in {x["id"] for x in ours["wrong_to_right"]}
+    )
+    compare.write(diff, tmp_path)
+    assert "Right → wrong" in (tmp_path / "compare.md").read_text(encoding="utf-8")
+
+
+def test_calibrate_picks_a_threshold_at_least_as_balanced_as_the_current(seed_set, embedder, tmp_path):
+    got = runner.calibrate(seed_set, docs=[SEED_DOC], out=tmp_path, embedder=embedder, progress=False)
+    assert got["balanced_accuracy"] >= got["current_balanced_accuracy"]
+    scores = [r["score"] for r in got["scores"]]
+    assert min(scores) - 0.01 <= got["threshold"] <= max(scores) + 0.01
+    assert (tmp_path / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "calibration.json").read_text())["n_unanswerable"] >= 8
+
+
+def test_squad_json_is_indexed_and_asked(embedder, tmp_path):
+    text = SEED_DOC.read_text(encoding="utf-8").split("\n")
+    data = {
+        "data": [
+            {
+                "title": "seed",
+                "paragraphs": [
+                    {
+                        "context": text[5],
+                        "qas": [
+                            {
+                                "id": "peskov",
+                                "question": "Who is the Kremlin spokesman?",
+                                "answers": [
+                                    {"text": "دميتري بسكوف", "answer_start": text[5].index("دميتري بسكوف")}
+                                ],
+                            }
+                        ],
+                    },
+                    {"context": text[0], "qas": []},
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    result = runner.run(questions.load(path), out=tmp_path / "run", embedder=embedder, progress=False)
+    assert (tmp_path / "run" / "docs" / "seed.txt").is_file()
+    assert result["run"]["documents"] == ["seed.txt"]
+    rec = _records(tmp_path / "run")[0]
+    assert rec["gold_spans"] and rec["scores"]["hit@5"] == 1.0
+    assert result["systems"]["ours"]["overall"]["quote_mismatches"] == 0
+
+
+def test_cli_turns_bad_input_into_one_sentence(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "missing.jsonl"), "--docs", str(SEED_DOC)]) == 2
+    assert main(["compare", str(tmp_path), str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+    assert "does not exist" in err[0] and "not a run folder" in err[1]
