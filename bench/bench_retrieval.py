@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from collections import defaultdict
 
 from tqdm import tqdm
@@ -20,11 +21,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--limit", type=int, help="questions to ask (default: all)")
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--index", type=Path, help="reuse (or create) the index here: re-runs skip embedding")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="settings overrides")
     args = parser.parse_args()
 
     articles = {a["article"]: a for a in map(json.loads, (DEV / "articles.jsonl").open())}
     questions = [json.loads(line) for line in (DEV / "questions.jsonl").open()][: args.limit]
-    qa = fresh_assistant()
+    overrides = dict(item.split("=", 1) for item in args.set)
+    qa = fresh_assistant(args.index, **overrides)
     t0 = time.perf_counter()
     qa.ingest([DEV / "articles"])
     ingest_s = time.perf_counter() - t0

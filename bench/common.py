@@ -17,10 +17,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval-data" / "arabic-qa-dev"
 
 
-def fresh_assistant(**overrides) -> Assistant:
-    """An assistant on an empty embedded Chroma in a temporary folder."""
-    tmp = Path(tempfile.mkdtemp(prefix="qa-bench-"))
-    return Assistant(Settings(_env_file=None, chroma_path=tmp / "chroma", **overrides))
+def fresh_assistant(chroma_path: Path | None = None, **overrides) -> Assistant:
+    """An assistant on an embedded Chroma: a new temporary one, or `chroma_path` to reuse an index."""
+    chroma_path = chroma_path or Path(tempfile.mkdtemp(prefix="qa-bench-")) / "chroma"
+    return Assistant(Settings(_env_file=None, chroma_path=chroma_path, **overrides))
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -41,8 +41,8 @@ class Settings(BaseSettings):
     # Retrieval
     k: int = Field(4, ge=1, le=50, description="passages (chunks) retrieved per question")
     candidates: int = Field(30, ge=1, description="dense candidates fetched before fusion")
-    lexical_weight: float = Field(0.3, ge=0, le=1, description="BM25 share for Arabic questions")
-    sentence_weight: float = Field(0.5, ge=0, le=1, description="best-sentence share of a chunk score")
+    lexical_weight: float = Field(0.2, ge=0, le=1, description="BM25 share for Arabic questions")
+    sentence_weight: float = Field(0.7, ge=0, le=1, description="best-sentence share of a chunk score")
 
     # Answering
     answer_mode: Literal["extractive", "generative"] = "extractive"

@@ -25,13 +25,13 @@ from qa.store import sentence_id
 
 @dataclass(frozen=True)
 class Hit:
-    """A retrieved chunk with its fused score and the parts it was fused from."""
+    """A retrieved chunk: `score` orders hits; `dense` is the absolute similarity it came from."""
 
     chunk: Chunk
-    score: float
-    dense: float
-    sentence: float
-    lexical: float
+    score: float  # fused, relative to the other candidates of this question
+    dense: float  # mix of chunk and best-sentence cosine similarity
+    sentence: float  # best sentence cosine similarity
+    lexical: float  # raw BM25 (0 for questions not in Arabic)
 
 
 @dataclass(frozen=True)
@@ -134,9 +134,9 @@ class Retriever:
         q_tokens = qtext.tokens(question)
         use_lexical = language == "ar" and s.lexical_weight > 0
         lexical = catalog.bm25.scores(q_tokens) if use_lexical else np.zeros(len(catalog.chunks))
-        if use_lexical and lexical.max() > 0:
-            lexical = lexical / lexical.max()
-            candidates.update(np.argsort(-lexical)[: s.candidates].tolist())
+        if use_lexical:
+            top = np.argsort(-lexical)[: s.candidates].tolist()
+            candidates.update(i for i in top if lexical[i] > 0)
         cand = sorted(candidates)
 
         # Exact similarities for every candidate chunk and every sentence inside one.
@@ -148,7 +148,7 @@ class Retriever:
         sent_vecs = self.store.sentence_vectors(sent_ids)
         sent_sim = {sid: float(v @ q) for sid, v in sent_vecs.items()}
 
-        hits = []
+        dense_scores, best_sentences, chunk_sims = [], [], []
         for i in cand:
             chunk = catalog.chunks[i]
             chunk_sim = dense.get(chunk.id)
@@ -158,10 +158,18 @@ class Retriever:
                 (sent_sim.get(sentence_id(chunk.doc_id, a, b), 0.0) for a, b in chunk.sentences),
                 default=0.0,
             )
-            dense_score = (1 - s.sentence_weight) * chunk_sim + s.sentence_weight * best_sentence
-            lex = float(lexical[i])
-            w = s.lexical_weight if use_lexical else 0.0
-            hits.append(Hit(chunk, (1 - w) * dense_score + w * lex, chunk_sim, best_sentence, lex))
+            chunk_sims.append(chunk_sim)
+            best_sentences.append(best_sentence)
+            dense_scores.append((1 - s.sentence_weight) * chunk_sim + s.sentence_weight * best_sentence)
+        # Dense and BM25 live on different scales: min-max both over the candidates before mixing.
+        fused = np.asarray(dense_scores)
+        if use_lexical:
+            w = s.lexical_weight
+            fused = (1 - w) * _minmax(fused) + w * _minmax(lexical[cand])
+        hits = [
+            Hit(catalog.chunks[i], float(f), float(d), float(b), float(lexical[i]))
+            for i, f, d, b in zip(cand, fused, dense_scores, best_sentences)
+        ]
         hits.sort(key=lambda h: h.score, reverse=True)
         hits = hits[:k]
         t_rank = time.perf_counter()
@@ -191,12 +199,22 @@ class Retriever:
                 terms = set(qtext.tokens(body)) | set(_latin_terms(body))
                 overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
                 similarity = sent_sim.get(sid, 0.0)
-                score = similarity + 0.15 * overlap + 0.25 * hit.score
+                # Absolute signals only (no min-max): the abstention threshold compares across questions.
+                score = similarity + 0.15 * overlap + 0.25 * hit.dense
                 out.append(
                     Evidence(chunk.doc_id, chunk.id, chunk.paragraph, a, b, body, score, similarity, overlap)
                 )
         out.sort(key=lambda e: e.score, reverse=True)
         return out
+
+
+def _minmax(values: np.ndarray) -> np.ndarray:
+    """Scale to [0, 1]; all-equal values become zeros.
+
+    Example: _minmax(np.array([1.0, 3.0])).tolist() == [0.0, 1.0]
+    """
+    low, high = float(values.min()), float(values.max())
+    return (values - low) / (high - low) if high > low else np.zeros_like(values)
 
 
 def _latin_terms(text: str) -> list[str]:
