@@ -35,6 +35,7 @@ UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx"]
 # together and nobody waits behind one long generation.
 CONCURRENCY = 4
 CONTEXT_CHARS = 260  # passage context shown on each side of a cited sentence
+QUOTE_BLOCK_CHARS = 80  # quotes longer than this sit on their own lines in an answer
 
 EXAMPLES = [
     "What did the Kremlin deny?",
@@ -67,11 +68,24 @@ LABELS = {
     },
 }
 
+# System fonts only: the page makes no request beyond this server.
+FONTS = [
+    "system-ui",
+    "-apple-system",
+    "Segoe UI",
+    "Noto Sans",
+    "Noto Naskh Arabic",
+    "DejaVu Sans",
+    "sans-serif",
+]
+
 CSS = """
 .qa-msg { unicode-bidi: plaintext; text-align: start; line-height: 1.6; }
 .qa-user { font-weight: 500; }
+.qa-quote { margin: .3em 0 .5em; padding: .05em .75em; text-align: start; unicode-bidi: plaintext;
+  border-inline-start: 3px solid var(--color-accent-soft); }
 .qa-ref { display: inline-block; font-size: .78em; font-weight: 700; line-height: 1; padding: .15em .35em;
-  margin: 0 .1em; border-radius: .35em; vertical-align: .15em; unicode-bidi: isolate;
+  margin-inline-start: .15em; border-radius: .35em; vertical-align: .15em; unicode-bidi: isolate;
   background: var(--color-accent-soft); color: var(--color-accent); }
 .qa-meta { margin-top: .5em; font-size: .82em; color: var(--body-text-color-subdued); }
 .qa-note { margin-top: .4em; font-size: .82em; font-style: italic; color: var(--body-text-color-subdued); }
@@ -99,7 +113,6 @@ CSS = """
 .qa-examples { gap: .4em !important; align-items: center; }
 .qa-examples > button { flex: 0 1 auto !important; min-width: 0 !important; width: auto !important;
   border-radius: 999px !important; font-weight: 400 !important; padding: .3em .9em !important; }
-.qa-examples-label { font-size: .85em; color: var(--body-text-color-subdued); }
 #qa-header h1 { margin-bottom: 0; }
 #qa-header p { margin-top: .2em; color: var(--body-text-color-subdued); }
 """
@@ -129,18 +142,31 @@ def answer_record(answer) -> dict:
     return data
 
 
-def _with_markers(text_html: str, citations: list[dict]) -> str:
-    """Turn the `[n]` markers of escaped answer text into badges naming their source."""
+def answer_body(text: str, citations: list[dict]) -> str:
+    """Answer text as escaped HTML: `[n]` markers become badges, each long «quote» its own block.
+
+    A right-to-left quote wrapped inside a left-to-right sentence reads in a zigzag, so long quotes
+    sit on their own lines and every piece takes its direction from its own text.
+    """
     by_n = {c["n"]: c for c in citations}
 
-    def badge(m: re.Match) -> str:
-        c = by_n.get(int(m.group(1)))
-        title = f' title="{esc(c["doc"])}, ¶{c["paragraph"] + 1}"' if c else ""
-        return f'<span class="qa-ref"{title}>[{m.group(1)}]</span>'
+    def badges(text_html: str) -> str:
+        def badge(m: re.Match) -> str:
+            c = by_n.get(int(m.group(1)))
+            title = f' title="{esc(c["doc"])}, ¶{c["paragraph"] + 1}"' if c else ""
+            return f'<span class="qa-ref"{title}>[{m.group(1)}]</span>'
 
-    # Quotes keep their own direction inside the answer's (an Arabic quote in an English sentence).
-    text_html = re.sub(r"«([^«»]*)»", r"«<bdi>\1</bdi>»", text_html)
-    return re.sub(r"\[(\d{1,2})\]", badge, text_html)
+        text_html = re.sub(r"«([^«»]*)»", r'<bdi dir="auto">«\1»</bdi>', text_html)
+        return re.sub(r"\[(\d{1,2})\]", badge, text_html)
+
+    parts = re.split(rf"«([^«»]{{{QUOTE_BLOCK_CHARS},}})»", text)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:  # a long quote: shown exactly as it is, markers inside it left alone
+            out.append(f'<div class="qa-quote" dir="auto">«{esc(part)}»</div>')
+        elif part.strip():
+            out.append(f'<div class="qa-lead" dir="auto">{badges(esc(part.strip()))}</div>')
+    return "".join(out)
 
 
 def user_html(question: str) -> str:
@@ -161,6 +187,8 @@ def answer_html(turn: dict) -> str:
         partial = turn.get("partial") or "…"
         return f'<div class="qa-msg qa-streaming" dir="auto">{esc(partial)}</div>'
     words = labels(data["answer_lang"])
+    # The answer's language sets the bubble's direction; its pieces (quotes) still choose their own.
+    dir_ = "rtl" if data["answer_lang"] == "ar" else "ltr"
     note = f'<div class="qa-note" dir="auto">{esc(data["note"])}</div>' if data.get("note") else ""
     if data["abstained"]:
         closest = ""
@@ -171,16 +199,16 @@ def answer_html(turn: dict) -> str:
                 f"(<bdi>{esc(c['doc'])}</bdi>, {words['para']} {c['paragraph'] + 1})</div>"
             )
         return (
-            f'<div class="qa-msg qa-abstain" dir="auto"><div class="qa-abstain-title">{words["abstain"]}</div>'
+            f'<div class="qa-msg qa-abstain" dir="{dir_}"><div class="qa-abstain-title">{words["abstain"]}</div>'
             f"{esc(data['answer'])}{closest}{note}</div>"
         )
-    body = _with_markers(esc(data["answer"]), data["citations"])
+    body = answer_body(data["answer"], data["citations"])
     refs = " · ".join(
         f'<span class="qa-ref">[{c["n"]}]</span> <bdi>{esc(c["doc"])}</bdi>, {words["para"]} {c["paragraph"] + 1}'
         for c in data["citations"]
     )
-    meta = f'<div class="qa-meta" dir="auto">{words["sources"]}: {refs}</div>' if refs else ""
-    return f'<div class="qa-msg qa-answer" dir="auto">{body}{meta}{note}</div>'
+    meta = f'<div class="qa-meta">{words["sources"]}: {refs}</div>' if refs else ""
+    return f'<div class="qa-msg qa-answer" dir="{dir_}">{body}{meta}{note}</div>'
 
 
 def _clip(text: str, limit: int) -> str:
@@ -231,6 +259,7 @@ def sources_html(turn: dict | None) -> str:
             f"<span>{words['para']} {c['paragraph'] + 1}</span>"
             f"<span>{words['score']} {c['score']:.2f}</span></div>{passage_html(c)}</article>"
         )
+    parts.append('<div class="qa-empty">Click an answer in the chat to show its sources here.</div>')
     return f'<div class="qa-sources">{"".join(parts)}</div>'
 
 
@@ -436,7 +465,10 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
             "partial": "",
         }
         turns = [*turns, turn]
-        yield chat_messages(turns), turns, '<div class="qa-empty">Searching the documents…</div>', ""
+        waiting = (
+            "Searching the documents…" if warmup.done.is_set() else "Loading the model (once per start)…"
+        )
+        yield chat_messages(turns), turns, f'<div class="qa-empty">{waiting}</div>', ""
         try:
             warmup.wait()
             for item in assistant.stream(
@@ -559,7 +591,7 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
                     elem_id="qa-chat",
                     label="Conversation",
                     show_label=False,
-                    height=520,
+                    height=560,
                     render_markdown=False,  # messages are escaped HTML built here, never Markdown
                     sanitize_html=True,
                     latex_delimiters=[],
@@ -574,15 +606,14 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
                         elem_id="qa-question",
                         show_label=False,
                         placeholder="Ask a question… / اطرح سؤالاً…",
-                        rtl=False,
+                        container=False,
                         scale=5,
                         lines=1,
                         max_lines=4,
                         autofocus=True,
                     )
-                    send = gr.Button("Ask", variant="primary", scale=1, min_width=90, elem_id="qa-send")
+                    send = gr.Button("Ask", variant="primary", scale=0, min_width=110, elem_id="qa-send")
                 with gr.Row(elem_classes="qa-examples"):
-                    gr.HTML('<span class="qa-examples-label">Try:</span>', padding=False, container=False)
                     example_buttons = [
                         gr.Button(q, size="sm", variant="secondary", elem_classes="qa-example")
                         for q in EXAMPLES
@@ -605,8 +636,10 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
                     )
                     doc_status = gr.Markdown(elem_id="qa-doc-status")
                     with gr.Row(equal_height=True):
-                        doc_choice = gr.Dropdown(label="Remove a document", choices=[], scale=3)
-                        remove_btn = gr.Button("Remove", variant="stop", size="sm", scale=1)
+                        doc_choice = gr.Dropdown(
+                            label="Remove a document", choices=[], scale=3, elem_id="qa-remove"
+                        )
+                        remove_btn = gr.Button("Remove", variant="stop", scale=0, min_width=100)
                 with gr.Tab("Settings", id="settings"):
                     mode = gr.Radio(
                         [(MODE_LABELS.get(m, m), m) for m in modes], value=default_mode, label="Answer mode"
@@ -647,10 +680,17 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
             **private,
         )
         remove_btn.click(remove_doc, doc_choice, doc_outputs, concurrency_id="ingest", **private)
-        demo.load(on_load, None, doc_outputs, **private)
+        demo.load(on_load, None, doc_outputs, show_progress="hidden", **private)
         gr.api(api_ask, api_name="ask")
         gr.api(api_documents, api_name="documents")
     return demo
+
+
+def theme() -> gr.themes.Base:
+    """A quiet blue-slate theme with system fonts."""
+    return gr.themes.Soft(
+        primary_hue="blue", neutral_hue="slate", font=FONTS, font_mono=["ui-monospace", "monospace"]
+    )
 
 
 def launch(
@@ -675,7 +715,7 @@ def launch(
         quiet=True,
         ssr_mode=False,
         footer_links=["api"],
-        theme=gr.themes.Soft(primary_hue="blue", neutral_hue="slate"),
+        theme=theme(),
         css=CSS,
     )
     if host == "0.0.0.0":
