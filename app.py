@@ -104,6 +104,7 @@ CSS = """
 .qa-src-doc { font-weight: 600; color: var(--body-text-color); overflow-wrap: anywhere; }
 .qa-passage { unicode-bidi: plaintext; text-align: start; line-height: 1.75; margin: 0; }
 .qa-passage mark { background: #fde68a; color: #1f2937; padding: .05em .15em; border-radius: .25em; }
+.qa-status { font-size: .9em; padding: .2em 0; overflow-wrap: anywhere; }
 .qa-empty { color: var(--body-text-color-subdued); font-size: .9em; }
 .qa-section-title { font-weight: 600; font-size: .9em; margin: .2em 0 .1em; }
 .qa-docs { width: 100%; border-collapse: collapse; font-size: .88em; }
@@ -440,7 +441,7 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
         return (
             documents_html(docs),
             gr.update(choices=ids, value=None),
-            status if status is not None else gr.skip(),
+            f'<div class="qa-status" dir="auto">{esc(status)}</div>' if status is not None else gr.skip(),
         )
 
     def on_load():
@@ -448,7 +449,7 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
             return doc_updates()
         except QAError as exc:
             gr.Warning(str(exc))
-            return documents_html([]), gr.skip(), str(exc)
+            return documents_html([]), gr.skip(), f'<div class="qa-status">{esc(exc)}</div>'
 
     def respond(question: str, turns: list[dict], mode: str, k: float, lang: str):
         question = (question or "").strip()
@@ -540,6 +541,13 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
         except QAError as exc:
             gr.Warning(str(exc))
             return *doc_updates(f"⚠ {exc}"), None
+        except Exception as exc:  # a parser failing on a malformed file: one sentence, details logged
+            log.exception("ingesting %s failed", [p.name for p in paths])
+            message = (
+                f"⚠ Could not index the upload ({type(exc).__name__}); the details are in the server log."
+            )
+            gr.Warning(message)
+            return *doc_updates(message), None
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         parts = [
@@ -634,7 +642,7 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
                         type="filepath",
                         elem_id="qa-upload",
                     )
-                    doc_status = gr.Markdown(elem_id="qa-doc-status")
+                    doc_status = gr.HTML(elem_id="qa-doc-status")
                     with gr.Row(equal_height=True):
                         doc_choice = gr.Dropdown(
                             label="Remove a document", choices=[], scale=3, elem_id="qa-remove"
@@ -652,15 +660,16 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
                     )
 
         private = {"api_visibility": "private"}
+        # Every way of asking shares one pool of CONCURRENCY workers (the queue's default limit).
         ask_inputs = [question, turns, mode, k, lang]
         ask_outputs = [chatbot, turns, sources, question]
         for trigger in (send.click, question.submit):
-            trigger(respond, ask_inputs, ask_outputs, **private).then(
+            trigger(respond, ask_inputs, ask_outputs, concurrency_id="answer", **private).then(
                 exports, turns, [export_md, export_js], **private
             )
         for button, text in zip(example_buttons, EXAMPLES):
             button.click(lambda text=text: text, None, question, queue=False, **private).then(
-                respond, ask_inputs, ask_outputs, **private
+                respond, ask_inputs, ask_outputs, concurrency_id="answer", **private
             ).then(exports, turns, [export_md, export_js], **private)
         chatbot.select(show_sources, turns, sources, **private)
         chatbot.like(on_feedback, turns, None, **private)
@@ -681,7 +690,7 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
         )
         remove_btn.click(remove_doc, doc_choice, doc_outputs, concurrency_id="ingest", **private)
         demo.load(on_load, None, doc_outputs, show_progress="hidden", **private)
-        gr.api(api_ask, api_name="ask")
+        gr.api(api_ask, api_name="ask", concurrency_id="answer")
         gr.api(api_documents, api_name="documents")
     return demo
 

@@ -68,6 +68,14 @@ def test_api_answers_like_the_assistant(served, question):
     assert "[1]" in got["answer"]
 
 
+def test_concurrent_questions_are_all_answered(served):
+    assistant, url = served
+    client = Client(url, verbose=False)
+    jobs = [client.submit(q, api_name="/ask") for q in QUESTIONS * 2]
+    answers = [job.result(timeout=600) for job in jobs]
+    assert [a["answer"] for a in answers] == [assistant.ask(q).answer for q in QUESTIONS * 2]
+
+
 def test_api_error_is_one_sentence(served):
     _, url = served
     with pytest.raises(Exception) as info:
