@@ -107,9 +107,10 @@ CSS = """
 .qa-status { font-size: .9em; padding: .2em 0; overflow-wrap: anywhere; }
 .qa-empty { color: var(--body-text-color-subdued); font-size: .9em; }
 .qa-section-title { font-weight: 600; font-size: .9em; margin: .2em 0 .1em; }
-.qa-docs { width: 100%; border-collapse: collapse; font-size: .88em; }
-.qa-docs td, .qa-docs th { padding: .3em .4em; border-bottom: 1px solid var(--border-color-primary);
-  text-align: start; }
+.qa-docs { width: 100%; border-collapse: collapse; font-size: .88em; border: none !important; }
+.qa-docs td, .qa-docs th { padding: .35em .5em !important; border: none !important; text-align: start;
+  border-bottom: 1px solid var(--border-color-primary) !important; background: none !important; }
+.qa-docs th { font-weight: 600; color: var(--body-text-color-subdued); }
 .qa-docs td.num { text-align: end; font-variant-numeric: tabular-nums; }
 .qa-examples { gap: .4em !important; align-items: center; }
 .qa-examples > button { flex: 0 1 auto !important; min-width: 0 !important; width: auto !important;
@@ -196,8 +197,9 @@ def answer_html(turn: dict) -> str:
         if data["closest"]:
             c = data["closest"][0]
             closest = (
-                f'<div class="qa-closest" dir="auto">{words["closest"]}: «<bdi>{esc(_clip(c["quote"], 220))}</bdi>» '
-                f"(<bdi>{esc(c['doc'])}</bdi>, {words['para']} {c['paragraph'] + 1})</div>"
+                f'<div class="qa-closest">{words["closest"]} (<bdi>{esc(c["doc"])}</bdi>, '
+                f"{words['para']} {c['paragraph'] + 1}):"
+                f'<div class="qa-quote" dir="auto">«{esc(_clip(c["quote"], 220))}»</div></div>'
             )
         return (
             f'<div class="qa-msg qa-abstain" dir="{dir_}"><div class="qa-abstain-title">{words["abstain"]}</div>'
@@ -643,11 +645,8 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
                         elem_id="qa-upload",
                     )
                     doc_status = gr.HTML(elem_id="qa-doc-status")
-                    with gr.Row(equal_height=True):
-                        doc_choice = gr.Dropdown(
-                            label="Remove a document", choices=[], scale=3, elem_id="qa-remove"
-                        )
-                        remove_btn = gr.Button("Remove", variant="stop", scale=0, min_width=100)
+                    doc_choice = gr.Dropdown(label="Remove a document", choices=[], elem_id="qa-remove")
+                    remove_btn = gr.Button("Remove", variant="stop", size="sm")
                 with gr.Tab("Settings", id="settings"):
                     mode = gr.Radio(
                         [(MODE_LABELS.get(m, m), m) for m in modes], value=default_mode, label="Answer mode"
