@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from collections import defaultdict
+from pathlib import Path
 
 from tqdm import tqdm
 
