@@ -228,15 +228,16 @@ def calibrate(embedder) -> dict:
             "neg_max": max(neg),
         }
     pos = [qverify.name_similarity(n, [sentences[i]], embedder=embedder)[0] for n, i in NAMES_IN_SEED]
-    neg_one = [
+    # An invented name against each sentence alone (as verification sees it) and the best over all.
+    neg = [
         max(qverify.name_similarity(n, [s], embedder=embedder)[0] for s in sentences)
         for n in NAMES_NOT_IN_SEED
     ]
     out["names"] = {
         "pos": dict(zip([n for n, _ in NAMES_IN_SEED], [round(p, 3) for p in pos])),
-        "neg_best_over_article": dict(zip(NAMES_NOT_IN_SEED, [round(p, 3) for p in neg_one])),
+        "neg_best_over_sentences": dict(zip(NAMES_NOT_IN_SEED, [round(p, 3) for p in neg])),
         "pos_min": min(pos),
-        "neg_max": max(neg_one),
+        "neg_max": max(neg),
     }
     return out
 
@@ -354,12 +355,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=len(QUESTIONS), help="questions per language")
     args = parser.parse_args(argv)
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    if args.calibrate:
+        from qa.config import Settings
+        from qa.embeddings import load_embedder
+
+        s = Settings(_env_file=None)
+        t0 = time.perf_counter()
+        results["calibration"] = calibrate(load_embedder(s.embedding_model, s.models_dir, s.threads))
+        results["calibration"]["seconds"] = round(time.perf_counter() - t0, 1)
+        print(json.dumps(results["calibration"], indent=1, ensure_ascii=False))
     with tempfile.TemporaryDirectory() as tmp:
-        assistant = _assistant(Path(tmp))
-        if args.calibrate:
-            results["calibration"] = calibrate(assistant.embedder)
-            print(json.dumps(results["calibration"], indent=1, ensure_ascii=False))
-        else:
+        if not args.calibrate:
+            assistant = _assistant(Path(tmp))
             langs = ["en", "ar"] if args.lang == "both" else [args.lang]
             results["llm"] = run_llm(assistant, langs=langs, limit=args.limit)
             print(

@@ -254,8 +254,9 @@ def stream_text(
     except QAError:
         raise
     except Exception as exc:  # any client or server failure of a third-party backend: one sentence
-        detail = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise LLMError(f"{_where(settings).capitalize()} did not answer ({detail}).") from exc
+        detail = str(exc).splitlines()[0][:160].rstrip(".") if str(exc) else type(exc).__name__
+        where = _where(settings)
+        raise LLMError(f"{where[0].upper()}{where[1:]} did not answer ({detail}).") from exc
     finally:
         close = getattr(iterator, "close", None)
         if close:

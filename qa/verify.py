@@ -9,10 +9,10 @@ Four checks, all of which must pass:
    cited evidence or in the question;
 4. every name (a run of capitalised Latin words) appears in its cited evidence or in the question,
    word for word after normalisation, or, for names written in another script than the evidence
-   ("Kyle Orton" for «كايل أورتون»), its embedding is within `NAME_THRESHOLD` of some span of one
-   to three words of the cited evidence. No transliteration table: the embedder already places a
-   name and its Arabic spelling close together, and the threshold is measured (see
-   `bench/bench_llm.py` and the tests).
+   ("Kyle Orton" for «كايل أورتون»), each of its words has an embedding within `NAME_THRESHOLD`
+   of some word of the cited evidence. No transliteration table: the embedder places a name and
+   its Arabic spelling fairly close, and the threshold is measured (`bench/bench_llm.py
+   --calibrate`); names typed by the user in the question always pass.
 A sentence without its own marker is checked against the markers of the next sentence that has
 some (models often cite once per pair of sentences), else the previous one.
 Leaves out: contradictions (a sentence that reverses its evidence can still be similar to it) and
@@ -29,14 +29,18 @@ import numpy as np
 
 from qa import text as qtext
 
-# Calibrated on the seed article with EmbeddingGemma (bench/bench_llm.py --calibrate): faithful
-# sentence/evidence pairs, English and Arabic, score 0.63-0.93; the same sentences against the
-# article's other sentences score 0.31-0.62.
-SUPPORT_THRESHOLD = 0.6
-# English names against Arabic spans of the seed: true spellings 0.7-0.9, best span for a name the
-# article does not contain below 0.68.
-NAME_THRESHOLD = 0.7
-MAX_SPAN_WORDS = 3
+# Calibrated on the seed article with EmbeddingGemma (`bench/bench_llm.py --calibrate`): the answer
+# sentence embedded as a query, the evidence as documents. Hand-written faithful answers (12 en, 12
+# ar) reach 0.41-0.79 against their sentence; against the article's other sentences (same topic,
+# hard negatives) p95 0.49, max 0.64. At 0.5: 9/12 en and 10/12 ar faithful pass, 3.7% of
+# mismatched pairs pass. A rejected answer only means the quoted (extractive) answer is shown.
+SUPPORT_THRESHOLD = 0.5
+# Word-level cosine of an English name against the cited Arabic sentence: the 16 seed names score
+# 0.57-0.94 against their sentence (13/16 at or above 0.65); 16 names the article never mentions
+# score p50 0.58, p95 0.68 against single sentences (13.6% at or above 0.65). A weak signal: the
+# sentence similarity check runs as well.
+NAME_THRESHOLD = 0.75
+SKELETON_THRESHOLD = 0.8
 
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,،]\s*\d+)*)\s*\]")
 _AFTER_STOP = re.compile(rf"([.!?؟])\s*((?:{_MARKER.pattern}\s*)+)")
@@ -149,48 +153,118 @@ def answer_sentences(text: str) -> list[tuple[str, tuple[int, ...]]]:
     return resolved
 
 
-class _SpanCache:
-    """Vectors of evidence word spans, kept across answers (the same evidence recurs)."""
+class _WordVectors:
+    """Vectors of single words, kept across answers (the same evidence words recur)."""
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 8192) -> None:
         self.size = size
-        self.data: OrderedDict[tuple[str, str], tuple[list[str], np.ndarray]] = OrderedDict()
+        self.data: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
 
-    def get(self, embedder, sentence: str) -> tuple[list[str], np.ndarray]:
-        key = (getattr(embedder, "name", ""), sentence)
-        if key not in self.data:
-            words = re.findall(r"[\w’'-]+", sentence)
-            spans = list(
-                dict.fromkeys(
-                    " ".join(words[i : i + k])
-                    for k in range(1, MAX_SPAN_WORDS + 1)
-                    for i in range(len(words) - k + 1)
-                    if qtext.normalize(words[i]) not in qtext.STOPWORDS
-                    and qtext.normalize(words[i + k - 1]) not in qtext.STOPWORDS
-                )
-            )
-            self.data[key] = (spans, embedder.encode_documents(spans) if spans else np.zeros((0, 1)))
+    def get(self, embedder, words: list[str]) -> np.ndarray:
+        name = getattr(embedder, "name", "")
+        todo = [w for w in dict.fromkeys(words) if (name, w) not in self.data]
+        if todo:
+            for w, v in zip(todo, embedder.encode_documents(todo)):
+                self.data[name, w] = v
             while len(self.data) > self.size:
                 self.data.popitem(last=False)
-        self.data.move_to_end(key)
-        return self.data[key]
+        return np.stack([self.data[name, w] for w in words])
 
 
-_SPANS = _SpanCache()
+_VECTORS = _WordVectors()
+
+
+def content_words(text: str) -> list[str]:
+    """The distinct words of a text that could be (part of) a name: not stopwords, not markers."""
+    words = re.findall(r"[^\W\d_][\w’'-]*", text)
+    return list(dict.fromkeys(w for w in words if qtext.normalize(w) not in qtext.STOPWORDS and len(w) > 1))
+
+
+# Consonant classes shared by Latin and Arabic spellings of a name (vowels, w, y, alef, waw, ya dropped).
+_LATIN_CLASSES = [
+    ("sh", "S"), ("ch", "S"), ("kh", "K"), ("gh", "K"), ("th", "T"), ("dh", "D"), ("ph", "F"), ("ck", "K"),
+    ("b", "B"), ("p", "B"), ("t", "T"), ("d", "D"), ("j", "K"), ("g", "K"), ("k", "K"), ("c", "K"),
+    ("q", "K"), ("x", "KS"), ("s", "S"), ("z", "S"), ("f", "F"), ("v", "F"), ("l", "L"), ("m", "M"),
+    ("n", "N"), ("r", "R"), ("h", "H"),
+]  # fmt: skip
+_ARABIC_CLASSES = str.maketrans(
+    {**dict.fromkeys("بپ", "B"), **dict.fromkeys("تطث", "T"), **dict.fromkeys("دضذظ", "D"),
+     **dict.fromkeys("جكقغگخ", "K"), **dict.fromkeys("سصشز", "S"), **dict.fromkeys("فڤ", "F"),
+     "ل": "L", "م": "M", "ن": "N", "ر": "R", **dict.fromkeys("هح", "H")}
+)  # fmt: skip
+
+
+def skeleton(word: str) -> str:
+    """The consonant skeleton of a Latin or Arabic word, for matching names across scripts.
+
+    Example: skeleton("Peskov") == skeleton("بسكوف") == "BSKF"
+    """
+    word = qtext.normalize(word.replace("ة", ""))
+    if re.match(r"[a-z]", word):
+        word = re.sub(r"^(?:al|el)-", "", word)
+        out, i = "", 0
+        while i < len(word):
+            for latin, cls in _LATIN_CLASSES:
+                if word.startswith(latin, i):
+                    out += cls
+                    i += len(latin)
+                    break
+            else:
+                i += 1  # vowels, w, y, hyphens
+        return re.sub(r"(.)\1+", r"\1", out)
+    word = re.sub(r"^(?:وال|بال|لل|ال)", "", word)
+    out = re.sub(r"[^A-Z]", "", word.translate(_ARABIC_CLASSES))
+    return re.sub(r"(.)\1+", r"\1", out)
+
+
+def _lcs(a: str, b: str) -> int:
+    row = [0] * (len(b) + 1)
+    for ca in a:
+        prev = 0
+        for j, cb in enumerate(b, start=1):
+            prev, row[j] = row[j], prev + 1 if ca == cb else max(row[j], row[j - 1])
+    return row[-1]
+
+
+def skeleton_match(word: str, candidates: list[str]) -> float:
+    """The best skeleton agreement (longest common subsequence / longer length) with any candidate."""
+    a = skeleton(word)
+    if len(a) < 2:
+        return 0.0
+    scores = [_lcs(a, b) / max(len(a), len(b)) for b in map(skeleton, candidates) if len(b) >= 2]
+    return max(scores, default=0.0)
 
 
 def name_similarity(name: str, evidence: list[str], *, embedder) -> tuple[float, str]:
-    """The best cosine between a name and any 1-3 word span of the evidence, and that span."""
-    vector = embedder.encode_documents([name])[0]
-    best, where = -1.0, ""
-    for sentence in evidence:
-        spans, vectors = _SPANS.get(embedder, sentence)
-        if spans:
-            sims = vectors @ vector
-            i = int(np.argmax(sims))
-            if sims[i] > best:
-                best, where = float(sims[i]), spans[i]
-    return best, where
+    """How well every word of a name matches some evidence word (the worst word's best cosine).
+
+    Word-level, so "Dmitry Peskov" is matched word by word to «دميتري بسكوف»; returns the score and
+    the evidence words matched.
+    """
+    parts = content_words(name) or [name]
+    candidates = content_words(" ".join(evidence))
+    if not candidates:
+        return 0.0, ""
+    sims = _VECTORS.get(embedder, parts) @ _VECTORS.get(embedder, candidates).T
+    best = sims.argmax(axis=1)
+    score = float(sims[np.arange(len(parts)), best].min())
+    return score, " ".join(candidates[i] for i in best)
+
+
+def name_supported(name: str, evidence: list[str], *, embedder) -> bool:
+    """True when the words of a name have counterparts in the evidence: the same consonant skeleton
+    (a transliteration, "Peskov"/«بسكوف») or an embedding at least `NAME_THRESHOLD` close (a
+    translation, "Jordan"/«الأردن»). Names of one or two words need every word; longer names may
+    miss one, since they often include a translated common word ("Society"/«مؤسسة»)."""
+    candidates = content_words(" ".join(evidence))
+    words = content_words(name) or [name]
+    missing = 0
+    for word in words:
+        if skeleton_match(word, candidates) >= SKELETON_THRESHOLD:
+            continue
+        if name_similarity(word, evidence, embedder=embedder)[0] < NAME_THRESHOLD:
+            missing += 1
+    return missing == 0 or (len(words) >= 3 and missing == 1)
 
 
 def _words(text: str) -> set[str]:
@@ -208,7 +282,6 @@ def verify(
     question: str,
     embedder,
     support_threshold: float = SUPPORT_THRESHOLD,
-    name_threshold: float = NAME_THRESHOLD,
 ) -> Verdict:
     """Check `answer` (with [n] markers) against `evidence` (sentence n is evidence[n-1])."""
     found = [n for _, _, ns in markers(answer) for n in ns]
@@ -224,8 +297,9 @@ def verify(
     if not sentences:
         return Verdict(False, "it has no sentence to check", cited, ())
     question_words = _words(question)
-    vectors = embedder.encode_documents([s for s, _ in sentences] + list(evidence))
-    answer_vecs, evidence_vecs = vectors[: len(sentences)], vectors[len(sentences) :]
+    # The answer sentence as a query, the evidence as documents: the pairing the embedder is trained for.
+    answer_vecs = [embedder.encode_query(s) for s, _ in sentences]
+    evidence_vecs = embedder.encode_documents(list(evidence))
     checks = []
     for (body, cites), vec in zip(sentences, answer_vecs):
         support = [evidence[n - 1] for n in cites]
@@ -237,8 +311,7 @@ def verify(
         for name in names(body):
             if _name_in(name, support_words):
                 continue
-            score, _ = name_similarity(name, support, embedder=embedder)
-            if score < name_threshold:
+            if not name_supported(name, support, embedder=embedder):
                 missing_names.append(name)
         checks.append(SentenceCheck(body, cites, round(similarity, 4), missing_numbers, tuple(missing_names)))
     reason = None
