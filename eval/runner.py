@@ -342,6 +342,7 @@ def run(
     """Run a question set end to end and write everything to `out`; returns metrics.json's content."""
     qs = qs.limit(limit)
     out = Path(out)
+    commit = _commit()  # the code the run starts with, not whatever HEAD is when it ends
     with prepared(
         qs,
         docs=list(docs),
@@ -385,7 +386,7 @@ def run(
                 "answer_language": s.answer_language,
             },
             "overrides": settings_overrides or {},
-            "commit": _commit(),
+            "commit": commit,
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "ingest_s": round(ctx.ingest_s, 2),
             "ask_s": round(ask_s, 2),
