@@ -160,10 +160,7 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
     trimmed = dataclasses.replace(
         retrieval, hits=top, evidence=tuple(e for e in retrieval.evidence if e.chunk_id in kept)
     )
-    inputs = assistant._inputs(question, k, None, history)
-    t1 = time.perf_counter()
-    result = assistant.modes[mode](trimmed, inputs)
-    result.timings_ms.setdefault("answer", (time.perf_counter() - t1) * 1000)
+    result = assistant.answer_retrieval(trimmed, mode=mode, k=k, history=history)
     result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
     spans = [(h.chunk.doc_id, h.chunk.start, h.chunk.end) for h in retrieval.hits]
     best = trimmed.evidence[0].score if trimmed.evidence else None

@@ -116,6 +116,24 @@ class Assistant:
                 item.timings_ms["total"] = (time.perf_counter() - t0) * 1000
             yield item
 
+    def answer_retrieval(
+        self,
+        retrieval,
+        *,
+        mode: str | None = None,
+        k: int | None = None,
+        answer_language: str | None = None,
+        history: list[tuple[str, str]] | None = None,
+    ) -> qanswer.Answer:
+        """Answer from a `Retrieval` made elsewhere (evaluation reuses one retrieval for several uses)."""
+        mode = mode or self.settings.answer_mode
+        if mode not in self.modes:
+            raise InputError(f"Unknown answer mode {mode!r}; choose one of: {', '.join(self.modes)}.")
+        t0 = time.perf_counter()
+        result = self.modes[mode](retrieval, self._inputs(retrieval.question, k, answer_language, history))
+        result.timings_ms.setdefault("answer", (time.perf_counter() - t0) * 1000)
+        return result
+
     def _inputs(self, question, k, answer_language, history) -> dict:
         settings = self.settings
         if answer_language and answer_language != settings.answer_language:

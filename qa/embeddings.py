@@ -138,6 +138,10 @@ class UsemEmbedder(Embedder):
 @lru_cache(maxsize=4)
 def load_embedder(name: str, models_dir: Path, threads: int = 2, batch_size: int = 16) -> Embedder:
     """Load an embedding model once per process (by name, or a sentence-transformers name/path)."""
+    # OpenMP threads that spin while waiting make every small matrix product ~25x slower as soon as
+    # another process (the LLM, a second request) wants the CPU: measured 24 ms vs 1 ms per layer.
+    # It must be set before torch loads its OpenMP runtime.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     torch.set_num_threads(threads)
