@@ -151,6 +151,13 @@ def _calibrate(args) -> int:
         f"current threshold {result['current_threshold']:.4f}: balanced accuracy "
         f"{result['current_balanced_accuracy']:.3f}; set QA_ABSTAIN_THRESHOLD={result['threshold']:.4f} to use it"
     )
+    for lang, row in result["by_language"].items():
+        var = "QA_ABSTAIN_THRESHOLD_AR" if lang == "ar" else "QA_ABSTAIN_THRESHOLD"
+        print(
+            f"  {lang} questions: best {row['threshold']:.4f} (balanced accuracy {row['balanced_accuracy']:.3f}, "
+            f"abstains {row['abstains_unanswerable']}, answers {row['answers_answerable']}); current "
+            f"{row['current_threshold']:.4f} ({row['current_balanced_accuracy']:.3f}): {var}={row['threshold']:.4f}"
+        )
     print(f"plot: {out / 'calibration.png'}")
     return 0
 

@@ -380,6 +380,7 @@ def run(
                 "sentence_weight": s.sentence_weight,
                 "max_evidence": s.max_evidence,
                 "abstain_threshold": s.abstain_threshold,
+                "abstain_threshold_ar": s.abstain_threshold_ar,
                 "answer_language": s.answer_language,
             },
             "overrides": settings_overrides or {},
@@ -445,10 +446,27 @@ def calibrate(
             best = retrieval.evidence[0].score if retrieval.evidence else 0.0
             rows.append({"id": q.id, "lang": q.lang, "unanswerable": q.unanswerable, "score": best})
         current = s.abstain_threshold
+        # Arabic questions score higher on Arabic text than English ones: one threshold per language.
+        by_language = {}
+        for lang in sorted({r["lang"] for r in rows}):
+            ans = [r["score"] for r in rows if r["lang"] == lang and not r["unanswerable"]]
+            una = [r["score"] for r in rows if r["lang"] == lang and r["unanswerable"]]
+            if ans and una:
+                now = qanswer.threshold_for(lang, s)
+                fit = metrics.best_threshold(ans, una)
+                by_language[lang] = {
+                    "threshold": round(fit["threshold"], 4),
+                    "balanced_accuracy": fit["balanced_accuracy"],
+                    "current_threshold": now,
+                    "current_balanced_accuracy": metrics.balanced_accuracy(now, ans, una),
+                    "abstains_unanswerable": f"{sum(x < fit['threshold'] for x in una)}/{len(una)}",
+                    "answers_answerable": f"{sum(x >= fit['threshold'] for x in ans)}/{len(ans)}",
+                }
     answerable = [r["score"] for r in rows if not r["unanswerable"]]
     unanswerable = [r["score"] for r in rows if r["unanswerable"]]
     best = metrics.best_threshold(answerable, unanswerable)
     result = {
+        "by_language": by_language,
         "threshold": round(best["threshold"], 4),
         "balanced_accuracy": best["balanced_accuracy"],
         "current_threshold": current,

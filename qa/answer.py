@@ -129,8 +129,17 @@ def to_citations(evidence: list[Evidence], hits) -> tuple[Citation, ...]:
     return tuple(out)
 
 
-def is_weak(retrieval: Retrieval, threshold: float) -> bool:
+def threshold_for(language: str, settings) -> float:
+    """The abstention threshold for a question language (Arabic questions score higher on Arabic text).
+
+    Example: threshold_for("ar", Settings()) == Settings().abstain_threshold_ar
+    """
+    return settings.abstain_threshold_ar if language == "ar" else settings.abstain_threshold
+
+
+def is_weak(retrieval: Retrieval, settings) -> bool:
     """True when the best evidence is below the abstention threshold (or there is none)."""
+    threshold = threshold_for(retrieval.language, settings)
     return not retrieval.evidence or retrieval.evidence[0].score < threshold
 
 
@@ -156,7 +165,7 @@ def abstain(retrieval: Retrieval, *, lang: str, mode: str, note: str | None = No
 def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> Answer:
     """Quote the best evidence sentences verbatim with [n] markers, or abstain."""
     lang = answer_language(retrieval, settings.answer_language)
-    if is_weak(retrieval, settings.abstain_threshold):
+    if is_weak(retrieval, settings):
         return abstain(retrieval, lang=lang, mode="extractive", note=note)
     citations = to_citations(select_evidence(retrieval, max_evidence=settings.max_evidence), retrieval.hits)
     phrases = PHRASES[lang]

@@ -314,7 +314,7 @@ def stream_generative(retrieval: Retrieval, inputs: dict, *, embedder) -> Iterat
     """Yield the model's text deltas (a draft), then the verified `Answer` or the extractive fallback."""
     settings: Settings = inputs["settings"]
     lang = qanswer.answer_language(retrieval, settings.answer_language)
-    if qanswer.is_weak(retrieval, settings.abstain_threshold):
+    if qanswer.is_weak(retrieval, settings):
         yield qanswer.abstain(retrieval, lang=lang, mode="generative")  # the LLM is not even asked
         return
     evidence = evidence_for(retrieval, settings)

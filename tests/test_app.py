@@ -134,7 +134,9 @@ def test_sources_highlight_the_cited_sentence(seeded):
 
 def test_abstained_answer_shows_closest(seeded):
     # A threshold no evidence reaches: the UI's rendering is tested here, not the calibration.
-    seeded.settings = seeded.settings.model_copy(update={"abstain_threshold": 2.0})
+    seeded.settings = seeded.settings.model_copy(
+        update={"abstain_threshold": 2.0, "abstain_threshold_ar": 2.0}
+    )
     answer = seeded.ask("How old is Sergei Lavrov?")
     assert answer.abstained and answer.closest
     turn = {"id": "t", "question": answer.question, "answer": app.answer_record(answer), "error": None}

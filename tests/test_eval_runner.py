@@ -121,7 +121,7 @@ def test_compare_reports_metric_changes_and_flipped_questions(seed_run, seed_set
         docs=[SEED_DOC],
         out=other,
         limit=10,
-        settings_overrides={"abstain_threshold": "5"},
+        settings_overrides={"abstain_threshold": "5", "abstain_threshold_ar": "5"},
         embedder=embedder,
         progress=False,
         report=False,
