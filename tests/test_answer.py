@@ -21,7 +21,7 @@ ANSWERABLE = {
 UNANSWERABLE = [
     "What is the capital of Japan?",
     "ما هي عاصمة اليابان؟",
-    "How old is Sergei Lavrov?",
+    "How many civilians were killed in Aleppo this week?",
 ]
 
 
