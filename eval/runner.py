@@ -153,7 +153,10 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
     """
     t0 = time.perf_counter()
     question = qanswer.check_question(question, max_chars=assistant.settings.max_question_chars)
-    retrieval = assistant.retriever.retrieve(question, k=max(k, K_RETRIEVE))
+    # Through the assistant, so follow-ups are resolved against `history` as in the app.
+    retrieval = assistant.retrieve(
+        {"question": question, "k": max(k, K_RETRIEVE), "history": history, "mode": mode}
+    )
     top = retrieval.hits[:k]
     kept = {h.chunk.id for h in top}
     # Evidence is scored per chunk, so cutting to the top k chunks gives exactly what a k-retrieval gives.

@@ -98,12 +98,11 @@ def answer_language(retrieval: Retrieval, setting: str) -> str:
 
 
 def select_evidence(retrieval: Retrieval, *, max_evidence: int, margin: float = 0.06) -> list[Evidence]:
-    """The best evidence sentence and any close runners-up, in document order."""
+    """The best evidence sentence and any close runners-up, strongest first (so [1] is the best)."""
     if not retrieval.evidence:
         return []
     best = retrieval.evidence[0].score
-    chosen = [e for e in retrieval.evidence[:max_evidence] if e.score >= best - margin]
-    return sorted(chosen, key=lambda e: (e.doc_id, e.start))
+    return [e for e in retrieval.evidence[:max_evidence] if e.score >= best - margin]
 
 
 def to_citations(evidence: list[Evidence], hits) -> tuple[Citation, ...]:

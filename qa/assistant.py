@@ -8,8 +8,9 @@ Leaves out: user messages (the edges turn `QAError`s into text) and any UI.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from qa import answer as qanswer
 from qa import ingest as qingest
 from qa.chain import AnswerMode, StreamMode, answer_chain
 from qa.config import Settings, get_settings
-from qa.errors import InputError
+from qa.errors import InputError, QAError
 
 
 def _extractive(retrieval, inputs) -> qanswer.Answer:
@@ -32,6 +33,8 @@ class Assistant:
         self.modes: dict[str, AnswerMode] = {"extractive": _extractive}
         # Modes that can stream: (Retrieval, inputs) -> iterator of text deltas, then the Answer.
         self.stream_modes: dict[str, StreamMode] = {}
+        # Rewrites a follow-up as a standalone question: (question, history) -> str; set by qa.llm.
+        self.condense: Callable[[str, list[tuple[str, str]]], str] | None = None
 
     @cached_property
     def store(self):
@@ -83,8 +86,9 @@ class Assistant:
         mode = mode or self.settings.answer_mode
         if mode not in self.modes:
             raise InputError(f"Unknown answer mode {mode!r}; choose one of: {', '.join(self.modes)}.")
-        chain = answer_chain(self.retriever, self.modes[mode])
-        result = chain.invoke(self._inputs(question, k, answer_language, history))
+        chain = answer_chain(self.retrieve, self.modes[mode])
+        result = chain.invoke({**self._inputs(question, k, answer_language, history), "mode": mode})
+        result = dataclasses.replace(result, question=question)  # the user's words, not the standalone form
         result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
         return result
 
@@ -109,12 +113,38 @@ class Assistant:
             return
         t0 = time.perf_counter()
         question = qanswer.check_question(question, max_chars=self.settings.max_question_chars)
-        inputs = self._inputs(question, k, answer_language, history)
-        retrieval = self.retriever.retrieve(question, k=k)
+        inputs = {**self._inputs(question, k, answer_language, history), "mode": mode}
+        retrieval = self.retrieve(inputs)
         for item in self.stream_modes[mode](retrieval, inputs):
             if isinstance(item, qanswer.Answer):
+                item = dataclasses.replace(item, question=question)
                 item.timings_ms["total"] = (time.perf_counter() - t0) * 1000
             yield item
+
+    def retrieve(self, inputs: dict):
+        """Retrieve for a question, resolving a follow-up against the conversation first.
+
+        With an LLM condenser (generative mode) the follow-up is rewritten as a standalone question.
+        Otherwise both the question alone and the question after the previous one are tried, and the
+        retrieval with the stronger evidence wins: a follow-up ("Which newspaper did he speak to?")
+        needs its context, a change of topic does not. Costs one more query embedding, only then.
+        """
+        question, k, history = inputs["question"], inputs.get("k"), inputs.get("history") or []
+        if not history:
+            return self.retriever.retrieve(question, k=k)
+        if self.condense and inputs.get("mode", "extractive") != "extractive":
+            try:
+                return self.retriever.retrieve(self.condense(question, history), k=k)
+            except QAError:
+                pass  # the LLM is unavailable: fall back to the cheap way below
+        alone = self.retriever.retrieve(question, k=k)
+        joined = self.retriever.retrieve(f"{history[-1][0]} {question}", k=k)
+
+        def best(r) -> float:
+            return r.evidence[0].score if r.evidence else float("-inf")
+
+        chosen = joined if best(joined) > best(alone) else alone
+        return dataclasses.replace(chosen, language=alone.language)
 
     def answer_retrieval(
         self,

@@ -59,11 +59,14 @@ AnswerMode = Callable[[Retrieval, dict], Answer]
 StreamMode = Callable[[Retrieval, dict], Iterator[str | Answer]]
 
 
-def answer_chain(retriever: Retriever, mode: AnswerMode) -> Runnable:
-    """A runnable taking {"question", "k"?, ...} and returning an `Answer` made by `mode`."""
+def answer_chain(retrieve: Callable[[dict], Retrieval], mode: AnswerMode) -> Runnable:
+    """A runnable taking {"question", "k"?, ...} and returning an `Answer` made by `mode`.
 
-    def retrieve(inputs: dict[str, Any]) -> dict[str, Any]:
-        return {**inputs, "retrieval": retriever.retrieve(inputs["question"], k=inputs.get("k"))}
+    `retrieve` maps the inputs to a `Retrieval` (e.g. `Assistant.retrieve`, which resolves follow-ups).
+    """
+
+    def retrieve_step(inputs: dict[str, Any]) -> dict[str, Any]:
+        return {**inputs, "retrieval": retrieve(inputs)}
 
     def answer(inputs: dict[str, Any]) -> Answer:
         t0 = time.perf_counter()
@@ -71,6 +74,6 @@ def answer_chain(retriever: Retriever, mode: AnswerMode) -> Runnable:
         result.timings_ms.setdefault("answer", (time.perf_counter() - t0) * 1000)
         return result
 
-    return RunnableLambda(retrieve).with_config(run_name="retrieve") | RunnableLambda(answer).with_config(
-        run_name="answer"
-    )
+    return RunnableLambda(retrieve_step).with_config(run_name="retrieve") | RunnableLambda(
+        answer
+    ).with_config(run_name="answer")

@@ -49,6 +49,6 @@ def test_langchain_retriever_and_chain(seeded):
         seen.append(retrieval.question)
         return seeded.modes["extractive"](retrieval, inputs)
 
-    chain = answer_chain(seeded.retriever, mode)
+    chain = answer_chain(seeded.retrieve, mode)
     answer = chain.invoke({"question": "Who is Kyle Orton?", "settings": seeded.settings})
     assert seen == ["Who is Kyle Orton?"] and answer.citations and "answer" in answer.timings_ms
