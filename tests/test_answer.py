@@ -84,3 +84,15 @@ def test_json_shape(seeded):
     assert data["mode"] == "extractive"
     assert {"n", "doc", "chunk_id", "start", "end", "quote"} <= set(data["citations"][0])
     assert data["timings_ms"]["total"] >= data["timings_ms"]["retrieve"] > 0
+
+
+def test_follow_up_is_resolved_against_the_previous_question(seeded):
+    history = [("Who is Kyle Orton?", seeded.ask("Who is Kyle Orton?").answer)]
+    follow_up = "Which newspaper did he speak to?"
+    alone = seeded.ask(follow_up)
+    answer = seeded.ask(follow_up, history=history)
+    assert answer.question == follow_up
+    assert not answer.abstained
+    assert any("التلغراف البريطانية" in c.quote for c in answer.citations)
+    # without the conversation the same words find nothing strong enough
+    assert alone.abstained or not any("التلغراف" in c.quote for c in alone.citations)
