@@ -211,19 +211,21 @@ def test_follow_up_is_condensed_into_a_standalone_question(settings, llama):
 
 
 @pytest.fixture(scope="module")
-def llama_server():
+def llama_server(tmp_path_factory):
     """`python -m llama_cpp.server` serving the same GGUF on a free loopback port, for this module."""
     path = models.verify(models.QWEN_1_5B, Settings(_env_file=None).models_dir)
     port = _free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--n_threads", "2", "--n_ctx", "2048"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # A file, not a pipe: llama.cpp logs enough while loading to fill a pipe and block the server.
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     url = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 180
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-500:]}")
+                pytest.fail(f"llama_cpp.server exited: {log.read_text(errors='replace')[-500:]}")
             try:
                 with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
                     assert json.load(r)["data"]
