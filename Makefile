@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test setup models index chromium lint format bench clean
+.PHONY: run test setup models index chromium lint format bench eval clean
 
 run: setup index
 	$(PY) app.py
@@ -46,3 +46,7 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .qa
+
+# The seed question set, our pipeline beside the two baselines (report in runs/seed/).
+eval: setup
+	$(PY) -m eval run eval/questions/seed.jsonl --docs seeds --baseline naive --baseline bm25 --out runs/seed
