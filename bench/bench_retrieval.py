@@ -33,6 +33,11 @@ def main() -> None:
     qa.ingest([DEV / "articles"])
     ingest_s = time.perf_counter() - t0
 
+    # Gold offsets count a leading BOM as a character; our text (decoded as utf-8-sig) has none.
+    shift = {
+        a: int((DEV / info["file"]).read_text(encoding="utf-8").startswith("\ufeff"))
+        for a, info in articles.items()
+    }
     ranks: dict[str, list[int | None]] = defaultdict(list)
     for q in tqdm(questions, desc="questions"):
         gold = articles[q["article"]]["paragraph_offsets"][q["context_paragraph_index"]]
@@ -40,7 +45,8 @@ def main() -> None:
         rank = None
         for i, hit in enumerate(retrieval.hits, start=1):
             c = hit.chunk
-            if c.doc_id == q["article"] + ".txt" and gold[0] <= c.start and c.end <= gold[1]:
+            start, end = c.start + shift[q["article"]], c.end + shift[q["article"]]
+            if c.doc_id == q["article"] + ".txt" and gold[0] <= start and end <= gold[1]:
                 rank = i
                 break
         ranks[q["question_lang"]].append(rank)
