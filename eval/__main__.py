@@ -12,19 +12,12 @@ import json
 import sys
 from pathlib import Path
 
-from qa.errors import InputError, QAError
+from qa.cli import run_command
+from qa.errors import InputError
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        return args.func(args) or 0
-    except QAError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted.", file=sys.stderr)
-        return 130
+    return run_command(_parser(), argv)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,7 +15,11 @@ from qa.errors import QAError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    return run_command(_parser(), argv)
+
+
+def run_command(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse, run `args.func`, and turn a `QAError` into one line on stderr and exit code 2."""
     args = parser.parse_args(argv)
     try:
         return args.func(args) or 0
@@ -23,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; the index is unchanged for any document not reported as done.", file=sys.stderr)
+        print("interrupted.", file=sys.stderr)
         return 130
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -72,3 +74,32 @@ def seeded(assistant: Assistant, tmp_path: Path) -> Assistant:
     shutil.copy(SEED, docs / SEED.name)
     assistant.ingest([docs], progress=False)
     return assistant
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_seed_app(tmp: Path, embedder: MemoEmbedder):
+    """The web app on a free port over a fresh index of the seed article: yields (assistant, url)."""
+    import app
+
+    settings = Settings(
+        _env_file=None, chroma_path=tmp / "chroma", feedback_path=tmp / "feedback.jsonl", port=free_port()
+    )
+    assistant = Assistant(settings)
+    assistant.embedder = embedder
+    docs = tmp / "docs"
+    docs.mkdir()
+    shutil.copy(SEED, docs / SEED.name)
+    assistant.ingest([docs], progress=False)
+    demo, url = app.launch(assistant, settings, block=False)
+    demo.warmup.wait()
+    try:
+        yield assistant, url
+    finally:
+        demo.close()

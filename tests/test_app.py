@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -20,9 +18,8 @@ import pytest
 from gradio_client import Client
 
 import app
-from qa.assistant import Assistant
-from qa.config import Settings
 from qa.errors import InputError
+from tests.conftest import free_port, serve_seed_app
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_30343400e31c82a3.txt"
@@ -30,28 +27,11 @@ XSS_DOC = Path(__file__).parent / "fixtures" / "xss_notice.md"
 QUESTIONS = ["What did the Kremlin deny?", "ماذا نفى الكرملين؟"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, embedder):
     """(assistant, url) of the app serving the seed article; closed after the module."""
-    tmp = tmp_path_factory.mktemp("app")
-    settings = Settings(
-        _env_file=None, chroma_path=tmp / "chroma", feedback_path=tmp / "feedback.jsonl", port=free_port()
-    )
-    assistant = Assistant(settings)
-    assistant.embedder = embedder
-    docs = tmp / "docs"
-    docs.mkdir()
-    shutil.copy(SEED, docs / SEED.name)
-    assistant.ingest([docs], progress=False)
-    demo, url = app.launch(assistant, settings, block=False)
-    yield assistant, url
-    demo.close()
+    with serve_seed_app(tmp_path_factory.mktemp("app"), embedder) as served:
+        yield served
 
 
 def comparable(answer: dict) -> dict:

@@ -8,16 +8,13 @@ of <script>, <img onerror> and Markdown renders as text; rates an answer and exp
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 import app
-from qa.assistant import Assistant
-from qa.config import Settings
+from tests.conftest import serve_seed_app
 
 pytestmark = pytest.mark.slow
 
@@ -37,29 +34,11 @@ ANSWER_TIMEOUT_MS = 180_000  # a bound against a hung page on a loaded CI machin
 BOT = "#qa-chat [data-testid='bot']"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, embedder):
-    """(assistant, url) of the app serving the seed article in a thread; closed after the module."""
-    tmp = tmp_path_factory.mktemp("browser-app")
-    settings = Settings(
-        _env_file=None, chroma_path=tmp / "chroma", feedback_path=tmp / "feedback.jsonl", port=free_port()
-    )
-    assistant = Assistant(settings)
-    assistant.embedder = embedder
-    docs = tmp / "docs"
-    docs.mkdir()
-    shutil.copy(SEED, docs / SEED.name)
-    assistant.ingest([docs], progress=False)
-    demo, url = app.launch(assistant, settings, block=False)
-    demo.warmup.wait()
-    yield assistant, url
-    demo.close()
+    """(assistant, url) of the app serving the seed article; closed after the module."""
+    with serve_seed_app(tmp_path_factory.mktemp("browser-app"), embedder) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

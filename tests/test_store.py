@@ -11,7 +11,7 @@ import pytest
 from qa.assistant import Assistant
 from qa.errors import StoreError
 from qa.store import Store, connect
-from tests.conftest import SEED
+from tests.conftest import SEED, free_port
 
 
 def _snapshot(store: Store) -> dict:
@@ -80,15 +80,9 @@ def test_collection_records_its_embedding_model(seeded, settings):
 
 
 def test_unreachable_chroma_server_is_one_sentence(tmp_path):
-    port = _free_port()
+    port = free_port()
     with pytest.raises(StoreError, match=f"Cannot reach the Chroma server at http://127.0.0.1:{port}"):
         connect(chroma_path=tmp_path, chroma_url=f"http://127.0.0.1:{port}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -98,7 +92,7 @@ def chroma_server(tmp_path):
     from pathlib import Path
 
     chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [chroma, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL,
