@@ -87,9 +87,11 @@ def direction(locator) -> str:
 
 def test_english_and_arabic_answers_cite_highlighted_sentences(page, served, tmp_path):
     assistant, _ = served
-    english = ()
+    english, history = (), []
     for i, question in enumerate(["What did the Kremlin deny?", "ماذا نفى الكرملين؟"]):
-        expected = assistant.ask(question)
+        # the same conversation as in the page: the second question comes after the first
+        expected = assistant.ask(question, history=history)
+        history.append((question, expected.answer))
         english = english if i else expected.citations
         ask(page, question)
         bubble = page.locator(BOT).nth(i).locator(".qa-msg")
