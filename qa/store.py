@@ -212,12 +212,6 @@ class Store:
             records["documents"] = got["documents"]
         return records
 
-    def as_langchain(self, embedder):
-        """The chunk collection as a LangChain `Chroma` vector store (for LangChain-native code)."""
-        from langchain_chroma import Chroma
-
-        return Chroma(client=self.client, collection_name=self.name, embedding_function=embedder)
-
 
 def sentence_id(doc_id: str, start: int, end: int) -> str:
     """The id of a sentence record: one per distinct span of a document.
