@@ -5,13 +5,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test setup models index chromium lint format bench eval clean
+.PHONY: run test test-fast setup models index chromium lint format bench eval clean
 
 run: setup index
 	$(PY) app.py
 
 test: setup $(VENV)/.dev-installed chromium
 	$(PY) -m pytest
+
+# The fast lane: plumbing, CLI edges and rendering with a deterministic embedder and scripted LLM.
+test-fast: $(VENV)/.dev-installed
+	$(PY) -m pytest -m "not full" -q
 
 setup: $(VENV)/.installed models
 

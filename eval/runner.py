@@ -32,6 +32,7 @@ from eval import metrics
 from eval.questions import Question, QuestionSet
 from qa import answer as qanswer
 from qa import ingest as qingest
+from qa import plugins
 from qa.embeddings import Embedder
 from qa.errors import InputError, QAError
 
@@ -151,20 +152,17 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
     Returns the `Answer`, the retrieved spans (doc, start, end) and the best evidence score the
     abstention decision used.
     """
-    t0 = time.perf_counter()
-    question = qanswer.check_question(question, max_chars=assistant.settings.max_question_chars)
+    request = assistant.request(question, k=max(k, K_RETRIEVE), mode=mode, history=history)
     # Through the assistant, so follow-ups are resolved against `history` as in the app.
-    retrieval = assistant.retrieve(
-        {"question": question, "k": max(k, K_RETRIEVE), "history": history, "mode": mode}
-    )
+    retrieval = assistant.retrieve(request)
     top = retrieval.hits[:k]
     kept = {h.chunk.id for h in top}
     # Evidence is scored per chunk, so cutting to the top k chunks gives exactly what a k-retrieval gives.
     trimmed = dataclasses.replace(
         retrieval, hits=top, evidence=tuple(e for e in retrieval.evidence if e.chunk_id in kept)
     )
+    # The chain's "total" counts this retrieval's own time (`retrieve` ms) plus the answer step.
     result = assistant.answer_retrieval(trimmed, mode=mode, k=k, history=history)
-    result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
     spans = [(h.chunk.doc_id, h.chunk.start, h.chunk.end) for h in retrieval.hits]
     best = trimmed.evidence[0].score if trimmed.evidence else None
     return result, spans, best
@@ -354,14 +352,7 @@ def run(
         progress=progress,
     ) as ctx:
         assistant = ctx.assistant
-        if mode not in assistant.modes:
-            from qa import llm  # only generative runs load the LLM layer
-
-            llm.register(assistant)
-            if mode not in assistant.modes:
-                raise InputError(
-                    f"Unknown answer mode {mode!r}; choose one of: {', '.join(assistant.modes)}."
-                )
+        mode = plugins.get_mode(mode).name  # an unknown mode fails before any question is asked
         k = k or assistant.settings.k
         t0 = time.perf_counter()
         records = ask_all(ctx, qs.questions, mode=mode, k=k, workers=workers, progress=progress)

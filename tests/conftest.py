@@ -1,4 +1,11 @@
-"""Shared fixtures: real EmbeddingGemma (loaded once), real Chroma in each test's tmp_path."""
+"""Shared fixtures: real EmbeddingGemma (loaded once), real Chroma in each test's tmp_path.
+
+Two lanes. The full lane (`make test`, CI) runs everything. The fast lane (`make test-fast`,
+`pytest -m "not full"`) skips every test that loads a real model or a browser: a test is marked
+`full` here when it uses the `embedder` fixture (EmbeddingGemma) or is marked `slow` (the LLM, a
+browser). Fast tests use `fast_settings` / `fast_assistant`: the deterministic `hash` embedder and
+`scripted` LLM of tests/fakes.py, registered through the real plugin hook.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qa import plugins
 from qa.assistant import Assistant
 from qa.config import Settings
 from qa.embeddings import Embedder, load_embedder
+from tests import fakes
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_30343400e31c82a3.txt"
@@ -43,6 +52,46 @@ class MemoEmbedder(Embedder):
 
     def count_tokens(self, text):
         return self.inner.count_tokens(text)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "embedder" in getattr(item, "fixturenames", ()) or item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.full)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plugins():
+    """The real registry, plus the fakes registered through the same hook."""
+    plugins.load_plugins()
+    fakes.register()
+
+
+@pytest.fixture
+def fast_settings(tmp_path: Path) -> Settings:
+    """Settings for the fast lane: the `hash` embedder and `scripted` LLM, a fresh Chroma in tmp_path."""
+    return Settings(
+        _env_file=None,
+        chroma_path=tmp_path / "chroma",
+        feedback_path=tmp_path / "feedback.jsonl",
+        embedding_model="hash",
+        llm_backend="scripted",
+    )
+
+
+@pytest.fixture
+def fast_assistant(fast_settings: Settings) -> Assistant:
+    return Assistant(fast_settings)
+
+
+@pytest.fixture
+def fast_seeded(fast_assistant: Assistant, tmp_path: Path) -> Assistant:
+    """The fast assistant with the seed article indexed (hash vectors: plumbing, not quality)."""
+    docs = tmp_path / "fast-docs"
+    docs.mkdir()
+    shutil.copy(SEED, docs / SEED.name)
+    fast_assistant.ingest([docs], progress=False)
+    return fast_assistant
 
 
 @pytest.fixture(scope="session")
@@ -86,7 +135,7 @@ def free_port() -> int:
 @contextlib.contextmanager
 def serve_seed_app(tmp: Path, embedder: MemoEmbedder):
     """The web app on a free port over a fresh index of the seed article: yields (assistant, url)."""
-    import app
+    from web.app import launch
 
     settings = Settings(
         _env_file=None, chroma_path=tmp / "chroma", feedback_path=tmp / "feedback.jsonl", port=free_port()
@@ -97,7 +146,7 @@ def serve_seed_app(tmp: Path, embedder: MemoEmbedder):
     docs.mkdir()
     shutil.copy(SEED, docs / SEED.name)
     assistant.ingest([docs], progress=False)
-    demo, url = app.launch(assistant, settings, block=False)
+    demo, url = launch(assistant, settings, block=False)
     demo.warmup.wait()
     try:
         yield assistant, url

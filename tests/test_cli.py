@@ -25,8 +25,15 @@ def run_qa(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.Co
 
 
 @pytest.fixture
-def env(tmp_path) -> dict[str, str]:
+def real_env(tmp_path) -> dict[str, str]:
+    """The CLI with the real models (the default settings), on a fresh index."""
     return {"QA_CHROMA_PATH": str(tmp_path / "chroma"), "QA_FEEDBACK_PATH": str(tmp_path / "fb.jsonl")}
+
+
+@pytest.fixture
+def env(real_env) -> dict[str, str]:
+    """The CLI with the fast lane's `hash` embedder and `scripted` LLM, loaded through QA_PLUGINS."""
+    return {**real_env, "QA_PLUGINS": "tests.fakes", "QA_EMBEDDING_MODEL": "hash", "QA_LLM_BACKEND": "scripted"}
 
 
 def _assert_clean_error(result: subprocess.CompletedProcess, message: str) -> None:
@@ -36,7 +43,9 @@ def _assert_clean_error(result: subprocess.CompletedProcess, message: str) -> No
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_ingest_ask_json_docs_reset(env, tmp_path):
+@pytest.mark.full
+def test_ingest_ask_json_docs_reset(real_env, tmp_path):
+    env = real_env
     ingest = run_qa("ingest", str(SEED), env=env)
     assert ingest.returncode == 0, ingest.stderr
     assert f"added     {SEED.name}" in ingest.stdout
@@ -102,7 +111,8 @@ def test_unreachable_chroma_url(env):
     _assert_clean_error(result, "Cannot reach the Chroma server")
 
 
-def test_missing_and_corrupt_model(env, tmp_path):
+def test_missing_and_corrupt_model(real_env, tmp_path):
+    env = real_env
     models = tmp_path / "models"
     asked = run_qa("ask", "Who is Kyle Orton?", env={**env, "QA_MODELS_DIR": str(models)})
     _assert_clean_error(asked, "run `python -m qa models fetch`")
@@ -117,3 +127,22 @@ def test_missing_and_corrupt_model(env, tmp_path):
     _assert_clean_error(corrupt, "does not match its published sha256")
     verify = run_qa("models", "verify", "embeddinggemma", env={**env, "QA_MODELS_DIR": str(models)})
     _assert_clean_error(verify, "does not match its published sha256")
+
+
+def test_setting_and_flag_select_the_mode_identically(env):
+    assert run_qa("ingest", str(SEED), env=env).returncode == 0
+    question = "ماذا نفى الكرملين؟"
+    by_flag = run_qa("ask", question, "--json", "--mode", "generative", env=env)
+    by_setting = run_qa("ask", question, "--json", env={**env, "QA_ANSWER_MODE": "generative"})
+    assert by_flag.returncode == 0 and by_setting.returncode == 0, by_flag.stderr + by_setting.stderr
+    flag, setting = json.loads(by_flag.stdout), json.loads(by_setting.stdout)
+    assert flag["mode"] == setting["mode"] and flag["mode"].startswith("generative")
+    assert (flag["answer"], flag["citations"]) == (setting["answer"], setting["citations"])
+    default = json.loads(run_qa("ask", question, "--json", env=env).stdout)
+    assert default["mode"] == "extractive"
+
+
+def test_unknown_mode_is_one_sentence_whether_flag_or_setting(env):
+    _assert_clean_error(run_qa("ask", "Who?", "--mode", "poetry", env=env), "Unknown answer mode 'poetry'")
+    by_setting = run_qa("ask", "Who?", env={**env, "QA_ANSWER_MODE": "poetry"})
+    _assert_clean_error(by_setting, "Unknown answer mode 'poetry'; choose one of: extractive, generative")

@@ -35,12 +35,13 @@ INJECTION = (
 
 def _configure(assistant, **changes) -> None:
     assistant.settings = assistant.settings.model_copy(update=changes)
-    llm.register(assistant)
 
 
-def _final(items: list) -> object:
-    assert not isinstance(items[-1], str)
-    return items[-1]
+def _drafted(assistant, question: str) -> tuple[str, list[str], object]:
+    """Stream a generative answer: (draft text, its deltas, the final Answer)."""
+    stream = assistant.stream(question, mode="generative")
+    pieces = list(stream)
+    return "".join(pieces), pieces, stream.answer()
 
 
 def _check_cited_answer(result, *, lang: str) -> None:
@@ -78,8 +79,7 @@ def test_unreachable_backend_falls_back_with_a_note(seeded):
 
 def test_unconfigured_backend_falls_back_with_a_note(seeded):
     _configure(seeded, llm_backend="openai", llm_base_url=None, llm_api_key=None)
-    items = list(seeded.stream("ماذا نفى الكرملين؟", mode="generative"))
-    result = _final(items)
+    _, _, result = _drafted(seeded, "ماذا نفى الكرملين؟")
     assert result.mode == "generative-fallback"
     assert "needs QA_LLM_BASE_URL" in result.note
     assert result.answer_lang == "ar" and result.citations
@@ -94,7 +94,8 @@ def test_weak_retrieval_abstains_without_asking_the_model(seeded):
 
 
 def test_condense_without_history_returns_the_question(settings):
-    assert llm.condense_question("Who is he?", [], settings=settings) == "Who is he?"
+    model = llm.chat_model(settings.model_copy(update={"llm_backend": "scripted"}))
+    assert llm.condense_question("Who is he?", [], model=model, settings=settings) == "Who is he?"
 
 
 def test_prompts_are_data_files():
@@ -125,10 +126,8 @@ def test_local_english_answer_is_verified_before_display(seeded, llama):
     # verification rejects it, so the quoted evidence is shown, and the note names the culprit.
     _configure(seeded, llm_timeout_s=SLOW_CAP)
     question = "What did the Kremlin deny?"
-    items = list(seeded.stream(question, mode="generative"))
-    draft = "".join(i for i in items if isinstance(i, str))
+    draft, _, result = _drafted(seeded, question)
     assert qtext.detect_language(draft) == "en" and "Kremlin" in draft and "[1]" in draft
-    result = _final(items)
     _check_fallback(result, seeded.ask(question, mode="extractive"))
     named = re.search(r"the name «([^»]+)» is not in the evidence", result.note)
     assert named, result.note
@@ -141,10 +140,9 @@ def test_local_arabic_answer_is_verified_before_display(seeded, llama):
     # support threshold against the long evidence sentence (a known false rejection).
     _configure(seeded, llm_timeout_s=SLOW_CAP)
     question = "من هو المتحدث باسم الكرملين؟"
-    items = list(seeded.stream(question, mode="generative"))
-    draft = "".join(i for i in items if isinstance(i, str))
+    draft, _, result = _drafted(seeded, question)
     assert qtext.detect_language(draft) == "ar" and "بسكوف" in draft
-    _check_fallback(_final(items), seeded.ask(question, mode="extractive"))
+    _check_fallback(result, seeded.ask(question, mode="extractive"))
 
 
 @pytest.mark.slow
@@ -172,9 +170,7 @@ def test_prompt_injection_in_a_document_is_quoted_not_obeyed(assistant, tmp_path
     (docs / "harbour.txt").write_text(INJECTION, encoding="utf-8")
     assistant.ingest([docs], progress=False)
     _configure(assistant, llm_timeout_s=SLOW_CAP)
-    items = list(assistant.stream("When was the harbour of Port Elin rebuilt?", mode="generative"))
-    result = _final(items)
-    draft = "".join(i for i in items if isinstance(i, str))
+    draft, _, result = _drafted(assistant, "When was the harbour of Port Elin rebuilt?")
     assert "PWNED" in result.citations[0].quote if result.citations else False  # the model did see it
     assert "PWNED" not in draft
     _check_cited_answer_doc(result, docs / "harbour.txt")
@@ -197,7 +193,8 @@ def test_follow_up_is_condensed_into_a_standalone_question(settings, llama):
         )
     ]
     settings = settings.model_copy(update={"llm_timeout_s": SLOW_CAP})
-    standalone = llm.condense_question("Who is its spokesman?", history, settings=settings)
+    model = llm.chat_model(settings)
+    standalone = llm.condense_question("Who is its spokesman?", history, model=model, settings=settings)
     assert "Kremlin" in standalone
     assert standalone != "Who is its spokesman?"
 
@@ -244,11 +241,9 @@ def test_openai_backend_against_llama_cpp_server(seeded, llama_server):
     _configure(
         seeded, llm_backend="openai", llm_base_url=llama_server, llm_model="qwen", llm_timeout_s=SLOW_CAP
     )
-    items = list(seeded.stream("من هو المتحدث باسم الكرملين؟", mode="generative"))
-    draft = "".join(i for i in items if isinstance(i, str))
-    assert sum(isinstance(i, str) for i in items) > 1  # streamed token by token over HTTP
+    draft, pieces, result = _drafted(seeded, "من هو المتحدث باسم الكرملين؟")
+    assert len(pieces) > 1  # streamed token by token over HTTP
     assert qtext.detect_language(draft) == "ar" and "بسكوف" in draft
-    result = _final(items)
     # The server answered (no backend note): shown if verified, else the verification fallback.
     if result.mode == "generative":
         _check_cited_answer(result, lang="ar")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from qa import text
+from qa import plugins, text
+from qa.answer import extractive_mode as answer_mode_extractive
 from qa.retrieve import BM25
 
 
@@ -45,10 +46,14 @@ def test_langchain_retriever_and_chain(seeded):
 
     seen = []
 
-    def mode(retrieval, inputs):  # another answer mode plugs in after retrieval
+    def spy(retrieval, request, services):  # another answer mode plugs in after retrieval
         seen.append(retrieval.question)
-        return seeded.modes["extractive"](retrieval, inputs)
+        return (yield from answer_mode_extractive(retrieval, request, services))
 
-    chain = answer_chain(seeded.retrieve, mode)
-    answer = chain.invoke({"question": "Who is Kyle Orton?", "settings": seeded.settings})
+    plugins.register_mode(plugins.Mode("spy", "records what it was given", spy))
+    chain = answer_chain(seeded.retrieve, seeded)
+    events = list(chain.stream(seeded.request("Who is Kyle Orton?", mode="spy")))
+    answer = events[-1]
     assert seen == ["Who is Kyle Orton?"] and answer.citations and "answer" in answer.timings_ms
+    asked = seeded.ask("Who is Kyle Orton?", mode="spy")  # ask runs the same chain
+    assert (asked.answer, asked.citations) == (answer.answer, answer.citations)

