@@ -19,6 +19,7 @@ from qa.errors import InputError
 from qa.retrieve import Evidence, Retrieval
 
 if TYPE_CHECKING:
+    from qa.reader import ShortAnswer
     from qa.stream import Event, Request
 
 PHRASES = {
@@ -71,6 +72,7 @@ class Answer:
     closest: tuple[Citation, ...] = ()  # best evidence when abstaining: shown apart, not cited
     answer_lang: str = "en"
     note: str | None = None  # e.g. why a generated answer fell back to extractive
+    short_answer: ShortAnswer | None = None  # qa.reader: the checked answer words, in the question's language
 
     def to_dict(self) -> dict:
         """The JSON shape of `qa ask --json`."""
@@ -83,6 +85,7 @@ class Answer:
             "mode": self.mode,
             "abstained": self.abstained,
             "note": self.note,
+            "short_answer": self.short_answer.to_dict() if self.short_answer else None,
             "citations": [{k: asdict(c)[k] for k in cite} for c in self.citations],
             "closest": [{k: asdict(c)[k] for k in cite} for c in self.closest],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
@@ -174,12 +177,8 @@ def abstain(retrieval: Retrieval, *, lang: str, mode: str, note: str | None = No
     )
 
 
-def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> Answer:
-    """Quote the best evidence sentences verbatim with [n] markers, or abstain."""
-    lang = answer_language(retrieval, settings.answer_language)
-    if is_weak(retrieval, settings):
-        return abstain(retrieval, lang=lang, mode="extractive", note=note)
-    evidence = select_evidence(retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin)
+def quote(retrieval: Retrieval, evidence: list[Evidence], *, lang: str, note: str | None = None) -> Answer:
+    """An answer quoting `evidence` verbatim in order, as [1], [2], …, framed in `lang`."""
     citations = to_citations(evidence, retrieval.hits)
     phrases = PHRASES[lang]
     parts = [phrases["lead" if c.n == 1 else "more"].format(n=f"[{c.n}]", quote=c.quote) for c in citations]
@@ -196,10 +195,26 @@ def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> An
     )
 
 
+def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> Answer:
+    """Quote the best evidence sentences verbatim with [n] markers, or abstain."""
+    lang = answer_language(retrieval, settings.answer_language)
+    if is_weak(retrieval, settings):
+        return abstain(retrieval, lang=lang, mode="extractive", note=note)
+    evidence = select_evidence(retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin)
+    return quote(retrieval, evidence, lang=lang, note=note)
+
+
 def extractive_mode(retrieval: Retrieval, request: Request, services) -> Generator[Event, None, Answer]:
-    """The `extractive` mode as the registry runs it: no events, the quoted answer at once."""
-    yield from ()
-    return extractive(retrieval, request.settings)
+    """The `extractive` mode: the quoted answer at once, then (when the short answer is on and the
+    quote does not abstain) the same answer with its checked short answer (qa.reader)."""
+    quoted = extractive(retrieval, request.settings)
+    if quoted.abstained:
+        return quoted
+    from qa import reader  # the reader needs the LLM layer; a quote alone does not
+
+    if not reader.short_answer_enabled(request.settings):
+        return quoted
+    return (yield from reader.with_short_answer(quoted, retrieval, request, services))
 
 
 def register() -> None:

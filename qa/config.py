@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_DIR / ".qa"
+# The seed article: indexed by `make run`, used by the tests and the benchmarks.
+SEED_DOCUMENT = PROJECT_DIR / "seeds" / "000_30343400e31c82a3.txt"
 
 
 class Settings(BaseSettings):
@@ -66,6 +68,10 @@ class Settings(BaseSettings):
     # only on questions far from every sentence: an extractive answer is a quote the user can check.
     abstain_threshold: float = Field(0.40, description="threshold for English (and other) questions")
     abstain_threshold_ar: float = Field(0.42, description="threshold for Arabic questions")
+    # The short answer (qa.reader): "auto" is on when the local LLM is fetched or another backend is set.
+    short_answer: Literal["auto", "on", "off"] = "auto"
+    # The reader's "no answer" turns a quoted answer into an abstention (with the closest passage).
+    reader_abstains: bool = True
     max_question_chars: int = 2000
     max_file_mb: float = 50
 

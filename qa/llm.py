@@ -18,12 +18,14 @@ before retrieving) and UI wording beyond the notes.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from string import Template
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
@@ -46,32 +48,50 @@ N_CTX = 2048
 # The model sees at most this many evidence sentences: more context makes a 1.5B model wander.
 GEN_EVIDENCE = 3
 HISTORY_TURNS = 3
+# Saved prompt-prefix states kept per process (one per prompt file in use: reader, answer, condense).
+# A state holds the KV cache of its tokens: ~28 KB per token for Qwen2.5-1.5B (28 layers x 2 x 256 x 2 B),
+# so ~15 MB for the reader's 550-token instructions and examples.
+PREFIX_STATES = 8
 
 
 # Prompts ---------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=8)
-def load_prompt(name: str) -> tuple[str, str]:
-    """The (system, user) templates of prompts/<name>.txt, split at its `### system` / `### user` lines."""
+@lru_cache(maxsize=16)
+def load_prompt(name: str) -> tuple[tuple[str, Template], ...]:
+    """The messages of prompts/<name>.txt as (role, template) pairs, in order.
+
+    The file is a `### system` section, then `### user` / `### assistant` sections (worked examples
+    come first, the last `### user` is the question); variables are `$name` (string.Template, so
+    JSON examples need no escaping). Raises `LLMError` when the file is missing or malformed.
+    """
     path = PROMPTS_DIR / f"{name}.txt"
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LLMError(f"The prompt file {path} cannot be read ({exc.strerror}).") from exc
-    match = re.fullmatch(r"\s*### system\n(.*?)\n### user\n(.*)", raw, flags=re.S)
-    if not match:
-        raise LLMError(f"The prompt file {path} must have a '### system' and a '### user' section.")
-    return match.group(1).strip(), match.group(2).strip()
+    parts = re.split(r"^### (system|user|assistant)[ \t]*\n", raw, flags=re.M)
+    sections = [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
+    roles = [r for r, _ in sections]
+    if parts[0].strip() or not roles or roles[0] != "system" or roles[-1] != "user":
+        raise LLMError(f"The prompt file {path} must start with '### system' and end with a '### user' section.")
+    return tuple((role, Template(body)) for role, body in sections)
 
 
 def messages(name: str, **values: str) -> list[BaseMessage]:
-    """The chat messages of a prompt with its variables filled in."""
-    system, user = load_prompt(name)
-    return [SystemMessage(system.format(**values)), HumanMessage(user.format(**values))]
+    """The chat messages of a prompt with its variables filled in, strictly.
+
+    Raises `LLMError` when a variable the prompt uses is not given, or one given is not used.
+    """
+    templates = load_prompt(name)
+    used = {v for _, t in templates for v in t.get_identifiers()}
+    if used != set(values):
+        raise LLMError(f"The prompt {name!r} uses {sorted(used)} but was given {sorted(values)}.")
+    kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+    return [kinds[role](t.substitute(values)) for role, t in templates]
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
     """Evidence as inert data: one line, no angle brackets that could close the <evidence> block."""
     return re.sub(r"\s+", " ", text).replace("<", "‹").replace(">", "›").strip()
 
@@ -107,8 +127,26 @@ def local_llama(settings: Settings):
     return _llama(str(path), N_CTX, settings.threads)
 
 
+def chatml(messages: list[BaseMessage], *, generation_prompt: bool) -> str:
+    """Messages in Qwen2.5's chat template (ChatML), as its GGUF's own template renders them.
+
+    Example: chatml([SystemMessage("S")], generation_prompt=False) == "<|im_start|>system\\nS<|im_end|>\\n"
+    """
+    roles = {"system": "system", "human": "user", "ai": "assistant"}
+    text = "".join(f"<|im_start|>{roles.get(m.type, 'user')}\n{m.content}<|im_end|>\n" for m in messages)
+    return text + ("<|im_start|>assistant\n" if generation_prompt else "")
+
+
 class LlamaCppChat(BaseChatModel):
-    """A LangChain chat model over an in-process `llama_cpp.Llama` (its chat template, greedy decoding)."""
+    """A LangChain chat model over an in-process `llama_cpp.Llama` (Qwen's ChatML, greedy decoding).
+
+    Fast and deterministic: every message before the last (instructions, worked examples) is a
+    fixed prefix whose evaluated state is saved once per process; each call restores exactly that
+    state and evaluates only the rest. So the same messages always give the same reply, whatever
+    was asked before (reusing whatever prefix happened to be in the context made replies depend on
+    the previous question), and a prompt's instructions are read once, not per question.
+    `response_format={"type": "json_object", "schema": ...}` constrains the reply with a grammar.
+    """
 
     llama: Any
     max_tokens: int = 256
@@ -118,6 +156,20 @@ class LlamaCppChat(BaseChatModel):
     def _llm_type(self) -> str:
         return "llama-cpp"
 
+    def _prefix_state(self, prefix: str):
+        """The model state after evaluating `prefix` (computed once, kept in `_STATES`)."""
+        key = (id(self.llama), prefix)
+        state = _STATES.get(key)
+        if state is None:
+            tokens = self.llama.tokenize(prefix.encode("utf-8"), add_bos=False, special=True)
+            self.llama.reset()
+            self.llama.eval(tokens)
+            state = self.llama.save_state()
+            _STATES[key] = state
+            while len(_STATES) > PREFIX_STATES:
+                _STATES.pop(next(iter(_STATES)))
+        return state
+
     def _stream(
         self,
         messages: list[BaseMessage],
@@ -125,20 +177,31 @@ class LlamaCppChat(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        roles = {"system": "system", "human": "user", "ai": "assistant"}
-        chat = [{"role": roles.get(m.type, "user"), "content": m.content} for m in messages]
+        from llama_cpp import LlamaGrammar
+
+        prefix = chatml(messages[:-1], generation_prompt=False)
+        prompt = prefix + chatml(messages[-1:], generation_prompt=True)
+        grammar = None
+        response_format = kwargs.get("response_format") or {}
+        if response_format.get("schema"):
+            grammar = LlamaGrammar.from_json_schema(json.dumps(response_format["schema"]), verbose=False)
         with _LLAMA_LOCK:
-            stream = self.llama.create_chat_completion(
-                messages=chat,
+            if prefix:
+                self.llama.load_state(self._prefix_state(prefix))
+            else:
+                self.llama.reset()
+            stream = self.llama.create_completion(
+                prompt,
                 stream=True,
-                stop=stop,
+                stop=[*(stop or []), "<|im_end|>", "<|endoftext|>"],
                 max_tokens=kwargs.get("max_tokens", self.max_tokens),
                 temperature=self.temperature,
+                grammar=grammar,
             )
             try:
                 for part in stream:
                     choice = part["choices"][0]
-                    delta = choice.get("delta", {}).get("content") or ""
+                    delta = choice.get("text") or ""
                     finish = choice.get("finish_reason")
                     meta = {"finish_reason": finish} if finish else {}
                     if delta or finish:
@@ -165,6 +228,9 @@ class LlamaCppChat(BaseChatModel):
         return ChatResult(
             generations=[ChatGeneration(message=AIMessage(content=text, response_metadata=meta))]
         )
+
+
+_STATES: dict[tuple[int, str], Any] = {}  # (model, prefix text) -> llama_cpp.LlamaState, oldest first
 
 
 # Backends --------------------------------------------------------------------------------------
@@ -231,17 +297,23 @@ class Generation:
 
 
 def stream_text(
-    model: BaseChatModel, prompt: list[BaseMessage], settings: Settings, *, max_tokens: int | None = None
+    model: BaseChatModel,
+    prompt: list[BaseMessage],
+    settings: Settings,
+    *,
+    max_tokens: int | None = None,
+    **call: Any,
 ) -> Generator[str, None, Generation]:
     """Yield text deltas and return the `Generation`; stops at the time cap.
 
-    Backend failures become `LLMError` with one sentence naming the backend.
+    Backend failures become `LLMError` with one sentence naming the backend. `call` goes to the
+    model's `stream` (e.g. a backend's structured-output options, `Backend.json_options`).
     """
     max_tokens = max_tokens or settings.llm_max_tokens
     out = Generation()
     t0 = time.perf_counter()
     chunks = 0
-    iterator = model.stream(prompt)
+    iterator = model.stream(prompt, **call)
     try:
         for chunk in iterator:
             meta = chunk.response_metadata or {}
@@ -273,9 +345,21 @@ def stream_text(
     return out
 
 
+def generate(
+    model: BaseChatModel, prompt: list[BaseMessage], settings: Settings, *, max_tokens: int, **call: Any
+) -> Generation:
+    """The whole reply as a `Generation` (text, finish reason, first-token and total seconds)."""
+    pieces = stream_text(model, prompt, settings, max_tokens=max_tokens, **call)
+    while True:
+        try:
+            next(pieces)
+        except StopIteration as stop:
+            return stop.value
+
+
 def complete(model: BaseChatModel, prompt: list[BaseMessage], settings: Settings, *, max_tokens: int) -> str:
     """The whole reply to a short prompt (condense, translate), within the same caps."""
-    return "".join(stream_text(model, prompt, settings, max_tokens=max_tokens)).strip()
+    return generate(model, prompt, settings, max_tokens=max_tokens).text.strip()
 
 
 # The generative mode ---------------------------------------------------------------------------
@@ -327,8 +411,8 @@ def generative_mode(
         "answer",
         language=LANGUAGE_NAMES[lang],
         abstain=qanswer.PHRASES[lang]["abstain"],
-        evidence="\n".join(f"[{n}] «{_quote(e.text)}»" for n, e in enumerate(evidence, start=1)),
-        question=_quote(retrieval.question),
+        evidence="\n".join(f"[{n}] «{quote(e.text)}»" for n, e in enumerate(evidence, start=1)),
+        question=quote(retrieval.question),
     )
     timings: dict[str, float] = {}
     try:
@@ -390,8 +474,8 @@ def condense_question(
     turns = []
     for q, a in history[-HISTORY_TURNS:]:
         answer = qverify.strip_markers(a)
-        turns.append(f"User: {_quote(q)}\nAssistant: {_quote(answer[:400])}")
-    prompt = messages("condense", history="\n".join(turns), question=_quote(question))
+        turns.append(f"User: {quote(q)}\nAssistant: {quote(answer[:400])}")
+    prompt = messages("condense", history="\n".join(turns), question=quote(question))
     try:
         rewritten = complete(model, prompt, settings, max_tokens=64)
     except LLMError:
@@ -406,21 +490,39 @@ def translate_question(question: str, *, model: BaseChatModel, settings: Setting
     """An English question in Arabic (for lexical retrieval); the question itself if it is not English."""
     if qtext.detect_language(question) != "en":
         return question
-    rewritten = complete(model, messages("translate", question=_quote(question)), settings, max_tokens=64)
+    rewritten = complete(model, messages("translate", question=quote(question)), settings, max_tokens=64)
     rewritten = rewritten.strip().strip("\"'«»“”").splitlines()[0].strip() if rewritten.strip() else ""
     return rewritten if qtext.detect_language(rewritten) == "ar" else question
 
 
 def register() -> None:
     """Register the LLM backends and the `generative` mode (called once by `qa.plugins.load_plugins`)."""
-    plugins.register_backend(plugins.Backend("local", _local, lambda s: "the local LLM"))
     plugins.register_backend(
         plugins.Backend(
-            "openai", _openai, lambda s: f"the openai LLM backend at {s.llm_base_url or 'api.openai.com'}"
+            "local",
+            _local,
+            lambda s: "the local LLM",
+            # llama-cpp-python turns a JSON schema into a grammar: the reply cannot leave the schema.
+            json_options=lambda schema: {"response_format": {"type": "json_object", "schema": schema}},
         )
     )
     plugins.register_backend(
-        plugins.Backend("ollama", _ollama, lambda s: f"the ollama LLM backend at {s.ollama_url}")
+        plugins.Backend(
+            "openai",
+            _openai,
+            lambda s: f"the openai LLM backend at {s.llm_base_url or 'api.openai.com'}",
+            json_options=lambda schema: {
+                "response_format": {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
+            },
+        )
+    )
+    plugins.register_backend(
+        plugins.Backend(
+            "ollama",
+            _ollama,
+            lambda s: f"the ollama LLM backend at {s.ollama_url}",
+            json_options=lambda schema: {"format": schema},
+        )
     )
     plugins.register_mode(
         plugins.Mode(

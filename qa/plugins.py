@@ -70,12 +70,15 @@ class Mode:
 class Backend:
     """An LLM backend: `make(settings, max_tokens)` returns a LangChain chat model or raises `LLMError`.
 
-    `where(settings)` names it in error messages ("the local LLM", "the openai LLM backend at …").
+    `where(settings)` names it in error messages ("the local LLM", "the openai LLM backend at …");
+    `json_options(schema)` gives the options of its `stream` call that constrain a reply to a JSON
+    schema (none: the reply is parsed and validated anyway).
     """
 
     name: str
     make: Callable[[Settings, int], BaseChatModel]
     where: Callable[[Settings], str]
+    json_options: Callable[[dict], dict] = lambda schema: {}
 
 
 @dataclass(frozen=True)

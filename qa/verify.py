@@ -22,6 +22,7 @@ names written in Arabic script inside an Arabic answer, which have no capital le
 from __future__ import annotations
 
 import re
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -42,6 +43,12 @@ SUPPORT_THRESHOLD = 0.5
 NAME_THRESHOLD = 0.75
 SKELETON_THRESHOLD = 0.8
 
+# Rendering check: which prompt embeds each side (rendering, source), and the threshold. PROVISIONAL.
+RENDERING_PROMPTS = ("query", "query")
+RENDERING_THRESHOLD = 0.46
+NAME_RENDERING_THRESHOLD = 0.67
+NAME_SHORTLIST = 5
+
 _MARKER = re.compile(r"\[\s*(\d+(?:\s*[,،]\s*\d+)*)\s*\]")
 _AFTER_STOP = re.compile(rf"([.!?؟])\s*((?:{_MARKER.pattern}\s*)+)")
 _NUMBER = re.compile(r"\d+(?:[.,٫]\d+)*")
@@ -55,6 +62,16 @@ _NOT_NAMES = frozenset(
     only our so then though thus while yet
     """.split()
 )
+
+
+@dataclass(frozen=True)
+class RenderingCheck:
+    """Whether a rendering (a translation of a span or sentence) may be shown, and why not."""
+
+    ok: bool
+    similarity: float  # cosine of rendering and source, the calibrated signal
+    missing_numbers: tuple[str, ...]  # numbers in one but not the other
+    reason: str | None  # one sentence, None when ok
 
 
 @dataclass(frozen=True)
@@ -111,9 +128,10 @@ def renumber(text: str, mapping: dict[int, int]) -> str:
 def numbers(text: str) -> set[str]:
     """Numbers written with digits (any script), thousands separators dropped.
 
-    Example: numbers("في ٢٠١٦ و 1,500") == {"2016", "1500"}
+    Example: numbers("في ٢٠١٦ و 1,500 و ١٫٥") == {"2016", "1500", "1.5"}
     """
-    return {re.sub(r"[,٬]", "", n).rstrip(".") for n in _NUMBER.findall(qtext.normalize(text))}
+    found = _NUMBER.findall(qtext.normalize(text))
+    return {re.sub(r"[,٬]", "", n).replace("٫", ".").rstrip(".") for n in found}
 
 
 def names(text: str) -> list[str]:
@@ -153,25 +171,75 @@ def answer_sentences(text: str) -> list[tuple[str, tuple[int, ...]]]:
     return resolved
 
 
-class _WordVectors:
-    """Vectors of single words, kept across answers (the same evidence words recur)."""
+class _TextVectors:
+    """An LRU of text vectors per (embedder, prompt): renderings, evidence and its spans recur."""
 
     def __init__(self, size: int = 8192) -> None:
         self.size = size
-        self.data: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self.data: OrderedDict[tuple[str, str, str], np.ndarray] = OrderedDict()
+        self.lock = threading.Lock()
 
-    def get(self, embedder, words: list[str]) -> np.ndarray:
+    def get(self, embedder, prompt: str, texts: list[str]) -> np.ndarray:
+        """One row per text, embedded with the `query` or `document` prompt (documents in one batch)."""
         name = getattr(embedder, "name", "")
-        todo = [w for w in dict.fromkeys(words) if (name, w) not in self.data]
-        if todo:
-            for w, v in zip(todo, embedder.encode_documents(todo)):
-                self.data[name, w] = v
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-        return np.stack([self.data[name, w] for w in words])
+        with self.lock:
+            found = {t: self.data[name, prompt, t] for t in texts if (name, prompt, t) in self.data}
+            for t in found:
+                self.data.move_to_end((name, prompt, t))
+        todo = [t for t in dict.fromkeys(texts) if t not in found]
+        if todo:  # encoded outside the lock: the embedder has its own
+            if prompt == "query":
+                new = [embedder.encode_query(t) for t in todo]
+            else:
+                new = list(embedder.encode_documents(todo))
+            found.update(zip(todo, new))
+            with self.lock:
+                for t, v in zip(todo, new):
+                    self.data[name, prompt, t] = v
+                while len(self.data) > self.size:
+                    self.data.popitem(last=False)
+        return np.stack([found[t] for t in texts])
 
 
-_VECTORS = _WordVectors()
+_TEXT_VECTORS = _TextVectors()
+
+
+def rendering_similarity(rendering: str, source: str, *, embedder) -> float:
+    """Cosine between a rendering and its source, embedded as `RENDERING_PROMPTS` says (cached)."""
+    return float(similarities([rendering], [source], embedder=embedder)[0, 0])
+
+
+def similarities(renderings: list[str], sources: list[str], *, embedder) -> np.ndarray:
+    """Cosines of every rendering (rows) against every source (columns), with `RENDERING_PROMPTS`."""
+    rendering_prompt, source_prompt = RENDERING_PROMPTS
+    return _TEXT_VECTORS.get(embedder, rendering_prompt, renderings) @ (
+        _TEXT_VECTORS.get(embedder, source_prompt, sources).T
+    )
+
+
+def check_rendering(rendering: str, source: str, *, embedder, threshold: float | None = None) -> RenderingCheck:
+    """Whether `rendering` (e.g. English) may be shown as a rendering of `source` (e.g. an Arabic span).
+
+    Numbers must agree exactly: the numbers written with digits (any script) in both are the same
+    set, so a rendering may not add, drop or change one, and a number spelled in words on one side
+    only ("three" for «3», "3" for «ثلاثة») is a mismatch too: renderings copy digits as digits.
+    Then the meaning: `rendering_similarity` must reach `threshold` (default `RENDERING_THRESHOLD`).
+
+    Example: check_rendering("In 2015", "في عام 2016", embedder=e).missing_numbers == ("2015", "2016")
+    """
+    if not rendering.strip() or not source.strip():
+        return RenderingCheck(False, 0.0, (), "the rendering or its source is empty")
+    ours, theirs = numbers(rendering), numbers(source)
+    similarity = round(rendering_similarity(rendering, source, embedder=embedder), 4)
+    threshold = RENDERING_THRESHOLD if threshold is None else threshold
+    reason = None
+    if added := sorted(ours - theirs):
+        reason = f"the number {added[0]} is not in the source"
+    elif dropped := sorted(theirs - ours):
+        reason = f"the source's number {dropped[0]} is missing from the rendering"
+    elif similarity < threshold:
+        reason = f"the rendering is not close enough to its source (similarity {similarity:.2f} < {threshold:.2f})"
+    return RenderingCheck(reason is None, similarity, tuple(sorted(ours ^ theirs)), reason)
 
 
 def content_words(text: str) -> list[str]:
@@ -235,36 +303,58 @@ def skeleton_match(word: str, candidates: list[str]) -> float:
     return max(scores, default=0.0)
 
 
-def name_similarity(name: str, evidence: list[str], *, embedder) -> tuple[float, str]:
-    """How well every word of a name matches some evidence word (the worst word's best cosine).
+_SPAN_WORD = re.compile(r"[^\W_]+(?:[-.'’][^\W_]+)*")
 
-    Word-level, so "Dmitry Peskov" is matched word by word to «دميتري بسكوف»; returns the score and
-    the evidence words matched.
+
+def evidence_spans(text: str, sizes: range) -> list[str]:
+    """Runs of `sizes` consecutive words of `text` (exact slices), not starting or ending with a
+    stopword: the candidates a name may be a rendering of.
+
+    Example: evidence_spans("في منطقة الشرق الأوسط", range(2, 3)) == ["منطقة الشرق", "الشرق الأوسط"]
     """
+    words = [(m.start(), m.end(), qtext.normalize(m.group())) for m in _SPAN_WORD.finditer(text)]
+    out = []
+    for n in sizes:
+        for i in range(len(words) - n + 1):
+            first, last = words[i], words[i + n - 1]
+            if first[2] not in qtext.STOPWORDS and last[2] not in qtext.STOPWORDS:
+                out.append(text[first[0] : last[1]])
+    return list(dict.fromkeys(out))
+
+
+def name_support(
+    name: str, evidence: list[str], *, question: str = "", embedder, threshold: float | None = None
+) -> str | None:
+    """How the evidence (or the question) supports a name of the answer, or None if it does not.
+
+    "verbatim": its words are there, after normalisation; "transliterated": every word has a
+    counterpart with the same consonant skeleton ("Dmitry Peskov"/«دميتري بسكوف»); else
+    "rendering of «span»": the name passes `check_rendering` at `threshold` (default
+    `NAME_RENDERING_THRESHOLD`) against one of the `NAME_SHORTLIST` spans of the evidence, of about
+    as many words, closest to it by their document vectors (one batch: cheap), as "Middle
+    East"/«الشرق الأوسط» and "Jordan"/«الأردن» do.
+    """
+    if _name_in(name, _words(" ".join(evidence)) | _words(question)):
+        return "verbatim"
     parts = content_words(name) or [name]
-    candidates = content_words(" ".join(evidence))
-    if not candidates:
-        return 0.0, ""
-    sims = _VECTORS.get(embedder, parts) @ _VECTORS.get(embedder, candidates).T
-    best = sims.argmax(axis=1)
-    score = float(sims[np.arange(len(parts)), best].min())
-    return score, " ".join(candidates[i] for i in best)
+    candidates = content_words(" ".join([*evidence, question]))
+    if all(skeleton_match(word, candidates) >= SKELETON_THRESHOLD for word in parts):
+        return "transliterated"
+    k = len(parts)
+    spans = list(dict.fromkeys(sp for e in evidence for sp in evidence_spans(e, range(max(1, k - 1), k + 2))))
+    if not spans:
+        return None
+    near = _TEXT_VECTORS.get(embedder, "document", [name]) @ _TEXT_VECTORS.get(embedder, "document", spans).T
+    threshold = NAME_RENDERING_THRESHOLD if threshold is None else threshold
+    for i in np.argsort(-near[0], kind="stable")[:NAME_SHORTLIST]:
+        if check_rendering(name, spans[i], embedder=embedder, threshold=threshold).ok:
+            return f"rendering of «{spans[i]}»"
+    return None
 
 
 def name_supported(name: str, evidence: list[str], *, embedder) -> bool:
-    """True when the words of a name have counterparts in the evidence: the same consonant skeleton
-    (a transliteration, "Peskov"/«بسكوف») or an embedding at least `NAME_THRESHOLD` close (a
-    translation, "Jordan"/«الأردن»). Names of one or two words need every word; longer names may
-    miss one, since they often include a translated common word ("Society"/«مؤسسة»)."""
-    candidates = content_words(" ".join(evidence))
-    words = content_words(name) or [name]
-    missing = 0
-    for word in words:
-        if skeleton_match(word, candidates) >= SKELETON_THRESHOLD:
-            continue
-        if name_similarity(word, evidence, embedder=embedder)[0] < NAME_THRESHOLD:
-            missing += 1
-    return missing == 0 or (len(words) >= 3 and missing == 1)
+    """True when `name_support` finds the name in the evidence (word for word, transliterated or rendered)."""
+    return name_support(name, evidence, embedder=embedder) is not None
 
 
 def _words(text: str) -> set[str]:
@@ -296,24 +386,18 @@ def verify(
     sentences = answer_sentences(answer)
     if not sentences:
         return Verdict(False, "it has no sentence to check", cited, ())
-    question_words = _words(question)
-    # The answer sentence as a query, the evidence as documents: the pairing the embedder is trained for.
-    answer_vecs = [embedder.encode_query(s) for s, _ in sentences]
-    evidence_vecs = embedder.encode_documents(list(evidence))
+    # Each answer sentence against the evidence it cites, embedded like renderings (cached).
+    sims = similarities([body for body, _ in sentences], list(evidence), embedder=embedder)
     checks = []
-    for (body, cites), vec in zip(sentences, answer_vecs):
+    for (body, cites), row in zip(sentences, sims):
         support = [evidence[n - 1] for n in cites]
-        similarity = max((float(evidence_vecs[n - 1] @ vec) for n in cites), default=0.0)
+        similarity = max((float(row[n - 1]) for n in cites), default=0.0)
         allowed_numbers = numbers(" ".join(support)) | numbers(question)
         missing_numbers = tuple(sorted(numbers(body) - allowed_numbers))
-        support_words = _words(" ".join(support)) | question_words
-        missing_names = []
-        for name in names(body):
-            if _name_in(name, support_words):
-                continue
-            if not name_supported(name, support, embedder=embedder):
-                missing_names.append(name)
-        checks.append(SentenceCheck(body, cites, round(similarity, 4), missing_numbers, tuple(missing_names)))
+        missing_names = tuple(
+            name for name in names(body) if name_support(name, support, question=question, embedder=embedder) is None
+        )
+        checks.append(SentenceCheck(body, cites, round(similarity, 4), missing_numbers, missing_names))
     reason = None
     for check in checks:
         if not check.cites:

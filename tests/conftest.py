@@ -138,7 +138,11 @@ def serve_seed_app(tmp: Path, embedder: MemoEmbedder):
     from web.app import launch
 
     settings = Settings(
-        _env_file=None, chroma_path=tmp / "chroma", feedback_path=tmp / "feedback.jsonl", port=free_port()
+        _env_file=None,
+        chroma_path=tmp / "chroma",
+        feedback_path=tmp / "feedback.jsonl",
+        port=free_port(),
+        short_answer="off",  # the quoted answer only: no question waits on the local LLM's reader
     )
     assistant = Assistant(settings)
     assistant.embedder = embedder

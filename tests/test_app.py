@@ -22,6 +22,7 @@ from gradio_client import Client
 
 from eval import questions
 from qa.errors import InputError
+from tests import fakes
 from tests.conftest import free_port, serve_seed_app
 from web import app, render
 from web.render import Turn
@@ -131,6 +132,37 @@ def test_handlers_keep_typed_turns_export_and_save_feedback(fast_seeded):
         (turns[1].id, "down", turns[0].id),
     ]
     assert rated[1].extra["history"] == [list(history[0])]
+
+
+def test_handlers_show_the_draft_as_working_then_the_short_answer(fast_seeded):
+    """The quote at once, marked as still working; then the final answer with its short answer."""
+    question = "أين غرفة العمليات المشتركة الروسية الأميركية؟"
+    reply = json.dumps({"n": 1, "span": "في الأردن", "answer": "في الأردن"}, ensure_ascii=False)
+    fakes.ScriptedChat.script = [reply, reply]  # the page's question, then the expected ask below
+    try:
+        updates = list(
+            app.Handlers(fast_seeded, fast_seeded.settings).respond(question, [], "extractive", 4, "ar")
+        )
+        expected = fast_seeded.ask(question, k=4, answer_language="ar")
+    finally:
+        fakes.ScriptedChat.script = []
+    assert expected.short_answer is not None and expected.short_answer.quote == "في الأردن"
+    drafts = [u for u in updates[1:-1] if u[1][-1].draft]
+    assert len(drafts) == 1
+    chat, turns, _, _ = drafts[0]
+    assert turns[-1].answer.short_answer is None and turns[-1].answer.citations
+    assert "qa-streaming" in chat[-1]["content"] and "جارٍ البحث عن الجواب المختصر…" in chat[-1]["content"]
+    assert "qa-short" not in chat[-1]["content"]
+
+    chat, turns, sources, _ = updates[-1]
+    assert not turns[-1].draft and comparable(turns[-1].answer.to_dict()) == comparable(expected.to_dict())
+    final = chat[-1]["content"]
+    assert "qa-streaming" not in final and "qa-working" not in final
+    assert final.index('class="qa-short"') < final.index('class="qa-quote"')
+    assert (
+        '<mark class="qa-span">في الأردن</mark>' in final
+        and '<mark class="qa-span">في الأردن</mark>' in sources
+    )
 
 
 def test_empty_question_is_skipped_with_a_warning(fast_assistant):

@@ -3,17 +3,21 @@
 Asks the seed questions in English and Arabic, checks the answer, its [n] marker, the highlighted
 source sentence and its direction; uploads a document and asks about it; checks that a document full
 of <script>, <img onerror> and Markdown renders as text; rates an answer and exports the conversation.
+These run with the short answer off (tests/conftest.py `serve_seed_app`: no question waits on the
+local LLM); one test serves the same index with it on and follows the draft to the short answer.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.conftest import serve_seed_app
+from qa.assistant import Assistant
+from tests.conftest import free_port, serve_seed_app
 from web import app
 
 pytestmark = pytest.mark.slow
@@ -39,6 +43,21 @@ def served(tmp_path_factory, embedder):
     """(assistant, url) of the app serving the seed article; closed after the module."""
     with serve_seed_app(tmp_path_factory.mktemp("browser-app"), embedder) as served:
         yield served
+
+
+@pytest.fixture(scope="module")
+def served_short(served):
+    """(assistant, url) of a second app over the same index, with the short answer on (the local LLM)."""
+    assistant, _ = served
+    settings = assistant.settings.model_copy(update={"short_answer": "on", "port": free_port()})
+    short = Assistant(settings)
+    short.embedder, short.store = assistant.embedder, assistant.store  # the loaded model, the same index
+    demo, url = app.launch(short, settings, block=False)
+    demo.warmup.wait()
+    try:
+        yield short, url
+    finally:
+        demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +121,7 @@ def test_english_and_arabic_answers_cite_highlighted_sentences(page, served, tmp
         assert direction(bubble) == direction(bubble.locator(".qa-lead").first) == ("ltr", "rtl")[i]
         assert direction(bubble.locator(".qa-quote").first) == "rtl"  # an Arabic quote in either answer
 
-        marks = page.locator("#qa-sources mark")
+        marks = page.locator("#qa-sources mark:not(.qa-span)")  # the sentences, not answer words
         expect(marks).to_have_count(len(expected.citations))
         for mark, cite in zip(marks.all(), expected.citations):
             assert mark.inner_text().strip() == cite.quote
@@ -192,3 +211,42 @@ def test_question_error_is_a_readable_message(page, served):
     bubble = page.locator(BOT).first.locator(".qa-error")
     expect(bubble).to_contain_text(f"the limit is {limit}")
     assert "Traceback" not in page.content()
+
+
+def test_short_answer_follows_the_draft_and_is_marked_in_its_sentence(browser, served_short):
+    """The quote first, visibly still working; then the short answer above it, its words marked by
+    offsets inside the cited sentence in the chat and in the sources (one real reader call)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(served_short[1])
+        page.fill("#qa-question textarea", "ماذا نفى الكرملين؟")
+        page.keyboard.press("Enter")
+        bubble = page.locator(BOT).first.locator(".qa-msg")
+        expect(bubble.locator(".qa-working")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)  # the draft
+        assert "qa-streaming" in bubble.get_attribute("class") and bubble.locator(".qa-quote").count()
+        wait_for_answer(page, 1)
+        expect(bubble.locator(".qa-working")).to_have_count(0)
+
+        short = bubble.locator(".qa-short")
+        expect(short).to_have_count(1)
+        assert "جواب مختصر" in short.locator(".qa-short-caption").inner_text()
+        words = short.locator(".qa-short-text").inner_text().strip()
+        ref = short.locator(".qa-ref").inner_text()  # the chat's sanitizer drops data-* attributes
+        assert words and re.fullmatch(r"\[\d+\]", ref)
+        assert direction(short.locator(".qa-short-text")) == "rtl"
+        above = bubble.evaluate(
+            "b => b.querySelector('.qa-short')"
+            ".compareDocumentPosition(b.querySelector('.qa-quote, .qa-lead bdi'))"
+        )
+        assert above & 4  # DOCUMENT_POSITION_FOLLOWING: the quote comes after the short answer
+
+        # Verified Arabic: the short answer is the document's own words, marked inside their sentence.
+        source = page.locator("#qa-sources article").filter(has=page.locator(".qa-ref", has_text=ref))
+        for scope in (bubble, source):
+            inner = scope.locator("mark > mark.qa-span")
+            expect(inner).to_have_count(1)
+            assert inner.inner_text().strip() == words
+            assert words in inner.locator("xpath=..").inner_text()
+    finally:
+        context.close()

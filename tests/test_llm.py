@@ -20,6 +20,7 @@ import pytest
 from qa import llm, models
 from qa import text as qtext
 from qa.config import Settings
+from qa.errors import LLMError
 from tests.conftest import SEED, free_port
 
 TEXT = SEED.read_text(encoding="utf-8")
@@ -98,12 +99,19 @@ def test_condense_without_history_returns_the_question(settings):
     assert llm.condense_question("Who is he?", [], model=model, settings=settings) == "Who is he?"
 
 
-def test_prompts_are_data_files():
-    for name in ("answer", "condense", "translate"):
-        system, user = llm.load_prompt(name)
-        assert system and user
+def test_prompts_are_data_files_rendered_strictly():
+    for name in ("answer", "condense", "translate", "reader"):
+        roles = [role for role, _ in llm.load_prompt(name)]
+        assert roles[0] == "system" and roles[-1] == "user"
     msgs = llm.messages("answer", language="English", abstain="-", evidence="[1] «x»", question="q?")
     assert "English" in msgs[0].content and "[1] «x»" in msgs[1].content
+    with pytest.raises(LLMError, match="uses"):
+        llm.messages("answer", language="English")  # a variable left out
+    with pytest.raises(LLMError, match="uses"):
+        llm.messages("condense", history="h", question="q", extra="x")  # one the prompt does not use
+    reader = llm.messages("reader", sentences="[1] «x»", question="q?")
+    assert [m.type for m in reader[:3]] == ["system", "human", "ai"]  # worked examples come first
+    assert '{"n": 0, "span": "", "answer": ""}' in reader[0].content  # JSON needs no escaping
 
 
 # The local model -------------------------------------------------------------------------------

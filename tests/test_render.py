@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from qa.answer import Answer, Citation
+from qa.reader import ShortAnswer
 from qa.store import DocInfo
 from web import render
 from web.render import Turn
@@ -256,3 +258,166 @@ def test_turns_survive_deepcopy_as_gradio_state_needs():
     copied = copy.deepcopy(turns)
     assert copied == turns and copied[0].answer is not turns[0].answer
     assert render.conversation_json(copied, now=NOW) == render.conversation_json(turns, now=NOW)
+
+
+# The short answer (qa.reader.ShortAnswer): above the quote, and its words marked inside the sentence.
+
+JORDAN_SENTENCE = SEED_TEXT.split("\n")[1].split("ومترجمين.")[0] + "ومترجمين."
+IN_JORDAN = "في الأردن"
+
+
+def short_answer(c: Citation, span_start: int, span: str, *, text: str, lang: str = "en", verified=True):
+    """A short answer over `span`, which starts at document offset `span_start` inside citation `c`."""
+    return ShortAnswer(
+        text=text,
+        lang=lang,
+        verified=verified,
+        n=c.n,
+        doc=c.doc,
+        start=span_start,
+        end=span_start + len(span),
+        quote=span,
+    )
+
+
+def jordan_turn(*, lang: str = "en", text: str = "In Jordan", verified: bool = True, note=None) -> Turn:
+    """'Where is the joint operations room?' cited as [2] (after LAVROV [1]), its short answer «في الأردن»."""
+    c1, c2 = cite(SEED_TEXT, LAVROV), cite(SEED_TEXT, JORDAN_SENTENCE, n=2, paragraph=1)
+    at = SEED_TEXT.find(IN_JORDAN, c2.start)  # test setup only: the renderer works from offsets
+    assert c2.start < at < c2.end
+    short = short_answer(c2, at, IN_JORDAN, text=text, lang="ar" if not verified else lang, verified=verified)
+    lead, more = (
+        ("According to the article", " It also says") if lang == "en" else ("بحسب المقال", " ويذكر أيضاً")
+    )
+    body = f"{lead} [1]: «{LAVROV}»{more} [2]: «{JORDAN_SENTENCE}»"
+    return Turn(
+        "t",
+        "Where is the operations room?",
+        replace(answer(body, [c1, c2], lang=lang, note=note), short_answer=short),
+    )
+
+
+def nested_marks(html: str, outer: str) -> list[tuple[str, str, str]]:
+    """(before, span, after) of each sentence mark `outer` holding a <mark class="qa-span">."""
+    pattern = rf'{re.escape(outer)}([^<]*)<mark class="qa-span">([^<]*)</mark>([^<]*)</mark>'
+    return re.findall(pattern, html)
+
+
+def test_short_answer_sits_above_the_quote_with_its_badge_and_caption():
+    html = render.answer_html(jordan_turn())
+    short = re.search(r'<div class="qa-short" data-n="2">(.*?)</div></div>', html).group(1)
+    assert "Short answer · machine rendering, checked against the cited words" in short
+    badge = '<span class="qa-ref" title="000_30343400e31c82a3.txt, ¶2">[2]</span>'
+    assert f'<bdi class="qa-short-text" dir="auto" lang="en">In Jordan</bdi> {badge}' in short
+    assert html.index('class="qa-short"') < html.index('class="qa-lead"') < html.index('class="qa-quote"')
+    assert "qa-streaming" not in html and "qa-working" not in html
+
+    arabic = render.answer_html(jordan_turn(lang="ar", text=IN_JORDAN))
+    assert arabic.startswith('<div class="qa-msg qa-answer" dir="rtl"><div class="qa-short" data-n="2">')
+    assert "جواب مختصر · مأخوذ حرفياً من النص" in arabic and "Short answer" not in arabic
+    assert f'<bdi class="qa-short-text" dir="auto" lang="ar">{IN_JORDAN}</bdi>' in arabic
+
+
+def test_short_answer_words_are_marked_inside_the_cited_sentence_in_chat_and_sources():
+    turn = jordan_turn()
+    before, after = JORDAN_SENTENCE.split(IN_JORDAN)
+    for html, outer in (
+        (render.answer_html(turn), '<mark class="qa-cited">'),
+        (render.sources_html(turn), "<mark>"),
+    ):
+        assert nested_marks(html, outer) == [(before, IN_JORDAN, after)]  # only in citation [2]
+        assert html.count('<mark class="qa-span">') == 1
+    # the [1] sentence is not marked in the chat, and marked plainly in the sources
+    assert f"«{LAVROV}»" in render.answer_html(turn) and f"<mark>{LAVROV}</mark>" in render.sources_html(turn)
+
+
+def test_span_is_placed_by_its_offsets_not_by_searching_its_words():
+    c = cite(SEED_TEXT, JORDAN_SENTENCE)
+    second = SEED_TEXT.find(" من ", SEED_TEXT.find(" من ", c.start) + 1) + 1  # the second «من»: «من البلدين»
+    assert c.start < second < c.end and SEED_TEXT[second : second + 10] == "من البلدين"
+    turn = Turn("t", "q", answer(f"[1]: «{JORDAN_SENTENCE}»", [c]))
+    turn = replace(turn, answer=replace(turn.answer, short_answer=short_answer(c, second, "من", text="من")))
+    [(before, span, after)] = nested_marks(render.sources_html(turn), "<mark>")
+    assert span == "من" and before.endswith("وأجهزة المخابرات ") and after == " البلدين، ومترجمين."
+    assert nested_marks(render.answer_html(turn), '<mark class="qa-cited">') == [(before, span, after)]
+
+    # Offsets that disagree with the quote (or point into another citation) mark nothing inside it.
+    for wrong in (
+        short_answer(c, second + 1, "من", text="من"),
+        short_answer(c, c.end - 1, "من", text="من"),
+        replace(short_answer(c, second, "من", text="من"), n=2),
+    ):
+        bad = replace(turn, answer=replace(turn.answer, short_answer=wrong))
+        assert "qa-span" not in render.answer_html(bad) + render.sources_html(bad)
+        assert "qa-cited" not in render.answer_html(bad)
+        assert f"<mark>{JORDAN_SENTENCE}</mark>" in render.sources_html(bad)
+
+
+def test_unchecked_short_answer_shows_the_arabic_words_and_the_note_once():
+    note = "The English wording could not be checked against the cited words (it does not match), so …"
+    turn = jordan_turn(text=IN_JORDAN, verified=False, note=note)
+    html = render.answer_html(turn)
+    short = re.search(r'<div class="qa-short" data-n="2">(.*?)</div></div>', html).group(1)
+    assert f'<bdi class="qa-short-text" dir="auto" lang="ar">{IN_JORDAN}</bdi>' in short
+    assert '<div class="qa-short-caption">Short answer · the cited words as written</div>' in short
+    shown = re.search(r'<bdi class="qa-short-text"[^>]*>([^<]*)</bdi>', html).group(1)
+    assert shown == IN_JORDAN and not re.search(r"[A-Za-z]", shown)  # never an unchecked rendering
+    assert html.count(note) == 1 and f'<div class="qa-note" dir="auto">{note}</div></div>' in html
+    assert html.index(note) < html.index('class="qa-lead"')  # the note sits with the short answer
+    assert nested_marks(html, '<mark class="qa-cited">')  # the words are highlighted in the sentence
+
+
+def test_hostile_span_stays_escaped():
+    c = cite(XSS_TEXT, SCRIPT, doc="<b>notice</b>.md")
+    span = "<script>window.__xss = 1;"
+    at = XSS_TEXT.find(span, c.start)
+    hostile = replace(
+        answer(f"According to the article [1]: «{SCRIPT}»", [c], note="<i>note</i>"),
+        short_answer=short_answer(c, at, span, text=span),
+    )
+    turn = Turn("t", "What did the attacker write?", hostile)
+    page = render.answer_html(turn) + render.sources_html(turn)
+    assert tags(page) <= OWN_TAGS
+    escaped = "&lt;script&gt;window.__xss = 1;"
+    assert f'<bdi class="qa-short-text" dir="auto" lang="en">{escaped}</bdi>' in page
+    assert page.count(f'<mark class="qa-span">{escaped}</mark>') == 2  # chat and sources
+    assert "Short answer · the document's own words" in page and "&lt;i&gt;note&lt;/i&gt;" in page
+
+
+def test_a_draft_is_still_working_until_the_final_answer():
+    final = jordan_turn()
+    draft = replace(final, answer=replace(final.answer, short_answer=None), draft=True)
+    html = render.answer_html(draft)
+    assert html.startswith('<div class="qa-msg qa-answer qa-streaming" dir="ltr">')
+    assert "Finding the short answer…" in html and "qa-short" not in html
+    arabic = replace(draft, answer=replace(draft.answer, answer_lang="ar"))
+    assert "جارٍ البحث عن الجواب المختصر…" in render.answer_html(arabic)
+    assert "qa-streaming" not in render.answer_html(final) and "qa-working" not in render.answer_html(final)
+    abstained = Turn(
+        "t", "q", answer("The article does not answer this question.", abstained=True), draft=True
+    )
+    assert 'class="qa-msg qa-abstain qa-streaming"' in render.answer_html(abstained)
+
+
+def test_exports_include_the_short_answer():
+    note = "The English wording could not be checked against the cited words (it is not in English), so …"
+    checked, unchecked = (
+        jordan_turn(),
+        replace(jordan_turn(text=IN_JORDAN, verified=False, note=note), id="u"),
+    )
+    md = render.conversation_markdown([checked, unchecked], now=NOW)
+    assert "Short answer: In Jordan [2] (checked)\n" in md
+    assert f"Short answer: {IN_JORDAN} [2] (not checked: {note})\n" in md
+    assert md.index("Short answer: In Jordan") < md.index("According to the article")
+    assert md.count(note) == 1
+    data = json.loads(render.conversation_json([checked, unchecked], now=NOW))
+    c2 = checked.answer.citations[1]
+    at = c2.start + JORDAN_SENTENCE.index(IN_JORDAN)
+    assert data["turns"][0]["answer"]["short_answer"] == {
+        "text": "In Jordan",
+        "lang": "en",
+        "verified": True,
+        "source": {"n": 2, "doc": c2.doc, "start": at, "end": at + len(IN_JORDAN), "quote": IN_JORDAN},
+    }
+    assert SEED_TEXT[at : at + len(IN_JORDAN)] == IN_JORDAN
+    assert data["turns"][1]["answer"]["short_answer"]["verified"] is False

@@ -147,7 +147,11 @@ class Handlers:
     # -- conversation
 
     def respond(self, question: str, turns: list[Turn], mode: str, k: float, lang: str) -> Iterator[tuple]:
-        """Ask one question: yields (chat, turns, sources, question box) as the answer streams in."""
+        """Ask one question: yields (chat, turns, sources, question box) as the answer streams in.
+
+        A `Draft` (the quote before its short answer) is shown marked as still working; the final
+        answer, which may add the short answer or abstain instead, replaces it.
+        """
         question = (question or "").strip()
         if not question:
             gr.Warning("Type a question about the documents first.")
@@ -168,19 +172,21 @@ class Handlers:
                 match event:
                     case Delta(text):
                         turn = dataclasses.replace(turn, partial=turn.partial + text)
-                    case Draft(draft):
-                        turn = dataclasses.replace(turn, answer=draft)
+                    case Draft(draft):  # shown as still working until the final answer replaces it
+                        turn = dataclasses.replace(turn, answer=draft, draft=True)
                 yield render.chat_messages([*earlier, turn]), [*earlier, turn], gr.skip(), gr.skip()
             turn = dataclasses.replace(turn, answer=stream.answer())
         except QAError as exc:
-            turn = dataclasses.replace(turn, error=str(exc))
+            turn = dataclasses.replace(turn, answer=None, error=str(exc))  # a draft is no answer
             gr.Warning(str(exc))
         except Exception:
             log.exception("answering %r failed", question)
             turn = dataclasses.replace(
-                turn, error="Something went wrong while answering; the details are in the server log."
+                turn,
+                answer=None,
+                error="Something went wrong while answering; the details are in the server log.",
             )
-        turns = [*earlier, dataclasses.replace(turn, partial="")]
+        turns = [*earlier, dataclasses.replace(turn, partial="", draft=False)]
         yield render.chat_messages(turns), turns, render.sources_html(turns[-1]), gr.skip()
 
     def show_sources(self, turns: list[Turn], evt: gr.SelectData) -> Any:

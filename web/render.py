@@ -1,9 +1,11 @@
 """Rendering for the web UI: typed turns and answers in, inert HTML and conversation exports out.
 
 A conversation is a list of `Turn`s (question, then the `qa.answer.Answer` or an error; `partial`
-holds the text streamed so far). From them this module makes the chat bubbles, the sources panel
-(each cited sentence highlighted with <mark> inside its passage, by its offsets), the documents
-table, the page's CSS, and the Markdown and JSON exports. Every piece of user or document text is
+holds the text streamed so far, `draft` marks an answer shown before the final one). From them this
+module makes the chat bubbles (with the short answer, `qa.reader.ShortAnswer`, above the quote), the
+sources panel (each cited sentence highlighted with <mark> inside its passage, and the short answer's
+words with a nested <mark class="qa-span">, all by offsets), the documents table, the page's CSS, and
+the Markdown and JSON exports. Every piece of user or document text is
 HTML-escaped here, and nothing is run through Markdown, so a document is always shown as text,
 never run. Each message takes its direction from its own text (dir="auto", <bdi>).
 
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 from qa.answer import Answer, Citation
 
 if TYPE_CHECKING:
+    from qa.reader import ShortAnswer
     from qa.store import DocInfo
 
 CONTEXT_CHARS = 260  # passage context shown on each side of a cited sentence
@@ -41,6 +44,11 @@ WORDS = {
         "abstain": "Not in the documents",
         "closest": "Closest passage (not an answer)",
         "error": "Could not answer",
+        "short": "Short answer",
+        "short_span": "the document's own words",
+        "short_rendered": "machine rendering, checked against the cited words",
+        "short_unchecked": "the cited words as written",
+        "working": "Finding the short answer…",
     },
     "ar": {
         "sources": "المصادر",
@@ -49,6 +57,11 @@ WORDS = {
         "abstain": "غير موجود في الوثائق",
         "closest": "أقرب مقطع (ليس جواباً)",
         "error": "تعذّرت الإجابة",
+        "short": "جواب مختصر",
+        "short_span": "مأخوذ حرفياً من النص",
+        "short_rendered": "صياغة آلية، مطابَقة مع الكلمات المقتبسة",
+        "short_unchecked": "الكلمات المقتبسة كما وردت",
+        "working": "جارٍ البحث عن الجواب المختصر…",
     },
 }
 
@@ -74,6 +87,14 @@ CSS = """
 .qa-error { border-inline-start: 4px solid #dc2626; padding: .1em .7em; }
 .qa-error-title { font-weight: 700; color: #b91c1c; }
 .qa-streaming { opacity: .75; }
+.qa-working { margin-top: .4em; font-size: .82em; color: var(--body-text-color-subdued); }
+.qa-short { margin: .1em 0 .45em; }
+.qa-short-caption { font-size: .78em; color: var(--body-text-color-subdued); }
+.qa-short-text { font-size: 1.12em; font-weight: 600; }
+.qa-short .qa-note { margin-top: .15em; }
+mark.qa-cited { background: #fef3c7; color: inherit; padding: 0 .1em; border-radius: .2em; }
+mark.qa-span, .qa-passage mark mark.qa-span { background: #f59e0b; color: #111827; font-weight: 600;
+  padding: 0 .1em; border-radius: .2em; }
 .qa-sources { display: flex; flex-direction: column; gap: .75em; }
 .qa-src { border: 1px solid var(--border-color-primary); border-radius: .6em; padding: .6em .8em;
   background: var(--background-fill-secondary); }
@@ -103,8 +124,9 @@ CSS = """
 class Turn:
     """One exchange: the question and, once finished, its `Answer` or an error message.
 
-    While an answer streams, `answer` is None (or a draft that a later answer replaces) and
-    `partial` holds the text generated so far. Frozen: a new `Turn` replaces the old one.
+    While an answer streams, `answer` is None or a draft (`draft` True: shown, still working, replaced
+    by the final answer) and `partial` holds the text generated so far. Frozen: a new `Turn`
+    replaces the old one.
     """
 
     id: str
@@ -112,6 +134,7 @@ class Turn:
     answer: Answer | None = None
     error: str | None = None
     partial: str = ""
+    draft: bool = False
 
     @classmethod
     def start(cls, question: str) -> Turn:
@@ -147,6 +170,34 @@ def _where(cite: Citation, lang: str | None) -> str:
     return f"<bdi>{esc(cite.doc)}</bdi>, {words(lang)['para']} {cite.paragraph + 1}"
 
 
+def badge(n: int, cite: Citation | None) -> str:
+    """The `[n]` badge of citation `n`, titled with its document and paragraph when known."""
+    title = f' title="{esc(cite.doc)}, ¶{cite.paragraph + 1}"' if cite else ""
+    return f'<span class="qa-ref"{title}>[{n}]</span>'
+
+
+def span_offsets(cite: Citation, short: ShortAnswer | None) -> tuple[int, int] | None:
+    """The short answer's [start, end) relative to `cite.quote`, when it lies inside this citation.
+
+    Computed from document offsets only; None when the short answer belongs to another citation or
+    its offsets disagree with the quote (then nothing is highlighted inside the sentence).
+    """
+    if short is None or short.n != cite.n or short.doc != cite.doc:
+        return None
+    start, end = short.start - cite.start, short.end - cite.start
+    if not (0 <= start < end <= len(cite.quote)) or cite.quote[start:end] != short.quote:
+        return None
+    return start, end
+
+
+def with_span(quote: str, span: tuple[int, int] | None) -> str:
+    """`quote` escaped, with `span` (offsets into it) wrapped in <mark class="qa-span"> when given."""
+    if span is None:
+        return esc(quote)
+    start, end = span
+    return f'{esc(quote[:start])}<mark class="qa-span">{esc(quote[start:end])}</mark>{esc(quote[end:])}'
+
+
 def status_html(text: str) -> str:
     """A one-line status message (e.g. what an upload changed), its direction from its own text."""
     return f'<div class="qa-status" dir="auto">{esc(text)}</div>'
@@ -161,31 +212,77 @@ def notice_html(text: str) -> str:
 # Chat
 
 
-def answer_body(text: str, citations: Sequence[Citation]) -> str:
+def answer_body(text: str, citations: Sequence[Citation], short: ShortAnswer | None = None) -> str:
     """Answer text as escaped HTML: `[n]` markers become badges, each long «quote» its own block.
 
     A right-to-left quote wrapped inside a left-to-right sentence reads in a zigzag, so long quotes
-    sit on their own lines and every piece takes its direction from its own text.
+    sit on their own lines and every piece takes its direction from its own text. A quote right
+    after its marker ("[n]: «…»") that is exactly citation n's sentence is that citation: with the
+    short answer in it, the sentence is marked and the answer words marked more strongly inside it.
     """
     by_n = {c.n: c for c in citations}
 
-    def badge(m: re.Match[str]) -> str:
-        c = by_n.get(int(m.group(1)))
-        title = f' title="{esc(c.doc)}, ¶{c.paragraph + 1}"' if c else ""
-        return f'<span class="qa-ref"{title}>[{m.group(1)}]</span>'
+    def badges(raw: str) -> str:
+        return re.sub(r"\[(\d{1,2})\]", lambda m: badge(int(m.group(1)), by_n.get(int(m.group(1)))), esc(raw))
 
-    def badges(text_html: str) -> str:
-        text_html = re.sub(r"«([^«»]*)»", r'<bdi dir="auto">«\1»</bdi>', text_html)
-        return re.sub(r"\[(\d{1,2})\]", badge, text_html)
+    def quoted(raw: str, before: str) -> str:
+        """A quote's inner HTML: markers inside it stay text; its short-answer words marked by offsets."""
+        marker = re.search(r"\[(\d{1,2})\]\s*:?\s*$", before)
+        cite = by_n.get(int(marker.group(1))) if marker else None
+        span = span_offsets(cite, short) if cite is not None and cite.quote == raw else None
+        return f'<mark class="qa-cited">{with_span(raw, span)}</mark>' if span else esc(raw)
 
-    parts = re.split(rf"«([^«»]{{{QUOTE_BLOCK_CHARS},}})»", text)
-    out = []
-    for i, part in enumerate(parts):
-        if i % 2:  # a long quote: shown exactly as it is, markers inside it left alone
-            out.append(f'<div class="qa-quote" dir="auto">«{esc(part)}»</div>')
-        elif part.strip():
-            out.append(f'<div class="qa-lead" dir="auto">{badges(esc(part.strip()))}</div>')
+    pieces = re.split(r"«([^«»]*)»", text)  # even: text between quotes; odd: a quote's inner text
+    out: list[str] = []
+    lead: list[str] = []  # the current lead line: text and short inline quotes, as HTML
+
+    def flush() -> None:
+        html_ = "".join(lead)
+        if html_.strip():
+            out.append(f'<div class="qa-lead" dir="auto">{html_}</div>')
+        lead.clear()
+
+    for i, piece in enumerate(pieces):
+        if not i % 2:
+            if i == 0 or len(pieces[i - 1]) >= QUOTE_BLOCK_CHARS:
+                piece = piece.lstrip()  # a lead line starts after the text's start or a block quote
+            if i == len(pieces) - 1 or len(pieces[i + 1]) >= QUOTE_BLOCK_CHARS:
+                piece = piece.rstrip()
+            lead.append(badges(piece))
+        elif len(piece) >= QUOTE_BLOCK_CHARS:  # a long quote: a block of its own
+            flush()
+            out.append(f'<div class="qa-quote" dir="auto">«{quoted(piece, pieces[i - 1])}»</div>')
+        else:
+            lead.append(f'<bdi dir="auto">«{quoted(piece, pieces[i - 1])}»</bdi>')
+    flush()
     return "".join(out)
+
+
+def short_answer_html(answer: Answer) -> str:
+    """The short answer above the quote: a caption saying what it is, the words with their [n] badge,
+    and (when a rendering could not be checked, so the document's words are shown) the note why."""
+    short = answer.short_answer
+    if short is None:
+        return ""
+    w = words(answer.answer_lang)
+    if not short.verified:
+        kind = w["short_unchecked"]
+    elif short.text == short.quote:
+        kind = w["short_span"]
+    else:
+        kind = w["short_rendered"]
+    cite = next((c for c in answer.citations if c.n == short.n), None)
+    note = (
+        f'<div class="qa-note" dir="auto">{esc(answer.note)}</div>'
+        if answer.note and not short.verified
+        else ""
+    )
+    return (
+        f'<div class="qa-short" data-n="{short.n}">'
+        f'<div class="qa-short-caption">{w["short"]} · {kind}</div>'
+        f'<div class="qa-short-line"><bdi class="qa-short-text" dir="auto" lang="{esc(short.lang)}">'
+        f"{esc(short.text)}</bdi> {badge(short.n, cite)}</div>{note}</div>"
+    )
 
 
 def user_html(question: str) -> str:
@@ -194,7 +291,8 @@ def user_html(question: str) -> str:
 
 
 def answer_html(turn: Turn) -> str:
-    """An assistant bubble: the answer with [n] badges, an abstention, an error, or text still streaming."""
+    """An assistant bubble: the answer with [n] badges (and its short answer above the quote), an
+    abstention, an error, or text still streaming; a draft answer is marked as still working."""
     if turn.error:
         title = f'<div class="qa-error-title">{words("en")["error"]}</div>'
         return f'<div class="qa-msg qa-error" dir="auto">{title}{esc(turn.error)}</div>'
@@ -204,7 +302,14 @@ def answer_html(turn: Turn) -> str:
     lang = answer.answer_lang
     # The answer's language sets the bubble's direction; its pieces (quotes) still choose their own.
     dir_ = _direction(lang)
-    note = f'<div class="qa-note" dir="auto">{esc(answer.note)}</div>' if answer.note else ""
+    short = answer.short_answer
+    # An unchecked short answer's note is shown with it (short_answer_html), not again at the end.
+    noted = answer.note and (answer.abstained or short is None or short.verified)
+    tail = f'<div class="qa-note" dir="auto">{esc(answer.note)}</div>' if noted else ""
+    classes = "qa-msg qa-abstain" if answer.abstained else "qa-msg qa-answer"
+    if turn.draft:  # shown now, replaced by the final answer: visibly still working
+        tail += f'<div class="qa-working" dir="auto">{words(lang)["working"]}</div>'
+        classes += " qa-streaming"
     if answer.abstained:
         closest = ""
         if answer.closest:
@@ -214,14 +319,14 @@ def answer_html(turn: Turn) -> str:
                 f'<div class="qa-quote" dir="auto">«{esc(clip(c.quote, 220))}»</div></div>'
             )
         return (
-            f'<div class="qa-msg qa-abstain" dir="{dir_}">'
+            f'<div class="{classes}" dir="{dir_}">'
             f'<div class="qa-abstain-title">{words(lang)["abstain"]}</div>'
-            f"{esc(answer.answer)}{closest}{note}</div>"
+            f"{esc(answer.answer)}{closest}{tail}</div>"
         )
-    body = answer_body(answer.answer, answer.citations)
+    body = short_answer_html(answer) + answer_body(answer.answer, answer.citations, short)
     refs = " · ".join(f'<span class="qa-ref">[{c.n}]</span> {_where(c, lang)}' for c in answer.citations)
     meta = f'<div class="qa-meta">{words(lang)["sources"]}: {refs}</div>' if refs else ""
-    return f'<div class="qa-msg qa-answer" dir="{dir_}">{body}{meta}{note}</div>'
+    return f'<div class="{classes}" dir="{dir_}">{body}{meta}{tail}</div>'
 
 
 def chat_messages(turns: Sequence[Turn]) -> list[dict[str, str]]:
@@ -237,21 +342,26 @@ def chat_messages(turns: Sequence[Turn]) -> list[dict[str, str]]:
 # Sources
 
 
-def passage_html(cite: Citation, *, context: int = CONTEXT_CHARS) -> str:
-    """The cited sentence, highlighted with <mark> by its offsets, inside a window of its passage."""
+def passage_html(cite: Citation, *, context: int = CONTEXT_CHARS, short: ShortAnswer | None = None) -> str:
+    """The cited sentence, highlighted with <mark> by its offsets, inside a window of its passage.
+
+    With the short answer of this citation, its words are marked again inside the sentence
+    (<mark class="qa-span">), by its offsets relative to the citation's.
+    """
     passage, quote = cite.passage or cite.quote, cite.quote
     start = cite.start - cite.passage_start if cite.passage else 0
     if passage[start : start + len(quote)] != quote:
         start = max(passage.find(quote), 0)  # offsets disagree (never expected): fall back to search
     end = start + len(quote)
+    span = span_offsets(cite, short) if passage[start:end] == quote else None
     before, after = passage[max(0, start - context) : start], passage[end : end + context]
     if start > context:
         before = "…" + before.split(" ", 1)[-1]
     if len(passage) - end > context:
         after = after.rsplit(" ", 1)[0] + "…"
     return (
-        f'<p class="qa-passage" dir="auto">{esc(before)}<mark>{esc(passage[start:end])}</mark>'
-        f"{esc(after)}</p>"
+        f'<p class="qa-passage" dir="auto">{esc(before)}'
+        f"<mark>{with_span(passage[start:end], span)}</mark>{esc(after)}</p>"
     )
 
 
@@ -284,7 +394,8 @@ def sources_html(turn: Turn | None) -> str:
         )
         parts.append(
             f'<article class="qa-src{"" if cites else " qa-src-closest"}" data-n="{c.n}">'
-            f'<div class="qa-src-head" dir="{_direction(lang)}">{head}</div>{passage_html(c)}</article>'
+            f'<div class="qa-src-head" dir="{_direction(lang)}">{head}</div>'
+            f"{passage_html(c, short=answer.short_answer if cites else None)}</article>"
         )
     parts.append(notice_html("Click an answer in the chat to show its sources here."))
     return f'<div class="qa-sources">{"".join(parts)}</div>'
@@ -333,8 +444,12 @@ def conversation_markdown(turns: Sequence[Turn], *, now: datetime | None = None)
         if turn.error or answer is None:
             lines += [f"_Error: {turn.error or 'no answer'}_", ""]
             continue
+        short = answer.short_answer
+        if short is not None:
+            checked = "(checked)" if short.verified else f"(not checked: {answer.note or 'no rendering'})"
+            lines += [f"Short answer: {short.text} [{short.n}] {checked}", ""]
         lines += [answer.answer, ""]
-        if answer.note:
+        if answer.note and (short is None or short.verified):
             lines += [f"_{answer.note}_", ""]
         shown = answer.citations or answer.closest
         if shown:

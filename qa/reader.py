@@ -1,0 +1,390 @@
+"""Reader: the short answer. The exact answer words inside a cited sentence, said in the question's language, checked.
+
+One LLM call per question, on the question and the top `READER_EVIDENCE` evidence sentences, with
+structured output (`prompts/reader.txt`; a JSON schema the local model's grammar enforces, a
+`response_format` for OpenAI-compatible servers, pydantic validation for every backend): the
+number of the sentence that answers, the words copied from it, and the answer said in the
+question's language, or `{"n": 0}` for "no answer". Nothing the model says is shown unchecked:
+1. the copied words must occur in that sentence, matched on normalised text (diacritics, alef
+   forms, punctuation, case) and mapped back to exact document offsets, so `quote ==
+   text[start:end]`; a near copy (a dropped letter) is located by `SPAN_FUZZY_RATIO`;
+2. the words must fit the question's type: "how many", "when", «كم», «متى» need a number or a
+   time word (the classic answer-type check of extractive QA);
+3. an English rendering must not merely repeat the question, must be English, and must agree with
+   the span: `qa.verify.check_rendering` (same numbers, cross-lingual similarity above a threshold
+   calibrated on the dev benchmark's parallel answers, see eval/calibration/).
+For an Arabic question the short answer is the Arabic span itself. A rendering that fails its
+check is never shown: the span is shown (highlighted in the Arabic sentence) with a one-line note.
+The reader's "no answer" is an abstention signal (see `Settings.reader_abstains`).
+
+Leaves out: retrieval, the quoted answer (qa.answer), and translation of whole sentences
+(qa.translate, which uses the same rendering check).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+from difflib import SequenceMatcher
+
+from pydantic import BaseModel, Field, ValidationError
+
+from qa import answer as qanswer
+from qa import plugins
+from qa import text as qtext
+from qa import verify as qverify
+from qa.errors import LLMError, QAError
+from qa.retrieve import Evidence, Retrieval
+from qa.stream import Draft, Event, Request
+
+# The model sees at most this many evidence sentences: beyond three a 1.5B model wanders, and each
+# Arabic sentence costs ~80-150 prompt tokens (~1-2 s on 2 cores).
+READER_EVIDENCE = 3
+# Sentences scoring this far below the best are left out: a far weaker sentence is rarely the answer
+# and distracts a 1.5B model (the seed's «في الأردن» was missed when two weaker sentences came along).
+READER_MARGIN = 0.1
+READER_MAX_TOKENS = 96  # {"n", "span", "answer"} with a short span and rendering fits in ~40
+# A copied span that differs from the sentence by a letter or two ("كيل أورتون" for «كايل أورتون»)
+# is located by the best word window with this similarity (difflib ratio on normalised text).
+SPAN_FUZZY_RATIO = 0.85
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "n": {"type": "integer", "minimum": 0},
+        "span": {"type": "string"},
+        "answer": {"type": "string"},
+    },
+    "required": ["n", "span", "answer"],
+}
+
+NOTES = {
+    "unchecked": "The {lang} wording could not be checked against the cited words ({reason}), so the words themselves are highlighted.",
+    "no_answer": "The cited sentences do not answer this question; the closest passage is shown.",
+    "backend": "No short answer: {error}",
+    "unusable": "No short answer: the language model's reply could not be used ({reason}).",
+}
+LANG_NAMES = {"en": "English", "ar": "Arabic"}
+
+
+class Reading(BaseModel):
+    """The model's reply, validated: sentence number (0 = no answer), copied words, rendering."""
+
+    n: int = Field(ge=0)
+    span: str = Field(max_length=400)
+    answer: str = Field(max_length=400)
+
+
+@dataclass(frozen=True)
+class ShortAnswer:
+    """A short answer: `text` in `lang`, from the exact span `quote == document[start:end]` of citation `n`.
+
+    `verified`: `text` is the span itself or a rendering that passed `qa.verify.check_rendering`;
+    False means `text` is the span (in the document's language) because the rendering failed.
+    """
+
+    text: str
+    lang: str
+    verified: bool
+    n: int
+    doc: str
+    start: int
+    end: int
+    quote: str
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `qa ask --json`'s `short_answer`."""
+        source = {"n": self.n, "doc": self.doc, "start": self.start, "end": self.end, "quote": self.quote}
+        return {"text": self.text, "lang": self.lang, "verified": self.verified, "source": source}
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where the reader's words are: evidence index (0-based) and [start, end) document offsets."""
+
+    index: int
+    start: int
+    end: int
+    fuzzy: bool
+
+
+# Locating the span ---------------------------------------------------------------------------------
+
+
+def _folded(text: str) -> tuple[str, list[int]]:
+    """`text` normalised for matching (qtext.normalize, punctuation dropped, spaces collapsed) and,
+    for each folded character, the offset of the character it came from."""
+    out: list[str] = []
+    origin: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isspace() or not (ch.isalnum() or ch in "%٪"):
+            if out and out[-1] != " ":
+                out.append(" ")
+                origin.append(i)
+            continue
+        for folded in qtext.normalize(ch):
+            out.append(folded)
+            origin.append(i)
+    return "".join(out), origin
+
+
+def _widen(text: str, start: int, end: int) -> tuple[int, int]:
+    """Widen [start, end) to whole words of `text`."""
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return start, end
+
+
+def find_span(sentence: str, span: str) -> tuple[int, int, bool] | None:
+    """[start, end) of `span` in `sentence` as whole words, and whether the match was fuzzy; or None.
+
+    Matching ignores diacritics, alef/hamza forms, punctuation, case and spacing; a span that is
+    not found exactly may match the most similar window of words at `SPAN_FUZZY_RATIO` or above.
+
+    Example: find_span("قال إنّ الغرفة في الأردن.", "في الاردن") == (16, 24, False)
+    """
+    target, _ = _folded(span)
+    target = target.strip()
+    if not target:
+        return None
+    folded, origin = _folded(sentence)
+    at = folded.find(target)
+    if at >= 0:
+        start, end = _widen(sentence, origin[at], origin[at + len(target) - 1] + 1)
+        return start, end, False
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", folded)]
+    n = len(target.split())
+    best, where = 0.0, None
+    for size in {max(1, n - 1), n, n + 1}:
+        for i in range(len(words) - size + 1):
+            a, b = words[i][0], words[i + size - 1][1]
+            ratio = SequenceMatcher(None, folded[a:b], target, autojunk=False).ratio()
+            if ratio > best:
+                best, where = ratio, (a, b)
+    if where is None or best < SPAN_FUZZY_RATIO:
+        return None
+    start, end = _widen(sentence, origin[where[0]], origin[where[1] - 1] + 1)
+    return start, end, True
+
+
+def locate(reading: Reading, evidence: list[Evidence]) -> Located | None:
+    """The reader's words in its chosen sentence, else (a misnumbered reply) in another one."""
+    order = [reading.n - 1] + [i for i in range(len(evidence)) if i != reading.n - 1]
+    for fuzzy_ok in (False, True):
+        for i in order:
+            if not 0 <= i < len(evidence):
+                continue
+            found = find_span(evidence[i].text, reading.span)
+            if found and (fuzzy_ok or not found[2]):
+                start, end, fuzzy = found
+                return Located(i, evidence[i].start + start, evidence[i].start + end, fuzzy)
+    return None
+
+
+# Checks ------------------------------------------------------------------------------------------
+
+_ASKS_NUMBER = re.compile(
+    r"\bhow (?:many|much|old|long|far|often)\b|\bwhat (?:year|percentage|number)\b|\bكم\b|في أي (?:عام|سنة)",
+    re.I,
+)
+_ASKS_TIME = re.compile(r"\bwhen\b|\bwhat time\b|\bمتى\b|في أي (?:يوم|شهر|وقت)", re.I)
+_NUMBER_WORDS = set(
+    qtext.normalize(w)
+    for w in """
+    one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred
+    thousand million billion dozen half
+    واحد واحدة اثنان اثنين اثنتان اثنتين ثلاث ثلاثة أربع أربعة خمس خمسة ست ستة سبع سبعة ثمان ثماني
+    ثمانية تسع تسعة عشر عشرة عشرين عشرون ثلاثين ثلاثون أربعين خمسين مئة مائة مئات ألف آلاف ألفي
+    مليون ملايين مليار نصف ربع ثلث عشرات
+    """.split()
+)
+_TIME_WORDS = set(
+    qtext.normalize(w)
+    for w in """
+    year years month months week weeks day days hour hours minute minutes morning evening night
+    today yesterday tomorrow monday tuesday wednesday thursday friday saturday sunday january february
+    march april may june july august september october november december century decade ago
+    عام العام سنة السنة شهر الشهر أسبوع الأسبوع يوم اليوم ساعة ساعات دقيقة دقائق صباح مساء ليلة أمس غدا
+    الاثنين الثلاثاء الأربعاء الخميس الجمعة السبت الأحد يناير فبراير مارس أبريل مايو يونيو يوليو أغسطس
+    سبتمبر أكتوبر نوفمبر ديسمبر كانون شباط آذار نيسان أيار حزيران تموز آب أيلول تشرين القرن خلال منذ قبل بعد
+    """.split()
+)
+
+
+def fits_question(question: str, words: str) -> bool:
+    """False when the question asks for a number or a time and `words` contain neither.
+
+    Example: fits_question("How old is Sergei Lavrov?", "وزير الخارجية الروسي") is False
+    """
+    if not (_ASKS_NUMBER.search(question) or _ASKS_TIME.search(question)):
+        return True
+    folded = qtext.normalize(words)
+    if re.search(r"\d", folded):
+        return True
+    tokens = set(re.findall(r"\w+", folded))
+    stems = {re.sub(r"^(?:و|ب|ل|ف)?(?:ال)?", "", t) for t in tokens}
+    vocab = _NUMBER_WORDS | (_TIME_WORDS if _ASKS_TIME.search(question) else set())
+    vocab |= {re.sub(r"^ال", "", w) for w in vocab}
+    return bool((tokens | stems) & vocab)
+
+
+def repeats_question(rendering: str, question: str) -> bool:
+    """True when every content word of the rendering is already in the question.
+
+    Example: repeats_question("Lavrov negotiated in Moscow", "Who did Lavrov negotiate with in Moscow?") is True
+    """
+    words = set(qtext.tokens(rendering))
+    return bool(words) and words <= set(qtext.tokens(question))
+
+
+# The reader step -------------------------------------------------------------------------------
+
+
+def evidence_for(retrieval: Retrieval) -> list[Evidence]:
+    """The sentences the reader sees: up to `READER_EVIDENCE` evidence sentences within
+    `READER_MARGIN` of the best, strongest first (a clear winner is read alone)."""
+    if not retrieval.evidence:
+        return []
+    best = retrieval.evidence[0].score
+    return [e for e in retrieval.evidence[:READER_EVIDENCE] if e.score >= best - READER_MARGIN]
+
+
+def _sentences_block(evidence: list[Evidence]) -> str:
+    """Numbered sentences, one per line, as inert data (no line breaks or markup inside)."""
+    from qa.llm import quote
+
+    return "\n".join(f"[{n}] {quote(e.text)}" for n, e in enumerate(evidence, start=1))
+
+
+def parse(reply: str) -> Reading:
+    """The model's JSON reply as a `Reading`; `ValueError` with a short reason when it is not one."""
+    match = re.search(r"\{.*\}", reply, flags=re.S)
+    if not match:
+        raise ValueError("no JSON object")
+    try:
+        return Reading.model_validate(json.loads(match.group()))
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise ValueError(str(exc).splitlines()[0][:120]) from None
+
+
+def read(question: str, evidence: list[Evidence], request: Request, services) -> tuple[Reading, dict]:
+    """Ask the configured LLM once; the validated `Reading` and timings (ms: reader, reader_first_token).
+
+    Raises `LLMError` when the backend fails, `ValueError` when its reply is not a valid reading.
+    """
+    from qa import llm
+
+    settings = request.settings
+    prompt = llm.messages("reader", sentences=_sentences_block(evidence), question=llm.quote(question))
+    model = services.chat_model(max_tokens=READER_MAX_TOKENS)
+    options = plugins.get_backend(settings.llm_backend).json_options(SCHEMA)
+    generation = llm.generate(model, prompt, settings, max_tokens=READER_MAX_TOKENS, **options)
+    timings = {"reader": generation.seconds * 1000}
+    if generation.first_token_s is not None:
+        timings["reader_first_token"] = generation.first_token_s * 1000
+    return parse(generation.text), timings
+
+
+def short_answer_enabled(settings) -> bool:
+    """`QA_SHORT_ANSWER`: on, off, or auto (on when the configured LLM backend is usable offline:
+    the local model fetched, or any other backend configured)."""
+    if settings.short_answer != "auto":
+        return settings.short_answer == "on"
+    if settings.llm_backend != "local":
+        return True
+    from qa import models
+
+    return models.is_fetched(models.QWEN_1_5B, settings.models_dir)
+
+
+def with_short_answer(
+    quoted: qanswer.Answer, retrieval: Retrieval, request: Request, services
+) -> Generator[Event, None, qanswer.Answer]:
+    """Show the quoted answer at once (a `Draft`), then return it with its checked short answer.
+
+    When the reader finds no answer, the final answer abstains (with the closest passage) if
+    `Settings.reader_abstains`; a backend failure keeps the quoted answer with a note.
+    """
+    yield Draft(quoted)
+    settings = request.settings
+    evidence = evidence_for(retrieval)
+    lang = quoted.answer_lang
+    try:
+        reading, timings = read(retrieval.question, evidence, request, services)
+    except LLMError as exc:
+        return replace(quoted, note=NOTES["backend"].format(error=exc))
+    except ValueError as exc:
+        return replace(quoted, note=NOTES["unusable"].format(reason=exc))
+    timings = {**quoted.timings_ms, **timings}
+    located = locate(reading, evidence) if reading.n > 0 and reading.span.strip() else None
+    words = "" if located is None else _document_text(evidence[located.index], located)
+    if located is None or not fits_question(request.question, words):
+        if settings.reader_abstains:
+            return replace(
+                qanswer.abstain(retrieval, lang=lang, mode=quoted.mode, note=NOTES["no_answer"]),
+                timings_ms=timings,
+            )
+        return replace(quoted, timings_ms=timings)
+    chosen = evidence[located.index]
+    result = _cite_first(quoted, chosen, retrieval, settings)
+    n = next(c.n for c in result.citations if (c.start, c.end) == (chosen.start, chosen.end))
+    t0 = time.perf_counter()
+    text, verified, note = _say(reading, words, request, lang, services)
+    timings["reader_check"] = (time.perf_counter() - t0) * 1000
+    short = ShortAnswer(
+        text=text,
+        lang=lang if verified else qtext.detect_language(words),
+        verified=verified,
+        n=n,
+        doc=chosen.doc_id,
+        start=located.start,
+        end=located.end,
+        quote=words,
+    )
+    return replace(result, short_answer=short, note=note or result.note, timings_ms=timings)
+
+
+def _document_text(evidence: Evidence, located: Located) -> str:
+    return evidence.text[located.start - evidence.start : located.end - evidence.start]
+
+
+def _cite_first(quoted: qanswer.Answer, chosen: Evidence, retrieval: Retrieval, settings) -> qanswer.Answer:
+    """The quoted answer, re-made with `chosen` cited when it was not (the reader judged it answers)."""
+    if any((c.start, c.end, c.doc) == (chosen.start, chosen.end, chosen.doc_id) for c in quoted.citations):
+        return quoted
+    picked = qanswer.select_evidence(
+        retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin
+    )
+    ordered = [chosen, *[e for e in picked if e is not chosen]][: settings.max_evidence]
+    remade = qanswer.quote(retrieval, ordered, lang=quoted.answer_lang)
+    return replace(remade, mode=quoted.mode, timings_ms=quoted.timings_ms, note=quoted.note)
+
+
+def _say(reading: Reading, words: str, request: Request, lang: str, services) -> tuple[str, bool, str | None]:
+    """The short answer's text in `lang`: the span itself when it is already in `lang`, else the
+    checked rendering; or the span, unverified, with a note saying why the rendering was refused."""
+    if qtext.detect_language(words) == lang:
+        return words, True, None
+    rendering = reading.answer.strip().strip("\"'«»“”").strip()
+    reason = None
+    if not rendering:
+        reason = "the model gave none"
+    elif qtext.detect_language(rendering) != lang:
+        reason = f"it is not in {LANG_NAMES.get(lang, lang)}"
+    elif repeats_question(rendering, request.question):
+        reason = "it only repeats the question"
+    else:
+        try:
+            check = qverify.check_rendering(rendering, words, embedder=services.embedder)
+        except QAError as exc:
+            check = None
+            reason = str(exc).rstrip(".")
+        if check is not None and not check.ok:
+            reason = (check.reason or "it does not match").rstrip(".")
+        elif check is not None:
+            return rendering, True, None
+    return words, False, NOTES["unchecked"].format(lang=LANG_NAMES.get(lang, lang), reason=reason)
