@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also run a baseline (repeatable)",
     )
     p.add_argument("--no-report", action="store_true", help="write results and metrics only")
+    p.add_argument("--sample", type=int, help="about N questions spread evenly over the set")
+    p.add_argument(
+        "--held-out",
+        action="store_true",
+        help="ask each question with its own document removed from the index (all unanswerable)",
+    )
     p.set_defaults(func=_run)
 
     p = sub.add_parser("calibrate", help="pick the abstention threshold with the best balanced accuracy")
@@ -100,6 +106,8 @@ def _run(args) -> int:
         index_dir=args.index,
         progress=not args.quiet,
         report=not args.no_report,
+        sample=args.sample,
+        held_out=args.held_out,
     )
     head = (
         "hit@1",
@@ -110,6 +118,9 @@ def _run(args) -> int:
         "f1",
         "abstain_unanswerable",
         "false_abstention",
+        "span_f1",
+        "short_verified",
+        "wrong_but_shown",
     )
     print(f"{'system':8} " + " ".join(f"{h[:12]:>12}" for h in head))
     for system, summary in result["systems"].items():

@@ -33,6 +33,13 @@ DEFINITIONS = {
     "abstain_unanswerable": "unanswerable questions the system abstained on (accuracy)",
     "false_abstention": "answerable questions the system abstained on (lower is better)",
     "answered_unanswerable_cited": "unanswerable questions answered anyway, with citations",
+    "span_f1": "SQuAD-style token F1 of the short answer's source span against the Arabic gold answers (best gold); no short answer = 0",
+    "span_em": "SQuAD-style exact match of the short answer's source span against an Arabic gold answer; no short answer = 0",
+    "short_verified": "answerable questions shown a verified short answer in the question's language",
+    "short_fallback": "answerable questions whose short answer is the unverified span (the rendering failed its check)",
+    "short_f1": "English questions: token F1 of the verified English short answer against `answers_en` (no verified answer = 0)",
+    "short_gold_in_answer": "English questions: an English gold answer occurs inside the verified short answer",
+    "wrong_but_shown": "verified short answers that match no gold answer in either language (F1 = 0 against both), per short answer shown",
 }
 
 _MARKER = re.compile(r"\[\d+\]")
@@ -136,6 +143,41 @@ def score_answer(answer: str, golds: list[str], *, abstained: bool) -> dict:
     }
 
 
+def score_short_answer(short: dict | None, golds: list[str], *, lang: str, abstained: bool) -> dict:
+    """Scores of the short answer (`Answer.to_dict()["short_answer"]`) of an answerable question.
+
+    `golds` mixes Arabic spans and English answers (`answers_en`); each side is scored against its
+    own. Span F1/EM use the source span (always the document's words); the English scores apply
+    to English questions only.
+    Example: score_short_answer(None, ["في الأردن"], lang="en", abstained=True)["span_f1"] == 0.0
+    """
+    ar = [g for g in golds if re.search(r"[\u0600-\u06ff]", g)]
+    en = [g for g in golds if not re.search(r"[\u0600-\u06ff]", g)]
+    out: dict = dict.fromkeys(("span_f1", "span_em", "short_f1", "short_gold_in_answer", "wrong_but_shown"))
+    if ar:
+        out["span_f1"], out["span_em"] = 0.0, 0.0
+    if lang == "en" and en:
+        out["short_f1"], out["short_gold_in_answer"] = 0.0, 0.0
+    out["short_verified"] = float(bool(short and short["verified"] and not abstained))
+    out["short_fallback"] = float(bool(short and not short["verified"] and not abstained))
+    if not short or abstained:
+        return out
+    span = short["source"]["quote"]
+    span_f1 = max((token_f1(span, g) for g in ar), default=0.0)
+    if ar:
+        out["span_f1"] = span_f1
+        out["span_em"] = float(any(exact_match(span, g) for g in ar))
+    text_f1 = 0.0
+    if short["verified"] and short["lang"] == "en" and en:
+        text_f1 = max(token_f1(short["text"], g) for g in en)
+        if lang == "en":
+            out["short_f1"] = text_f1
+            out["short_gold_in_answer"] = float(any(contains(short["text"], g) for g in en))
+    if short["verified"]:
+        out["wrong_but_shown"] = float(span_f1 == 0 and text_f1 == 0)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Spans: retrieval and citations
 
@@ -209,6 +251,13 @@ SCORED = (
     "gold_in_answer",
     "abstain_unanswerable",
     "false_abstention",
+    "span_f1",
+    "span_em",
+    "short_verified",
+    "short_fallback",
+    "short_f1",
+    "short_gold_in_answer",
+    "wrong_but_shown",
 )
 
 

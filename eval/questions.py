@@ -12,6 +12,7 @@ Leaves out: running anything (runner.py) and scoring (metrics.py).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import re
 from collections.abc import Sequence
@@ -60,6 +61,27 @@ class QuestionSet:
     doc_paths: list[Path] = field(default_factory=list)  # files to index as they are
     doc_texts: dict[str, str] = field(default_factory=dict)  # doc id -> text, written out then indexed
     name: str = ""
+
+    def sample(self, n: int | None) -> QuestionSet:
+        """About `n` questions spread evenly over the set (every k-th, k = ceil(len / n)), without
+        follow-ups (a sample cannot keep conversations whole). Deterministic: no randomness."""
+        if not n or n >= len(self.questions):
+            return self
+        step = -(-len(self.questions) // n)
+        kept = [q for q in self.questions[::step] if not q.follows]
+        return QuestionSet(kept, self.problems, self.doc_paths, self.doc_texts, self.name)
+
+    def held_out(self) -> QuestionSet:
+        """Every question made unanswerable, for asking with its own document removed from the index.
+
+        Gold answers and evidence are dropped; follow-ups lose their parent (each is asked alone).
+        """
+        kept = [
+            dataclasses.replace(q, unanswerable=True, answers=(), evidence=(), spans=(), follows=None)
+            for q in self.questions
+            if q.doc
+        ]
+        return QuestionSet(kept, self.problems, self.doc_paths, self.doc_texts, f"{self.name}-held-out")
 
     def limit(self, n: int | None) -> QuestionSet:
         """The first `n` questions, plus any earlier question a kept follow-up depends on."""

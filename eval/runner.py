@@ -204,6 +204,12 @@ def score(q: Question, answer: dict, retrieved: list, gold: list, texts: dict[st
         s["false_abstention"] = float(answer["abstained"])
         if q.answers:
             s.update(metrics.score_answer(answer["answer"], list(q.answers), abstained=answer["abstained"]))
+            if "short_answer" in answer:  # our pipeline (baselines have no short answer)
+                s.update(
+                    metrics.score_short_answer(
+                        answer["short_answer"], list(q.answers), lang=q.lang, abstained=answer["abstained"]
+                    )
+                )
     checked = answer["citations"] + answer.get("closest", [])
     s["citations_checked"] = len(checked)
     s["quote_mismatches"] = metrics.quote_mismatches(checked, texts)
@@ -306,6 +312,27 @@ def ask_all(
     return {s: [done[s][q.id] for q in questions] for s in systems}
 
 
+def ask_held_out(
+    ctx: Context, questions: list[Question], *, mode: str, k: int, progress: bool = True
+) -> dict[str, list[dict]]:
+    """Ask each document's questions with that document removed from the index, then index it again."""
+    by_doc: dict[str, list[Question]] = {}
+    for q in questions:
+        by_doc.setdefault(q.doc, []).append(q)
+    paths = {p.name: p for p in ctx.docs}
+    done: dict[str, dict] = {}
+    for doc, group in by_doc.items():
+        if doc not in paths:
+            raise InputError(f"Question {group[0].id} names document {doc}, which is not indexed.")
+        ctx.assistant.remove(doc)
+        try:
+            for rec in ask_all(ctx, group, mode=mode, k=k, progress=progress)["ours"]:
+                done[rec["id"]] = rec
+        finally:
+            ctx.assistant.ingest([paths[doc]], progress=False)
+    return {"ours": [done[q.id] for q in questions]}
+
+
 def _history(q: Question, by_id: dict[str, Question], done: dict[str, dict]) -> list[tuple[str, str]]:
     """Earlier turns of the conversation, oldest first, as (question, answer text)."""
     turns, parent = [], q.follows
@@ -336,9 +363,20 @@ def run(
     embedder: Embedder | None = None,
     progress: bool = True,
     report: bool = True,
+    sample: int | None = None,
+    held_out: bool = False,
 ) -> dict:
-    """Run a question set end to end and write everything to `out`; returns metrics.json's content."""
-    qs = qs.limit(limit)
+    """Run a question set end to end and write everything to `out`; returns metrics.json's content.
+
+    `held_out`: every question becomes unanswerable and is asked with its own document removed
+    from the index (removed before its questions, indexed again after), measuring abstention on
+    questions that are near the remaining documents but not answered by them.
+    """
+    qs = qs.limit(limit).sample(sample)
+    if held_out:
+        if baselines:
+            raise InputError("--held-out runs our pipeline only; drop --baseline.")
+        qs = qs.held_out()
     out = Path(out)
     commit = _commit()  # the code the run starts with, not whatever HEAD is when it ends
     with prepared(
@@ -355,7 +393,10 @@ def run(
         mode = plugins.get_mode(mode).name  # an unknown mode fails before any question is asked
         k = k or assistant.settings.k
         t0 = time.perf_counter()
-        records = ask_all(ctx, qs.questions, mode=mode, k=k, workers=workers, progress=progress)
+        if held_out:
+            records = ask_held_out(ctx, qs.questions, mode=mode, k=k, progress=progress)
+        else:
+            records = ask_all(ctx, qs.questions, mode=mode, k=k, workers=workers, progress=progress)
         ask_s = time.perf_counter() - t0
         s = assistant.settings
         config = {
@@ -366,6 +407,8 @@ def run(
             "k": k,
             "k_retrieve": K_RETRIEVE,
             "workers": workers,
+            "sample": sample,
+            "held_out": held_out,
             "baselines": list(baselines),
             "settings": {
                 "embedding_model": s.embedding_model,

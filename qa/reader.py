@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import unicodedata
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
@@ -130,11 +131,16 @@ def _folded(text: str) -> tuple[str, list[int]]:
     return "".join(out), origin
 
 
+def _in_word(ch: str) -> bool:
+    """A letter, digit, or combining mark (Arabic diacritics belong to the word they sit on)."""
+    return ch.isalnum() or unicodedata.category(ch).startswith("M")
+
+
 def _widen(text: str, start: int, end: int) -> tuple[int, int]:
-    """Widen [start, end) to whole words of `text`."""
-    while start > 0 and text[start - 1].isalnum():
+    """Widen [start, end) to whole words of `text`, diacritics included."""
+    while start > 0 and _in_word(text[start - 1]):
         start -= 1
-    while end < len(text) and text[end].isalnum():
+    while end < len(text) and _in_word(text[end]):
         end += 1
     return start, end
 
@@ -232,13 +238,20 @@ def fits_question(question: str, words: str) -> bool:
     return bool((tokens | stems) & vocab)
 
 
+def _stems(text: str) -> set[str]:
+    """Content-word stems: qtext.tokens (Arabic light stemming) plus English -s/-es/-e/-ed/-ing stripped."""
+    return {
+        re.sub(r"(?:ing|ed|es|e|s)$", "", t) if len(t) > 4 and t.isascii() else t for t in qtext.tokens(text)
+    }
+
+
 def repeats_question(rendering: str, question: str) -> bool:
     """True when every content word of the rendering is already in the question.
 
     Example: repeats_question("Lavrov negotiated in Moscow", "Who did Lavrov negotiate with in Moscow?") is True
     """
-    words = set(qtext.tokens(rendering))
-    return bool(words) and words <= set(qtext.tokens(question))
+    words = _stems(rendering)
+    return bool(words) and words <= _stems(question)
 
 
 # The reader step -------------------------------------------------------------------------------

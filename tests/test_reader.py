@@ -1,0 +1,200 @@
+"""The reader: short answers located in the cited sentence, checked, streamed after the quote.
+
+Fast tests plant the model's reply with the `scripted` backend (tests/fakes.py) and check the
+plumbing and the checks that need no model; full tests use the real embedder for the rendering
+check and the real local LLM for the answers themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa import reader
+from qa.stream import Draft
+from tests.conftest import SEED
+from tests.fakes import ScriptedChat
+
+TEXT = SEED.read_text(encoding="utf-8")
+
+
+def _reply(n: int, span: str, answer: str) -> str:
+    return json.dumps({"n": n, "span": span, "answer": answer}, ensure_ascii=False)
+
+
+@pytest.fixture
+def planted(fast_seeded):
+    """The fast assistant on the seed, never abstaining on retrieval (hash vectors score low)."""
+    fast_seeded.settings = fast_seeded.settings.model_copy(
+        update={"abstain_threshold": -1.0, "abstain_threshold_ar": -1.0, "short_answer": "on"}
+    )
+    ScriptedChat.script.clear()
+    yield fast_seeded
+    ScriptedChat.script.clear()
+
+
+# Locating spans ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sentence", "span", "expected"),
+    [
+        ("قال إنّ الغرفة في الأردن.", "في الاردن", "في الأردن"),  # hamza form folded
+        ("لم يبحثا فكرة التّعاون العسكريّ المباشر", "التعاون العسكري", "التّعاون العسكريّ"),  # shadda
+        (
+            "هذا «الخبير في منطقة الشرق الأوسط» كما قال",
+            "الخبير في منطقة الشرق الاوسط",
+            "الخبير في منطقة الشرق الأوسط",
+        ),
+        ("وقال الخبير كايل أورتون إن", "كيل أورتون", "كايل أورتون"),  # a dropped letter: fuzzy
+        ("The room is in Jordan, he said.", "jordan", "Jordan"),
+        ("نفى الكرملين الخبر", "باريس", None),
+    ],
+)
+def test_find_span_maps_normalised_matches_to_exact_offsets(sentence, span, expected):
+    found = reader.find_span(sentence, span)
+    if expected is None:
+        assert found is None
+        return
+    start, end, _ = found
+    assert sentence[start:end] == expected
+
+
+def test_answer_type_and_repetition_checks():
+    assert not reader.fits_question("How old is Sergei Lavrov?", "وزير الخارجية الروسي")
+    assert reader.fits_question("How old is he?", "يبلغ 70 عاما")
+    assert reader.fits_question("متى وصل كيري؟", "يوم الجمعة")
+    assert not reader.fits_question("متى وصل كيري؟", "وزير الخارجية")
+    assert reader.fits_question("Who is Kyle Orton?", "الخبير")
+    assert reader.repeats_question("Lavrov negotiated in Moscow", "Who did Lavrov negotiate with in Moscow?")
+    assert not reader.repeats_question("John Kerry", "Who did Lavrov negotiate with in Moscow?")
+
+
+@pytest.mark.parametrize("reply", ["not json", '{"n": -1, "span": "", "answer": ""}', '{"n": 1}'])
+def test_a_reply_outside_the_schema_is_refused(reply):
+    with pytest.raises(ValueError):
+        reader.parse(reply)
+
+
+# The step, with planted replies ---------------------------------------------------------------------
+
+
+def test_arabic_short_answer_is_the_exact_span_streamed_after_the_quote(planted):
+    question = "أين ستكون غرفة العمليات المشتركة؟"
+    evidence = reader.evidence_for(planted.retriever.retrieve(question))
+    words = evidence[0].text.split()[1:3]  # two words of the first sentence the reader sees
+    ScriptedChat.script.append(_reply(1, " ".join(words), " ".join(words)))
+    stream = planted.stream(question)
+    events = list(stream.events())
+    final = stream.answer()
+    assert isinstance(events[0], Draft) and events[0].answer.short_answer is None
+    short = final.short_answer
+    assert short is not None and short.verified and short.lang == "ar"
+    assert TEXT[short.start : short.end] == short.quote == short.text
+    cited = final.citations[short.n - 1]
+    assert cited.start <= short.start < short.end <= cited.end
+    assert final.to_dict()["short_answer"]["source"]["quote"] == short.quote
+
+
+def test_a_span_that_is_in_no_sentence_is_not_shown(planted):
+    ScriptedChat.script.append(_reply(1, "في باريس عاصمة فرنسا", "في باريس"))
+    result = planted.ask("أين ستكون غرفة العمليات المشتركة؟")
+    assert result.short_answer is None and result.abstained
+    assert result.note == reader.NOTES["no_answer"] and result.closest
+
+
+def test_no_answer_abstains_with_the_closest_passage(planted):
+    ScriptedChat.script.append(_reply(0, "", ""))
+    result = planted.ask("كم عمر سيرغي لافروف؟")
+    assert result.abstained and result.citations == () and result.closest
+
+
+def test_an_unusable_reply_keeps_the_quote_with_a_note(planted):
+    ScriptedChat.script.append("I think the answer is Jordan.")
+    quoted = planted.ask("أين ستكون غرفة العمليات المشتركة؟", mode="extractive")
+    assert quoted.short_answer is None and not quoted.abstained
+    assert quoted.note.startswith("No short answer: the language model's reply could not be used")
+
+
+def test_off_setting_gives_the_quote_alone(planted):
+    planted.settings = planted.settings.model_copy(update={"short_answer": "off"})
+    asked = len(ScriptedChat.prompts)
+    result = planted.ask("أين ستكون غرفة العمليات المشتركة؟")
+    assert result.short_answer is None and result.note is None and result.citations
+    assert len(ScriptedChat.prompts) == asked  # the model was not called
+
+
+# The rendering check with the real embedder -------------------------------------------------------
+
+
+HARBOUR = "افتُتح الميناء الجديد عام 2016 بحضور رئيس البلدية، وهو يتسع لأربعين قارب صيد.\n"
+
+
+@pytest.fixture
+def harbour(assistant, tmp_path: Path):
+    docs = tmp_path / "harbour"
+    docs.mkdir()
+    (docs / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    assistant.ingest([docs], progress=False)
+    assistant.settings = assistant.settings.model_copy(
+        update={"llm_backend": "scripted", "short_answer": "on"}
+    )
+    ScriptedChat.script.clear()
+    yield assistant
+    ScriptedChat.script.clear()
+
+
+def test_a_rendering_with_a_wrong_number_is_refused(harbour):
+    ScriptedChat.script.append(_reply(1, "عام 2016", "In 2015"))
+    result = harbour.ask("When was the new harbour opened?")
+    short = result.short_answer
+    assert short is not None and not short.verified
+    assert short.text == short.quote == "عام 2016" and short.lang == "ar"
+    assert "2015" in result.note and "In 2015" not in json.dumps(result.to_dict(), ensure_ascii=False)
+
+
+def test_a_faithful_rendering_is_shown(harbour):
+    ScriptedChat.script.append(_reply(1, "عام 2016", "In 2016"))
+    short = harbour.ask("When was the new harbour opened?").short_answer
+    assert short.verified and short.text == "In 2016" and short.lang == "en"
+    assert HARBOUR[short.start : short.end] == "عام 2016"
+
+
+# The real local model ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local(seeded):
+    seeded.settings = seeded.settings.model_copy(update={"short_answer": "on", "llm_timeout_s": 600})
+    return seeded
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "expected_span", "expected_text"),
+    [
+        ("Where would the joint operations room be?", "الأردن", "Jordan"),
+        ("أين ستكون غرفة العمليات المشتركة؟", "الأردن", "الأردن"),
+        ("مع من تفاوض لافروف في موسكو؟", "كيري", "كيري"),
+    ],
+)
+def test_local_model_finds_the_short_answer(local, question, expected_span, expected_text):
+    result = local.ask(question)
+    short = result.short_answer
+    assert short is not None, result.note
+    assert expected_span in short.quote and expected_text in short.text and short.verified
+    assert TEXT[short.start : short.end] == short.quote
+    cited = result.citations[short.n - 1]
+    assert cited.start <= short.start < short.end <= cited.end
+
+
+@pytest.mark.slow
+def test_local_model_is_deterministic_streamed_or_not(local):
+    question = "Where would the joint operations room be?"
+    first = local.ask(question).short_answer
+    local.ask("Who is Kyle Orton?")  # another prompt in between must not change the reply
+    stream = local.stream(question)
+    list(stream)
+    assert stream.answer().short_answer == first
