@@ -206,7 +206,12 @@ def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> An
 
 def extractive_mode(retrieval: Retrieval, request: Request, services) -> Generator[Event, None, Answer]:
     """The `extractive` mode: the quoted answer at once, then (when the short answer is on and the
-    quote does not abstain) the same answer with its checked short answer (qa.reader)."""
+    quote does not abstain) the same answer with its checked short answer (qa.reader). A question
+    about the whole document gets its overview instead (qa.overview)."""
+    from qa import overview  # questions about the whole document: its central sentences
+
+    if overview.is_about_document(request.question):
+        return overview.overview_answer(retrieval, services.retriever, request.settings)
     quoted = extractive(retrieval, request.settings)
     if quoted.abstained:
         return quoted

@@ -74,7 +74,9 @@ def load_prompt(name: str) -> tuple[tuple[str, Template], ...]:
     sections = [(parts[i], parts[i + 1].strip()) for i in range(1, len(parts) - 1, 2)]
     roles = [r for r, _ in sections]
     if parts[0].strip() or not roles or roles[0] != "system" or roles[-1] != "user":
-        raise LLMError(f"The prompt file {path} must start with '### system' and end with a '### user' section.")
+        raise LLMError(
+            f"The prompt file {path} must start with '### system' and end with a '### user' section."
+        )
     return tuple((role, Template(body)) for role, body in sections)
 
 
@@ -404,6 +406,10 @@ def generative_mode(
     `Answer`, or the extractive answer (mode `generative-fallback`) with a note saying why."""
     settings: Settings = request.settings
     lang = qanswer.answer_language(retrieval, settings.answer_language)
+    from qa import overview  # questions about the whole document: its central sentences
+
+    if overview.is_about_document(request.question):
+        return overview.overview_answer(retrieval, services.retriever, settings)
     if qanswer.is_weak(retrieval, settings):
         return qanswer.abstain(retrieval, lang=lang, mode="generative")  # the LLM is not even asked
     evidence = evidence_for(retrieval, settings)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from qa.answer import Answer
     from qa.config import Settings
     from qa.embeddings import Embedder
-    from qa.retrieve import Retrieval
+    from qa.retrieve import Retrieval, Retriever
     from qa.stream import Event, Request
 
 
@@ -44,6 +44,9 @@ class Services(Protocol):
 
     @property
     def embedder(self) -> Embedder: ...
+
+    @property
+    def retriever(self) -> Retriever: ...
 
     def chat_model(self, *, max_tokens: int | None = None) -> BaseChatModel: ...
 
