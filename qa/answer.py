@@ -11,7 +11,7 @@ Leaves out: generated wording (llm.py builds on the same `Answer`) and retrieval
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from qa import plugins
@@ -21,6 +21,7 @@ from qa.retrieve import Evidence, Retrieval
 if TYPE_CHECKING:
     from qa.reader import ShortAnswer
     from qa.stream import Event, Request
+    from qa.translate import Translation
 
 PHRASES = {
     "en": {
@@ -52,6 +53,7 @@ class Citation:
     score: float
     passage: str  # the whole chunk the sentence sits in, for context
     passage_start: int  # offset of `passage` in the document
+    translation: Translation | None = None  # qa.translate, on request
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,13 @@ class Answer:
     def to_dict(self) -> dict:
         """The JSON shape of `qa ask --json`."""
         cite = ("n", "doc", "chunk_id", "start", "end", "quote", "paragraph", "score")
+
+        def citation(c: Citation) -> dict:
+            row = {k: getattr(c, k) for k in cite}
+            if c.translation is not None:
+                row["translation"] = c.translation.to_dict()
+            return row
+
         return {
             "question": self.question,
             "question_lang": self.question_lang,
@@ -86,8 +95,8 @@ class Answer:
             "abstained": self.abstained,
             "note": self.note,
             "short_answer": self.short_answer.to_dict() if self.short_answer else None,
-            "citations": [{k: asdict(c)[k] for k in cite} for c in self.citations],
-            "closest": [{k: asdict(c)[k] for k in cite} for c in self.closest],
+            "citations": [citation(c) for c in self.citations],
+            "closest": [citation(c) for c in self.closest],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 

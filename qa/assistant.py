@@ -122,6 +122,21 @@ class Assistant:
         request = dataclasses.replace(self.request(retrieval.question, **options), retrieval=retrieval)
         return self.stream_request(request).answer()
 
+    @cached_property
+    def translations(self):
+        from qa.translate import TranslationStore
+
+        return TranslationStore(self.settings.translations_path)
+
+    def translate(self, answer: qanswer.Answer, *, lang: str | None = None) -> qanswer.Answer:
+        """The answer with each cited sentence translated into `lang` (default: the answer's), checked.
+
+        Raises `LLMError` when the LLM backend is not usable.
+        """
+        from qa.translate import translate_answer
+
+        return translate_answer(answer, lang=lang, services=self, store=self.translations)
+
     def retrieve(self, request: Request) -> Retrieval:
         """Retrieve for a request, resolving a follow-up against the conversation first.
 

@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, help="passages to retrieve")
     p.add_argument("--mode", help="answer mode: extractive, generative, … (default: QA_ANSWER_MODE)")
     p.add_argument("--lang", choices=["auto", "ar", "en"], help="answer language (auto: the question's)")
+    p.add_argument(
+        "--translate", action="store_true", help="translate each cited sentence into the answer language"
+    )
     p.set_defaults(func=_ask)
 
     p = sub.add_parser("docs", help="list indexed documents")
@@ -87,9 +90,15 @@ def _ingest(args) -> int:
 def _ask(args) -> int:
     assistant = _assistant()
     result = assistant.ask(args.question, k=args.k, mode=args.mode, answer_language=args.lang)
+    if args.translate:
+        result = assistant.translate(result)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
         return 0
+    if result.short_answer:
+        short = result.short_answer
+        label = "checked" if short.verified else "the cited words; the rendering could not be checked"
+        print(f"{short.text} [{short.n}]  ({label})\n")
     print(result.answer)
     if result.note:
         print(f"\n({result.note})")
@@ -100,6 +109,10 @@ def _ask(args) -> int:
         tag = f"[{c.n}]" if result.citations else " -"
         print(f"{tag} {c.doc} ¶{c.paragraph + 1} [{c.start}:{c.end}] score {c.score:.2f}")
         print(f"    {c.quote}")
+        if c.translation and c.translation.text:
+            print(f"    = {c.translation.text}  (machine translation, checked)")
+        elif c.translation:
+            print(f"    (no translation shown: {c.translation.note})")
     return 0
 
 

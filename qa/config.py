@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     port: int = 7860
     auth: str | None = Field(None, description="user:password, or a path to a file of such lines")
     feedback_path: Path = DEFAULT_DATA_DIR / "feedback.jsonl"
+    # Translated cited sentences, kept so that each is translated once (qa/translate.py).
+    translations_path: Path = DEFAULT_DATA_DIR / "translations.sqlite"
 
 
 @lru_cache(maxsize=1)

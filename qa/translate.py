@@ -1,0 +1,135 @@
+"""Translate: each cited sentence said in the reader's language, checked before it is shown, kept.
+
+On request (`qa ask --translate`, the Sources panel's control), every cited sentence of an answer
+that is not already in the answer's language is translated by the configured LLM
+(`prompts/translate_sentence.txt`) and checked like a short answer's rendering
+(`qa.verify.check_rendering`: the same numbers, and a cross-lingual similarity above the
+calibrated threshold). A translation that fails the check is never shown: the citation carries
+`Translation(text=None, verified=False)`. Results are kept in SQLite (`Settings.translations_path`),
+keyed by the sentence, the language and the backend, so a sentence is translated once.
+
+Example:
+    assistant.translate(assistant.ask("Who is Kyle Orton?")).citations[0].translation.text
+
+Leaves out: the answer's own wording (qa.answer, qa.reader) and translating whole documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from qa import text as qtext
+from qa import verify as qverify
+from qa.errors import QAError
+
+LANGUAGE_NAMES = {"en": "English", "ar": "Arabic"}
+# A news sentence is 20-60 words; English needs ~1.3 tokens per word: 160 tokens covers the long ones.
+TRANSLATION_MAX_TOKENS = 160
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A cited sentence in `lang`: `text` is None when the translation failed its check (`note` says why)."""
+
+    text: str | None
+    lang: str
+    verified: bool
+    note: str | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON shape on a citation of `qa ask --json --translate`."""
+        return {"text": self.text, "lang": self.lang, "verified": self.verified}
+
+
+class TranslationStore:
+    """Translations kept in one SQLite file: (sentence sha256, language, backend) -> translation."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS translations (sentence TEXT, lang TEXT, backend TEXT,"
+                " text TEXT, verified INTEGER, note TEXT, PRIMARY KEY (sentence, lang, backend))"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(self.path, timeout=10)
+        except sqlite3.Error as exc:
+            raise QAError(f"The translation store {self.path} cannot be opened ({exc}).") from exc
+
+    def get(self, sentence: str, lang: str, backend: str) -> Translation | None:
+        key = hashlib.sha256(sentence.encode("utf-8")).hexdigest()
+        with self._lock, self._connect() as db:
+            row = db.execute(
+                "SELECT text, verified, note FROM translations WHERE sentence=? AND lang=? AND backend=?",
+                (key, lang, backend),
+            ).fetchone()
+        return Translation(row[0], lang, bool(row[1]), row[2]) if row else None
+
+    def put(self, sentence: str, backend: str, translation: Translation) -> None:
+        key = hashlib.sha256(sentence.encode("utf-8")).hexdigest()
+        with self._lock, self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO translations VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    translation.lang,
+                    backend,
+                    translation.text,
+                    int(translation.verified),
+                    translation.note,
+                ),
+            )
+
+
+def translate_sentence(sentence: str, lang: str, *, services, store: TranslationStore) -> Translation:
+    """`sentence` in `lang`, checked (kept in `store`); raises `LLMError` when the backend fails."""
+    from qa import llm
+
+    settings = services.settings
+    backend = f"{settings.llm_backend}:{settings.llm_model or ''}"
+    kept = store.get(sentence, lang, backend)
+    if kept is not None:
+        return kept
+    prompt = llm.messages("translate_sentence", language=LANGUAGE_NAMES[lang], sentence=llm.quote(sentence))
+    model = services.chat_model(max_tokens=TRANSLATION_MAX_TOKENS)
+    generation = llm.generate(model, prompt, settings, max_tokens=TRANSLATION_MAX_TOKENS)
+    text = generation.text.strip().strip("\"'«»“”").strip()
+    if generation.finish != "stop":
+        result = Translation(None, lang, False, "the translation was cut before its end")
+    elif not text or qtext.detect_language(text) != lang:
+        result = Translation(None, lang, False, f"the model did not reply in {LANGUAGE_NAMES[lang]}")
+    else:
+        check = qverify.check_rendering(text, sentence, embedder=services.embedder)
+        result = Translation(text, lang, True) if check.ok else Translation(None, lang, False, check.reason)
+    store.put(sentence, backend, result)
+    return result
+
+
+def translate_answer(answer, *, lang: str | None, services, store: TranslationStore):
+    """The answer with a `Translation` on each cited (and closest) sentence not already in `lang`.
+
+    `lang` defaults to the answer's language. A backend failure raises `LLMError` (one sentence).
+    """
+    lang = lang or answer.answer_lang
+    cache: dict[str, Translation] = {}
+
+    def one(citation):
+        if qtext.detect_language(citation.quote) == lang:
+            return citation
+        if citation.quote not in cache:
+            cache[citation.quote] = translate_sentence(citation.quote, lang, services=services, store=store)
+        return replace(citation, translation=cache[citation.quote])
+
+    return replace(
+        answer,
+        citations=tuple(one(c) for c in answer.citations),
+        closest=tuple(one(c) for c in answer.closest),
+    )
