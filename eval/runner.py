@@ -155,7 +155,8 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
     request = assistant.request(question, k=max(k, K_RETRIEVE), mode=mode, history=history)
     # Through the assistant, so follow-ups are resolved against `history` as in the app.
     retrieval = assistant.retrieve(request)
-    top = retrieval.hits[:k]
+    alternative_chunks = {e.chunk_id for e in retrieval.alternatives}
+    top = retrieval.hits[:k] + tuple(h for h in retrieval.hits[k:] if h.chunk.id in alternative_chunks)
     kept = {h.chunk.id for h in top}
     # Evidence is scored per chunk, so cutting to the top k chunks gives exactly what a k-retrieval gives.
     trimmed = dataclasses.replace(

@@ -164,8 +164,14 @@ class Assistant:
         def best(r) -> float:
             return r.evidence[0].score if r.evidence else float("-inf")
 
-        chosen = joined if best(joined) > best(alone) else alone
-        return dataclasses.replace(chosen, language=alone.language)
+        chosen, other = (joined, alone) if best(joined) > best(alone) else (alone, joined)
+        # The stronger score often just means "more words of the previous topic": the reader (when
+        # on) also sees the other reading's best sentence and picks the one that answers.
+        spans = {(e.doc_id, e.start, e.end) for e in chosen.evidence}
+        extra = [e for e in other.evidence[:1] if (e.doc_id, e.start, e.end) not in spans]
+        held = {h.chunk.id for h in chosen.hits}
+        hits = chosen.hits + tuple(h for h in other.hits if h.chunk.id in {e.chunk_id for e in extra} - held)
+        return dataclasses.replace(chosen, language=alone.language, hits=hits, alternatives=tuple(extra))
 
     def documents(self):
         return self.store.documents()

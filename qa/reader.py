@@ -259,11 +259,16 @@ def repeats_question(rendering: str, question: str) -> bool:
 
 def evidence_for(retrieval: Retrieval) -> list[Evidence]:
     """The sentences the reader sees: up to `READER_EVIDENCE` evidence sentences within
-    `READER_MARGIN` of the best, strongest first (a clear winner is read alone)."""
+    `READER_MARGIN` of the best, strongest first (a clear winner is read alone), then a
+    follow-up's alternative reading."""
     if not retrieval.evidence:
         return []
     best = retrieval.evidence[0].score
-    return [e for e in retrieval.evidence[:READER_EVIDENCE] if e.score >= best - READER_MARGIN]
+    near = [e for e in retrieval.evidence[:READER_EVIDENCE] if e.score >= best - READER_MARGIN]
+    # A follow-up's other reading (qa.assistant.Assistant.retrieve) always gets a place.
+    return (near[: READER_EVIDENCE - len(retrieval.alternatives)] + list(retrieval.alternatives))[
+        :READER_EVIDENCE
+    ]
 
 
 def _sentences_block(evidence: list[Evidence]) -> str:

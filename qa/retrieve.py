@@ -58,6 +58,9 @@ class Retrieval:
     hits: tuple[Hit, ...]
     evidence: tuple[Evidence, ...]
     timings_ms: dict
+    # For a follow-up: the best evidence of the other reading (the question alone, or joined to the
+    # previous one), for the reader to choose between (qa.reader.evidence_for).
+    alternatives: tuple[Evidence, ...] = ()
 
 
 class BM25:
