@@ -1,0 +1,90 @@
+"""Benchmark of the short answer: quote latency, the reader's first token and total, memory.
+
+`python -m bench.bench_reader` indexes the seed article in a temporary Chroma and asks the seed
+question set's answerable questions (eval/questions/seed.jsonl, English and Arabic, follow-ups
+asked alone) twice through `Assistant.stream`: the quote (the first `Draft`) and the final answer
+with its short answer are timed separately, and the reader's own first token and total come from
+`Answer.timings_ms`. Resident memory is read at the end, with both models loaded. Run it on an
+idle machine: another process on the 2 cores slows llama.cpp several times.
+Writes bench/results/bench_reader.json. Leaves out: answer quality (`python -m eval run`).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from bench.common import fresh_assistant, percentiles, save  # noqa: E402
+from eval import questions  # noqa: E402
+from qa.config import PROJECT_DIR  # noqa: E402
+from qa.stream import Draft  # noqa: E402
+
+SEED_SET = PROJECT_DIR / "eval" / "questions" / "seed.jsonl"
+SEEDS = PROJECT_DIR / "seeds"
+
+
+def main() -> None:
+    qs = [q for q in questions.load(SEED_SET).questions if not q.unanswerable and not q.follows]
+    tmp = Path(tempfile.mkdtemp(prefix="qa-bench-reader-"))
+    try:
+        assistant = fresh_assistant(tmp / "chroma", short_answer="on")
+        assistant.ingest([SEEDS], progress=False)
+        assistant.ask(qs[0].question)  # load both models
+        rows = []
+        for q in qs:
+            t0 = time.perf_counter()
+            stream = assistant.stream(q.question)
+            quote_ms = None
+            for event in stream.events():
+                if isinstance(event, Draft) and quote_ms is None:
+                    quote_ms = (time.perf_counter() - t0) * 1000
+            answer = stream.answer()
+            total_ms = (time.perf_counter() - t0) * 1000
+            short = answer.short_answer
+            rows.append(
+                {
+                    "id": q.id,
+                    "lang": q.lang,
+                    "quote_ms": quote_ms,
+                    "total_ms": total_ms,
+                    "reader_first_token_ms": answer.timings_ms.get("reader_first_token"),
+                    "reader_ms": answer.timings_ms.get("reader"),
+                    "short": short.text if short else None,
+                    "verified": bool(short and short.verified),
+                    "abstained": answer.abstained,
+                }
+            )
+            print(f"{q.id:8} quote {quote_ms or 0:6.0f} ms  total {total_ms:6.0f} ms  {rows[-1]['short']}")
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    summary = {}
+    for lang in ("en", "ar"):
+        mine = [r for r in rows if r["lang"] == lang]
+        summary[lang] = {
+            "quote_ms": percentiles([r["quote_ms"] for r in mine if r["quote_ms"] is not None]),
+            "short_answer_total_ms": percentiles([r["total_ms"] for r in mine]),
+            "reader_first_token_ms": percentiles(
+                [r["reader_first_token_ms"] for r in mine if r["reader_first_token_ms"] is not None]
+            ),
+            "verified_short_answers": sum(r["verified"] for r in mine),
+            "questions": len(mine),
+        }
+    path = save("bench_reader", {"summary": summary, "peak_rss_mb": round(rss_mb), "rows": rows})
+    for lang, s in summary.items():
+        print(
+            f"{lang}: quote p50 {s['quote_ms']['p50']} ms; short answer p50 {s['short_answer_total_ms']['p50']} ms,"
+            f" reader first token p50 {s['reader_first_token_ms']['p50']} ms;"
+            f" verified {s['verified_short_answers']}/{s['questions']}"
+        )
+    print(f"peak resident memory {rss_mb:.0f} MB; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
