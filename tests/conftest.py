@@ -74,6 +74,7 @@ def fast_settings(tmp_path: Path) -> Settings:
         _env_file=None,
         chroma_path=tmp_path / "chroma",
         feedback_path=tmp_path / "feedback.jsonl",
+        translations_path=tmp_path / "translations.sqlite",
         embedding_model="hash",
         llm_backend="scripted",
     )
@@ -106,6 +107,7 @@ def settings(tmp_path: Path) -> Settings:
         _env_file=None,
         chroma_path=tmp_path / "chroma",
         feedback_path=tmp_path / "feedback.jsonl",
+        translations_path=tmp_path / "translations.sqlite",
     )
 
 
@@ -141,6 +143,7 @@ def serve_seed_app(tmp: Path, embedder: MemoEmbedder):
         _env_file=None,
         chroma_path=tmp / "chroma",
         feedback_path=tmp / "feedback.jsonl",
+        translations_path=tmp / "translations.sqlite",
         port=free_port(),
         short_answer="off",  # the quoted answer only: no question waits on the local LLM's reader
     )

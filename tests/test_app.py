@@ -105,10 +105,11 @@ def test_handlers_keep_typed_turns_export_and_save_feedback(fast_seeded):
     history: list[tuple[str, str]] = []
     for question in ["Who did Lavrov negotiate with in Moscow?", "What did they agree to fight?"]:
         updates = list(handlers.respond(f"  {question} ", turns, "extractive", 4, "auto"))
-        chat, pending, _, box = updates[0]
-        assert box == "" and pending[-1] == Turn(pending[-1].id, question)
+        chat, pending, _, box, shown, _ = updates[0]
+        assert box == "" and pending[-1] == Turn(pending[-1].id, question) and shown == pending[-1].id
         assert "qa-streaming" in chat[-1]["content"]
-        chat, turns, sources, _ = updates[-1]
+        chat, turns, sources, _, shown, _ = updates[-1]
+        assert shown == turns[-1].id  # the Sources panel follows the new answer
         expected = fast_seeded.ask(question, k=4, history=history)
         history.append((question, expected.answer))
         assert comparable(turns[-1].answer.to_dict()) == comparable(expected.to_dict())
@@ -117,7 +118,7 @@ def test_handlers_keep_typed_turns_export_and_save_feedback(fast_seeded):
         )
     assert [t.question for t in copy.deepcopy(turns)] == [t.question for t in turns]  # gr.State copies it
     select = gr.SelectData(None, {"index": 0, "value": None})
-    assert handlers.show_sources(turns, select) == render.sources_html(turns[0])
+    assert handlers.show_sources(turns, select)[:2] == (render.sources_html(turns[0]), turns[0].id)
 
     md, js = handlers.exports(turns)
     assert md["interactive"] and "## 2. What did they agree to fight?" in Path(md["value"]).read_text("utf-8")
@@ -149,12 +150,12 @@ def test_handlers_show_the_draft_as_working_then_the_short_answer(fast_seeded):
     assert expected.short_answer is not None and expected.short_answer.quote == "في الأردن"
     drafts = [u for u in updates[1:-1] if u[1][-1].draft]
     assert len(drafts) == 1
-    chat, turns, _, _ = drafts[0]
+    chat, turns, *_ = drafts[0]
     assert turns[-1].answer.short_answer is None and turns[-1].answer.citations
     assert "qa-streaming" in chat[-1]["content"] and "جارٍ البحث عن الجواب المختصر…" in chat[-1]["content"]
     assert "qa-short" not in chat[-1]["content"]
 
-    chat, turns, sources, _ = updates[-1]
+    chat, turns, sources, *_ = updates[-1]
     assert not turns[-1].draft and comparable(turns[-1].answer.to_dict()) == comparable(expected.to_dict())
     final = chat[-1]["content"]
     assert "qa-streaming" not in final and "qa-working" not in final
@@ -163,6 +164,91 @@ def test_handlers_show_the_draft_as_working_then_the_short_answer(fast_seeded):
         '<mark class="qa-span">في الأردن</mark>' in final
         and '<mark class="qa-span">في الأردن</mark>' in sources
     )
+
+
+def test_translate_replaces_the_shown_turn_and_rerenders_its_sources(fast_seeded, tmp_path):
+    """The Sources panel's control: a status line, then each cited sentence's translation (or why there
+    is none) under its passage; the translated answer replaces the turn (a new Turn, a new list)."""
+    fast_seeded.settings = fast_seeded.settings.model_copy(
+        update={"translations_path": tmp_path / "translations.sqlite", "short_answer": "off"}
+    )
+    handlers = app.Handlers(fast_seeded, fast_seeded.settings)
+    turns: list[Turn] = []
+    for question in ["Who did Lavrov negotiate with in Moscow?", "What is this article about?"]:
+        *_, (_, turns, _, _, shown, button) = handlers.respond(question, turns, "extractive", 4, "en")
+    first, last = turns
+    assert last.answer.mode == "overview" and len(last.answer.citations) == 3 and shown == last.id
+    assert (
+        button["visible"] and button["value"] == "Translate cited sentences"
+    )  # Arabic quotes, English answer
+    pending = render.untranslated(last.answer)
+    fakes.ScriptedChat.script = [f"In English: the Kremlin denied it ({i})." for i in range(len(pending))]
+    try:
+        updates = list(handlers.translate(turns, None))  # nothing clicked: the last answered turn
+    finally:
+        fakes.ScriptedChat.script = []
+    (working, held, busy), (sources, translated, done) = updates
+    assert held == gr.skip() and f"Translating {len(pending)} cited sentence(s)" in working
+    assert not busy["interactive"]
+    assert translated.id == last.id and translated.question == last.question
+    assert sources == render.sources_html(translated) and not done["visible"]
+    for c in translated.answer.citations:  # the planted reply passes the real check or says why not
+        t = c.translation
+        assert t is not None and t.lang == "en"
+        if t.text is not None:
+            assert t.verified and t.text.startswith("In English: the Kremlin denied it") and t.text in sources
+        else:
+            assert not t.verified and t.note and f'No translation shown: <bdi dir="auto">{t.note}' in sources
+
+    kept = handlers.keep_translation(turns, translated)
+    assert (
+        kept is not turns and kept == [first, translated] and turns == [first, last]
+    )  # replaced, not mutated
+    assert handlers.keep_translation([first], translated) == gr.skip()  # its conversation was cleared
+    select = gr.SelectData(None, {"index": 3, "value": None})
+    assert handlers.show_sources(kept, select)[0] == sources
+    _, js = handlers.exports(kept)
+    data = json.loads(Path(js["value"]).read_text(encoding="utf-8"))
+    assert all("translation" in c for c in data["turns"][1]["answer"]["citations"])
+
+    # Asking again is instant (kept in SQLite), and the first turn is found by its id.
+    again = list(handlers.translate(kept, first.id))
+    redone = again[-1][1].answer
+    assert again[-1][1].id == first.id and all(c.translation for c in (*redone.citations, *redone.closest))
+
+
+def test_translate_failure_is_a_one_sentence_warning(fast_seeded, monkeypatch):
+    from qa.errors import LLMError
+
+    fast_seeded.settings = fast_seeded.settings.model_copy(update={"short_answer": "off"})
+    handlers = app.Handlers(fast_seeded, fast_seeded.settings)
+    *_, (_, turns, *_) = handlers.respond("What did the Kremlin deny?", [], "extractive", 4, "en")
+
+    def unusable(answer, lang=None):
+        raise LLMError("The local language model is not fetched; run `python -m qa models fetch`.")
+
+    monkeypatch.setattr(fast_seeded, "translate", unusable)
+    with pytest.warns(UserWarning, match="not fetched"):
+        *_, (sources, held, button) = handlers.translate(turns, turns[0].id)
+    assert sources == render.sources_html(turns[0]) and held is None and button["visible"]
+
+
+def test_overviews_fill_one_accordion_per_document(fast_seeded):
+    from qa import overview
+
+    handlers = app.Handlers(fast_seeded, fast_seeded.settings)
+    boxes_and_views = list(handlers.overviews())
+    first, final = boxes_and_views[0], boxes_and_views[-1]
+    n = app.OVERVIEW_DOCS
+    assert len(first) == len(final) == 2 * n
+    assert first[0]["visible"] and first[0]["label"] == f"Overview · {SEED.name}"
+    assert all(not box["visible"] for box in first[1:n])
+    assert "Finding its central sentences" in first[n]
+    expected = render.overview_html(overview.central_sentences(fast_seeded.retriever, SEED.name))
+    assert final[n] == expected and "<li" in expected
+    assert list(handlers.overviews()) == [[*first[:n], expected, *first[n + 1 :]]]  # kept: no wait
+    assert app.EXAMPLES[0] == "What is this article about?"
+    assert overview.is_about_document(app.SUMMARY_QUESTION)
 
 
 def test_empty_question_is_skipped_with_a_warning(fast_assistant):

@@ -2,7 +2,9 @@
 
 Asks the seed questions in English and Arabic, checks the answer, its [n] marker, the highlighted
 source sentence and its direction; uploads a document and asks about it; checks that a document full
-of <script>, <img onerror> and Markdown renders as text; rates an answer and exports the conversation.
+of <script>, <img onerror> and Markdown renders as text; rates an answer and exports the conversation;
+opens the overview example, translates its cited sentences (the local LLM, into a fresh translation
+store), and follows a document's overview from the Documents tab into the chat.
 These run with the short answer off (tests/conftest.py `serve_seed_app`: no question waits on the
 local LLM); one test serves the same index with it on and follows the draft to the short answer.
 """
@@ -16,7 +18,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from qa import overview
 from qa.assistant import Assistant
+from qa.translate import TranslationStore
 from tests.conftest import free_port, serve_seed_app
 from web import app
 
@@ -35,6 +39,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ANSWER_TIMEOUT_MS = 180_000  # a bound against a hung page on a loaded CI machine, not a speed test
+TRANSLATE_TIMEOUT_MS = 600_000  # loading the local LLM, then three sentences: the same kind of bound
 BOT = "#qa-chat [data-testid='bot']"
 
 
@@ -143,9 +148,10 @@ def test_english_and_arabic_answers_cite_highlighted_sentences(page, served, tmp
 
 def test_example_feedback_and_export(page, served):
     assistant, _ = served
-    page.get_by_role("button", name=app.EXAMPLES[0], exact=True).click()
+    question = "What did the Kremlin deny?"
+    page.get_by_role("button", name=question, exact=True).click()
     wait_for_answer(page, 1)
-    expected = assistant.ask(app.EXAMPLES[0])
+    expected = assistant.ask(question)
 
     feedback = Path(assistant.settings.feedback_path)
     before = feedback.read_text(encoding="utf-8").splitlines() if feedback.exists() else []
@@ -153,7 +159,7 @@ def test_example_feedback_and_export(page, served):
     page.locator("#qa-chat").get_by_role("button", name="Like", exact=True).first.click()
     expect(page.get_by_text("your rating was saved")).to_be_visible(timeout=30_000)
     record = json.loads(feedback.read_text(encoding="utf-8").splitlines()[len(before)])
-    assert record["question"] == app.EXAMPLES[0] and record["rating"] == "up"
+    assert record["question"] == question and record["rating"] == "up"
     assert record["evidence"] == [c.quote for c in expected.citations]
 
     with page.expect_download(timeout=30_000) as download:
@@ -163,6 +169,68 @@ def test_example_feedback_and_export(page, served):
     assert [(c["doc"], c["start"], c["end"]) for c in cites] == [
         (c.doc, c.start, c.end) for c in expected.citations
     ]
+
+
+def test_overview_example_and_translated_citations(page, served, tmp_path_factory):
+    """The first example asks for the overview; the Sources panel's control translates its three cited
+    sentences under their passages (checked, or saying why not), and the export carries them."""
+    assistant, _ = served
+    assistant.translations = TranslationStore(tmp_path_factory.mktemp("translations") / "t.sqlite")
+    assert app.EXAMPLES[0] == "What is this article about?"
+    page.get_by_role("button", name=app.EXAMPLES[0], exact=True).click()
+    wait_for_answer(page, 1)
+    expected = assistant.ask(app.EXAMPLES[0])
+    assert expected.mode == "overview" and len(expected.citations) == overview.OVERVIEW_SENTENCES
+    bubble = page.locator(BOT).first
+    for c in expected.citations:
+        assert c.quote in bubble.inner_text()
+    expect(page.locator("#qa-sources .qa-translation")).to_have_count(0)  # off until asked
+
+    control = page.locator("#qa-translate")
+    expect(control).to_have_text("Translate cited sentences")
+    control.click()
+    expect(page.locator("#qa-sources .qa-working")).to_contain_text("Translating 3 cited sentence(s)")
+    blocks = page.locator("#qa-sources article .qa-translation")
+    expect(blocks).to_have_count(len(expected.citations), timeout=TRANSLATE_TIMEOUT_MS)
+    expect(control).to_be_hidden()
+    translated = assistant.translate(expected)  # kept in the store: the page's own results, at once
+    for block, c in zip(blocks.all(), translated.citations, strict=True):
+        t = c.translation
+        print(f"[{c.n}] {t}")
+        if t.text is not None:
+            expect(block.locator(".qa-translation-label")).to_have_text(
+                "Machine translation, checked against the sentence"
+            )
+            text = block.locator(".qa-translation-text")
+            assert text.inner_text().strip() == t.text and direction(text) == "ltr"
+        else:
+            assert block.inner_text().strip() == f"No translation shown: {t.note}"
+    assert not page.dialogs
+
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name="Export JSON").click()
+    data = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    rows = data["turns"][0]["answer"]["citations"]
+    assert [r["translation"]["text"] for r in rows] == [c.translation.text for c in translated.citations]
+
+
+def test_document_overview_and_its_summarize_button(page, served):
+    assistant, _ = served
+    central = overview.central_sentences(assistant.retriever, SEED.name)
+    page.get_by_role("tab", name="Documents").click()
+    box = page.locator(".qa-overview-box").filter(has_text=f"Overview · {SEED.name}")
+    expect(box).to_have_count(1)
+    box.get_by_text(f"Overview · {SEED.name}").click()  # collapsed until opened
+    items = box.locator(".qa-overview-list li")
+    expect(items).to_have_count(len(central), timeout=ANSWER_TIMEOUT_MS)
+    for item, sentence in zip(items.all(), central, strict=True):
+        assert sentence.text in item.inner_text()
+        assert direction(item) == "rtl"
+    box.get_by_role("button", name="Summarize this document").click()
+    wait_for_answer(page, 1)
+    assert page.locator("#qa-chat [data-testid='user']").first.inner_text().strip() == app.SUMMARY_QUESTION
+    answer = page.locator(BOT).first.inner_text()
+    assert all(s.text in answer for s in central)  # the chat's overview cites the same sentences
 
 
 def test_upload_ask_and_document_text_stays_inert(page, served, tmp_path):

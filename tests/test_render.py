@@ -15,7 +15,9 @@ from pathlib import Path
 
 from qa.answer import Answer, Citation
 from qa.reader import ShortAnswer
+from qa.retrieve import Evidence
 from qa.store import DocInfo
+from qa.translate import Translation
 from web import render
 from web.render import Turn
 
@@ -421,3 +423,137 @@ def test_exports_include_the_short_answer():
     }
     assert SEED_TEXT[at : at + len(IN_JORDAN)] == IN_JORDAN
     assert data["turns"][1]["answer"]["short_answer"]["verified"] is False
+
+
+# Translations of cited sentences (qa.translate.Translation), under their passages, on request.
+
+KREMLIN_SENTENCE = next(s for s in re.split(r"(?<=\.)\s+", SEED_TEXT) if "الكرملين" in s)
+CHECKED = Translation("Russian Foreign Minister Sergei Lavrov announced", "en", True)
+FAILED = Translation(None, "en", False, "the model did not reply in English")
+
+
+def translated_turn(first=CHECKED, second=FAILED, *, lang: str = "en") -> Turn:
+    c1 = replace(cite(SEED_TEXT, LAVROV), translation=first)
+    c2 = replace(cite(SEED_TEXT, KREMLIN_SENTENCE, n=2, paragraph=3), translation=second)
+    text = f"According to the article [1]: «{LAVROV}» It also says [2]: «{KREMLIN_SENTENCE}»"
+    return Turn("tr", "What did the Kremlin deny?", answer(text, [c1, c2], lang=lang))
+
+
+def articles(html: str) -> list[str]:
+    return re.findall(r'<article class="qa-src" data-n="\d+">(.*?)</article>', html)
+
+
+def test_checked_translation_sits_under_its_passage_with_its_label_and_direction():
+    first, _ = articles(render.sources_html(translated_turn()))
+    assert first.index("</p>") < first.index('class="qa-translation"')  # under the passage
+    assert (
+        '<div class="qa-translation" dir="ltr"><div class="qa-translation-label">'
+        "Machine translation, checked against the sentence</div>"
+        '<p class="qa-translation-text" dir="ltr" lang="en">Russian Foreign Minister Sergei Lavrov announced'
+        "</p></div>"
+    ) in first
+    assert "No translation shown" not in first
+    # Arabic from an English document under an Arabic answer: right to left, labelled in Arabic.
+    english = "The Kremlin denied the reports."
+    c = replace(
+        Citation(1, "en.txt", "en.txt#0", 0, len(english), english, 0, 0.7, english, 0),
+        translation=Translation("نفى الكرملين التقارير.", "ar", True),
+    )
+    html = render.sources_html(
+        Turn("a", "ماذا نفى الكرملين؟", answer(f"بحسب المقال [1]: «{english}»", [c], lang="ar"))
+    )
+    assert (
+        '<div class="qa-translation" dir="rtl"><div class="qa-translation-label">ترجمة آلية، مطابَقة مع الجملة'
+        in html
+    )
+    assert '<p class="qa-translation-text" dir="rtl" lang="ar">نفى الكرملين التقارير.</p>' in html
+
+
+def test_failed_translation_shows_its_note_and_never_text():
+    _, second = articles(render.sources_html(translated_turn()))
+    assert (
+        '<div class="qa-translation qa-translation-none" dir="ltr">No translation shown: '
+        '<bdi dir="auto">the model did not reply in English</bdi></div>'
+    ) in second
+    assert "qa-translation-text" not in second
+    # Text that did not pass its check is never shown, whatever it holds.
+    unchecked = Translation("An unchecked guess", "en", False, None)
+    html = render.sources_html(translated_turn(first=unchecked))
+    assert "An unchecked guess" not in html and "No translation shown: " in html
+    assert "the translation could not be checked" in html
+    md = render.conversation_markdown([translated_turn(first=unchecked)], now=NOW)
+    assert "An unchecked guess" not in md
+
+
+def test_translation_and_note_are_escaped():
+    hostile = Translation('<script>window.__xss = 1</script> <img src=x onerror="alert(1)">', "en", True)
+    note = Translation(None, "en", False, "it cites <b>[7]</b>")
+    turn = translated_turn(first=hostile, second=note)
+    page = render.sources_html(turn)
+    assert tags(page) <= OWN_TAGS
+    assert (
+        "&lt;script&gt;window.__xss = 1&lt;/script&gt; &lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
+    )
+    assert "it cites &lt;b&gt;[7]&lt;/b&gt;" in page
+
+
+def test_translations_leave_the_chat_bubble_and_already_translated_answers_alone():
+    turn = translated_turn()
+    plain = replace(
+        turn,
+        answer=replace(
+            turn.answer, citations=tuple(replace(c, translation=None) for c in turn.answer.citations)
+        ),
+    )
+    assert render.answer_html(turn) == render.answer_html(plain)  # translations live in Sources only
+    assert [c.n for c in render.untranslated(plain.answer)] == [1, 2]
+    assert render.untranslated(turn.answer) == [] and render.untranslated(None) == []
+    arabic = replace(plain, answer=replace(plain.answer, answer_lang="ar"))
+    assert render.untranslated(arabic.answer) == []  # Arabic quotes under an Arabic answer
+    assert render.translate_label("en") == "Translate cited sentences"
+    assert render.translate_label("ar") == "Translate cited sentences · ترجمة الجمل المقتبسة"
+    working = render.sources_html(plain, working=render.translating_text(plain.answer))
+    assert '<div class="qa-working" dir="auto">Translating 2 cited sentence(s)' in working
+    assert working.index("qa-working") > working.rindex("</article>")
+
+
+def test_exports_include_translations():
+    turn = translated_turn()
+    md = render.conversation_markdown([turn], now=NOW)
+    assert (
+        f"  > {LAVROV}\n  Machine translation (en), checked against the sentence: "
+        "Russian Foreign Minister Sergei Lavrov announced\n"
+    ) in md
+    assert f"  > {KREMLIN_SENTENCE}\n  _No translation shown: the model did not reply in English_\n" in md
+    rows = json.loads(render.conversation_json([turn], now=NOW))["turns"][0]["answer"]["citations"]
+    assert [r["translation"] for r in rows] == [
+        {"text": CHECKED.text, "lang": "en", "verified": True, "note": None},
+        {"text": None, "lang": "en", "verified": False, "note": FAILED.note},
+    ]
+
+
+# A document's overview (qa.overview.central_sentences): its central sentences, escaped, in order.
+
+
+def evidence(text: str, quote: str, *, doc: str = SEED.name, paragraph: int = 0) -> Evidence:
+    start = text.index(quote)
+    return Evidence(doc, f"{doc}#0", paragraph, start, start + len(quote), quote, 0.9, 0.9, 0.0)
+
+
+def test_overview_lists_the_central_sentences_escaped_in_their_own_direction():
+    sentences = [evidence(SEED_TEXT, LAVROV), evidence(SEED_TEXT, KREMLIN_SENTENCE, paragraph=3)]
+    html = render.overview_html(sentences)
+    assert html.startswith('<div class="qa-overview"><div class="qa-overview-caption">Its most central')
+    items = re.findall(r'<li dir="auto">([^<]*) <span class="qa-meta">¶(\d+)</span></li>', html)
+    assert items == [(LAVROV, "1"), (render.esc(KREMLIN_SENTENCE), "4")]
+    hostile = render.overview_html(
+        [evidence(XSS_TEXT, SCRIPT, doc="x.md"), evidence(XSS_TEXT, IMG, doc="x.md")]
+    )
+    assert tags(hostile) <= OWN_TAGS | {"ol", "li"} and "&lt;script&gt;window.__xss = 1;" in hostile
+    assert "no sentences" in render.overview_html([])
+
+
+def test_documents_table_says_which_documents_get_an_overview():
+    docs = [DocInfo(id=f"d{i}.txt", sha256="0", chunks=1, chars=10) for i in range(12)]
+    assert "Overviews below: the first 10 of 12 documents." in render.documents_html(docs, overviews=10)
+    assert "Overviews below" not in render.documents_html(docs[:10], overviews=10)

@@ -5,7 +5,9 @@ keeps the conversation as `web.render.Turn`s in `gr.State`, asks the assistant, 
 piece of HTML to `web.render`; `build_app()` lays out the page and wires the events; `launch()`
 warms the embedding model in the background, binds 127.0.0.1 (or QA_HOST once QA_AUTH turns login
 on) and prints the URL. Ratings go to `QA_FEEDBACK_PATH` as question-set lines
-(`eval.questions.feedback_record`).
+(`eval.questions.feedback_record`). The Sources panel translates the cited sentences of the turn it
+shows on request (`Assistant.translate`); the Documents tab shows each document's overview (its
+central sentences, `qa.overview.central_sentences`) with a button that asks about it in the chat.
 
 Example:
     demo, url = launch(block=False)
@@ -30,6 +32,7 @@ from typing import Any
 import gradio as gr
 
 from eval.questions import feedback_record
+from qa import overview as qoverview
 from qa import plugins
 from qa.assistant import Assistant
 from qa.config import Settings, get_settings
@@ -46,6 +49,7 @@ UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx"]
 CONCURRENCY = 4
 
 EXAMPLES = [
+    "What is this article about?",  # the overview: how NotebookLM opens a notebook
     "What did the Kremlin deny?",
     "ماذا نفى الكرملين؟",
     "Who did Lavrov negotiate with in Moscow?",
@@ -64,6 +68,10 @@ FONTS = [
 ]
 
 PRIVATE = {"api_visibility": "private"}  # UI events are not part of the public API
+
+# The Documents tab shows an overview for the first OVERVIEW_DOCS documents; its button asks this.
+OVERVIEW_DOCS = 10
+SUMMARY_QUESTION = "What is this document about?"
 
 
 def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
@@ -130,6 +138,23 @@ def _turn_index(evt: gr.EventData) -> int:
     return index // 2
 
 
+def translate_button(turn: Turn | None) -> Any:
+    """The Sources panel's translate control for the turn it shows: visible while some cited sentence
+    of its answer is in another language and not translated yet; labelled in Arabic too for Arabic."""
+    answer = turn.answer if turn is not None and not turn.error else None
+    if not render.untranslated(answer):
+        return gr.update(visible=False)
+    return gr.update(value=render.translate_label(answer.answer_lang), visible=True, interactive=True)
+
+
+def shown_turn(turns: list[Turn], shown: str | None) -> Turn | None:
+    """The turn the Sources panel shows: the one with id `shown`, else the last answered turn."""
+    for turn in turns:
+        if turn.id == shown:
+            return turn
+    return next((t for t in reversed(turns) if t.answer is not None), None)
+
+
 class Handlers:
     """The page's event handlers over one assistant: inputs from components, rendered updates out.
 
@@ -143,11 +168,13 @@ class Handlers:
         self.warmup = Warmup(assistant)
         self.export_dir = Path(tempfile.mkdtemp(prefix="qa-export-"))
         self._feedback_lock = threading.Lock()
+        self._overviews: dict[tuple[str, str], str] = {}  # (doc id, sha256) -> its overview's HTML
 
     # -- conversation
 
     def respond(self, question: str, turns: list[Turn], mode: str, k: float, lang: str) -> Iterator[tuple]:
-        """Ask one question: yields (chat, turns, sources, question box) as the answer streams in.
+        """Ask one question: yields (chat, turns, sources, question box, shown turn id, translate
+        button) as the answer streams in; the Sources panel follows the new turn.
 
         A `Draft` (the quote before its short answer) is shown marked as still working; the final
         answer, which may add the short answer or abstain instead, replaces it.
@@ -155,14 +182,21 @@ class Handlers:
         question = (question or "").strip()
         if not question:
             gr.Warning("Type a question about the documents first.")
-            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            yield (gr.skip(),) * 6
             return
         history = [(t.question, t.answer.answer) for t in turns if t.answer]
         earlier, turn = list(turns), Turn.start(question)
         waiting = (
             "Searching the documents…" if self.warmup.done.is_set() else "Loading the model (once per start)…"
         )
-        yield render.chat_messages([*earlier, turn]), [*earlier, turn], render.notice_html(waiting), ""
+        yield (
+            render.chat_messages([*earlier, turn]),
+            [*earlier, turn],
+            render.notice_html(waiting),
+            "",
+            turn.id,
+            gr.update(visible=False),
+        )
         try:
             self.warmup.wait()
             stream = self.assistant.stream(
@@ -174,7 +208,7 @@ class Handlers:
                         turn = dataclasses.replace(turn, partial=turn.partial + text)
                     case Draft(draft):  # shown as still working until the final answer replaces it
                         turn = dataclasses.replace(turn, answer=draft, draft=True)
-                yield render.chat_messages([*earlier, turn]), [*earlier, turn], gr.skip(), gr.skip()
+                yield render.chat_messages([*earlier, turn]), [*earlier, turn], *(gr.skip(),) * 4
             turn = dataclasses.replace(turn, answer=stream.answer())
         except QAError as exc:
             turn = dataclasses.replace(turn, answer=None, error=str(exc))  # a draft is no answer
@@ -187,12 +221,58 @@ class Handlers:
                 error="Something went wrong while answering; the details are in the server log.",
             )
         turns = [*earlier, dataclasses.replace(turn, partial="", draft=False)]
-        yield render.chat_messages(turns), turns, render.sources_html(turns[-1]), gr.skip()
+        last = turns[-1]
+        yield (
+            render.chat_messages(turns),
+            turns,
+            render.sources_html(last),
+            gr.skip(),
+            last.id,
+            translate_button(last),
+        )
 
-    def show_sources(self, turns: list[Turn], evt: gr.SelectData) -> Any:
-        """A clicked message: show its turn's sources."""
+    def show_sources(self, turns: list[Turn], evt: gr.SelectData) -> tuple[Any, Any, Any]:
+        """A clicked message: show its turn's sources; returns (sources, shown turn id, translate button)."""
         index = _turn_index(evt)
-        return render.sources_html(turns[index]) if 0 <= index < len(turns) else gr.skip()
+        if not 0 <= index < len(turns):
+            return gr.skip(), gr.skip(), gr.skip()
+        turn = turns[index]
+        return render.sources_html(turn), turn.id, translate_button(turn)
+
+    def translate(self, turns: list[Turn], shown: str | None) -> Iterator[tuple]:
+        """Translate the cited sentences of the turn the Sources panel shows into its answer's language.
+
+        Yields (sources, translated turn, translate button): first a status line while the language
+        model works, then the sources with each translation under its passage. The translated turn goes
+        to a holding state that `keep_translation` then puts into the conversation (so a question
+        asked meanwhile is not lost). A `QAError` (the LLM unusable) is a warning of one sentence.
+        """
+        turn = shown_turn(turns, shown)
+        if turn is None or not render.untranslated(turn.answer):
+            gr.Info("Nothing to translate: the cited sentences are already in the answer's language.")
+            yield gr.skip(), None, translate_button(turn)
+            return
+        busy = gr.update(value="Translating…", interactive=False)
+        yield render.sources_html(turn, working=render.translating_text(turn.answer)), gr.skip(), busy
+        try:
+            self.warmup.wait()  # the check embeds the translation: the model must be loaded once
+            turn = dataclasses.replace(turn, answer=self.assistant.translate(turn.answer))
+        except QAError as exc:
+            gr.Warning(str(exc))
+            yield render.sources_html(turn), None, translate_button(turn)
+            return
+        except Exception:
+            log.exception("translating the citations of %r failed", turn.question)
+            gr.Warning("The cited sentences could not be translated; the details are in the server log.")
+            yield render.sources_html(turn), None, translate_button(turn)
+            return
+        yield render.sources_html(turn), turn, translate_button(turn)
+
+    def keep_translation(self, turns: list[Turn], translated: Turn | None) -> Any:
+        """The conversation with the translated turn in place of its old one (by id; a new list)."""
+        if translated is None or not any(t.id == translated.id for t in turns):
+            return gr.skip()
+        return [translated if t.id == translated.id else t for t in turns]
 
     def on_feedback(self, turns: list[Turn], evt: gr.LikeData) -> None:
         """A thumbs up or down: append the turn as a question-set line to the feedback file."""
@@ -218,9 +298,9 @@ class Handlers:
         js.write_text(render.conversation_json(turns), encoding="utf-8")
         return gr.update(value=str(md), interactive=True), gr.update(value=str(js), interactive=True)
 
-    def clear(self) -> tuple[list, list[Turn], str]:
-        """A new conversation: empty chat and state, the sources panel's hint."""
-        return [], [], render.sources_html(None)
+    def clear(self) -> tuple[list, list[Turn], str, None, Any]:
+        """A new conversation: empty chat and state, the sources panel's hint, no translate control."""
+        return [], [], render.sources_html(None), None, gr.update(visible=False)
 
     # -- documents
 
@@ -228,7 +308,7 @@ class Handlers:
         """(documents table, remove choices, status line) after a change; the status is kept if None."""
         docs = self.assistant.documents()
         return (
-            render.documents_html(docs),
+            render.documents_html(docs, overviews=OVERVIEW_DOCS),
             gr.update(choices=[d.id for d in docs], value=None),
             render.status_html(status) if status is not None else gr.skip(),
         )
@@ -240,6 +320,42 @@ class Handlers:
         except QAError as exc:
             gr.Warning(str(exc))
             return render.documents_html([]), gr.skip(), render.status_html(str(exc))
+
+    def overviews(self) -> Iterator[list]:
+        """The overview slots under the documents table: OVERVIEW_DOCS accordions, then their contents.
+
+        Yields the accordions (one per document, titled with its name) with their contents at once when
+        known, or a placeholder, then (once the embedding model is warm: the retriever needs it) the
+        central sentences of each document. Kept per document version, so a refresh costs nothing.
+        """
+        try:
+            docs = self.assistant.documents()[:OVERVIEW_DOCS]
+        except QAError:
+            yield [gr.update(visible=False)] * (2 * OVERVIEW_DOCS)
+            return
+        known = {d.id: self._overviews.get((d.id, d.sha256)) for d in docs}
+        waiting = render.notice_html("Finding its central sentences…")
+        accordions = [gr.update(label=f"Overview · {d.id}", visible=True) for d in docs] + [
+            gr.update(visible=False)
+        ] * (OVERVIEW_DOCS - len(docs))
+        bodies = [known[d.id] or waiting for d in docs] + [""] * (OVERVIEW_DOCS - len(docs))
+        yield accordions + bodies
+        if all(known.values()):
+            return
+        try:
+            self.warmup.wait()
+            for d in docs:
+                if not known[d.id]:
+                    sentences = qoverview.central_sentences(self.assistant.retriever, d.id)
+                    known[d.id] = self._overviews[d.id, d.sha256] = render.overview_html(sentences)
+        except QAError as exc:
+            known = {i: html or render.notice_html(f"No overview: {exc}") for i, html in known.items()}
+        except Exception as exc:
+            log.exception("overviews failed")
+            message = f"No overview ({type(exc).__name__}); the details are in the server log."
+            known = {i: html or render.notice_html(message) for i, html in known.items()}
+        bodies = [known[d.id] for d in docs] + [""] * (OVERVIEW_DOCS - len(docs))
+        yield [gr.skip()] * OVERVIEW_DOCS + bodies
 
     def ingest_files(self, files, progress=gr.Progress(track_tqdm=True)) -> tuple:  # noqa: B008
         """Index uploaded files under their own names; returns the document updates and clears the upload.
@@ -308,7 +424,13 @@ class Page:
     export_md: gr.DownloadButton
     export_js: gr.DownloadButton
     sources: gr.HTML
+    shown: gr.State
+    translate: gr.Button
+    translated: gr.State
     docs_view: gr.HTML
+    overview_boxes: list[gr.Accordion]
+    overview_views: list[gr.HTML]
+    summarize: list[gr.Button]
     upload: gr.File
     doc_status: gr.HTML
     doc_choice: gr.Dropdown
@@ -321,6 +443,8 @@ class Page:
 def _layout(settings: Settings, *, default_mode: str) -> Page:
     """The page's components, inside the current `gr.Blocks`: chat on the left, tabs on the right."""
     turns = gr.State([])
+    shown = gr.State(None)  # the id of the turn the Sources panel shows
+    translated = gr.State(None)  # a translated turn on its way into `turns` (Handlers.keep_translation)
     with gr.Column(elem_id="qa-header"):
         gr.HTML(render.HEADER_HTML)
     with gr.Row(equal_height=False):
@@ -362,8 +486,30 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
         with gr.Column(scale=2, min_width=340), gr.Tabs():
             with gr.Tab("Sources", id="sources"):
                 sources = gr.HTML(render.sources_html(None), elem_id="qa-sources")
+                translate = gr.Button(
+                    render.translate_label("en"),
+                    size="sm",
+                    variant="secondary",
+                    visible=False,
+                    elem_id="qa-translate",
+                )
             with gr.Tab("Documents", id="documents"):
                 docs_view = gr.HTML(elem_id="qa-docs")
+                overview_boxes, overview_views, summarize = [], [], []
+                for i in range(OVERVIEW_DOCS):
+                    with gr.Accordion(
+                        "Overview", open=False, visible=False, elem_classes="qa-overview-box"
+                    ) as box:
+                        overview_views.append(gr.HTML(elem_id=f"qa-overview-{i}"))
+                        summarize.append(
+                            gr.Button(
+                                "Summarize this document",
+                                size="sm",
+                                variant="secondary",
+                                elem_classes="qa-summarize",
+                            )
+                        )
+                    overview_boxes.append(box)
                 upload = gr.File(
                     label="Add documents (.txt .md .html .pdf .docx)",
                     file_count="multiple",
@@ -396,7 +542,13 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
         export_md=export_md,
         export_js=export_js,
         sources=sources,
+        shown=shown,
+        translate=translate,
+        translated=translated,
         docs_view=docs_view,
+        overview_boxes=overview_boxes,
+        overview_views=overview_views,
+        summarize=summarize,
         upload=upload,
         doc_status=doc_status,
         doc_choice=doc_choice,
@@ -407,14 +559,22 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
     )
 
 
-def _wire(page: Page, handlers: Handlers) -> None:
-    """Connect the page's events to the handlers (every UI event private: not in the API)."""
+def _wire(page: Page, handlers: Handlers) -> dict:
+    """Connect the page's events to the handlers (every UI event private: not in the API); returns
+    the overview refresh event (the page load runs it after listing the documents)."""
     # Every way of asking shares one pool of CONCURRENCY workers (the queue's default limit).
     ask = {
         "fn": handlers.respond,
         "inputs": [page.question, page.turns, page.mode, page.k, page.lang],
-        "outputs": [page.chatbot, page.turns, page.sources, page.question],
+        "outputs": [page.chatbot, page.turns, page.sources, page.question, page.shown, page.translate],
         "concurrency_id": "answer",
+        **PRIVATE,
+    }
+    overviews = {
+        "fn": handlers.overviews,
+        "inputs": None,
+        "outputs": [*page.overview_boxes, *page.overview_views],
+        "show_progress": "hidden",
         **PRIVATE,
     }
     exports = {
@@ -425,13 +585,27 @@ def _wire(page: Page, handlers: Handlers) -> None:
     }
     for trigger in (page.send.click, page.question.submit):
         trigger(**ask).then(**exports)
-    for button, text in zip(page.examples, EXAMPLES):
+    asks = [*zip(page.examples, EXAMPLES), *((b, SUMMARY_QUESTION) for b in page.summarize)]
+    for button, text in asks:
         fill = button.click(lambda text=text: text, None, page.question, queue=False, **PRIVATE)
         fill.then(**ask).then(**exports)
-    page.chatbot.select(handlers.show_sources, page.turns, page.sources, **PRIVATE)
+    page.chatbot.select(
+        handlers.show_sources, page.turns, [page.sources, page.shown, page.translate], **PRIVATE
+    )
     page.chatbot.like(handlers.on_feedback, page.turns, None, **PRIVATE)
+    cleared = [page.chatbot, page.turns, page.sources, page.shown, page.translate]
     for trigger in (page.chatbot.clear, page.clear.click):
-        trigger(handlers.clear, None, [page.chatbot, page.turns, page.sources], **PRIVATE).then(**exports)
+        trigger(handlers.clear, None, cleared, **PRIVATE).then(**exports)
+    page.translate.click(
+        handlers.translate,
+        [page.turns, page.shown],
+        [page.sources, page.translated, page.translate],
+        concurrency_id="answer",  # the language model, shared with generative answers
+        show_progress="minimal",
+        **PRIVATE,
+    ).then(handlers.keep_translation, [page.turns, page.translated], page.turns, queue=False, **PRIVATE).then(
+        **exports
+    )
     doc_outputs = [page.docs_view, page.doc_choice, page.doc_status]
     page.upload.upload(
         handlers.ingest_files,
@@ -440,8 +614,11 @@ def _wire(page: Page, handlers: Handlers) -> None:
         concurrency_limit=1,
         concurrency_id="ingest",
         **PRIVATE,
-    )
-    page.remove.click(handlers.remove_doc, page.doc_choice, doc_outputs, concurrency_id="ingest", **PRIVATE)
+    ).then(**overviews)
+    page.remove.click(
+        handlers.remove_doc, page.doc_choice, doc_outputs, concurrency_id="ingest", **PRIVATE
+    ).then(**overviews)
+    return overviews
 
 
 def _api(handlers: Handlers, *, default_mode: str) -> None:
@@ -475,14 +652,14 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
         demo.warmup = handlers.warmup
         page = _layout(settings, default_mode=default_mode)
-        _wire(page, handlers)
+        overviews = _wire(page, handlers)
         demo.load(
             handlers.on_load,
             None,
             [page.docs_view, page.doc_choice, page.doc_status],
             show_progress="hidden",
             **PRIVATE,
-        )
+        ).then(**overviews)
         _api(handlers, default_mode=default_mode)
     return demo
 

@@ -4,8 +4,10 @@ A conversation is a list of `Turn`s (question, then the `qa.answer.Answer` or an
 holds the text streamed so far, `draft` marks an answer shown before the final one). From them this
 module makes the chat bubbles (with the short answer, `qa.reader.ShortAnswer`, above the quote), the
 sources panel (each cited sentence highlighted with <mark> inside its passage, and the short answer's
-words with a nested <mark class="qa-span">, all by offsets), the documents table, the page's CSS, and
-the Markdown and JSON exports. Every piece of user or document text is
+words with a nested <mark class="qa-span">, all by offsets; under it, on request, its checked machine
+translation, `qa.translate.Translation`), the documents table and each document's overview (its
+central sentences, `qa.overview.central_sentences`), the page's CSS, and the Markdown and JSON
+exports. Every piece of user or document text is
 HTML-escaped here, and nothing is run through Markdown, so a document is always shown as text,
 never run. Each message takes its direction from its own text (dir="auto", <bdi>).
 
@@ -27,11 +29,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from qa import text as qtext
 from qa.answer import Answer, Citation
 
 if TYPE_CHECKING:
     from qa.reader import ShortAnswer
+    from qa.retrieve import Evidence
     from qa.store import DocInfo
+    from qa.translate import Translation
 
 CONTEXT_CHARS = 260  # passage context shown on each side of a cited sentence
 QUOTE_BLOCK_CHARS = 80  # quotes longer than this sit on their own lines in an answer
@@ -49,6 +54,12 @@ WORDS = {
         "short_rendered": "machine rendering, checked against the cited words",
         "short_unchecked": "the cited words as written",
         "working": "Finding the short answer…",
+        "translate": "Translate cited sentences",
+        "translated": "Machine translation, checked against the sentence",
+        "untranslated": "No translation shown",
+        "unchecked": "the translation could not be checked",
+        "translating": "Translating {n} cited sentence(s) with the language model (about 5–10 s each the "
+        "first time; kept, so asking again is instant)…",
     },
     "ar": {
         "sources": "المصادر",
@@ -62,8 +73,16 @@ WORDS = {
         "short_rendered": "صياغة آلية، مطابَقة مع الكلمات المقتبسة",
         "short_unchecked": "الكلمات المقتبسة كما وردت",
         "working": "جارٍ البحث عن الجواب المختصر…",
+        "translate": "ترجمة الجمل المقتبسة",
+        "translated": "ترجمة آلية، مطابَقة مع الجملة",
+        "untranslated": "لم تُعرض ترجمة",
+        "unchecked": "تعذّر التحقق من الترجمة",
+        "translating": "جارٍ ترجمة {n} من الجمل المقتبسة بالنموذج اللغوي (نحو 5–10 ثوانٍ لكل جملة في المرة "
+        "الأولى؛ تُحفظ الترجمة فتعود فوراً بعدها)…",
     },
 }
+
+OVERVIEW_CAPTION = "Its most central sentences, in its own words and in document order:"
 
 HEADER_HTML = (
     "<h1>Ask the documents</h1><p>Answers quote the indexed documents word for word, in English "
@@ -92,6 +111,14 @@ CSS = """
 .qa-short-caption { font-size: .78em; color: var(--body-text-color-subdued); }
 .qa-short-text { font-size: 1.12em; font-weight: 600; }
 .qa-short .qa-note { margin-top: .15em; }
+.qa-translation { margin-top: .45em; padding: .3em .6em; border-radius: .4em;
+  border-inline-start: 3px solid var(--color-accent-soft); background: var(--background-fill-primary); }
+.qa-translation-label { font-size: .78em; color: var(--body-text-color-subdued); }
+.qa-translation-text { margin: .1em 0 0; unicode-bidi: plaintext; line-height: 1.6; }
+.qa-translation-none { font-size: .82em; font-style: italic; color: var(--body-text-color-subdued); }
+.qa-overview-caption { font-size: .82em; color: var(--body-text-color-subdued); margin-bottom: .3em; }
+.qa-overview-list { margin: 0; padding-inline-start: 1.4em; display: flex; flex-direction: column; gap: .35em; }
+.qa-overview-list li { unicode-bidi: plaintext; text-align: start; line-height: 1.7; }
 mark.qa-cited { background: #fef3c7; color: inherit; padding: 0 .1em; border-radius: .2em; }
 mark.qa-span, .qa-passage mark mark.qa-span { background: #f59e0b; color: #111827; font-weight: 600;
   padding: 0 .1em; border-radius: .2em; }
@@ -365,10 +392,57 @@ def passage_html(cite: Citation, *, context: int = CONTEXT_CHARS, short: ShortAn
     )
 
 
-def sources_html(turn: Turn | None) -> str:
-    """The sources panel for one turn: each citation with its document, paragraph, score and passage.
+def translation_html(translation: Translation, lang: str | None) -> str:
+    """A cited sentence's machine translation under its passage, labelled in the answer's language.
 
-    An abstained answer shows its closest passages instead, marked as not an answer.
+    Only a checked translation's text is shown (its direction taken from its own text); one that failed
+    its check shows why instead, never the unchecked text.
+    """
+    w = words(lang)
+    if translation.text is None or not translation.verified:
+        reason = translation.note or w["unchecked"]
+        return (
+            f'<div class="qa-translation qa-translation-none" dir="{_direction(lang or "en")}">'
+            f'{w["untranslated"]}: <bdi dir="auto">{esc(reason)}</bdi></div>'
+        )
+    text_dir = _direction(qtext.detect_language(translation.text))
+    return (
+        f'<div class="qa-translation" dir="{_direction(lang or "en")}">'
+        f'<div class="qa-translation-label">{w["translated"]}</div>'
+        f'<p class="qa-translation-text" dir="{text_dir}" lang="{esc(translation.lang)}">'
+        f"{esc(translation.text)}</p></div>"
+    )
+
+
+def untranslated(answer: Answer | None) -> list[Citation]:
+    """The cited (and closest) sentences a translation would add to: not yet translated, and not
+    already in the answer's language (one per distinct sentence)."""
+    if answer is None:
+        return []
+    seen: dict[str, Citation] = {}
+    for c in (*answer.citations, *answer.closest):
+        if c.translation is None and qtext.detect_language(c.quote) != answer.answer_lang:
+            seen.setdefault(c.quote, c)
+    return list(seen.values())
+
+
+def translate_label(lang: str | None) -> str:
+    """The Sources panel's translate control: in English, and in Arabic too for an Arabic answer."""
+    english = WORDS["en"]["translate"]
+    return f"{english} · {WORDS['ar']['translate']}" if lang == "ar" else english
+
+
+def translating_text(answer: Answer) -> str:
+    """The status line while an answer's cited sentences are being translated."""
+    return words(answer.answer_lang)["translating"].format(n=max(len(untranslated(answer)), 1))
+
+
+def sources_html(turn: Turn | None, *, working: str | None = None) -> str:
+    """The sources panel for one turn: each citation with its document, paragraph, score and passage
+    (and its checked translation, once asked for).
+
+    An abstained answer shows its closest passages instead, marked as not an answer. `working` is a
+    status line shown at the end (e.g. while the citations are being translated).
     """
     if turn is None:
         return notice_html(
@@ -395,8 +469,11 @@ def sources_html(turn: Turn | None) -> str:
         parts.append(
             f'<article class="qa-src{"" if cites else " qa-src-closest"}" data-n="{c.n}">'
             f'<div class="qa-src-head" dir="{_direction(lang)}">{head}</div>'
-            f"{passage_html(c, short=answer.short_answer if cites else None)}</article>"
+            f"{passage_html(c, short=answer.short_answer if cites else None)}"
+            f"{translation_html(c.translation, lang) if c.translation else ''}</article>"
         )
+    if working:
+        parts.append(f'<div class="qa-working" dir="auto">{esc(working)}</div>')
     parts.append(notice_html("Click an answer in the chat to show its sources here."))
     return f'<div class="qa-sources">{"".join(parts)}</div>'
 
@@ -405,10 +482,18 @@ def sources_html(turn: Turn | None) -> str:
 # Documents
 
 
-def documents_html(docs: Sequence[DocInfo]) -> str:
-    """The indexed documents as a small table (names escaped: a file name is user input too)."""
+def documents_html(docs: Sequence[DocInfo], *, overviews: int | None = None) -> str:
+    """The indexed documents as a small table (names escaped: a file name is user input too).
+
+    With `overviews` (how many documents get an overview below the table), says so when there are more.
+    """
     if not docs:
         return notice_html("Nothing is indexed yet: upload a document below.")
+    more = (
+        notice_html(f"Overviews below: the first {overviews} of {len(docs)} documents.")
+        if overviews is not None and len(docs) > overviews
+        else ""
+    )
     rows = "".join(
         f'<tr><td dir="auto">{esc(d.id)}</td><td class="num">{d.chunks}</td>'
         f'<td class="num">{d.chars:,}</td></tr>'
@@ -416,7 +501,23 @@ def documents_html(docs: Sequence[DocInfo]) -> str:
     )
     return (
         '<table class="qa-docs"><thead><tr><th>Document</th><th class="num">Passages</th>'
-        f'<th class="num">Characters</th></tr></thead><tbody>{rows}</tbody></table>'
+        f'<th class="num">Characters</th></tr></thead><tbody>{rows}</tbody></table>{more}'
+    )
+
+
+def overview_html(sentences: Sequence[Evidence]) -> str:
+    """A document's overview: its central sentences (`qa.overview.central_sentences`), escaped, each in
+    its own direction, numbered in document order with their paragraph."""
+    if not sentences:
+        return notice_html("This document has no sentences to show.")
+    items = "".join(
+        # no <bdi> around the text: dir="auto" skips isolated content when it picks the direction
+        f'<li dir="auto">{esc(s.text)} <span class="qa-meta">¶{s.paragraph + 1}</span></li>'
+        for s in sentences
+    )
+    return (
+        f'<div class="qa-overview"><div class="qa-overview-caption">{OVERVIEW_CAPTION}</div>'
+        f'<ol class="qa-overview-list">{items}</ol></div>'
     )
 
 
@@ -425,13 +526,23 @@ def documents_html(docs: Sequence[DocInfo]) -> str:
 
 
 def answer_record(answer: Answer) -> dict:
-    """`Answer.to_dict()` plus each citation's surrounding passage and its offset, for the exports."""
+    """`Answer.to_dict()` plus each citation's surrounding passage and its offset (and, for a
+    translation, the note saying why none is shown), for the exports."""
     data = answer.to_dict()
     for key, cites in (("citations", answer.citations), ("closest", answer.closest)):
         for row, cite in zip(data[key], cites):
             row["passage"] = cite.passage
             row["passage_start"] = cite.passage_start
+            if cite.translation is not None:
+                row["translation"]["note"] = cite.translation.note
     return data
+
+
+def translation_markdown(translation: Translation) -> str:
+    """A citation's translation as one Markdown line under its quote (the text only when checked)."""
+    if translation.text is None or not translation.verified:
+        return f"  _No translation shown: {translation.note or WORDS['en']['unchecked']}_"
+    return f"  Machine translation ({translation.lang}), checked against the sentence: {translation.text}"
 
 
 def conversation_markdown(turns: Sequence[Turn], *, now: datetime | None = None) -> str:
@@ -460,6 +571,8 @@ def conversation_markdown(turns: Sequence[Turn], *, now: datetime | None = None)
                 f"score {c.score:.2f}"
             )
             lines.append(f"  > {c.quote}")
+            if c.translation is not None:
+                lines.append(translation_markdown(c.translation))
         lines += ["", f"_mode: {answer.mode}_", ""]
     return "\n".join(lines)
 
