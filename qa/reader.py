@@ -12,7 +12,8 @@ question's language, or `{"n": 0}` for "no answer". Nothing the model says is sh
    time word (the classic answer-type check of extractive QA);
 3. an English rendering must not merely repeat the question, must be English, and must agree with
    the span: `qa.verify.check_rendering` (same numbers, cross-lingual similarity above a threshold
-   calibrated on the dev benchmark's parallel answers, see eval/calibration/).
+   calibrated on the dev benchmark's parallel answers, see eval/calibration/), and every name in
+   it must be supported by the span (`qa.translate.unsupported_names`).
 For an Arabic question the short answer is the Arabic span itself. A rendering that fails its
 check is never shown: the span is shown (highlighted in the Arabic sentence) with a one-line note.
 The reader's "no answer" is an abstention signal (see `Settings.reader_abstains`).
@@ -404,5 +405,12 @@ def _say(reading: Reading, words: str, request: Request, lang: str, services) ->
         if check is not None and not check.ok:
             reason = (check.reason or "it does not match").rstrip(".")
         elif check is not None:
-            return rendering, True, None
+            from qa.translate import unsupported_names
+
+            invented = unsupported_names(
+                rendering, words, embedder=services.embedder, question=request.question
+            )
+            if not invented:
+                return rendering, True, None
+            reason = f"the name «{invented[0]}» is not in the cited words"
     return words, False, NOTES["unchecked"].format(lang=LANG_NAMES.get(lang, lang), reason=reason)

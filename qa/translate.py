@@ -4,7 +4,7 @@ On request (`qa ask --translate`, the Sources panel's control), every cited sent
 that is not already in the answer's language is translated by the configured LLM
 (`prompts/translate_sentence.txt`) and checked like a short answer's rendering
 (`qa.verify.check_rendering`: the same numbers, and a cross-lingual similarity above the
-calibrated threshold). A translation that fails the check is never shown: the citation carries
+calibrated threshold) plus `unsupported_names`. A translation that fails the check is never shown: the citation carries
 `Translation(text=None, verified=False)`. Results are kept in SQLite (`Settings.translations_path`),
 keyed by the sentence, the language and the backend, so a sentence is translated once.
 
@@ -89,6 +89,18 @@ class TranslationStore:
             )
 
 
+def unsupported_names(rendering: str, source: str, *, embedder, question: str = "") -> list[str]:
+    """Names in `rendering` (capitalised Latin words) that `source` does not support word for word,
+    transliterated, or as a checked rendering (`qa.verify.name_support`); names the user typed in
+    `question` pass. Similarity alone lets a swapped or invented name through ("the Kurds" for
+    «الكرملين» passed at 0.46), so every rendering shown passes this too."""
+    return [
+        name
+        for name in qverify.names(rendering)
+        if qverify.name_support(name, [source], question=question, embedder=embedder) is None
+    ]
+
+
 def translate_sentence(sentence: str, lang: str, *, services, store: TranslationStore) -> Translation:
     """`sentence` in `lang`, checked (kept in `store`); raises `LLMError` when the backend fails."""
     from qa import llm
@@ -108,7 +120,13 @@ def translate_sentence(sentence: str, lang: str, *, services, store: Translation
         result = Translation(None, lang, False, f"the model did not reply in {LANGUAGE_NAMES[lang]}")
     else:
         check = qverify.check_rendering(text, sentence, embedder=services.embedder)
-        result = Translation(text, lang, True) if check.ok else Translation(None, lang, False, check.reason)
+        invented = unsupported_names(text, sentence, embedder=services.embedder) if check.ok else []
+        if not check.ok:
+            result = Translation(None, lang, False, check.reason)
+        elif invented:
+            result = Translation(None, lang, False, f"the name «{invented[0]}» is not in the sentence")
+        else:
+            result = Translation(text, lang, True)
     store.put(sentence, backend, result)
     return result
 
