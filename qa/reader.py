@@ -223,7 +223,7 @@ _TIME_WORDS = set(
 
 
 def fits_question(question: str, words: str) -> bool:
-    """False when the question asks for a number or a time and `words` contain neither.
+    """False when the question asks for a number, a time or a duration and `words` contain none.
 
     Example: fits_question("How old is Sergei Lavrov?", "وزير الخارجية الروسي") is False
     """
@@ -234,7 +234,8 @@ def fits_question(question: str, words: str) -> bool:
         return True
     tokens = set(re.findall(r"\w+", folded))
     stems = {re.sub(r"^(?:و|ب|ل|ف)?(?:ال)?", "", t) for t in tokens}
-    vocab = _NUMBER_WORDS | (_TIME_WORDS if _ASKS_TIME.search(question) else set())
+    # Durations answer number questions too ("how far in advance" / «قبل كم من الوقت»: «قبل يوم كامل»).
+    vocab = _NUMBER_WORDS | _TIME_WORDS
     vocab |= {re.sub(r"^ال", "", w) for w in vocab}
     return bool((tokens | stems) & vocab)
 
@@ -244,6 +245,29 @@ def _stems(text: str) -> set[str]:
     return {
         re.sub(r"(?:ing|ed|es|e|s)$", "", t) if len(t) > 4 and t.isascii() else t for t in qtext.tokens(text)
     }
+
+
+_YES_NO = re.compile(
+    r"^\s*(?:is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b|^\s*هل\b",
+    re.I,
+)
+
+
+def asks_yes_no(question: str) -> bool:
+    """True for a yes/no question ("Did…?", "Has…?", «هل…؟»).
+
+    Example: asks_yes_no("هل تغير موقف روسيا؟") is True; asks_yes_no("Who is he?") is False
+    """
+    return bool(_YES_NO.search(question))
+
+
+def names_only_the_subject(words: str, question: str) -> bool:
+    """True when the span says nothing the question does not already say («كايل أورتون» for
+    «من هو كايل أورتون؟»): the reader copied the question's subject instead of its answer.
+
+    Example: names_only_the_subject("كايل أورتون", "من هو كايل أورتون؟") is True
+    """
+    return repeats_question(words, question)
 
 
 def repeats_question(rendering: str, question: str) -> bool:
@@ -341,8 +365,13 @@ def with_short_answer(
     timings = {**quoted.timings_ms, **timings}
     located = locate(reading, evidence) if reading.n > 0 and reading.span.strip() else None
     words = "" if located is None else _document_text(evidence[located.index], located)
-    if located is None or not fits_question(request.question, words):
-        if settings.reader_abstains:
+    if (
+        located is None
+        or not fits_question(request.question, words)
+        or names_only_the_subject(words, request.question)
+    ):
+        # A yes/no question has no span to copy: the reader's silence there is not an abstention.
+        if settings.reader_abstains and not asks_yes_no(request.question):
             return replace(
                 qanswer.abstain(retrieval, lang=lang, mode=quoted.mode, note=NOTES["no_answer"]),
                 timings_ms=timings,

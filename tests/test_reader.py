@@ -198,3 +198,22 @@ def test_local_model_is_deterministic_streamed_or_not(local):
     stream = local.stream(question)
     list(stream)
     assert stream.answer().short_answer == first
+
+
+def test_subject_only_spans_and_yes_no_questions():
+    assert reader.names_only_the_subject("كايل أورتون", "من هو كايل أورتون؟")
+    assert not reader.names_only_the_subject("الخبير في منطقة الشرق الأوسط", "من هو كايل أورتون؟")
+    assert reader.fits_question("قبل كم من الوقت طالب الأميركيون بإبلاغهم؟", "قبل يوم كامل")
+    assert reader.asks_yes_no("هل تغير موقف روسيا من مصير الأسد؟") and reader.asks_yes_no("Did Kerry visit Moscow?")
+    assert not reader.asks_yes_no("أين ستكون غرفة العمليات؟") and not reader.asks_yes_no("Who is Kyle Orton?")
+
+
+def test_a_subject_only_span_abstains_but_a_yes_no_question_keeps_its_quote(planted):
+    question = "من هو كايل أورتون؟"
+    seen = reader.evidence_for(planted.retriever.retrieve(question))
+    assert any("كايل أورتون" in e.text for e in seen)  # the words are there: only the subject check refuses
+    ScriptedChat.script.append(_reply(1, "كايل أورتون", "كايل أورتون"))
+    assert planted.ask(question).abstained
+    ScriptedChat.script.append(_reply(0, "", ""))
+    kept = planted.ask("هل تغير موقف روسيا من مصير الرئيس السوري بشار الأسد؟")
+    assert not kept.abstained and kept.citations and kept.short_answer is None
