@@ -33,7 +33,12 @@ def real_env(tmp_path) -> dict[str, str]:
 @pytest.fixture
 def env(real_env) -> dict[str, str]:
     """The CLI with the fast lane's `hash` embedder and `scripted` LLM, loaded through QA_PLUGINS."""
-    return {**real_env, "QA_PLUGINS": "tests.fakes", "QA_EMBEDDING_MODEL": "hash", "QA_LLM_BACKEND": "scripted"}
+    return {
+        **real_env,
+        "QA_PLUGINS": "tests.fakes",
+        "QA_EMBEDDING_MODEL": "hash",
+        "QA_LLM_BACKEND": "scripted",
+    }
 
 
 def _assert_clean_error(result: subprocess.CompletedProcess, message: str) -> None:
