@@ -179,11 +179,10 @@ def _pdf_text(data: bytes, name: str) -> tuple[str, tuple[int, ...]]:
             f"{name} has a text layer of glyph codes without their letters; it needs OCR, "
             "or export it again with embedded Unicode text."
         )
-    reverse = looks_visual_order(raw)
     parts, starts, offset = [], [], 0
     for page in pages:
         page = _clean_newlines(page)
-        if reverse:
+        if looks_visual_order(page):
             page = "\n".join(_visual_to_logical(line) for line in page.split("\n"))
         page = qtext.fold_text(page).strip()  # store readable letters, not contextual glyphs
         if not page:
@@ -217,7 +216,7 @@ def looks_visual_order(text: str) -> bool:
     words = re.findall(r"[\u0621-\u064a]+", qtext.fold_text(text))
     forward = sum(w in qtext.STOPWORDS for w in words)
     backward = sum(w in _REVERSED_STOPWORDS and w not in qtext.STOPWORDS for w in words)
-    return backward >= 3 and backward > 2 * forward
+    return backward >= 2 and backward > 2 * forward
 
 
 def _visual_to_logical(line: str) -> str:
