@@ -1,29 +1,33 @@
-"""The web app without a browser: its API (gradio_client) against `Assistant.ask`, and its formatting.
+"""The web app without a browser: its API (gradio_client) against `Assistant.ask`, and its handlers.
 
 One app per module, served in a thread on a free loopback port over a seeded tmp Chroma, sharing the
-session's embedding model; plus one run of `python app.py` itself as users start it.
+session's embedding model; the handlers called directly over the fast assistant (typed turns in
+gr.State, exports, feedback lines); plus one run of `python app.py` itself as users start it.
+Leaves out: the HTML itself (tests/test_render.py) and the page in a browser (test_app_browser.py).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import gradio as gr
 import pytest
 from gradio_client import Client
 
-import app
+from eval import questions
 from qa.errors import InputError
 from tests.conftest import free_port, serve_seed_app
+from web import app, render
+from web.render import Turn
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "000_30343400e31c82a3.txt"
-XSS_DOC = Path(__file__).parent / "fixtures" / "xss_notice.md"
 QUESTIONS = ["What did the Kremlin deny?", "ماذا نفى الكرملين؟"]
 
 
@@ -93,71 +97,47 @@ def test_parse_auth():
         app.parse_auth("no-colon")
 
 
-def test_document_text_becomes_inert_html(seeded):
-    seeded.ingest([XSS_DOC], progress=False)
-    answer = seeded.ask("What did the attacker write into the notice board?")
-    assert answer.citations and answer.citations[0].doc == XSS_DOC.name
-    turn = {"id": "t1", "question": "<b>q</b>", "answer": app.answer_record(answer), "error": None}
-    page = app.answer_html(turn) + app.sources_html(turn) + app.user_html(turn["question"])
-    assert not re.search(r"<(script|img|a|b)[\s>]", page)  # every tag in the text arrives escaped
-    assert "&lt;script&gt;" in page or "&lt;img" in page
-    assert "<mark>" in page and '<span class="qa-ref"' in page
-
-
-def test_sources_highlight_the_cited_sentence(seeded):
-    answer = seeded.ask(QUESTIONS[1])
-    html = app.sources_html({"id": "t", "question": QUESTIONS[1], "answer": app.answer_record(answer)})
-    marks = re.findall(r"<mark>(.*?)</mark>", html)
-    assert marks == [app.esc(c.quote) for c in answer.citations]
-    assert html.count('dir="auto"') >= len(answer.citations)
-
-
-def test_abstained_answer_shows_closest(seeded):
-    # A threshold no evidence reaches: the UI's rendering is tested here, not the calibration.
-    seeded.settings = seeded.settings.model_copy(
-        update={"abstain_threshold": 2.0, "abstain_threshold_ar": 2.0}
-    )
-    answer = seeded.ask("How old is Sergei Lavrov?")
-    assert answer.abstained and answer.closest
-    turn = {"id": "t", "question": answer.question, "answer": app.answer_record(answer), "error": None}
-    bubble = app.answer_html(turn)
-    assert "qa-abstain" in bubble and "does not answer" in bubble and "qa-ref" not in bubble
-    assert "Closest passage" in bubble and "qa-src-closest" in app.sources_html(turn)
-
-
-def test_feedback_and_exports_read_as_a_question_set(seeded):
-    turns = []
-    for q in ["Who did Lavrov negotiate with in Moscow?", "What did they agree to fight?"]:
-        history = [(t["question"], t["answer"]["answer"]) for t in turns]
-        turns.append(
-            {
-                "id": f"t{len(turns)}",
-                "question": q,
-                "answer": app.answer_record(seeded.ask(q, history=history)),
-            }
+def test_handlers_keep_typed_turns_export_and_save_feedback(fast_seeded):
+    """The handlers without a server: a two-turn conversation streamed into `Turn`s, exported, rated."""
+    handlers = app.Handlers(fast_seeded, fast_seeded.settings)
+    turns: list[Turn] = []
+    history: list[tuple[str, str]] = []
+    for question in ["Who did Lavrov negotiate with in Moscow?", "What did they agree to fight?"]:
+        updates = list(handlers.respond(f"  {question} ", turns, "extractive", 4, "auto"))
+        chat, pending, _, box = updates[0]
+        assert box == "" and pending[-1] == Turn(pending[-1].id, question)
+        assert "qa-streaming" in chat[-1]["content"]
+        chat, turns, sources, _ = updates[-1]
+        expected = fast_seeded.ask(question, k=4, history=history)
+        history.append((question, expected.answer))
+        assert comparable(turns[-1].answer.to_dict()) == comparable(expected.to_dict())
+        assert chat[-1]["content"] == render.answer_html(turns[-1]) and sources == render.sources_html(
+            turns[-1]
         )
-    record = app.feedback_record(turns, 1, "up")
-    assert {
-        "id",
-        "question",
-        "lang",
-        "answers",
-        "evidence",
-        "rating",
-        "citations",
-        "mode",
-        "timestamp",
-    } <= set(record)
-    assert record["follows"] == "t0" and record["rating"] == "up"
-    assert record["evidence"] == [c["quote"] for c in turns[1]["answer"]["citations"]]
-    json.dumps(record, ensure_ascii=False)  # one JSONL line
+    assert [t.question for t in copy.deepcopy(turns)] == [t.question for t in turns]  # gr.State copies it
+    select = gr.SelectData(None, {"index": 0, "value": None})
+    assert handlers.show_sources(turns, select) == render.sources_html(turns[0])
 
-    md = app.conversation_markdown(turns)
-    assert "## 1. Who did Lavrov negotiate with in Moscow?" in md
-    assert turns[0]["answer"]["citations"][0]["quote"] in md
-    data = json.loads(app.conversation_json(turns))
-    assert [t["question"] for t in data["turns"]] == [t["question"] for t in turns]
-    assert data["turns"][0]["answer"]["citations"][0]["passage"]
+    md, js = handlers.exports(turns)
+    assert md["interactive"] and "## 2. What did they agree to fight?" in Path(md["value"]).read_text("utf-8")
+    data = json.loads(Path(js["value"]).read_text(encoding="utf-8"))
+    assert data["turns"][1]["answer"] == render.answer_record(turns[1].answer)
+
+    for index, liked in ((1, True), (3, False)):  # the second message of each turn is the answer
+        handlers.on_feedback(turns, gr.LikeData(None, {"index": index, "value": None, "liked": liked}))
+    rated = questions.load(fast_seeded.settings.feedback_path, strict=True).questions
+    assert [(q.id, q.extra["rating"], q.follows) for q in rated] == [
+        (turns[0].id, "up", None),
+        (turns[1].id, "down", turns[0].id),
+    ]
+    assert rated[1].extra["history"] == [list(history[0])]
+
+
+def test_empty_question_is_skipped_with_a_warning(fast_assistant):
+    handlers = app.Handlers(fast_assistant, fast_assistant.settings)
+    with pytest.warns(UserWarning, match="Type a question"):
+        updates = list(handlers.respond("   ", [], "extractive", 4, "auto"))
+    assert len(updates) == 1
 
 
 @pytest.mark.slow

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-import app
 from tests.conftest import serve_seed_app
+from web import app
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,10 @@ import pytest
 from eval import questions
 from eval.metrics import language
 from eval.runner import chains, gold_spans
+from qa.answer import Answer, Citation
 from qa.errors import InputError
 from qa.ingest import read_document
+from web.render import Turn
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SET = ROOT / "eval" / "questions" / "seed.jsonl"
@@ -199,3 +201,42 @@ def test_unknown_formats_and_empty_sets_are_one_clear_error(tmp_path):
         questions.load(tmp_path / "empty.jsonl")
     with pytest.raises(InputError, match="does not exist"):
         questions.load(tmp_path / "missing.jsonl")
+
+
+def test_feedback_lines_load_back_as_questions_with_their_history(tmp_path):
+    text = read_document(SEED_DOC).text
+    quote = "أعلن وزير الخارجية الروسي سيرغي لافروف"
+    start = text.index(quote)
+    cite = Citation(1, SEED_DOC.name, "c0", start, start + len(quote), quote, 0, 0.71, text[:400], 0)
+
+    def answer(reply: str, *, abstained: bool = False) -> Answer:
+        cited, closest = ((), (cite,)) if abstained else ((cite,), ())
+        return Answer("?", "en", reply, "extractive", abstained, cited, closest=closest, answer_lang="en")
+
+    first = Turn("t0", "Who negotiated in Moscow?", answer(f"According to the article [1]: «{quote}»"))
+    second = Turn(
+        "t1", "How old is he?", answer("The article does not answer this question.", abstained=True)
+    )
+    turns = [first, second, Turn("t2", "Why?", error="The LLM is unreachable.")]
+    lines = [questions.feedback_record(turns, i, rating=r) for i, r in ((0, "up"), (1, "down"))]
+    path = tmp_path / "feedback.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines), encoding="utf-8")
+
+    qs = questions.load(path, strict=True)
+    q0, q1 = qs.questions
+    assert (q0.id, q0.question, q0.lang, q0.doc) == ("t0", first.question, "en", SEED_DOC.name)
+    assert q0.answers == (first.answer.answer,) and q0.evidence == (quote,) and not q0.unanswerable
+    assert q0.extra["rating"] == "up" and q0.extra["citations"][0]["passage"] == cite.passage
+    assert q1.follows == "t0" and q1.unanswerable and not q1.answers
+    assert q1.categories == ["unanswerable", "follow-up"]
+    assert q1.extra["history"] == [[first.question, first.answer.answer]] and q1.extra["rating"] == "down"
+    assert [[q.id for q in chain] for chain in chains(qs.questions)] == [["t0", "t1"]]
+
+    # A follow-up rated alone still loads: asked alone, with its history kept in `extra`.
+    alone = tmp_path / "alone.jsonl"
+    alone.write_text(json.dumps(lines[1], ensure_ascii=False) + "\n", encoding="utf-8")
+    qs = questions.load(alone)
+    assert qs.questions[0].follows is None and "follows 't0'" in qs.problems[0]
+    assert qs.questions[0].extra["history"] == [[first.question, first.answer.answer]]
+    with pytest.raises(ValueError, match="no answer"):
+        questions.feedback_record(turns, 2, rating="up")

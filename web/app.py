@@ -1,0 +1,535 @@
+"""The web app: builds the Gradio page over one `Assistant` and launches it.
+
+Like smolagents' gradio_ui.py, this module only turns typed results into components: `Handlers`
+keeps the conversation as `web.render.Turn`s in `gr.State`, asks the assistant, and hands every
+piece of HTML to `web.render`; `build_app()` lays out the page and wires the events; `launch()`
+warms the embedding model in the background, binds 127.0.0.1 (or QA_HOST once QA_AUTH turns login
+on) and prints the URL. Ratings go to `QA_FEEDBACK_PATH` as question-set lines
+(`eval.questions.feedback_record`).
+
+Example:
+    demo, url = launch(block=False)
+
+Leaves out: HTML, CSS and exports (web/render.py), retrieval and answer wording (qa/), and any
+styling framework beyond Gradio's theme.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from eval.questions import feedback_record
+from qa import plugins
+from qa.assistant import Assistant
+from qa.config import Settings, get_settings
+from qa.errors import InputError, QAError
+from qa.stream import Delta, Draft
+from web import render
+from web.render import Turn
+
+log = logging.getLogger("qa.app")
+
+UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx"]
+# Several users at once; each question is a short CPU burst (or a long LLM stream), so a few run
+# together and nobody waits behind one long generation.
+CONCURRENCY = 4
+
+EXAMPLES = [
+    "What did the Kremlin deny?",
+    "ماذا نفى الكرملين؟",
+    "Who did Lavrov negotiate with in Moscow?",
+    "مع من تفاوض لافروف في موسكو؟",
+]
+
+# System fonts only: the page makes no request beyond this server.
+FONTS = [
+    "system-ui",
+    "-apple-system",
+    "Segoe UI",
+    "Noto Sans",
+    "Noto Naskh Arabic",
+    "DejaVu Sans",
+    "sans-serif",
+]
+
+PRIVATE = {"api_visibility": "private"}  # UI events are not part of the public API
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """Users from QA_AUTH: "user:password", or a path to a file of such lines; None when unset."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [value]
+    users = []
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, password = line.partition(":")
+        if not sep or not user or not password:
+            raise InputError("QA_AUTH must be user:password, or a file with one user:password per line.")
+        users.append((user, password))
+    if not users:
+        raise InputError(f"QA_AUTH file {path} lists no user:password line.")
+    return users
+
+
+class Warmup:
+    """Load the embedding model once, in the background at launch; requests wait for it if early."""
+
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+        self.done = threading.Event()
+        self.error: QAError | None = None
+        self._lock = threading.Lock()
+        self._started = False
+
+    def start(self) -> None:
+        """Start loading in a daemon thread (once; later calls do nothing)."""
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._run, name="qa-warmup", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            self.assistant.embedder.encode_query("warm-up")
+            self.assistant.retriever.catalog()
+        except QAError as exc:
+            self.error = exc
+        except Exception as exc:  # shown to users as one sentence; the details go to the log
+            log.exception("warm-up failed")
+            self.error = QAError(f"The assistant could not start ({type(exc).__name__}); see the server log.")
+        finally:
+            self.done.set()
+
+    def wait(self) -> None:
+        """Block until the model is loaded; raise its `QAError` if it could not be."""
+        self.start()
+        self.done.wait()
+        if self.error:
+            raise self.error
+
+
+def _turn_index(evt: gr.EventData) -> int:
+    """The conversation turn a chatbot event points at (two messages per turn)."""
+    index = evt.index if isinstance(evt.index, int) else evt.index[0]
+    return index // 2
+
+
+class Handlers:
+    """The page's event handlers over one assistant: inputs from components, rendered updates out.
+
+    Each method is one event; the conversation is a list of `Turn`s kept in `gr.State`, replaced
+    (never mutated) on every update.
+    """
+
+    def __init__(self, assistant: Assistant, settings: Settings) -> None:
+        self.assistant = assistant
+        self.settings = settings
+        self.warmup = Warmup(assistant)
+        self.export_dir = Path(tempfile.mkdtemp(prefix="qa-export-"))
+        self._feedback_lock = threading.Lock()
+
+    # -- conversation
+
+    def respond(self, question: str, turns: list[Turn], mode: str, k: float, lang: str) -> Iterator[tuple]:
+        """Ask one question: yields (chat, turns, sources, question box) as the answer streams in."""
+        question = (question or "").strip()
+        if not question:
+            gr.Warning("Type a question about the documents first.")
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        history = [(t.question, t.answer.answer) for t in turns if t.answer]
+        earlier, turn = list(turns), Turn.start(question)
+        waiting = (
+            "Searching the documents…" if self.warmup.done.is_set() else "Loading the model (once per start)…"
+        )
+        yield render.chat_messages([*earlier, turn]), [*earlier, turn], render.notice_html(waiting), ""
+        try:
+            self.warmup.wait()
+            stream = self.assistant.stream(
+                question, k=int(k), mode=mode, answer_language=lang, history=history
+            )
+            for event in stream.events():
+                match event:
+                    case Delta(text):
+                        turn = dataclasses.replace(turn, partial=turn.partial + text)
+                    case Draft(draft):
+                        turn = dataclasses.replace(turn, answer=draft)
+                yield render.chat_messages([*earlier, turn]), [*earlier, turn], gr.skip(), gr.skip()
+            turn = dataclasses.replace(turn, answer=stream.answer())
+        except QAError as exc:
+            turn = dataclasses.replace(turn, error=str(exc))
+            gr.Warning(str(exc))
+        except Exception:
+            log.exception("answering %r failed", question)
+            turn = dataclasses.replace(
+                turn, error="Something went wrong while answering; the details are in the server log."
+            )
+        turns = [*earlier, dataclasses.replace(turn, partial="")]
+        yield render.chat_messages(turns), turns, render.sources_html(turns[-1]), gr.skip()
+
+    def show_sources(self, turns: list[Turn], evt: gr.SelectData) -> Any:
+        """A clicked message: show its turn's sources."""
+        index = _turn_index(evt)
+        return render.sources_html(turns[index]) if 0 <= index < len(turns) else gr.skip()
+
+    def on_feedback(self, turns: list[Turn], evt: gr.LikeData) -> None:
+        """A thumbs up or down: append the turn as a question-set line to the feedback file."""
+        index = _turn_index(evt)
+        if evt.liked is None or not (0 <= index < len(turns)) or turns[index].answer is None:
+            return
+        liked = evt.liked if isinstance(evt.liked, bool) else str(evt.liked).lower() in ("like", "up", "true")
+        record = feedback_record(turns, index, rating="up" if liked else "down")
+        path = Path(self.settings.feedback_path)
+        with self._feedback_lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        gr.Info("Thanks: your rating was saved.")
+
+    def exports(self, turns: list[Turn]) -> tuple[Any, Any]:
+        """The Markdown and JSON download buttons for the conversation (disabled when it is empty)."""
+        if not turns:
+            return gr.update(value=None, interactive=False), gr.update(value=None, interactive=False)
+        stem = self.export_dir / f"conversation-{turns[0].id}"
+        md, js = stem.with_suffix(".md"), stem.with_suffix(".json")
+        md.write_text(render.conversation_markdown(turns), encoding="utf-8")
+        js.write_text(render.conversation_json(turns), encoding="utf-8")
+        return gr.update(value=str(md), interactive=True), gr.update(value=str(js), interactive=True)
+
+    def clear(self) -> tuple[list, list[Turn], str]:
+        """A new conversation: empty chat and state, the sources panel's hint."""
+        return [], [], render.sources_html(None)
+
+    # -- documents
+
+    def documents(self, status: str | None = None) -> tuple[Any, Any, Any]:
+        """(documents table, remove choices, status line) after a change; the status is kept if None."""
+        docs = self.assistant.documents()
+        return (
+            render.documents_html(docs),
+            gr.update(choices=[d.id for d in docs], value=None),
+            render.status_html(status) if status is not None else gr.skip(),
+        )
+
+    def on_load(self) -> tuple[Any, Any, Any]:
+        """The page opened: list the documents (or say why they cannot be listed)."""
+        try:
+            return self.documents()
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return render.documents_html([]), gr.skip(), render.status_html(str(exc))
+
+    def ingest_files(self, files, progress=gr.Progress(track_tqdm=True)) -> tuple:  # noqa: B008
+        """Index uploaded files under their own names; returns the document updates and clears the upload.
+
+        `progress` is Gradio's: it injects a tracker for a parameter with this default.
+        """
+        if not files:
+            return gr.skip(), gr.skip(), gr.skip(), None
+        paths = [Path(f if isinstance(f, str) else f.name) for f in files]
+        progress(0, desc=f"Reading {len(paths)} file(s)…")
+        # Documents are identified by file name: keep the uploaded name, not Gradio's temp name.
+        staging = Path(tempfile.mkdtemp(prefix="qa-upload-"))
+        try:
+            names = set()
+            for p in paths:
+                if p.name in names:
+                    raise InputError(f"Two uploaded files share the name {p.name}.")
+                names.add(p.name)
+                shutil.copy(p, staging / p.name)
+            self.warmup.wait()
+            progress(0.1, desc="Indexing…")
+            report = self.assistant.ingest([staging / n for n in sorted(names)], progress=True)
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return *self.documents(f"⚠ {exc}"), None
+        except Exception as exc:  # a parser failing on a malformed file: one sentence, details logged
+            log.exception("ingesting %s failed", [p.name for p in paths])
+            message = (
+                f"⚠ Could not index the upload ({type(exc).__name__}); the details are in the server log."
+            )
+            gr.Warning(message)
+            return *self.documents(message), None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        changes = (
+            ("Added", report.added),
+            ("Replaced", report.replaced),
+            ("Already indexed, unchanged", report.unchanged),
+        )
+        parts = [f"{label}: {', '.join(ids)}" for label, ids in changes if ids]
+        return *self.documents("; ".join(parts) + "."), None
+
+    def remove_doc(self, doc_id: str | None) -> tuple[Any, Any, Any]:
+        """Remove the chosen document from the index."""
+        if not doc_id:
+            gr.Warning("Choose a document to remove.")
+            return gr.skip(), gr.skip(), gr.skip()
+        try:
+            removed = self.assistant.remove(doc_id)
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return self.documents(f"⚠ {exc}")
+        return self.documents(f"Removed {doc_id}." if removed else f"{doc_id} was not indexed.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """The components events read from or write to."""
+
+    turns: gr.State
+    chatbot: gr.Chatbot
+    question: gr.Textbox
+    send: gr.Button
+    examples: list[gr.Button]
+    clear: gr.Button
+    export_md: gr.DownloadButton
+    export_js: gr.DownloadButton
+    sources: gr.HTML
+    docs_view: gr.HTML
+    upload: gr.File
+    doc_status: gr.HTML
+    doc_choice: gr.Dropdown
+    remove: gr.Button
+    mode: gr.Radio
+    k: gr.Slider
+    lang: gr.Radio
+
+
+def _layout(settings: Settings, *, default_mode: str) -> Page:
+    """The page's components, inside the current `gr.Blocks`: chat on the left, tabs on the right."""
+    turns = gr.State([])
+    with gr.Column(elem_id="qa-header"):
+        gr.HTML(render.HEADER_HTML)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=420):
+            chatbot = gr.Chatbot(
+                elem_id="qa-chat",
+                label="Conversation",
+                show_label=False,
+                height=560,
+                render_markdown=False,  # messages are escaped HTML from web.render, never Markdown
+                sanitize_html=True,
+                latex_delimiters=[],
+                allow_tags=False,
+                buttons=[],
+                feedback_options=("Like", "Dislike"),
+                placeholder="**Ask a question about the documents**, in English or Arabic. "
+                "Try one of the examples below.",
+            )
+            with gr.Row(equal_height=True):
+                question = gr.Textbox(
+                    elem_id="qa-question",
+                    show_label=False,
+                    placeholder="Ask a question… / اطرح سؤالاً…",
+                    container=False,
+                    scale=5,
+                    lines=1,
+                    max_lines=4,
+                    autofocus=True,
+                )
+                send = gr.Button("Ask", variant="primary", scale=0, min_width=110, elem_id="qa-send")
+            with gr.Row(elem_classes="qa-examples"):
+                examples = [
+                    gr.Button(q, size="sm", variant="secondary", elem_classes="qa-example") for q in EXAMPLES
+                ]
+            with gr.Row():
+                clear = gr.Button("New conversation", size="sm", variant="secondary")
+                export_md = gr.DownloadButton("Export Markdown", size="sm", interactive=False)
+                export_js = gr.DownloadButton("Export JSON", size="sm", interactive=False)
+        with gr.Column(scale=2, min_width=340), gr.Tabs():
+            with gr.Tab("Sources", id="sources"):
+                sources = gr.HTML(render.sources_html(None), elem_id="qa-sources")
+            with gr.Tab("Documents", id="documents"):
+                docs_view = gr.HTML(elem_id="qa-docs")
+                upload = gr.File(
+                    label="Add documents (.txt .md .html .pdf .docx)",
+                    file_count="multiple",
+                    file_types=UPLOAD_TYPES,
+                    type="filepath",
+                    elem_id="qa-upload",
+                )
+                doc_status = gr.HTML(elem_id="qa-doc-status")
+                doc_choice = gr.Dropdown(label="Remove a document", choices=[], elem_id="qa-remove")
+                remove = gr.Button("Remove", variant="stop", size="sm")
+            with gr.Tab("Settings", id="settings"):
+                mode = gr.Radio(
+                    [(m.label, name) for name, m in plugins.modes().items()],
+                    value=default_mode,
+                    label="Answer mode",
+                )
+                k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages to search (k)")
+                lang = gr.Radio(
+                    [("Auto (the question's language)", "auto"), ("English", "en"), ("العربية", "ar")],
+                    value=settings.answer_language,
+                    label="Answer language",
+                )
+    return Page(
+        turns=turns,
+        chatbot=chatbot,
+        question=question,
+        send=send,
+        examples=examples,
+        clear=clear,
+        export_md=export_md,
+        export_js=export_js,
+        sources=sources,
+        docs_view=docs_view,
+        upload=upload,
+        doc_status=doc_status,
+        doc_choice=doc_choice,
+        remove=remove,
+        mode=mode,
+        k=k,
+        lang=lang,
+    )
+
+
+def _wire(page: Page, handlers: Handlers) -> None:
+    """Connect the page's events to the handlers (every UI event private: not in the API)."""
+    # Every way of asking shares one pool of CONCURRENCY workers (the queue's default limit).
+    ask = {
+        "fn": handlers.respond,
+        "inputs": [page.question, page.turns, page.mode, page.k, page.lang],
+        "outputs": [page.chatbot, page.turns, page.sources, page.question],
+        "concurrency_id": "answer",
+        **PRIVATE,
+    }
+    exports = {
+        "fn": handlers.exports,
+        "inputs": page.turns,
+        "outputs": [page.export_md, page.export_js],
+        **PRIVATE,
+    }
+    for trigger in (page.send.click, page.question.submit):
+        trigger(**ask).then(**exports)
+    for button, text in zip(page.examples, EXAMPLES):
+        fill = button.click(lambda text=text: text, None, page.question, queue=False, **PRIVATE)
+        fill.then(**ask).then(**exports)
+    page.chatbot.select(handlers.show_sources, page.turns, page.sources, **PRIVATE)
+    page.chatbot.like(handlers.on_feedback, page.turns, None, **PRIVATE)
+    for trigger in (page.chatbot.clear, page.clear.click):
+        trigger(handlers.clear, None, [page.chatbot, page.turns, page.sources], **PRIVATE).then(**exports)
+    doc_outputs = [page.docs_view, page.doc_choice, page.doc_status]
+    page.upload.upload(
+        handlers.ingest_files,
+        page.upload,
+        [*doc_outputs, page.upload],
+        concurrency_limit=1,
+        concurrency_id="ingest",
+        **PRIVATE,
+    )
+    page.remove.click(handlers.remove_doc, page.doc_choice, doc_outputs, concurrency_id="ingest", **PRIVATE)
+
+
+def _api(handlers: Handlers, *, default_mode: str) -> None:
+    """The public API: `/ask` (the JSON of `qa ask --json`) and `/documents`."""
+    assistant, settings = handlers.assistant, handlers.settings
+
+    def ask(question: str, mode: str = default_mode, k: int = settings.k, lang: str = "auto") -> dict:
+        """Answer one question; the JSON of `qa ask --json` (Answer.to_dict())."""
+        try:
+            handlers.warmup.wait()
+            return assistant.ask(question, k=int(k), mode=mode or None, answer_language=lang).to_dict()
+        except QAError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def documents() -> list[dict]:
+        """The indexed documents: id, chunks, chars, sha256."""
+        return [vars(d) for d in assistant.documents()]
+
+    gr.api(ask, api_name="ask", concurrency_id="answer")
+    gr.api(documents, api_name="documents")
+
+
+def build_app(assistant: Assistant | None = None, settings: Settings | None = None) -> gr.Blocks:
+    """The Gradio Blocks for one assistant: chat, sources, documents and settings; nothing is loaded yet.
+
+    `demo.warmup` is the model warm-up that `launch()` starts (tests can wait on it).
+    """
+    settings = settings or (assistant.settings if assistant else get_settings())
+    handlers = Handlers(assistant or Assistant(settings), settings)
+    default_mode = settings.answer_mode if settings.answer_mode in plugins.modes() else "extractive"
+    with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
+        demo.warmup = handlers.warmup
+        page = _layout(settings, default_mode=default_mode)
+        _wire(page, handlers)
+        demo.load(
+            handlers.on_load,
+            None,
+            [page.docs_view, page.doc_choice, page.doc_status],
+            show_progress="hidden",
+            **PRIVATE,
+        )
+        _api(handlers, default_mode=default_mode)
+    return demo
+
+
+def theme() -> gr.themes.Base:
+    """A quiet blue-slate theme with system fonts."""
+    return gr.themes.Soft(
+        primary_hue="blue", neutral_hue="slate", font=FONTS, font_mono=["ui-monospace", "monospace"]
+    )
+
+
+def launch(
+    assistant: Assistant | None = None, settings: Settings | None = None, *, block: bool = True
+) -> tuple[gr.Blocks, str]:
+    """Start the server: warm the model in the background, bind, print the URL; block unless told not to."""
+    settings = settings or (assistant.settings if assistant else get_settings())
+    users = parse_auth(settings.auth)
+    host = settings.host if users else "127.0.0.1"
+    if not users and settings.host != "127.0.0.1":
+        print(f"QA_HOST={settings.host} ignored: set QA_AUTH to serve beyond this machine.", file=sys.stderr)
+    demo = build_app(assistant, settings)
+    demo.warmup.start()
+    demo.queue(default_concurrency_limit=CONCURRENCY)
+    _, url, _ = demo.launch(
+        server_name=host,
+        server_port=settings.port,
+        auth=users,
+        auth_message="Sign in to ask the documents." if users else None,
+        prevent_thread_lock=True,
+        show_error=False,
+        quiet=True,
+        ssr_mode=False,
+        footer_links=["api"],
+        theme=theme(),
+        css=render.CSS,
+    )
+    if host == "0.0.0.0":
+        url = f"http://127.0.0.1:{settings.port}/"
+    print(f"Document Q&A running at {url} (login {'on' if users else 'off'})", flush=True)
+    if block:
+        demo.block_thread()
+    return demo, url
+
+
+def main() -> None:
+    """`python app.py`: log to stderr, launch and serve until stopped; a `QAError` is one line and exit 2."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        launch()
+    except QAError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
