@@ -39,14 +39,14 @@ CREATE TABLE IF NOT EXISTS revisions (collection TEXT PRIMARY KEY, revision INTE
 
 @dataclass(frozen=True)
 class DocInfo:
-    """One indexed document: its id, resolved source path, text hash, chunks, length in characters,
+    """One indexed document: its id, text hash, chunks, length in characters, resolved source path,
     page count (0: not paged), and the index revision that wrote it."""
 
     id: str
-    source: str
     sha256: str
     chunks: int
     chars: int
+    source: str = ""
     pages: int = 0
     revision: int = 0
 
@@ -98,7 +98,7 @@ class Records:
     def all(self) -> list[DocInfo]:
         """Every document of the collection, sorted by id."""
         rows = self._query(
-            "SELECT id, source, sha256, chunks, chars, pages, revision FROM documents "
+            "SELECT id, sha256, chunks, chars, source, pages, revision FROM documents "
             "WHERE collection = ? ORDER BY id",
             (self.collection,),
         )
@@ -106,7 +106,7 @@ class Records:
 
     def _one(self, condition: str, value: str) -> DocInfo | None:
         rows = self._query(
-            "SELECT id, source, sha256, chunks, chars, pages, revision FROM documents "
+            "SELECT id, sha256, chunks, chars, source, pages, revision FROM documents "
             f"WHERE collection = ? AND {condition} ORDER BY id LIMIT 1",
             (self.collection, value),
         )

@@ -265,7 +265,14 @@ class Store:
             raise StoreError(f"Could not write {doc.id} to the index ({exc}); it is unchanged.") from None
         pages = doc.page_at(len(doc.text)) or 0
         self._seen = self.records.put(
-            DocInfo(doc.id, doc.source, doc.sha256, len(chunks), len(doc.text), pages)
+            DocInfo(
+                id=doc.id,
+                sha256=doc.sha256,
+                chunks=len(chunks),
+                chars=len(doc.text),
+                source=doc.source,
+                pages=pages,
+            )
         )
         self.version += 1
         self._sweep_document(doc.id, doc.sha256)
