@@ -5,6 +5,8 @@ while one writes). It is the index's commit point: a document version is visible
 row names that version's sha256 (qa/store.py writes the new records first, commits the row, then
 deletes the old records). Every write bumps the collection's revision, which readers in other
 processes compare to notice a change and refresh. `qa docs` reads it instead of scanning chunks.
+With a Chroma server (QA_CHROMA_URL) the record still lives in QA_CHROMA_PATH on this machine:
+processes that share a server must share that folder too.
 Leaves out: the vectors and texts (Chroma holds them) and any ranking.
 """
 

@@ -107,6 +107,14 @@ def test_pdf_presentation_forms_are_stored_as_letters_and_reversed_words_repaire
     assert doc.page_starts == (0, len(first) + 2)
 
 
+@pytest.mark.skipif(not DEJAVU.exists(), reason="needs the DejaVu Sans font")
+def test_pdf_of_glyph_codes_is_refused_not_indexed(tmp_path):
+    path = tmp_path / "glyphs.pdf"
+    path.write_bytes(make_pdf(["\ufffd" * 40 + " ab"]))
+    with pytest.raises(InputError, match="glyph codes without their letters"):
+        ingest.read_document(path)
+
+
 def test_visual_order_detection():
     assert ingest.looks_visual_order("يف ةنيدملا نم ةيدلبلا ىلع عورشملا")
     assert not ingest.looks_visual_order("في المدينة من البلدية على المشروع")
