@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 from collections.abc import Callable
 from urllib.parse import urlparse
 
@@ -114,6 +115,7 @@ class Store:
         self.embedding_model = embedding_model
         self.records = records or Records(None, name)
         self._reconnect = reconnect
+        self._reconnecting = threading.Lock()
         self._open()
         self.version = 0  # bumped by every write in this process
         self._seen = self.records.revision()
@@ -148,11 +150,12 @@ class Store:
         """The documents record's revision; when another process wrote since, reopen Chroma first."""
         revision = self.records.revision()
         if revision != self._seen:
-            self._seen = revision
-            if self._reconnect is not None:
-                _release(self.client)
-                self.client = self._reconnect()
-                self._open()
+            with self._reconnecting:  # one thread reopens; the others find it done
+                if revision != self._seen and self._reconnect is not None:
+                    _release(self.client)
+                    self.client = self._reconnect()
+                    self._open()
+                self._seen = revision
         return revision
 
     # -- reads ---------------------------------------------------------------------------------

@@ -179,6 +179,22 @@ def test_kill_9_anywhere_in_a_rewrite_leaves_one_whole_version(env, fast_setting
     assert seen == {old_sha, new_sha}
 
 
+def test_a_new_file_killed_mid_write_is_absent_and_its_leftovers_swept(env, fast_settings, tmp_path):
+    note = tmp_path / "note.txt"
+    note.write_text(OLD, encoding="utf-8")
+    index = fast_settings.chroma_path
+    killed = _crash({**env, "QA_CHROMA_PATH": str(index)}, 2, "after", note)  # after 2 sentence batches
+    assert killed.returncode == -9, killed.stderr[-500:]
+    reader = Assistant(fast_settings)
+    assert reader.documents() == [] and reader.store.all_chunks() == []
+    assert reader.store.sentences.count() > 0  # the leftovers of the killed write: invisible
+    assert reader.ask("متى تفتح الحديقة أبوابها؟").abstained
+    reader.ingest([note], progress=False)
+    [info] = reader.documents()
+    spans = {s for c in reader.store.all_chunks() for s in c.sentences}
+    assert reader.store.sentences.count() == len(spans) and reader.store.chunks.count() == info.chunks
+
+
 # -- two processes on one index ------------------------------------------------------------------
 
 
