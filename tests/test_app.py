@@ -213,10 +213,18 @@ def test_uploads_keep_their_name_and_never_linger(fast_assistant, tmp_path):
     assert [d.id for d in fast_assistant.documents()] == ["report.txt"]
 
 
-def test_oversized_uploads_are_refused_before_they_are_saved(fast_assistant):
-    settings = fast_assistant.settings.model_copy(update={"port": free_port(), "max_file_mb": 2})
-    demo, _ = app.launch(fast_assistant, settings, block=False)
+def test_oversized_uploads_are_refused_before_they_are_saved(fast_assistant, tmp_path, monkeypatch):
+    import httpx
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    settings = fast_assistant.settings.model_copy(update={"port": free_port(), "max_file_mb": 1})
+    demo, url = app.launch(fast_assistant, settings, block=False)
     try:
-        assert demo.max_file_size == 2 * 1024 * 1024
+        upload = url.rstrip("/") + "/gradio_api/upload"
+        big = httpx.post(upload, files={"files": ("big.txt", b"x" * 2 * 2**20, "text/plain")}, timeout=60)
+        assert big.status_code == 413
+        assert not [p for p in (tmp_path / "gradio").rglob("*") if p.is_file()]  # never written
+        small = httpx.post(upload, files={"files": ("small.txt", b"x" * 1000, "text/plain")}, timeout=60)
+        assert small.status_code == 200 and small.json()[0].endswith("small.txt")
     finally:
         demo.close()
