@@ -53,6 +53,7 @@ class Citation:
     score: float
     passage: str  # the whole chunk the sentence sits in, for context
     passage_start: int  # offset of `passage` in the document
+    page: int | None = None  # 1-based page of a PDF, None for other documents
     translation: Translation | None = None  # qa.translate, on request
 
 
@@ -78,7 +79,7 @@ class Answer:
 
     def to_dict(self) -> dict:
         """The JSON shape of `qa ask --json`."""
-        cite = ("n", "doc", "chunk_id", "start", "end", "quote", "paragraph", "score")
+        cite = ("n", "doc", "chunk_id", "start", "end", "quote", "paragraph", "page", "score")
 
         def citation(c: Citation) -> dict:
             row = {k: getattr(c, k) for k in cite}
@@ -101,12 +102,22 @@ class Answer:
         }
 
 
-def check_question(question: str, *, max_chars: int) -> str:
-    """The question stripped, or an `InputError` when it is empty or too long.
+# Invisible format characters (Unicode category Cf: RLM/LRM U+200E/F, zero-width space U+200B and
+# joiners, BOM, bidi embeddings and isolates) strip like whitespace.
+_INVISIBLE = "".join(chr(c) for c in (*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2070)))
+_INVISIBLE += "\u00ad\u061c\u180e\ufeff"
+_STRIPPED = "".join(c for c in map(chr, range(0x3001)) if c.isspace()) + _INVISIBLE
 
-    Example: check_question("  Who?  ", max_chars=10) == "Who?"
+
+def check_question(question: str, *, max_chars: int) -> str:
+    """The question stripped of whitespace and invisible characters, or an `InputError`.
+
+    A question of nothing but invisible characters (U+200F, zero-width spaces) is empty, like a
+    blank one. Raises `InputError` when it is empty or longer than `max_chars` characters.
+
+    Example: check_question("  Who?\u200f ", max_chars=10) == "Who?"
     """
-    question = (question or "").strip()
+    question = (question or "").strip(_STRIPPED)
     if not question:
         raise InputError("The question is empty; type a question about the documents.")
     if len(question) > max_chars:
@@ -148,6 +159,7 @@ def to_citations(evidence: list[Evidence], hits) -> tuple[Citation, ...]:
                 score=round(e.score, 4),
                 passage=chunk.text,
                 passage_start=chunk.start,
+                page=e.page,
             )
         )
     return tuple(out)

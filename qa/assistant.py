@@ -15,6 +15,7 @@ Leaves out: user messages (the edges turn `QAError`s into text) and any UI.
 from __future__ import annotations
 
 import dataclasses
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -35,11 +36,23 @@ class Assistant:
 
     @cached_property
     def store(self):
+        """The index: Chroma and the documents record beside it (`StoreError` when damaged)."""
+        from qa.records import Records
         from qa.store import Store, connect
 
         s = self.settings
-        client = connect(chroma_path=s.chroma_path, chroma_url=s.chroma_url)
-        return Store(client, name=s.collection, embedding_model=s.embedding_model)
+
+        def reconnect():
+            return connect(chroma_path=s.chroma_path, chroma_url=s.chroma_url)
+
+        records = Records(s.chroma_path, s.collection)
+        return Store(
+            reconnect(),
+            name=s.collection,
+            embedding_model=s.embedding_model,
+            records=records,
+            reconnect=None if s.chroma_url else reconnect,
+        )
 
     @cached_property
     def embedder(self):
@@ -68,18 +81,45 @@ class Assistant:
         return backend.make(settings, max_tokens or settings.llm_max_tokens)
 
     def ingest(self, paths: list[Path], *, encoding: str | None = None, progress: bool = True):
-        """Index files and folders; every file is read and checked before the index is touched."""
+        """Index files and folders; every file is read and checked before the index is touched.
+
+        Each file keeps one identity (`identify`); a file whose text is already indexed under
+        another path is skipped and reported in `IngestReport.duplicates`. Raises `InputError` for
+        the first file that cannot be used (nothing is written then), `StoreError` for the index.
+        """
         files = qingest.expand_paths(paths)
         if not files:
             raise InputError("No supported files found (.txt, .md, .html, .pdf, .docx).")
         docs = [qingest.read_document(f, encoding=encoding, max_mb=self.settings.max_file_mb) for f in files]
-        ids = [d.id for d in docs]
-        if len(set(ids)) != len(ids):
-            dupes = sorted({i for i in ids if ids.count(i) > 1})
-            raise InputError(f"Two files share the name {dupes[0]}; documents are identified by file name.")
-        return qingest.index_documents(
+        docs, duplicates = self.identify(docs)
+        self.store.sweep()  # records a killed write left behind
+        report = qingest.index_documents(
             docs, store=self.store, embedder=self.embedder, settings=self.settings, progress=progress
         )
+        return dataclasses.replace(report, duplicates=tuple(duplicates))
+
+    def identify(self, docs: list[qingest.Document]):
+        """Give each document its identity, and set aside those whose text is indexed elsewhere.
+
+        A path indexed before keeps its id. A new path gets its file name, or, when another path
+        already has that name, the shortest tail of its own path that is free ("b/report.txt").
+        Returns (documents to index, [(source path, id of the document with the same text)]).
+        """
+        store = self.store
+        taken = {d.id: d.source for d in store.documents()}
+        by_sha = {d.sha256: d.id for d in store.documents()}
+        out, duplicates = [], []
+        for doc in docs:
+            known = store.records.by_source(doc.source)
+            doc_id = known.id if known else _free_id(doc.source, taken)
+            same = by_sha.get(doc.sha256)
+            if same is not None and same != doc_id:
+                duplicates.append((doc.source, same))
+                continue
+            taken[doc_id] = doc.source
+            by_sha[doc.sha256] = doc_id
+            out.append(dataclasses.replace(doc, id=doc_id))
+        return out, duplicates
 
     def request(
         self,
@@ -174,10 +214,49 @@ class Assistant:
         return dataclasses.replace(chosen, language=alone.language, hits=hits, alternatives=tuple(extra))
 
     def documents(self):
+        """Every indexed document (`qa.records.DocInfo`), from the documents record."""
         return self.store.documents()
 
-    def remove(self, doc_id: str) -> bool:
-        return self.store.remove_document(doc_id)
+    def resolve(self, ref: str) -> str | None:
+        """The id of the document a reference names: an id, or a path (as given or resolved)."""
+        store = self.store
+        if store.document(ref) is not None:
+            return ref
+        info = store.records.by_source(str(Path(ref).expanduser().resolve()))
+        return info.id if info else None
 
-    def reset(self) -> None:
+    def remove(self, ref: str) -> bool:
+        """Remove the document named by an id or a path; False when it is not indexed."""
+        doc_id = self.resolve(ref)
+        return doc_id is not None and self.store.remove_document(doc_id)
+
+    def reset(self) -> Path | None:
+        """Empty the index. A damaged embedded index is moved aside (to a `.damaged-<time>` sibling)
+        and a new one started; returns where it went, or None when nothing was damaged."""
+        from qa.errors import StoreError
+
+        try:
+            self.store.reset()
+            return None
+        except StoreError:
+            if self.settings.chroma_url or not self.settings.chroma_path.exists():
+                raise
+        self.__dict__.pop("store", None)
+        path = self.settings.chroma_path
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        path.rename(aside)
         self.store.reset()
+        return aside
+
+
+def _free_id(source: str, taken: dict[str, str]) -> str:
+    """The shortest tail of `source` not taken by another path.
+
+    Example: _free_id("/d/b/report.txt", {"report.txt": "/d/a/report.txt"}) == "b/report.txt"
+    """
+    parts = Path(source).parts
+    for n in range(1, len(parts) + 1):
+        candidate = "/".join(parts[-n:])
+        if taken.get(candidate, source) == source:
+            return candidate
+    return source

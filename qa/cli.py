@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_docs)
 
     p = sub.add_parser("remove", help="remove a document from the index")
-    p.add_argument("doc", help="document id (its file name, as `qa docs` lists it)")
+    p.add_argument("doc", help="a document id (as `qa docs` lists it) or the path of an indexed file")
     p.set_defaults(func=_remove)
 
     p = sub.add_parser("reset", help="empty the index")
@@ -83,6 +83,8 @@ def _ingest(args) -> int:
     ):
         for doc_id in ids:
             print(f"{label:9} {doc_id}")
+    for source, same in report.duplicates:
+        print(f"duplicate {source} (same text as {same}; not indexed again)")
     print(f"{report.chunks} chunks written")
     return 0
 
@@ -107,7 +109,8 @@ def _ask(args) -> int:
         print("\nSources:" if result.citations else "\nClosest passages (not an answer):")
     for c in shown:
         tag = f"[{c.n}]" if result.citations else " -"
-        print(f"{tag} {c.doc} ¶{c.paragraph + 1} [{c.start}:{c.end}] score {c.score:.2f}")
+        page = f" p. {c.page}" if c.page else ""
+        print(f"{tag} {c.doc}{page} ¶{c.paragraph + 1} [{c.start}:{c.end}] score {c.score:.2f}")
         print(f"    {c.quote}")
         if c.translation and c.translation.text:
             print(f"    = {c.translation.text}  (machine translation, checked)")
@@ -121,7 +124,8 @@ def _docs(args) -> int:
     if not docs:
         print("Nothing is indexed. Add documents with `python -m qa ingest PATH`.")
     for d in docs:
-        print(f"{d.id}\t{d.chunks} chunks\t{d.chars} chars\tsha256 {d.sha256[:12]}")
+        pages = f"\t{d.pages} pages" if d.pages else ""
+        print(f"{d.id}\t{d.chunks} chunks\t{d.chars} chars{pages}\tsha256 {d.sha256[:12]}\t{d.source}")
     return 0
 
 
@@ -134,7 +138,9 @@ def _remove(args) -> int:
 
 
 def _reset(args) -> int:
-    _assistant().reset()
+    aside = _assistant().reset()
+    if aside:
+        print(f"The damaged index was moved to {aside}.")
     print("The index is empty.")
     return 0
 

@@ -4,6 +4,18 @@ A document's text is extracted once and then never altered: chunks and their sen
 [start, end) offsets into it, so every citation is an exact span of the source. Chunks respect
 paragraphs, are sized to the embedder in tokens, overlap by whole sentences, and take their ids from
 their content, so re-ingesting a file adds nothing and a changed file replaces its old chunks.
+
+Formats, each through a well-kept library: HTML through trafilatura (the article's main text:
+navigation, footers, scripts, styles and comments dropped), rendered by inscriptis (table cells
+apart, `<br>` a line break, blocks paragraphs): measured on a page with a nav bar, a table and a
+footer, trafilatura alone keeps the cells apart but renders tables as Markdown with `|---|` rows and
+`<br>` as a paragraph break, and inscriptis alone keeps the nav and the footer. DOCX in document
+order through python-docx's `iter_inner_content` (tables in place, nested tables included); the
+text of a paragraph is read from its XML here because python-docx drops tracked insertions
+(`w:ins`): text reads as Word displays it, insertions in and deletions out. A .docx is a zip: its
+declared sizes are checked before anything is unpacked. PDF through pypdf, page by page (a chunk
+knows its page); Arabic presentation forms are folded into ordinary letters and text written in
+visual order (reversed words) is put back in reading order; a text layer of glyph codes is refused.
 Leaves out: OCR of scanned PDFs, guessing encodings (a text that is not UTF-8 is refused with the
 encoding it looks like, and `encoding=` reads it explicitly), and embedding/storage (embeddings.py,
 store.py).
@@ -11,33 +23,49 @@ store.py).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import io
 import re
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 
 from qa import text as qtext
 from qa.errors import InputError
 
 SUPPORTED = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+# A sentence (so a citation) is at most this many characters: longer runs are split (qtext.split_long).
+MAX_SENTENCE_CHARS = 600
 
 
 @dataclass(frozen=True)
 class Document:
-    """A document's extracted text and identity (its file name) with a hash of that text."""
+    """A document's extracted text and identity with a hash of that text.
+
+    `id` is the file name unless another indexed file has that name (then the shortest distinct
+    tail of its path, e.g. "b/report.txt"; the assistant decides, see qa.assistant). `source` is the
+    file's resolved path. `page_starts[i]` is the offset in `text` where page i + 1 begins (PDFs
+    only; empty for other formats).
+    """
 
     id: str
     text: str
     sha256: str
     source: str
+    page_starts: tuple[int, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page of a character offset, or None for a document without pages."""
+        if not self.page_starts:
+            return None
+        return max(1, bisect.bisect_right(self.page_starts, offset))
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A passage of a document: its exact text, offsets, paragraph and sentence spans."""
+    """A passage of a document: its exact text, offsets, paragraph, sentence spans and page."""
 
     id: str
     doc_id: str
@@ -47,6 +75,8 @@ class Chunk:
     end: int
     text: str
     sentences: tuple[tuple[int, int], ...]  # absolute [start, end) offsets in the document
+    page: int | None = None  # 1-based page for PDFs (a chunk never crosses a page)
+    doc_sha: str = ""  # the document version this chunk belongs to
 
 
 # ---------------------------------------------------------------------------------------------
@@ -54,7 +84,11 @@ class Chunk:
 
 
 def read_document(path: Path, *, encoding: str | None = None, max_mb: float = 50) -> Document:
-    """Read one file into a `Document`; a clear `InputError` for anything that cannot be used."""
+    """Read one file into a `Document` (id: the file name); an `InputError` for anything unusable.
+
+    Raises `InputError` (one sentence) for a missing, empty, oversized, unsupported, undecodable or
+    unparseable file, a hostile zip (declared sizes too large), or one without text.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -69,19 +103,27 @@ def read_document(path: Path, *, encoding: str | None = None, max_mb: float = 50
     if size > max_mb * 1024 * 1024:
         raise InputError(f"{path.name} is {size / 2**20:.0f} MB, over the {max_mb:g} MB limit.")
     data = path.read_bytes()
+    page_starts: tuple[int, ...] = ()
     if suffix == ".pdf":
-        text = _pdf_text(data, path.name)
+        text, page_starts = _pdf_text(data, path.name)
     elif suffix == ".docx":
-        text = _docx_text(data, path.name)
+        text = _docx_text(data, path.name, max_mb=max_mb)
     else:
         text = decode_text(data, path.name, encoding=encoding)
         if suffix in (".html", ".htm"):
             text = html_to_text(text)
-    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not page_starts:
+        text = _clean_newlines(text)
     if not text:
         raise InputError(f"{path.name} contains no text.")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    return Document(id=path.name, text=text, sha256=digest, source=str(path))
+    return Document(
+        id=path.name, text=text, sha256=digest, source=str(path.resolve()), page_starts=page_starts
+    )
+
+
+def _clean_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def decode_text(data: bytes, name: str, *, encoding: str | None = None) -> str:
@@ -119,76 +161,204 @@ def _looks_cp1256_arabic(data: bytes) -> bool:
     return arabic > len(text) * 0.2
 
 
-def _pdf_text(data: bytes, name: str) -> str:
+# -- PDF ----------------------------------------------------------------------------------------
+
+
+def _pdf_text(data: bytes, name: str) -> tuple[str, tuple[int, ...]]:
+    """The text of a PDF, pages joined by blank lines, and the offset where each page starts."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         pages = [page.extract_text() or "" for page in reader.pages]
-    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{name} is not a readable PDF ({exc}).") from None
-    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    except Exception as exc:  # pypdf raises many types on broken files: all one sentence here
+        raise InputError(f"{name} is not a readable PDF ({type(exc).__name__}: {exc}).") from None
+    raw = "".join(pages)
+    if _unreadable_glyphs(raw):
+        raise InputError(
+            f"{name} has a text layer of glyph codes without their letters; it needs OCR, "
+            "or export it again with embedded Unicode text."
+        )
+    parts, starts, offset = [], [], 0
+    for page in pages:
+        page = _clean_newlines(page)
+        if looks_visual_order(page):
+            page = "\n".join(_visual_to_logical(line) for line in page.split("\n"))
+        page = qtext.fold_text(page).strip()  # store readable letters, not contextual glyphs
+        if not page:
+            continue
+        starts.append(offset)
+        parts.append(page)
+        offset += len(page) + 2
+    text = "\n\n".join(parts)
     if not text:
         raise InputError(f"{name} has no extractable text (a scanned PDF needs OCR first).")
-    return text
+    return text, tuple(starts)
 
 
-def _docx_text(data: bytes, name: str) -> str:
-    import zipfile
+def _unreadable_glyphs(text: str) -> bool:
+    """True when most of a PDF's text is replacement characters, private-use glyphs or (cid:N) codes."""
+    visible = re.sub(r"\s", "", text)
+    if not visible:
+        return False
+    bad = len(re.findall(r"[\ufffd\ue000-\uf8ff]", visible)) + 6 * len(re.findall(r"\(cid:\d+\)", text))
+    return bad > 0.3 * len(visible)
 
+
+_REVERSED_STOPWORDS = frozenset(w[::-1] for w in qtext.STOPWORDS if qtext.detect_language(w) == "ar")
+
+
+def looks_visual_order(text: str) -> bool:
+    """True when Arabic words read backwards: reversed common words ("يف", "نم") outnumber real ones.
+
+    Example: looks_visual_order("يف ةنيدملا نم ىلع") is True; looks_visual_order("في المدينة") is False
+    """
+    words = re.findall(r"[\u0621-\u064a]+", qtext.fold_text(text))
+    forward = sum(w in qtext.STOPWORDS for w in words)
+    backward = sum(w in _REVERSED_STOPWORDS and w not in qtext.STOPWORDS for w in words)
+    return backward >= 2 and backward > 2 * forward
+
+
+def _visual_to_logical(line: str) -> str:
+    """Reverse a visual-order line, keeping runs of Latin letters and digits in their own order."""
+    reversed_line = line[::-1]
+    return re.sub(
+        r"[A-Za-z0-9][A-Za-z0-9.,:/%-]*[A-Za-z0-9]|[A-Za-z0-9]", lambda m: m.group()[::-1], reversed_line
+    )
+
+
+# -- DOCX ---------------------------------------------------------------------------------------
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_MC = "{http://schemas.openxmlformats.org/markup-compatibility/2006}"
+# Word shows these subtrees' text as deleted (or not at all): never read.
+_SKIPPED = {f"{_W}del", f"{_W}moveFrom", f"{_MC}Fallback", f"{_W}instrText", f"{_W}delInstrText"}
+
+
+def check_zip(data: bytes, name: str, *, max_mb: float) -> None:
+    """Refuse a zip-based file whose declared unpacked sizes are hostile, before anything is unpacked.
+
+    Limits: the XML parts together at most `max_mb` MB, all parts together at most 4 × `max_mb` MB.
+    Python's zipfile never unpacks past a member's declared size, so the declared sizes bound the
+    memory a parser can be made to use. Raises `InputError`.
+    """
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise InputError(f"{name} is not a readable .docx file ({exc}).") from None
+    limit = max_mb * 2**20
+    xml = sum(m.file_size for m in members if m.filename.endswith((".xml", ".rels")))
+    total = sum(m.file_size for m in members)
+    if xml > limit or total > 4 * limit:
+        raise InputError(
+            f"{name} unpacks to {max(xml, total) / 2**20:.0f} MB, over the limit for a "
+            f"{max_mb:g} MB document; it is refused as possibly hostile."
+        )
+
+
+def _docx_text(data: bytes, name: str, *, max_mb: float = 50) -> str:
+    """Body text of a .docx in document order: paragraphs, and tables (nested ones too) in place."""
     import docx
 
+    check_zip(data, name, max_mb=max_mb)
     try:
         document = docx.Document(io.BytesIO(data))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise InputError(f"{name} is not a readable .docx file ({exc}).") from None
-    parts = [p.text for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            parts.append(" | ".join(cell.text for cell in row.cells))
+        parts = list(_docx_blocks(document))
+    except Exception as exc:  # zip, XML (lxml) and package errors alike: one sentence
+        raise InputError(f"{name} is not a readable .docx file ({type(exc).__name__}: {exc}).") from None
     return "\n\n".join(p.strip() for p in parts if p.strip())
 
 
-class _HTMLText(HTMLParser):
-    """Visible text of an HTML page; block elements become paragraph breaks."""
+def _docx_blocks(container):
+    """Paragraph texts and table rows of a document body or a table cell, in document order."""
+    from docx.table import Table
 
-    BLOCKS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article"}
-    HIDDEN = {"script", "style", "noscript", "template", "head"}
+    for block in container.iter_inner_content():
+        if isinstance(block, Table):
+            yield from _docx_table(block)
+        else:
+            yield _paragraph_text(block._p)
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.hidden = 0
 
-    def handle_starttag(self, tag: str, attrs: list) -> None:
-        if tag in self.HIDDEN:
-            self.hidden += 1
-        elif tag in self.BLOCKS:
-            self.parts.append("\n\n")
+def _docx_table(table):
+    """One line per row, cells joined by " | " (merged cells once); a nested table follows its row."""
+    from docx.table import Table
 
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self.HIDDEN:
-            self.hidden = max(0, self.hidden - 1)
-        elif tag in self.BLOCKS:
-            self.parts.append("\n\n")
+    for row in table.rows:
+        cells, nested, seen = [], [], set()
+        for cell in row.cells:
+            if id(cell._tc) in seen:
+                continue
+            seen.add(id(cell._tc))
+            texts = []
+            for block in cell.iter_inner_content():
+                if isinstance(block, Table):
+                    nested.extend(_docx_table(block))
+                else:
+                    texts.append(_paragraph_text(block._p))
+            cells.append(" ".join(t.strip() for t in texts if t.strip()))
+        if any(cells):
+            yield " | ".join(cells)
+        yield from nested
 
-    def handle_data(self, data: str) -> None:
-        if not self.hidden:
-            self.parts.append(data)
+
+def _paragraph_text(p) -> str:
+    """A paragraph's text as Word displays it: runs, tracked insertions in, deletions out."""
+    out: list[str] = []
+
+    def walk(element) -> None:
+        for child in element:
+            tag = child.tag
+            if not isinstance(tag, str) or tag in _SKIPPED:
+                continue
+            if tag == f"{_W}t":
+                out.append(child.text or "")
+            elif tag == f"{_W}tab":
+                out.append("\t")
+            elif tag in (f"{_W}br", f"{_W}cr"):
+                out.append("\n")
+            elif tag == f"{_W}p":  # a text box's paragraph inside this one
+                out.append(" ")
+                walk(child)
+            else:
+                walk(child)
+
+    walk(p)
+    return "".join(out)
+
+
+# -- HTML ---------------------------------------------------------------------------------------
 
 
 def html_to_text(html: str) -> str:
-    """Visible text of an HTML document, paragraphs separated by blank lines.
+    """The main text of an HTML page: trafilatura finds it, inscriptis lays it out.
 
-    Example: html_to_text("<p>a</p><script>x</script><p>b</p>") == "a\\n\\nb"
+    Navigation, headers, footers, scripts, styles and comments are dropped; table cells are joined
+    by " | ", `<br>` is a line break and blocks are paragraphs (blank lines). A page where
+    trafilatura finds no main text is rendered whole by inscriptis (scripts and styles still out).
+
+    Example: html_to_text("<table><tr><td>الحديقة</td><td>شركة الواحة</td></tr></table>") == "الحديقة | شركة الواحة"
     """
-    parser = _HTMLText()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.parts)
-    text = re.sub(r"[ \t]+", " ", text)
-    return re.sub(r"\s*\n\s*\n\s*", "\n\n", text).strip()
+    import trafilatura
+    from inscriptis import get_text
+    from inscriptis.model.config import ParserConfig
+
+    main = None
+    if html.strip():
+        try:
+            main = trafilatura.extract(
+                html, output_format="html", include_tables=True, include_comments=False, favor_recall=True
+            )
+        except Exception:  # trafilatura gives up on odd markup: render the page whole instead
+            main = None
+    config = ParserConfig(table_cell_separator=" | ", display_links=False, display_images=False)
+    try:
+        text = get_text(main or html, config)
+    except Exception as exc:
+        raise InputError(f"This HTML cannot be parsed ({type(exc).__name__}).") from None
+    lines = [re.sub(r"[ \t\u00a0]{2,}", " ", line).strip() for line in text.split("\n")]
+    lines = [re.sub(r"(?:\s*\|\s*)+$", "", re.sub(r"^(?:\s*\|\s*)+", "", line)) for line in lines]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -212,12 +382,25 @@ def chunk_document(
     count_tokens: Callable[[str], int],
     max_tokens: int = 256,
     overlap_sentences: int = 1,
+    max_sentence_chars: int = MAX_SENTENCE_CHARS,
 ) -> list[Chunk]:
-    """Split a document into sentence-aligned chunks that never cross a paragraph boundary."""
+    """Split a document into sentence-aligned chunks that never cross a paragraph boundary.
+
+    Paragraphs and sentences are found on the text with its presentation forms folded
+    (`qtext.fold`) and mapped back, so every span is exact in `doc.text`. A sentence longer than
+    `max_sentence_chars` characters or `max_tokens` tokens (as `count_tokens` counts them, on the
+    folded text the embedder sees) is split at clause marks, then at word boundaries: every chunk
+    fits the embedder and every citation is a readable length.
+    """
+    folded = qtext.fold(doc.text)
+    base = folded.text
     chunks: list[Chunk] = []
-    for p_index, para in enumerate(qtext.paragraphs(doc.text)):
-        sents = qtext.sentences(doc.text, para)
-        sizes = [count_tokens(doc.text[s.start : s.end]) for s in sents]
+    for p_index, para in enumerate(qtext.paragraphs(base)):
+        sents, sizes = [], []
+        for sentence in qtext.sentences(base, para):
+            for piece in _fit(base, sentence, count_tokens, max_tokens, max_sentence_chars):
+                sents.append(folded.span(piece.start, piece.end))
+                sizes.append(count_tokens(base[piece.start : piece.end]))
         first = 0
         while first < len(sents):
             last, total = first, sizes[first]
@@ -236,10 +419,25 @@ def chunk_document(
     return chunks
 
 
+def _fit(
+    text: str, span: qtext.Span, count_tokens: Callable[[str], int], max_tokens: int, max_chars: int
+) -> list[qtext.Span]:
+    """`span` split (qtext.split_long) until every piece has at most `max_chars` chars and `max_tokens` tokens."""
+    out = []
+    for piece in qtext.split_long(text, span, max_chars):
+        length = piece.end - piece.start
+        if length > 1 and count_tokens(text[piece.start : piece.end]) > max_tokens:
+            out.extend(_fit(text, piece, count_tokens, max_tokens, max(1, length // 2)))
+        else:
+            out.append(piece)
+    return out
+
+
 def _make_chunk(doc: Document, index: int, paragraph: int, sents: list[qtext.Span]) -> Chunk:
     start, end = sents[0].start, sents[-1].end
     body = doc.text[start:end]
-    chunk_id = hashlib.sha256(f"{doc.id}\x00{start}\x00{body}".encode()).hexdigest()[:24]
+    # The version is part of the id: a new version's records never overwrite the old one's.
+    chunk_id = hashlib.sha256(f"{doc.id}\x00{doc.sha256}\x00{start}\x00{body}".encode()).hexdigest()[:24]
     return Chunk(
         id=chunk_id,
         doc_id=doc.id,
@@ -249,6 +447,8 @@ def _make_chunk(doc: Document, index: int, paragraph: int, sents: list[qtext.Spa
         end=end,
         text=body,
         sentences=tuple((s.start, s.end) for s in sents),
+        page=doc.page_at(start),
+        doc_sha=doc.sha256,
     )
 
 
@@ -258,12 +458,14 @@ def _make_chunk(doc: Document, index: int, paragraph: int, sents: list[qtext.Spa
 
 @dataclass(frozen=True)
 class IngestReport:
-    """What one ingest call did, per document id."""
+    """What one ingest call did, per document id; `duplicates` pairs a skipped file's path with the
+    id of the indexed document that has the same text."""
 
     added: tuple[str, ...]
     replaced: tuple[str, ...]
     unchanged: tuple[str, ...]
     chunks: int
+    duplicates: tuple[tuple[str, str], ...] = ()
 
 
 def index_documents(
@@ -271,8 +473,9 @@ def index_documents(
 ) -> IngestReport:
     """Chunk, embed and store documents; unchanged ones are skipped, changed ones replaced.
 
-    All vectors of a document are computed before the store is touched, so a failure (a model
-    error, an interrupt) leaves the index as it was.
+    All vectors of a document are computed before the store is touched, and the store switches
+    versions atomically (qa/store.py), so a failure or a kill leaves each document old or new.
+    Embedded texts have their presentation forms folded (the embedder reads ordinary letters).
     """
     from tqdm import tqdm
 
@@ -291,7 +494,7 @@ def index_documents(
         spans = sorted({s for c in chunks for s in c.sentences})
         # One encode call for chunks and sentences: batching keeps the model busy.
         texts = [c.text for c in chunks] + [doc.text[s:e] for s, e in spans]
-        vectors = embedder.encode_documents(texts, progress=progress)
+        vectors = embedder.encode_documents([qtext.fold_text(t) for t in texts], progress=progress)
         store.replace_document(
             doc,
             chunks,

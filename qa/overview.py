@@ -61,11 +61,12 @@ def central_sentences(retriever, doc_id: str, *, n: int = OVERVIEW_SENTENCES) ->
     Scores are the cosine to the (re-normalised) centroid. Empty when the document has no sentences.
     """
     chunks = [c for c in retriever.catalog().chunks if c.doc_id == doc_id]
-    spans: dict[tuple[int, int], tuple[str, int, str]] = {}
+    sha = chunks[0].doc_sha if chunks else ""
+    spans: dict[tuple[int, int], tuple[str, int, str, int | None]] = {}
     for c in chunks:
         for a, b in c.sentences:
-            spans.setdefault((a, b), (c.id, c.paragraph, c.text[a - c.start : b - c.start]))
-    ids = {sentence_id(doc_id, a, b): (a, b) for a, b in spans}
+            spans.setdefault((a, b), (c.id, c.paragraph, c.text[a - c.start : b - c.start], c.page))
+    ids = {sentence_id(doc_id, a, b, sha): (a, b) for a, b in spans}
     vectors = retriever.store.sentence_vectors(list(ids))
     if not vectors:
         return []
@@ -78,9 +79,9 @@ def central_sentences(retriever, doc_id: str, *, n: int = OVERVIEW_SENTENCES) ->
     out = []
     for i in best:
         a, b = ids[keys[i]]
-        chunk_id, paragraph, text = spans[a, b]
+        chunk_id, paragraph, text, page = spans[a, b]
         score = float(scores[i])
-        out.append(Evidence(doc_id, chunk_id, paragraph, a, b, text, score, score, 0.0))
+        out.append(Evidence(doc_id, chunk_id, paragraph, a, b, text, score, score, 0.0, page))
     return out
 
 

@@ -47,6 +47,7 @@ class Evidence:
     score: float
     similarity: float
     overlap: float
+    page: int | None = None  # 1-based page of a PDF
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class _Catalog:
         self.sentence_chunks: dict[str, list[int]] = {}
         for i, c in enumerate(chunks):
             for s, e in c.sentences:
-                self.sentence_chunks.setdefault(sentence_id(c.doc_id, s, e), []).append(i)
+                self.sentence_chunks.setdefault(sentence_id(c.doc_id, s, e, c.doc_sha), []).append(i)
 
 
 class Retriever:
@@ -109,8 +110,8 @@ class Retriever:
         self._catalog_key: tuple | None = None
 
     def catalog(self) -> _Catalog:
-        # A server may be written by other processes: the count is part of the key.
-        key = (self.store.version, self.store.count())
+        # Any process may write the index: the documents record's revision says when it did.
+        key = self.store.revision()
         if self._catalog is None or key != self._catalog_key:
             self._catalog = _Catalog(self.store.all_chunks())
             self._catalog_key = key
@@ -146,7 +147,12 @@ class Retriever:
         missing = [catalog.chunks[i].id for i in cand if catalog.chunks[i].id not in dense]
         chunk_vecs = self.store.chunk_vectors(missing)
         sent_ids = sorted(
-            {sentence_id(c.doc_id, a, b) for i in cand for c in [catalog.chunks[i]] for a, b in c.sentences}
+            {
+                sentence_id(c.doc_id, a, b, c.doc_sha)
+                for i in cand
+                for c in [catalog.chunks[i]]
+                for a, b in c.sentences
+            }
         )
         sent_vecs = self.store.sentence_vectors(sent_ids)
         sent_sim = {sid: float(v @ q) for sid, v in sent_vecs.items()}
@@ -158,7 +164,10 @@ class Retriever:
             if chunk_sim is None:
                 chunk_sim = float(chunk_vecs[chunk.id] @ q) if chunk.id in chunk_vecs else 0.0
             best_sentence = max(
-                (sent_sim.get(sentence_id(chunk.doc_id, a, b), 0.0) for a, b in chunk.sentences),
+                (
+                    sent_sim.get(sentence_id(chunk.doc_id, a, b, chunk.doc_sha), 0.0)
+                    for a, b in chunk.sentences
+                ),
                 default=0.0,
             )
             chunk_sims.append(chunk_sim)
@@ -195,7 +204,7 @@ class Retriever:
         for hit in hits:
             chunk = hit.chunk
             for a, b in chunk.sentences:
-                sid = sentence_id(chunk.doc_id, a, b)
+                sid = sentence_id(chunk.doc_id, a, b, chunk.doc_sha)
                 if sid in seen:
                     continue
                 seen.add(sid)
@@ -206,7 +215,18 @@ class Retriever:
                 # Absolute signals only (no min-max): the abstention threshold compares across questions.
                 score = similarity + s.evidence_overlap_weight * overlap + s.evidence_chunk_weight * hit.dense
                 out.append(
-                    Evidence(chunk.doc_id, chunk.id, chunk.paragraph, a, b, body, score, similarity, overlap)
+                    Evidence(
+                        chunk.doc_id,
+                        chunk.id,
+                        chunk.paragraph,
+                        a,
+                        b,
+                        body,
+                        score,
+                        similarity,
+                        overlap,
+                        chunk.page,
+                    )
                 )
         out.sort(key=lambda e: e.score, reverse=True)
         return out

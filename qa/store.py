@@ -3,9 +3,18 @@
 Two collections per index: `<name>` holds chunks (the retrieval unit), `<name>__sentences` holds each
 distinct sentence once (the citation unit, scored against the question). A collection records the
 embedding model that filled it; opening it with another model is a `StoreError` that says how to
-re-index. Writes of one document are all-or-nothing: vectors are computed before anything is
-touched, and a failed write puts the old records back. Chroma's own embedding function is never
-used (it would download a model): vectors always come from `qa.embeddings`.
+re-index. Chroma's own embedding function is never used (it would download a model): vectors always
+come from `qa.embeddings`.
+
+Writes never leave a moment without the document. Record ids carry the document's version (its
+sha256), so a new version's records never overwrite the old one's: the new records are upserted
+first (in batches below the client's maximum), then the documents record (qa/records.py) is
+switched to the new version in one SQLite transaction (the commit point), then the old version's
+records are deleted. Readers see only records of the version the documents record names, so a
+write killed at any point leaves the old or the new version, never neither and never both; leftover
+records are swept by the next write. The documents record's revision tells readers in other
+processes that the index changed: an embedded Chroma client is then reopened (its in-memory vector
+index does not see another process's writes), and an id that vanished between two reads is skipped.
 Leaves out: ranking (retrieve.py) and the lexical index, which is rebuilt from here.
 """
 
@@ -13,29 +22,35 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 import numpy as np
 
 from qa.errors import StoreError
 from qa.ingest import Chunk, Document
+from qa.records import DocInfo, Records
 
 SENTENCES_SUFFIX = "__sentences"
+SCHEMA = 2  # 2: ids carry the document version, a documents record beside the collections
+
+__all__ = ["DocInfo", "Store", "connect", "damaged_message", "sentence_id"]
 
 
-@dataclass(frozen=True)
-class DocInfo:
-    """One indexed document, as `qa docs` lists it."""
-
-    id: str
-    sha256: str
-    chunks: int
-    chars: int
+def damaged_message(path, exc: BaseException) -> str:
+    """The one sentence for an index that cannot be opened."""
+    return (
+        f"The index at {path} is damaged or unreadable ({type(exc).__name__}: {exc}); run "
+        "`python -m qa reset` to move it aside and start empty."
+    )
 
 
 def connect(*, chroma_path, chroma_url: str | None):
-    """A Chroma client: a server at `chroma_url` if set, else an embedded one at `chroma_path`."""
+    """A Chroma client: a server at `chroma_url` if set, else an embedded one at `chroma_path`.
+
+    Raises `StoreError` for an unreachable server or a damaged embedded index.
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -56,28 +71,64 @@ def connect(*, chroma_path, chroma_url: str | None):
                 "start it with `chroma run` or unset QA_CHROMA_URL."
             ) from None
         return client
-    chroma_path.mkdir(parents=True, exist_ok=True)
-    return chromadb.PersistentClient(path=str(chroma_path), settings=settings)
+    try:
+        chroma_path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(chroma_path), settings=settings)
+    except Exception as exc:  # "file is not a database", a truncated segment, …
+        _release_path(str(chroma_path))  # else the half-started system is reused for this path
+        raise StoreError(damaged_message(chroma_path, exc)) from None
+
+
+def _release(client) -> None:
+    """Stop an embedded client's shared system so the next client for its path reads the disk afresh."""
+    _release_path(getattr(client, "_identifier", None))
+
+
+def _release_path(identifier: str | None) -> None:
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    system = SharedSystemClient._identifier_to_system.pop(identifier, None)
+    SharedSystemClient._identifier_to_refcount.pop(identifier, None)
+    if system is not None:
+        with contextlib.suppress(Exception):
+            system.stop()
 
 
 class Store:
-    """The chunk and sentence collections of one index, bound to one embedding model's name."""
+    """The chunk and sentence collections of one index, bound to one embedding model's name.
 
-    def __init__(self, client, *, name: str, embedding_model: str) -> None:
+    `records` is the documents record (an in-memory one if not given); `reconnect`, when given,
+    makes a fresh client for the same index (embedded Chroma: to see other processes' writes).
+    """
+
+    def __init__(
+        self,
+        client,
+        *,
+        name: str,
+        embedding_model: str,
+        records: Records | None = None,
+        reconnect: Callable[[], object] | None = None,
+    ) -> None:
         self.client = client
         self.name = name
         self.embedding_model = embedding_model
+        self.records = records or Records(None, name)
+        self._reconnect = reconnect
+        self._reconnecting = threading.Lock()
         self._open()
-        self.version = 0  # bumped by every write in this process; readers rebuild caches on change
+        self.version = 0  # bumped by every write in this process
+        self._seen = self.records.revision()
 
     def _open(self) -> None:
         client, name, embedding_model = self.client, self.name, self.embedding_model
-        metadata = {"embedding_model": embedding_model, "hnsw:space": "cosine"}
+        metadata = {"embedding_model": embedding_model, "hnsw:space": "cosine", "qa_schema": SCHEMA}
         try:
             self.chunks = client.get_or_create_collection(name, metadata=metadata, embedding_function=None)
             self.sentences = client.get_or_create_collection(
                 name + SENTENCES_SUFFIX, metadata=metadata, embedding_function=None
             )
+            legacy = (self.chunks.metadata or {}).get("qa_schema") != SCHEMA and self.chunks.count() > 0
         except Exception as exc:
             raise StoreError(f"Cannot open the Chroma collection {name!r}: {exc}") from None
         found = (self.chunks.metadata or {}).get("embedding_model")
@@ -87,35 +138,58 @@ class Store:
                 f"{embedding_model!r}; set QA_EMBEDDING_MODEL={found} or re-index with "
                 "`python -m qa reset` and `python -m qa ingest`."
             )
+        if legacy:
+            raise StoreError(
+                f"The index {name!r} was built by an earlier version of qa; run `python -m qa reset` "
+                "(it moves the old index aside) and ingest the documents again."
+            )
+
+    # -- freshness -----------------------------------------------------------------------------
+
+    def revision(self) -> int:
+        """The documents record's revision; when another process wrote since, reopen Chroma first."""
+        revision = self.records.revision()
+        if revision != self._seen:
+            with self._reconnecting:  # one thread reopens; the others find it done
+                if revision != self._seen and self._reconnect is not None:
+                    _release(self.client)
+                    self.client = self._reconnect()
+                    self._open()
+                self._seen = revision
+        return revision
 
     # -- reads ---------------------------------------------------------------------------------
 
     def count(self) -> int:
-        return self.chunks.count()
+        """Chunks of the visible document versions."""
+        return sum(d.chunks for d in self.records.all())
+
+    def document(self, doc_id: str) -> DocInfo | None:
+        """The record of one indexed document, or None."""
+        return self.records.get(doc_id)
 
     def document_sha(self, doc_id: str) -> str | None:
         """The text hash a document was indexed with, or None when it is not indexed."""
-        got = self.chunks.get(where={"doc_id": doc_id}, limit=1, include=["metadatas"])
-        return got["metadatas"][0]["doc_sha"] if got["ids"] else None
+        info = self.records.get(doc_id)
+        return info.sha256 if info else None
 
     def documents(self) -> list[DocInfo]:
-        """Every indexed document with its chunk count and length."""
-        metas = self.chunks.get(include=["metadatas"])["metadatas"]
-        docs: dict[str, DocInfo] = {}
-        for m in metas:
-            old = docs.get(m["doc_id"])
-            docs[m["doc_id"]] = DocInfo(
-                id=m["doc_id"],
-                sha256=m["doc_sha"],
-                chunks=(old.chunks if old else 0) + 1,
-                chars=m["doc_chars"],
-            )
-        return sorted(docs.values(), key=lambda d: d.id)
+        """Every indexed document, from the documents record (no chunk is read)."""
+        return self.records.all()
 
     def all_chunks(self) -> list[Chunk]:
-        """Every chunk (text and offsets, no vectors): the lexical index is built from these."""
+        """Every visible chunk (text and offsets, no vectors): the lexical index is built from these.
+
+        Records of a version the documents record does not name (a write in progress, or one that
+        was killed) are left out.
+        """
+        visible = {d.id: d.sha256 for d in self.records.all()}
         got = self.chunks.get(include=["documents", "metadatas"])
-        return [_chunk(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])]
+        return [
+            _chunk(i, d, m)
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+            if visible.get(m["doc_id"]) == m["doc_sha"]
+        ]
 
     def query_chunks(self, vector: np.ndarray, n: int) -> dict[str, float]:
         """The `n` chunks nearest to a query vector: chunk id -> cosine similarity."""
@@ -129,7 +203,10 @@ class Store:
         n = min(n, collection.count())
         if n == 0:
             return {}
-        got = collection.query(query_embeddings=[vector.tolist()], n_results=n, include=["distances"])
+        try:
+            got = collection.query(query_embeddings=[vector.tolist()], n_results=n, include=["distances"])
+        except Exception:  # another process changed the index under us ("Error finding id"): no hits
+            return {}
         return {i: 1.0 - d for i, d in zip(got["ids"][0], got["distances"][0])}
 
     def chunk_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
@@ -139,12 +216,22 @@ class Store:
         return self._vectors(self.sentences, ids)
 
     def _vectors(self, collection, ids: list[str]) -> dict[str, np.ndarray]:
+        """Vectors of the ids still present (an id removed meanwhile is skipped)."""
         if not ids:
             return {}
-        got = collection.get(ids=ids, include=["embeddings"])
+        try:
+            got = collection.get(ids=ids, include=["embeddings"])
+        except Exception:
+            return {}
         return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
 
     # -- writes --------------------------------------------------------------------------------
+
+    def _batch_size(self) -> int:
+        try:
+            return max(1, min(1000, int(self.client.get_max_batch_size()) - 1))
+        except Exception:
+            return 500
 
     def replace_document(
         self,
@@ -153,72 +240,110 @@ class Store:
         chunk_vectors: np.ndarray,
         sentence_vectors: dict[tuple[int, int], np.ndarray],
     ) -> None:
-        """Make the index hold exactly these chunks for `doc`, all or nothing."""
-        old_chunks = self._records(self.chunks, doc.id)
-        old_sentences = self._records(self.sentences, doc.id)
-        new_chunks = {
-            "ids": [c.id for c in chunks],
-            "embeddings": chunk_vectors,
-            "documents": [c.text for c in chunks],
-            "metadatas": [_chunk_metadata(doc, c) for c in chunks],
-        }
+        """Make the index hold exactly these chunks for `doc`, the old version visible until the switch.
+
+        Raises `StoreError` when the write fails; the old version is then still the visible one.
+        """
         spans = sorted(sentence_vectors)
-        new_sentences = {
-            "ids": [sentence_id(doc.id, s, e) for s, e in spans],
-            "embeddings": np.stack([sentence_vectors[s] for s in spans]) if spans else [],
-            "metadatas": [{"doc_id": doc.id, "start": s, "end": e} for s, e in spans],
-        }
+        sentence_ids = [sentence_id(doc.id, s, e, doc.sha256) for s, e in spans]
         try:
-            self._delete(doc.id)
-            if chunks:
-                self.sentences.add(**new_sentences)
-                self.chunks.add(**new_chunks)
+            self._upsert(
+                self.sentences,
+                sentence_ids,
+                [sentence_vectors[s] for s in spans],
+                None,
+                [{"doc_id": doc.id, "doc_sha": doc.sha256, "start": s, "end": e} for s, e in spans],
+            )
+            self._upsert(
+                self.chunks,
+                [c.id for c in chunks],
+                list(chunk_vectors),
+                [c.text for c in chunks],
+                [_chunk_metadata(doc, c) for c in chunks],
+            )
         except Exception as exc:
-            try:  # put the document back as it was
-                self._delete(doc.id)
-                for collection, records in ((self.sentences, old_sentences), (self.chunks, old_chunks)):
-                    if records["ids"]:
-                        collection.add(**records)
-            finally:
-                self.version += 1
+            with contextlib.suppress(Exception):  # best effort: the sweep removes what stays
+                self._delete_ids(self.chunks, [c.id for c in chunks])
+                self._delete_ids(self.sentences, sentence_ids)
             raise StoreError(f"Could not write {doc.id} to the index ({exc}); it is unchanged.") from None
+        pages = doc.page_at(len(doc.text)) or 0
+        self._seen = self.records.put(
+            DocInfo(
+                id=doc.id,
+                sha256=doc.sha256,
+                chunks=len(chunks),
+                chars=len(doc.text),
+                source=doc.source,
+                pages=pages,
+            )
+        )
         self.version += 1
+        self._sweep_document(doc.id, doc.sha256)
+
+    def _upsert(self, collection, ids, embeddings, documents, metadatas) -> None:
+        size = self._batch_size()
+        for i in range(0, len(ids), size):
+            records = {
+                "ids": ids[i : i + size],
+                "embeddings": np.stack(embeddings[i : i + size]),
+                "metadatas": metadatas[i : i + size],
+            }
+            if documents is not None:
+                records["documents"] = documents[i : i + size]
+            collection.upsert(**records)
+
+    def _delete_ids(self, collection, ids: list[str]) -> None:
+        size = self._batch_size()
+        for i in range(0, len(ids), size):
+            collection.delete(ids=ids[i : i + size])
+
+    def _sweep_document(self, doc_id: str, keep_sha: str | None) -> None:
+        """Delete every record of `doc_id` that is not of version `keep_sha` (None: all of them)."""
+        for collection in (self.chunks, self.sentences):
+            got = collection.get(where={"doc_id": doc_id}, include=["metadatas"])
+            stale = [i for i, m in zip(got["ids"], got["metadatas"]) if m.get("doc_sha") != keep_sha]
+            self._delete_ids(collection, stale)
+
+    def sweep(self) -> int:
+        """Delete records no documents record names (left by a killed write); returns how many."""
+        visible = {d.id: d.sha256 for d in self.records.all()}
+        removed = 0
+        for collection in (self.chunks, self.sentences):
+            got = collection.get(include=["metadatas"])
+            stale = [
+                i
+                for i, m in zip(got["ids"], got["metadatas"])
+                if visible.get(m.get("doc_id")) != m.get("doc_sha")
+            ]
+            self._delete_ids(collection, stale)
+            removed += len(stale)
+        return removed
 
     def remove_document(self, doc_id: str) -> bool:
-        """Delete a document's chunks and sentences; False when it was not indexed."""
-        if self.document_sha(doc_id) is None:
+        """Delete a document (its record first, then its chunks and sentences); False when not indexed."""
+        if self.records.get(doc_id) is None:
             return False
-        self._delete(doc_id)
+        self._seen = self.records.delete(doc_id)
         self.version += 1
+        self._sweep_document(doc_id, None)
         return True
 
     def reset(self) -> None:
-        """Drop both collections and start empty (same embedding model)."""
+        """Drop both collections and every record, and start empty (same embedding model)."""
+        self._seen = self.records.clear()
         for name in (self.name, self.name + SENTENCES_SUFFIX):
             with contextlib.suppress(Exception):  # already gone
                 self.client.delete_collection(name)
         self._open()
         self.version += 1
 
-    def _delete(self, doc_id: str) -> None:
-        self.chunks.delete(where={"doc_id": doc_id})
-        self.sentences.delete(where={"doc_id": doc_id})
 
-    @staticmethod
-    def _records(collection, doc_id: str) -> dict:
-        got = collection.get(where={"doc_id": doc_id}, include=["embeddings", "documents", "metadatas"])
-        records = {"ids": got["ids"], "embeddings": got["embeddings"], "metadatas": got["metadatas"]}
-        if got["documents"] is not None and any(d is not None for d in got["documents"]):
-            records["documents"] = got["documents"]
-        return records
+def sentence_id(doc_id: str, start: int, end: int, doc_sha: str = "") -> str:
+    """The id of a sentence record: one per distinct span of a document version.
 
-
-def sentence_id(doc_id: str, start: int, end: int) -> str:
-    """The id of a sentence record: one per distinct span of a document.
-
-    Example: sentence_id("a.txt", 0, 9) == "a.txt:0:9"
+    Example: sentence_id("a.txt", 0, 9, "ab12cd34ef56aa") == "a.txt:ab12cd34ef56:0:9"
     """
-    return f"{doc_id}:{start}:{end}"
+    return f"{doc_id}:{doc_sha[:12]}:{start}:{end}"
 
 
 def _chunk_metadata(doc: Document, chunk: Chunk) -> dict:
@@ -231,6 +356,7 @@ def _chunk_metadata(doc: Document, chunk: Chunk) -> dict:
         "start": chunk.start,
         "end": chunk.end,
         "sentences": json.dumps(chunk.sentences),
+        "page": chunk.page or 0,
     }
 
 
@@ -244,4 +370,6 @@ def _chunk(chunk_id: str, text: str, meta: dict) -> Chunk:
         end=meta["end"],
         text=text,
         sentences=tuple(tuple(s) for s in json.loads(meta["sentences"])),
+        page=meta.get("page") or None,
+        doc_sha=meta["doc_sha"],
     )

@@ -1,13 +1,22 @@
-"""Text utilities: Arabic normalisation, tokens, sentences, paragraphs, language.
+"""Text utilities: Arabic normalisation, presentation-form folding, tokens, sentences, paragraphs.
 
 Everything here works on offsets into the original string and never alters it: normalisation is
 used only to *match* text (BM25, lexical overlap, answer scoring), while citations always point at
-exact spans of the source. Leaves out: morphology beyond light affix stripping, and any model.
+exact spans of the source. Text written in Arabic presentation forms (contextual glyphs such as
+ﻻ or ﷲ, emitted by some PDF and legacy tools) is folded with NFKC for matching and embedding;
+`fold` keeps a map from the folded text back to the original, so spans found on the folded text
+become exact spans of the stored one. Sentence splitting is our own (a handful of regular
+expressions): the well-kept splitters (spaCy, NLTK's punkt, pysbd) either have no Arabic model or
+pull a model download, and neither knows Arabic abbreviations such as د. or ص.ب. Over-long runs
+without sentence punctuation are split at clause marks, then at word boundaries (`split_long`).
+Leaves out: morphology beyond light affix stripping, bidirectional reordering, and any model.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Harakat, Quranic marks, superscript alef, and tatweel: dropped for matching.
@@ -46,12 +55,74 @@ STOPWORDS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class Span:
+    """A [start, end) character range of the original text."""
+
+    start: int
+    end: int
+
+
+# Arabic Presentation Forms-A (U+FB50–U+FDFF) and -B (U+FE70–U+FEFF): contextual glyphs, ligatures.
+_PRESENTATION = re.compile(r"[\ufb50-\ufdff\ufe70-\ufefe]")
+
+
+def _fold_char(char: str) -> str:
+    """NFKC of one presentation-form character; the spacing marks of U+FE70–U+FE7F lose their space."""
+    folded = unicodedata.normalize("NFKC", char)
+    return folded.lstrip(" ") or folded if "\ufe70" <= char <= "\ufe7f" else folded
+
+
+@dataclass(frozen=True)
+class Folded:
+    """A text with its Arabic presentation forms folded (NFKC), and where each character came from.
+
+    `origin[i]` is the offset in the original text of folded character i (one extra entry at the
+    end: the original's length). Without presentation forms `text` is the original and `origin` is
+    the identity.
+    """
+
+    text: str
+    origin: Sequence[int]
+
+    def span(self, start: int, end: int) -> Span:
+        """The original [start, end) span that folded [start, end) came from (whole ligatures)."""
+        if end <= start:
+            return Span(self.origin[start], self.origin[start])
+        return Span(self.origin[start], self.origin[end - 1] + 1)
+
+
+def fold(text: str) -> Folded:
+    """Fold Arabic presentation forms (U+FB50–U+FDFF, U+FE70–U+FEFE) into ordinary letters, with offsets.
+
+    Example: fold("ﻻ ﺷﻚ").text == "لا شك" and fold("ﻻ ﺷﻚ").span(3, 5) == Span(2, 4)
+    """
+    if not _PRESENTATION.search(text):
+        return Folded(text, range(len(text) + 1))
+    parts: list[str] = []
+    origin: list[int] = []
+    for i, char in enumerate(text):
+        piece = _fold_char(char) if _PRESENTATION.match(char) else char
+        parts.append(piece)
+        origin.extend([i] * len(piece))
+    origin.append(len(text))
+    return Folded("".join(parts), tuple(origin))
+
+
+def fold_text(text: str) -> str:
+    """`fold(text).text` without building the offset map (for matching and embedding).
+
+    Example: fold_text("ﺍﻟﺴﻼﻡ") == "السلام"
+    """
+    return _PRESENTATION.sub(lambda m: _fold_char(m.group()), text) if _PRESENTATION.search(text) else text
+
+
 def normalize(text: str) -> str:
-    """Normalise text for matching: diacritics, tatweel, alef/hamza, ى/ي, ة/ه, digits, case.
+    """Normalise text for matching: presentation forms, diacritics, tatweel, alef/hamza, ى/ي, ة/ه, digits, case.
 
     Example: normalize("الإرهابيّين ٣") == "الارهابيين 3"
     """
-    return _DIACRITICS.sub("", text).translate(_CHAR_MAP).casefold()
+    return _DIACRITICS.sub("", fold_text(text)).translate(_CHAR_MAP).casefold()
 
 
 def stem(token: str) -> str:
@@ -94,18 +165,21 @@ def detect_language(text: str) -> str:
     return "ar" if arabic > latin else "en"
 
 
-@dataclass(frozen=True)
-class Span:
-    """A [start, end) character range of the original text."""
-
-    start: int
-    end: int
-
-
 # A sentence ends at . ! ? ؟ ؛ … (optionally followed by closing quotes/brackets) before a space,
 # or at a line break. "Russia-Now.com" and "3.5" do not end sentences: no space follows the dot.
 _SENTENCE_END = re.compile(r"[.!?؟؛…]+[\"'”’»)\]]*(?=\s)|\n+")
 _ABBREVIATIONS = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|vs|etc|e\.g|i\.e|U\.S|U\.K|No)|\b[A-Z])\.$")
+# Common Arabic abbreviations: د. (doctor) أ. (professor/Mr) م. (engineer) ص.ب. (PO box) أ.د. ج. ت. …
+# "م." or "هـ." right after a year (١٩٩٠ م.) is an era mark and may end the sentence.
+_ARABIC_ABBREVIATIONS = re.compile(
+    r"(?<![\w\u0610-\u061a\u064b-\u065f\u0670\u0640])"
+    r"(?:د|أ|م|ج|ت|ش|ص|س|ع|ق|هـ|ص\.ب|ص\. ب|أ\.د|ق\.م|ر\.س)\.[\"'”’»)\]]*$"
+)
+_ERA_MARK = re.compile(r"[\d\u0660-\u0669]\s*(?:م|هـ)\.[\"'”’»)\]]*$")
+# Quotations kept in one sentence when they close within this many characters.
+_MAX_QUOTE_CHARS = 400
+# Only guillemets: Arabic text often writes “ for both ends of a quotation, so “…” cannot be paired.
+_OPENING, _CLOSING = "«", "»"
 
 
 def paragraphs(text: str) -> list[Span]:
@@ -126,16 +200,81 @@ def sentences(text: str, span: Span | None = None) -> list[Span]:
     """Split text (or one span of it) into sentence spans, trimmed of surrounding whitespace.
 
     Example: sentences("Hi there. مرحبا؟ Bye") == [Span(0, 9), Span(10, 16), Span(17, 20)]
+
+    Abbreviations (Dr., U.S., د., ص.ب.) do not end a sentence, and neither does punctuation inside a
+    quotation in guillemets («…») that closes shortly after in the same span: the quote stays whole.
+
+    Example: sentences("أجاب د. سامر. شكراً") == [Span(0, 13), Span(14, 19)]
     """
     span = span or Span(0, len(text))
     out, start = [], span.start
     for match in _SENTENCE_END.finditer(text, span.start, span.end):
-        if match.group().strip() and _ABBREVIATIONS.search(text, start, match.end()):
+        if match.group().strip() and (
+            _ABBREVIATIONS.search(text, start, match.end())
+            or (
+                _ARABIC_ABBREVIATIONS.search(text, start, match.end())
+                and not _ERA_MARK.search(text, start, match.end())
+            )
+            or _inside_quotation(text, start, match.end(), span.end)
+        ):
             continue
         out.append(Span(start, match.end()))
         start = match.end()
     out.append(Span(start, span.end))
     return [s for s in (_strip(text, sp) for sp in out) if s.end > s.start]
+
+
+def _inside_quotation(text: str, start: int, end: int, limit: int) -> bool:
+    """True when text[start:end] leaves a «…» quotation open that closes before `limit` (and soon)."""
+    head = text[start:end]
+    depth = sum(head.count(c) for c in _OPENING) - sum(head.count(c) for c in _CLOSING)
+    if depth <= 0:
+        return False
+    window = text[end : min(limit, end + _MAX_QUOTE_CHARS)]
+    return any(c in window for c in _CLOSING)
+
+
+# Clause marks a long run may be split after: Arabic comma and semicolon, Latin comma and semicolon.
+_CLAUSE = re.compile(r"[،؛,;](?=\s)")
+_SPACE = re.compile(r"\s+")
+
+
+def split_long(text: str, span: Span, max_chars: int) -> list[Span]:
+    """Split a span longer than `max_chars` characters at clause marks, then at word boundaries.
+
+    Pieces are as long as possible up to `max_chars`, trimmed of whitespace, and cover the span's
+    text with nothing but whitespace between them; a single word longer than `max_chars` is cut
+    every `max_chars` characters. A span that fits is returned as it is.
+
+    Example: split_long("aa, bb cc", Span(0, 9), 6) == [Span(0, 3), Span(4, 9)]
+    """
+    if span.end - span.start <= max_chars:
+        return [span]
+    out: list[Span] = []
+    clause_cuts = [m.end() for m in _CLAUSE.finditer(text, span.start, span.end)]
+    for clause in _pack(span, clause_cuts, max_chars):
+        clause = _strip(text, clause)
+        word_cuts = [m.start() for m in _SPACE.finditer(text, clause.start, clause.end)]
+        for piece in _pack(clause, word_cuts, max_chars):
+            piece = _strip(text, piece)
+            out.extend(
+                Span(a, min(a + max_chars, piece.end)) for a in range(piece.start, piece.end, max_chars)
+            )
+    return [s for s in (_strip(text, sp) for sp in out) if s.end > s.start]
+
+
+def _pack(span: Span, cuts: list[int], max_chars: int) -> list[Span]:
+    """Greedy pieces of `span` ending at `cuts`, each at most `max_chars` long where a cut allows."""
+    pieces, start = [], span.start
+    while span.end - start > max_chars:
+        fits = [c for c in cuts if start < c <= start + max_chars]
+        later = [c for c in cuts if c > start]
+        cut = fits[-1] if fits else (later[0] if later else span.end)
+        pieces.append(Span(start, cut))
+        start = cut
+    if start < span.end:
+        pieces.append(Span(start, span.end))
+    return pieces
 
 
 def _strip(text: str, span: Span) -> Span:

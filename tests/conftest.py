@@ -127,6 +127,23 @@ def seeded(assistant: Assistant, tmp_path: Path) -> Assistant:
     return assistant
 
 
+@pytest.fixture
+def real_env(tmp_path) -> dict[str, str]:
+    """The CLI with the real models (the default settings), on a fresh index."""
+    return {"QA_CHROMA_PATH": str(tmp_path / "chroma"), "QA_FEEDBACK_PATH": str(tmp_path / "fb.jsonl")}
+
+
+@pytest.fixture
+def env(real_env) -> dict[str, str]:
+    """The CLI with the fast lane's `hash` embedder and `scripted` LLM, loaded through QA_PLUGINS."""
+    return {
+        **real_env,
+        "QA_PLUGINS": "tests.fakes",
+        "QA_EMBEDDING_MODEL": "hash",
+        "QA_LLM_BACKEND": "scripted",
+    }
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now."""
     with socket.socket() as s:

@@ -299,3 +299,50 @@ def test_python_app_py_starts_and_answers(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _gradio_upload(tmp_path: Path, name: str, data: bytes) -> Path:
+    """A file where Gradio caches an upload: its own folder, the uploaded name."""
+    folder = tmp_path / "gradio-cache" / f"{len(list(tmp_path.glob('gradio-cache/*')))}"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(data)
+    return folder / name
+
+
+def test_uploads_keep_their_name_and_never_linger(fast_assistant, tmp_path):
+    handlers = app.Handlers(fast_assistant, fast_assistant.settings)
+    quiet = lambda *args, **kwargs: None  # noqa: E731 (stands in for Gradio's progress tracker)
+    first = _gradio_upload(tmp_path, "report.txt", "تفتح الحديقة في الثامنة.".encode())
+    status = handlers.ingest_files([str(first)], quiet)[2]
+    assert "Added: report.txt" in status
+    changed = _gradio_upload(tmp_path, "report.txt", "تفتح الحديقة في العاشرة.".encode())
+    status = handlers.ingest_files([str(changed)], quiet)[2]
+    assert "Replaced: report.txt" in status  # the same name is the same document
+    again = _gradio_upload(tmp_path, "copy.txt", "تفتح الحديقة في العاشرة.".encode())
+    assert (
+        "Same text as an indexed document, skipped: copy.txt" in handlers.ingest_files([str(again)], quiet)[2]
+    )
+    refused = _gradio_upload(tmp_path, "blob.txt", b"\x00\x01binary")
+    with pytest.warns(UserWarning, match="binary"):
+        handlers.ingest_files([str(refused)], quiet)
+    # nothing stays behind: Gradio's cached copies (and their folders) and our staged copies
+    assert list((tmp_path / "gradio-cache").iterdir()) == []
+    assert not (fast_assistant.settings.chroma_path.parent / "uploads").exists()
+    assert [d.id for d in fast_assistant.documents()] == ["report.txt"]
+
+
+def test_oversized_uploads_are_refused_before_they_are_saved(fast_assistant, tmp_path, monkeypatch):
+    import httpx
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    settings = fast_assistant.settings.model_copy(update={"port": free_port(), "max_file_mb": 1})
+    demo, url = app.launch(fast_assistant, settings, block=False)
+    try:
+        upload = url.rstrip("/") + "/gradio_api/upload"
+        big = httpx.post(upload, files={"files": ("big.txt", b"x" * 2 * 2**20, "text/plain")}, timeout=60)
+        assert big.status_code == 413
+        assert not [p for p in (tmp_path / "gradio").rglob("*") if p.is_file()]  # never written
+        small = httpx.post(upload, files={"files": ("small.txt", b"x" * 1000, "text/plain")}, timeout=60)
+        assert small.status_code == 200 and small.json()[0].endswith("small.txt")
+    finally:
+        demo.close()

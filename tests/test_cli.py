@@ -24,18 +24,6 @@ def run_qa(*args: str, env: dict[str, str], timeout: int = 600) -> subprocess.Co
     )
 
 
-@pytest.fixture
-def real_env(tmp_path) -> dict[str, str]:
-    """The CLI with the real models (the default settings), on a fresh index."""
-    return {"QA_CHROMA_PATH": str(tmp_path / "chroma"), "QA_FEEDBACK_PATH": str(tmp_path / "fb.jsonl")}
-
-
-@pytest.fixture
-def env(real_env) -> dict[str, str]:
-    """The CLI with the fast lane's `hash` embedder and `scripted` LLM, loaded through QA_PLUGINS."""
-    return {**real_env, "QA_PLUGINS": "tests.fakes", "QA_EMBEDDING_MODEL": "hash", "QA_LLM_BACKEND": "scripted"}
-
-
 def _assert_clean_error(result: subprocess.CompletedProcess, message: str) -> None:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr

@@ -18,6 +18,7 @@ styling framework beyond Gradio's theme.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -366,18 +367,23 @@ class Handlers:
             return gr.skip(), gr.skip(), gr.skip(), None
         paths = [Path(f if isinstance(f, str) else f.name) for f in files]
         progress(0, desc=f"Reading {len(paths)} file(s)…")
-        # Documents are identified by file name: keep the uploaded name, not Gradio's temp name.
-        staging = Path(tempfile.mkdtemp(prefix="qa-upload-"))
+        # An upload's identity is its name: it is staged at a stable path (`uploads/<name>` beside
+        # the index), so uploading a changed report.txt replaces the report.txt uploaded before.
+        staging = Path(self.settings.chroma_path).parent / "uploads"
+        staged: list[Path] = []
         try:
             names = set()
             for p in paths:
                 if p.name in names:
                     raise InputError(f"Two uploaded files share the name {p.name}.")
                 names.add(p.name)
+            staging.mkdir(parents=True, exist_ok=True)
+            for p in paths:
                 shutil.copy(p, staging / p.name)
+                staged.append(staging / p.name)
             self.warmup.wait()
             progress(0.1, desc="Indexing…")
-            report = self.assistant.ingest([staging / n for n in sorted(names)], progress=True)
+            report = self.assistant.ingest(staged, progress=True)
         except QAError as exc:
             gr.Warning(str(exc))
             return *self.documents(f"⚠ {exc}"), None
@@ -388,12 +394,16 @@ class Handlers:
             )
             gr.Warning(message)
             return *self.documents(message), None
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        finally:  # uploads do not linger, ingested or refused: neither our copy nor Gradio's cached one
+            for p in [*staged, *paths]:
+                p.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    p.parent.rmdir()  # Gradio's per-upload folder (and ours), once empty
         changes = (
             ("Added", report.added),
             ("Replaced", report.replaced),
             ("Already indexed, unchanged", report.unchanged),
+            ("Same text as an indexed document, skipped", [Path(s).name for s, _ in report.duplicates]),
         )
         parts = [f"{label}: {', '.join(ids)}" for label, ids in changes if ids]
         return *self.documents("; ".join(parts) + "."), None
@@ -693,6 +703,7 @@ def launch(
         quiet=True,
         ssr_mode=False,
         footer_links=["api"],
+        max_file_size=f"{settings.max_file_mb:g}mb",  # refused while uploading, before it is saved
         theme=theme(),
         css=render.CSS,
     )

@@ -193,8 +193,9 @@ def _direction(lang: str) -> str:
 
 
 def _where(cite: Citation, lang: str | None) -> str:
-    """`<bdi>doc</bdi>, paragraph n` in the answer's language."""
-    return f"<bdi>{esc(cite.doc)}</bdi>, {words(lang)['para']} {cite.paragraph + 1}"
+    """`<bdi>doc</bdi>, paragraph n` in the answer's language (`p. 3, paragraph n` for a PDF page)."""
+    page = f"p. {cite.page}, " if cite.page else ""
+    return f"<bdi>{esc(cite.doc)}</bdi>, {page}{words(lang)['para']} {cite.paragraph + 1}"
 
 
 def badge(n: int, cite: Citation | None) -> str:
@@ -463,7 +464,8 @@ def sources_html(turn: Turn | None, *, working: str | None = None) -> str:
         tag = f'<span class="qa-ref">[{c.n}]</span>' if cites else ""
         head = (
             f'{tag}<bdi class="qa-src-doc">{esc(c.doc)}</bdi>'
-            f"<span>{words(lang)['para']} {c.paragraph + 1}</span>"
+            + (f"<span>p. {c.page}</span>" if c.page else "")
+            + f"<span>{words(lang)['para']} {c.paragraph + 1}</span>"
             f"<span>{words(lang)['score']} {c.score:.2f}</span>"
         )
         parts.append(

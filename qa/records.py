@@ -1,0 +1,165 @@
+"""Records: the documents record of an index (id, source path, sha256, chunk count, revision) in SQLite.
+
+One small SQLite file beside Chroma's (stdlib `sqlite3`, WAL mode, so several processes can read
+while one writes). It is the index's commit point: a document version is visible exactly when its
+row names that version's sha256 (qa/store.py writes the new records first, commits the row, then
+deletes the old records). Every write bumps the collection's revision, which readers in other
+processes compare to notice a change and refresh. `qa docs` reads it instead of scanning chunks.
+With a Chroma server (QA_CHROMA_URL) the record still lives in QA_CHROMA_PATH on this machine:
+processes that share a server must share that folder too.
+Leaves out: the vectors and texts (Chroma holds them) and any ranking.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import StoreError
+
+FILE_NAME = "qa-documents.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    chars INTEGER NOT NULL,
+    pages INTEGER NOT NULL DEFAULT 0,
+    revision INTEGER NOT NULL,
+    PRIMARY KEY (collection, id)
+);
+CREATE INDEX IF NOT EXISTS documents_source ON documents (collection, source);
+CREATE INDEX IF NOT EXISTS documents_sha ON documents (collection, sha256);
+CREATE TABLE IF NOT EXISTS revisions (collection TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class DocInfo:
+    """One indexed document: its id, text hash, chunks, length in characters, resolved source path,
+    page count (0: not paged), and the index revision that wrote it."""
+
+    id: str
+    sha256: str
+    chunks: int
+    chars: int
+    source: str = ""
+    pages: int = 0
+    revision: int = 0
+
+
+class Records:
+    """The documents record of one collection, in `<folder>/qa-documents.sqlite3` (in memory if None).
+
+    Raises `StoreError` when the file cannot be opened or is not a database (damaged index).
+    """
+
+    def __init__(self, folder: Path | None, collection: str) -> None:
+        self.path = Path(folder) / FILE_NAME if folder is not None else ":memory:"
+        self.collection = collection
+        self._lock = threading.Lock()
+        try:
+            if folder is not None:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(
+                f"The documents record {self.path} is damaged ({exc}); run `python -m qa reset` "
+                "to move the index aside and start empty."
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def revision(self) -> int:
+        """The collection's revision: bumped by every write, from any process."""
+        row = self._query("SELECT revision FROM revisions WHERE collection = ?", (self.collection,))
+        return row[0][0] if row else 0
+
+    def get(self, doc_id: str) -> DocInfo | None:
+        """The record of one document id, or None."""
+        return self._one("id = ?", doc_id)
+
+    def by_source(self, source: str) -> DocInfo | None:
+        """The record of the document read from this resolved path, or None."""
+        return self._one("source = ?", source)
+
+    def by_sha(self, sha256: str) -> DocInfo | None:
+        """A document whose text has this hash, or None."""
+        return self._one("sha256 = ?", sha256)
+
+    def all(self) -> list[DocInfo]:
+        """Every document of the collection, sorted by id."""
+        rows = self._query(
+            "SELECT id, sha256, chunks, chars, source, pages, revision FROM documents "
+            "WHERE collection = ? ORDER BY id",
+            (self.collection,),
+        )
+        return [DocInfo(*row) for row in rows]
+
+    def _one(self, condition: str, value: str) -> DocInfo | None:
+        rows = self._query(
+            "SELECT id, sha256, chunks, chars, source, pages, revision FROM documents "
+            f"WHERE collection = ? AND {condition} ORDER BY id LIMIT 1",
+            (self.collection, value),
+        )
+        return DocInfo(*rows[0]) if rows else None
+
+    def _query(self, sql: str, params: tuple) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"The documents record {self.path} cannot be read ({exc}); run `python -m qa reset` "
+                    "to move the index aside and start empty."
+                ) from None
+
+    # -- writes (each one transaction that bumps the revision) ----------------------------------
+
+    def put(self, info: DocInfo) -> int:
+        """Insert or replace a document's record; returns the new revision."""
+        return self._write(
+            "INSERT OR REPLACE INTO documents (collection, id, source, sha256, chunks, chars, pages, "
+            "revision) VALUES (?, ?, ?, ?, ?, ?, ?, :revision)",
+            (self.collection, info.id, info.source, info.sha256, info.chunks, info.chars, info.pages),
+        )
+
+    def delete(self, doc_id: str) -> int:
+        """Remove a document's record; returns the new revision."""
+        return self._write("DELETE FROM documents WHERE collection = ? AND id = ?", (self.collection, doc_id))
+
+    def clear(self) -> int:
+        """Remove every record of the collection; returns the new revision."""
+        return self._write("DELETE FROM documents WHERE collection = ?", (self.collection,))
+
+    def _write(self, sql: str, params: tuple) -> int:
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.execute(
+                        "INSERT INTO revisions (collection, revision) VALUES (?, 1) "
+                        "ON CONFLICT (collection) DO UPDATE SET revision = revision + 1",
+                        (self.collection,),
+                    )
+                    revision = self._db.execute(
+                        "SELECT revision FROM revisions WHERE collection = ?", (self.collection,)
+                    ).fetchone()[0]
+                    self._db.execute(sql.replace(":revision", str(revision)), params)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"Could not update the documents record {self.path} ({exc}).") from None
+        return revision
