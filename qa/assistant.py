@@ -241,9 +241,12 @@ class Assistant:
         except StoreError:
             if self.settings.chroma_url or not self.settings.chroma_path.exists():
                 raise
+        from qa.store import _release_path
+
         self.__dict__.pop("store", None)
         path = self.settings.chroma_path
         aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        _release_path(str(path))  # chromadb keeps one client per path per process: drop the old one
         path.rename(aside)
         self.store.reset()
         return aside
