@@ -63,12 +63,18 @@ class QuestionSet:
     name: str = ""
 
     def sample(self, n: int | None) -> QuestionSet:
-        """About `n` questions spread evenly over the set (every k-th, k = ceil(len / n)), without
-        follow-ups (a sample cannot keep conversations whole). Deterministic: no randomness."""
+        """About `n` questions spread evenly over the set, in the same share per question language
+        (every k-th of each language), without follow-ups (a sample cannot keep conversations
+        whole). Deterministic: no randomness."""
         if not n or n >= len(self.questions):
             return self
         step = -(-len(self.questions) // n)
-        kept = [q for q in self.questions[::step] if not q.follows]
+        by_lang: dict[str, list[Question]] = {}
+        for q in self.questions:
+            if not q.follows:
+                by_lang.setdefault(q.lang or "", []).append(q)
+        keep = {id(q) for group in by_lang.values() for q in group[::step]}
+        kept = [q for q in self.questions if id(q) in keep]
         return QuestionSet(kept, self.problems, self.doc_paths, self.doc_texts, self.name)
 
     def held_out(self) -> QuestionSet:

@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     abstain_threshold_ar: float = Field(0.42, description="threshold for Arabic questions")
     # The short answer (qa.reader): "auto" is on when the local LLM is fetched or another backend is set.
     short_answer: Literal["auto", "on", "off"] = "auto"
-    # The reader's "no answer" turns a quoted answer into an abstention (with the closest passage).
-    reader_abstains: bool = True
+    # The reader's "no answer" turns a quoted answer into an abstention (with the closest passage)
+    # when the best evidence scores below this; above it the quote stays (qa/reader.py).
+    reader_abstain_below: float = 10.0
     max_question_chars: int = 2000
     max_file_mb: float = 50
 

@@ -16,7 +16,9 @@ question's language, or `{"n": 0}` for "no answer". Nothing the model says is sh
    it must be supported by the span (`qa.translate.unsupported_names`).
 For an Arabic question the short answer is the Arabic span itself. A rendering that fails its
 check is never shown: the span is shown (highlighted in the Arabic sentence) with a one-line note.
-The reader's "no answer" is an abstention signal (see `Settings.reader_abstains`).
+The reader's "no answer" is a second abstention signal beside the retrieval score: it abstains
+when the best evidence also scores below `Settings.reader_abstain_below` (calibrated on answerable
+and held-out questions, see eval/calibration/abstention.json); above it the quote stays, with a note.
 
 Leaves out: retrieval, the quoted answer (qa.answer), and translation of whole sentences
 (qa.translate, which uses the same rendering check).
@@ -65,6 +67,7 @@ SCHEMA = {
 NOTES = {
     "unchecked": "The {lang} wording could not be checked against the cited words ({reason}), so the words themselves are highlighted.",
     "no_answer": "The cited sentences do not answer this question; the closest passage is shown.",
+    "no_answer_kept": "No short answer: the language model found no answer words in the cited sentences.",
     "backend": "No short answer: {error}",
     "unusable": "No short answer: the language model's reply could not be used ({reason}).",
 }
@@ -350,7 +353,8 @@ def with_short_answer(
     """Show the quoted answer at once (a `Draft`), then return it with its checked short answer.
 
     When the reader finds no answer, the final answer abstains (with the closest passage) if
-    `Settings.reader_abstains`; a backend failure keeps the quoted answer with a note.
+    the best evidence scores below `Settings.reader_abstain_below`, else the quote stays with a
+    note; a backend failure keeps the quoted answer with a note.
     """
     yield Draft(quoted)
     settings = request.settings
@@ -371,12 +375,13 @@ def with_short_answer(
         or names_only_the_subject(words, request.question)
     ):
         # A yes/no question has no span to copy: the reader's silence there is not an abstention.
-        if settings.reader_abstains and not asks_yes_no(request.question):
+        best = retrieval.evidence[0].score if retrieval.evidence else float("-inf")
+        if best < settings.reader_abstain_below and not asks_yes_no(request.question):
             return replace(
                 qanswer.abstain(retrieval, lang=lang, mode=quoted.mode, note=NOTES["no_answer"]),
                 timings_ms=timings,
             )
-        return replace(quoted, timings_ms=timings)
+        return replace(quoted, timings_ms=timings, note=NOTES["no_answer_kept"])
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
     n = next(c.n for c in result.citations if (c.start, c.end) == (chosen.start, chosen.end))
