@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-BENCHES = ["bench_extractive", "bench_ingest", "bench_retrieval", "bench_app", "bench_llm"]
+BENCHES = ["bench_extractive", "bench_ingest", "bench_retrieval", "bench_app", "bench_llm", "bench_reader"]
 
 for name in BENCHES:
     print(f"== {name}", flush=True)

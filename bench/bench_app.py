@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from bench.common import save
-from tests.conftest import ROOT, SEED
+from qa.config import PROJECT_DIR as ROOT
+from qa.config import SEED_DOCUMENT
 
 
 def rss_mb(pid: int) -> float:
@@ -35,7 +36,7 @@ def main() -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "QA_CHROMA_PATH": str(tmp / "chroma"), "QA_PORT": str(port)}
-    subprocess.run([sys.executable, "-m", "qa", "ingest", str(SEED)], env=env, check=True, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "qa", "ingest", str(SEED_DOCUMENT)], env=env, check=True, cwd=ROOT)
 
     t0 = time.perf_counter()
     app = subprocess.Popen([sys.executable, "app.py"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL)

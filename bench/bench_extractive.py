@@ -11,7 +11,7 @@ import time
 from collections import defaultdict
 
 from bench.common import fresh_assistant, percentiles, save
-from tests.conftest import SEED
+from qa.config import SEED_DOCUMENT
 
 QUESTIONS = [
     "What did the Kremlin deny?",
@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     qa = fresh_assistant()
-    qa.ingest([SEED], progress=False)
+    qa.ingest([SEED_DOCUMENT], progress=False)
     for q in QUESTIONS:  # warm: model, catalog, Chroma caches
         qa.ask(q)
     totals, stages = [], defaultdict(list)

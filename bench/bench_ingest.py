@@ -2,7 +2,7 @@
 
 Target: ingest <= 1.15 x encode time. Both sides encode the same texts (chunks and their distinct
 sentences, which the pipeline embeds for sentence-level scoring and citations); the chunk-only
-encode time is reported too. Run: `python -m bench.bench_ingest [--dev]`. Writes bench/results/ingest.json.
+encode time is reported too. Run: `python -m bench.bench_ingest [--dev]`. Writes the `seed` (or `dev`) section of bench/results/ingest.json.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 
 from bench.common import DEV, fresh_assistant, save
 from qa import ingest as qingest
-from tests.conftest import SEED
+from qa.config import SEED_DOCUMENT
 
 
 def main() -> None:
@@ -21,7 +21,7 @@ def main() -> None:
         "--dev", action="store_true", help="the 18 dev-benchmark articles instead of the seed"
     )
     args = parser.parse_args()
-    paths = sorted((DEV / "articles").glob("*.txt")) if args.dev else [SEED]
+    paths = sorted((DEV / "articles").glob("*.txt")) if args.dev else [SEED_DOCUMENT]
 
     qa = fresh_assistant()
     embedder = qa.embedder
@@ -57,7 +57,7 @@ def main() -> None:
         "ingest_s": round(ingest, 2),
         "ratio": round(ingest / encode_all, 3),
     }
-    path = save("ingest-dev" if args.dev else "ingest", result)
+    path = save("ingest", result, section="dev" if args.dev else "seed")
     print(result)
     print(f"written to {path}")
 

@@ -6,7 +6,7 @@ asked alone) twice through `Assistant.stream`: the quote (the first `Draft`) and
 with its short answer are timed separately, and the reader's own first token and total come from
 `Answer.timings_ms`. Resident memory is read at the end, with both models loaded. Run it on an
 idle machine: another process on the 2 cores slows llama.cpp several times.
-Writes bench/results/bench_reader.json. Leaves out: answer quality (`python -m eval run`).
+Writes bench/results/reader.json. Leaves out: answer quality (`python -m eval run`).
 """
 
 from __future__ import annotations
@@ -20,13 +20,10 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from bench.common import fresh_assistant, percentiles, save  # noqa: E402
-from eval import questions  # noqa: E402
-from qa.config import PROJECT_DIR  # noqa: E402
-from qa.stream import Draft  # noqa: E402
-
-SEED_SET = PROJECT_DIR / "eval" / "questions" / "seed.jsonl"
-SEEDS = PROJECT_DIR / "seeds"
+from bench.common import SEED_SET, fresh_assistant, percentiles, save
+from eval import questions
+from qa.config import SEED_DOCUMENT
+from qa.stream import Draft
 
 
 def main() -> None:
@@ -34,7 +31,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="qa-bench-reader-"))
     try:
         assistant = fresh_assistant(tmp / "chroma", short_answer="on")
-        assistant.ingest([SEEDS], progress=False)
+        assistant.ingest([SEED_DOCUMENT], progress=False)
         assistant.ask(qs[0].question)  # load both models
         rows = []
         for q in qs:
@@ -76,7 +73,7 @@ def main() -> None:
             "verified_short_answers": sum(r["verified"] for r in mine),
             "questions": len(mine),
         }
-    path = save("bench_reader", {"summary": summary, "peak_rss_mb": round(rss_mb), "rows": rows})
+    path = save("reader", {"summary": summary, "peak_rss_mb": round(rss_mb), "rows": rows})
     for lang, s in summary.items():
         print(
             f"{lang}: quote p50 {s['quote_ms']['p50']} ms; short answer p50 {s['short_answer_total_ms']['p50']} ms,"

@@ -1,4 +1,8 @@
-"""Helpers shared by the benchmarks: a throwaway assistant, percentiles, result files."""
+"""Helpers shared by the benchmarks: a throwaway assistant, percentiles, result files.
+
+Results: every benchmark `bench/bench_NAME.py` writes `bench/results/NAME.json` through `save`, and
+only there (a variant of a run, such as `bench_ingest --dev`, is a section of that file).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
+from eval.metrics import percentile
 from qa.assistant import Assistant
-from qa.config import Settings
+from qa.config import PROJECT_DIR, Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SEED_SET = PROJECT_DIR / "eval" / "questions" / "seed.jsonl"  # the seed article's question set
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval-data" / "arabic-qa-dev"
 
 
@@ -24,25 +28,30 @@ def fresh_assistant(chroma_path: Path | None = None, **overrides) -> Assistant:
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    """p50/p95/mean/max of a list of milliseconds, rounded."""
-    arr = np.asarray(values, dtype=float)
+    """n, p50/p95 (`eval.metrics.percentile`: statistics.quantiles, inclusive), mean and max, rounded."""
+    if not values:
+        return {"n": 0, "p50": None, "p95": None, "mean": None, "max": None}
     return {
         "n": len(values),
-        "p50": round(float(np.percentile(arr, 50)), 1),
-        "p95": round(float(np.percentile(arr, 95)), 1),
-        "mean": round(float(arr.mean()), 1),
-        "max": round(float(arr.max()), 1),
+        "p50": round(percentile(values, 50), 1),
+        "p95": round(percentile(values, 95), 1),
+        "mean": round(sum(values) / len(values), 1),
+        "max": round(max(values), 1),
     }
 
 
-def save(name: str, data: dict) -> Path:
-    """Write one benchmark's results as JSON, with when and where it ran."""
+def save(name: str, data: dict, *, section: str | None = None) -> Path:
+    """Write `bench/results/<name>.json`, with when and where it ran; `name` is the benchmark's
+    module name without `bench_` (stripped if given). With `section`, only that part is replaced."""
     RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name.removeprefix('bench_')}.json"
     data = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": platform.processor() or platform.machine(),
         **data,
     }
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(data, ensure_ascii=False, indent=2))
+    if section is not None:
+        whole = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        data = {**whole, section: data}
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
     return path

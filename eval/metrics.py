@@ -11,8 +11,8 @@ Leaves out: running questions (runner.py) and plots (report.py).
 from __future__ import annotations
 
 import itertools
-import math
 import re
+import statistics
 from collections import Counter
 
 from qa import text as qtext
@@ -267,14 +267,18 @@ def mean_with_count(values: list[float | None]) -> dict:
     return {"value": sum(kept) / len(kept) if kept else None, "n": len(kept)}
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (0-100) with linear interpolation; None for no values."""
+def percentile(values: list[float], q: int) -> float | None:
+    """The q-th percentile (an integer 0-100), interpolated between the sorted values
+    (`statistics.quantiles`, inclusive method); None for no values. The one percentile of eval/ and
+    bench/.
+
+    Example: percentile([1, 2, 3, 4], 50) == 2.5
+    """
     if not values:
         return None
-    values = sorted(values)
-    pos = (len(values) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return values[lo] + (values[hi] - values[lo]) * (pos - lo)
+    if len(values) == 1 or q <= 0 or q >= 100:
+        return float(min(values) if q <= 0 else max(values))
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def aggregate(records: list[dict]) -> dict:
