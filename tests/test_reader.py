@@ -204,7 +204,9 @@ def test_subject_only_spans_and_yes_no_questions():
     assert reader.names_only_the_subject("كايل أورتون", "من هو كايل أورتون؟")
     assert not reader.names_only_the_subject("الخبير في منطقة الشرق الأوسط", "من هو كايل أورتون؟")
     assert reader.fits_question("قبل كم من الوقت طالب الأميركيون بإبلاغهم؟", "قبل يوم كامل")
-    assert reader.asks_yes_no("هل تغير موقف روسيا من مصير الأسد؟") and reader.asks_yes_no("Did Kerry visit Moscow?")
+    assert reader.asks_yes_no("هل تغير موقف روسيا من مصير الأسد؟") and reader.asks_yes_no(
+        "Did Kerry visit Moscow?"
+    )
     assert not reader.asks_yes_no("أين ستكون غرفة العمليات؟") and not reader.asks_yes_no("Who is Kyle Orton?")
 
 
