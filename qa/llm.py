@@ -139,7 +139,26 @@ def chatml(messages: list[BaseMessage], *, generation_prompt: bool) -> str:
     return text + ("<|im_start|>assistant\n" if generation_prompt else "")
 
 
-class LlamaCppChat(BaseChatModel):
+class StreamingChatModel(BaseChatModel):
+    """A chat model defined by its `_stream`: the whole reply is the streamed chunks joined."""
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        text, meta = "", {}
+        for chunk in self._stream(messages, stop, run_manager, **kwargs):
+            text += chunk.message.content
+            meta.update(chunk.message.response_metadata)
+        return ChatResult(
+            generations=[ChatGeneration(message=AIMessage(content=text, response_metadata=meta))]
+        )
+
+
+class LlamaCppChat(StreamingChatModel):
     """A LangChain chat model over an in-process `llama_cpp.Llama` (Qwen's ChatML, greedy decoding).
 
     Fast and deterministic: every message before the last (instructions, worked examples) is a
@@ -215,21 +234,6 @@ class LlamaCppChat(BaseChatModel):
                         yield chunk
             finally:
                 stream.close()  # a consumer that stops early (time cap) also stops the generation
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        text, meta = "", {}
-        for chunk in self._stream(messages, stop, run_manager, **kwargs):
-            text += chunk.message.content
-            meta.update(chunk.message.response_metadata)
-        return ChatResult(
-            generations=[ChatGeneration(message=AIMessage(content=text, response_metadata=meta))]
-        )
 
 
 _STATES: dict[tuple[int, str], Any] = {}  # (model, prefix text) -> llama_cpp.LlamaState, oldest first

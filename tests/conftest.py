@@ -68,16 +68,9 @@ def _plugins():
 
 
 @pytest.fixture
-def fast_settings(tmp_path: Path) -> Settings:
+def fast_settings(settings: Settings) -> Settings:
     """Settings for the fast lane: the `hash` embedder and `scripted` LLM, a fresh Chroma in tmp_path."""
-    return Settings(
-        _env_file=None,
-        chroma_path=tmp_path / "chroma",
-        feedback_path=tmp_path / "feedback.jsonl",
-        translations_path=tmp_path / "translations.sqlite",
-        embedding_model="hash",
-        llm_backend="scripted",
-    )
+    return settings.model_copy(update={"embedding_model": "hash", "llm_backend": "scripted"})
 
 
 @pytest.fixture
@@ -88,11 +81,15 @@ def fast_assistant(fast_settings: Settings) -> Assistant:
 @pytest.fixture
 def fast_seeded(fast_assistant: Assistant, tmp_path: Path) -> Assistant:
     """The fast assistant with the seed article indexed (hash vectors: plumbing, not quality)."""
-    docs = tmp_path / "fast-docs"
-    docs.mkdir()
-    shutil.copy(SEED, docs / SEED.name)
-    fast_assistant.ingest([docs], progress=False)
-    return fast_assistant
+    return index_seed(fast_assistant, tmp_path / "fast-docs")
+
+
+def index_seed(assistant: Assistant, folder: Path) -> Assistant:
+    """Copy the seed article into a new `folder` and index it."""
+    folder.mkdir()
+    shutil.copy(SEED, folder / SEED.name)
+    assistant.ingest([folder], progress=False)
+    return assistant
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +100,7 @@ def embedder() -> MemoEmbedder:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    """Default settings with every file this test writes (index, feedback, translations) in tmp_path."""
     return Settings(
         _env_file=None,
         chroma_path=tmp_path / "chroma",
@@ -120,11 +118,8 @@ def assistant(settings: Settings, embedder: MemoEmbedder) -> Assistant:
 
 @pytest.fixture
 def seeded(assistant: Assistant, tmp_path: Path) -> Assistant:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    shutil.copy(SEED, docs / SEED.name)
-    assistant.ingest([docs], progress=False)
-    return assistant
+    """The real assistant with the seed article indexed."""
+    return index_seed(assistant, tmp_path / "docs")
 
 
 @pytest.fixture

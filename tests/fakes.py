@@ -18,13 +18,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk
 
 from qa import plugins
 from qa import text as qtext
 from qa.embeddings import Embedder
+from qa.llm import StreamingChatModel
 
 DIM = 256
 
@@ -53,7 +53,7 @@ class HashEmbedder(Embedder):
         return max(1, len(text.split()))
 
 
-class ScriptedChat(BaseChatModel):
+class ScriptedChat(StreamingChatModel):
     """A chat model that streams scripted replies word by word (class-level `script`, used in order)."""
 
     script: ClassVar[list[str]] = []
@@ -84,10 +84,6 @@ class ScriptedChat(BaseChatModel):
             finish = ("stop" if i == len(words) - 1 else "length") if last else None
             meta = {"finish_reason": finish} if finish else {}
             yield ChatGenerationChunk(message=AIMessageChunk(content=word, response_metadata=meta))
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        text = "".join(c.message.content for c in self._stream(messages, stop, run_manager, **kwargs))
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
 
 
 def register() -> None:
