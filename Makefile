@@ -35,9 +35,11 @@ models: $(VENV)/.installed
 index: setup
 	$(PY) -m qa ingest seeds
 
-# Debian's Chromium for the browser tests (Playwright cannot download browsers here).
+# Debian's Chromium for the browser tests (Playwright cannot download browsers here), and the
+# DejaVu font the PDF tests write Arabic with.
 chromium:
-	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	@(command -v chromium >/dev/null && test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf) || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core)
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

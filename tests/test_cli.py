@@ -82,6 +82,7 @@ def test_bad_input_exits_non_zero_with_one_sentence(env, args, message):
         ("sheet.xlsx", b"PK\x03\x04", "unsupported file type"),
     ],
 )
+@pytest.mark.full  # three CLI processes per file kind
 def test_bad_files_change_nothing(env, tmp_path, name, data, message):
     assert run_qa("ingest", str(SEED), env=env).returncode == 0
     before = run_qa("docs", env=env).stdout
@@ -99,6 +100,7 @@ def test_unreachable_chroma_url(env):
     _assert_clean_error(result, "Cannot reach the Chroma server")
 
 
+@pytest.mark.full  # five CLI processes
 def test_missing_and_corrupt_model(real_env, tmp_path):
     env = real_env
     models = tmp_path / "models"

@@ -86,7 +86,6 @@ def make_pdf(pages: list[str]) -> bytes:
     return bytes(pdf.output())
 
 
-@pytest.mark.skipif(not DEJAVU.exists(), reason="needs the DejaVu Sans font")
 def test_pdf_presentation_forms_are_stored_as_letters_and_reversed_words_repaired(tmp_path):
     # Page 1 in presentation forms drawn left to right (how shaping tools write it): pypdf reads it
     # in order, as glyphs. Page 2 in logical order without shaping: pypdf reads it backwards.
@@ -107,7 +106,6 @@ def test_pdf_presentation_forms_are_stored_as_letters_and_reversed_words_repaire
     assert doc.page_starts == (0, len(first) + 2)
 
 
-@pytest.mark.skipif(not DEJAVU.exists(), reason="needs the DejaVu Sans font")
 def test_pdf_of_glyph_codes_is_refused_not_indexed(tmp_path):
     path = tmp_path / "glyphs.pdf"
     path.write_bytes(make_pdf(["\ufffd" * 40 + " ab"]))
@@ -120,7 +118,7 @@ def test_visual_order_detection():
     assert not ingest.looks_visual_order("في المدينة من البلدية على المشروع")
 
 
-@pytest.mark.skipif(not DEJAVU.exists(), reason="needs the DejaVu Sans font")
+@pytest.mark.full  # three CLI processes
 def test_pdf_citation_carries_its_page_through_the_cli(env, tmp_path):
     path = tmp_path / "three.pdf"
     path.write_bytes(

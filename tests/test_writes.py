@@ -16,6 +16,10 @@ from qa.assistant import Assistant
 from tests.conftest import ROOT
 from tests.test_cli import _assert_clean_error, run_qa
 
+# Durability across real processes (kill -9, a second writer, damaged files): seconds per test,
+# so in the full lane only (`make test`), not the fast one.
+pytestmark = pytest.mark.full
+
 OLD = (
     "تفتح الحديقة أبوابها في الثامنة صباحاً. يبلغ سعر التذكرة خمسة دنانير.\n\n"
     "تضم الحديقة بحيرة صغيرة. وفيها ملعب للأطفال.\n\n"
@@ -105,6 +109,7 @@ for name in ("upsert", "delete", "add"):
 counted(records.Records, "put")
 store.Store._batch_size = lambda self: 2
 from qa.cli import main
+
 code = main(["ingest", path])
 print("CALLS", calls[0])
 sys.exit(code)
