@@ -54,6 +54,9 @@ READER_MAX_TOKENS = 96  # {"n", "span", "answer"} with a short span and renderin
 # A copied span that differs from the sentence by a letter or two ("كيل أورتون" for «كايل أورتون»)
 # is located by the best word window with this similarity (difflib ratio on normalised text).
 SPAN_FUZZY_RATIO = 0.85
+# On the dev sample, 7 of 10 English renderings refused were refused as "repeating the question"
+# while only sharing a word with it; a restatement covers most of the question's content words.
+REPEAT_SHARE = 0.6
 SCHEMA = {
     "type": "object",
     "properties": {
@@ -274,12 +277,14 @@ def names_only_the_subject(words: str, question: str) -> bool:
 
 
 def repeats_question(rendering: str, question: str) -> bool:
-    """True when every content word of the rendering is already in the question.
+    """True when the rendering restates the question: all its content words are the question's,
+    and they make up most (`REPEAT_SHARE`) of the question's. An answer that shares a word or two
+    with a longer question ("EU law" for "Which body of law …") is not a repetition.
 
     Example: repeats_question("Lavrov negotiated in Moscow", "Who did Lavrov negotiate with in Moscow?") is True
     """
-    words = _stems(rendering)
-    return bool(words) and words <= _stems(question)
+    words, asked = _stems(rendering), _stems(question)
+    return bool(words) and words <= asked and len(words) >= REPEAT_SHARE * len(asked)
 
 
 # The reader step -------------------------------------------------------------------------------

@@ -70,6 +70,7 @@ def test_answer_type_and_repetition_checks():
     assert reader.fits_question("Who is Kyle Orton?", "الخبير")
     assert reader.repeats_question("Lavrov negotiated in Moscow", "Who did Lavrov negotiate with in Moscow?")
     assert not reader.repeats_question("John Kerry", "Who did Lavrov negotiate with in Moscow?")
+    assert not reader.repeats_question("EU law", "Which body of EU law governs trade between member states?")
 
 
 @pytest.mark.parametrize("reply", ["not json", '{"n": -1, "span": "", "answer": ""}', '{"n": 1}'])
