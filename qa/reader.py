@@ -425,8 +425,8 @@ def _cite_first(quoted: qanswer.Answer, chosen: Evidence, retrieval: Retrieval, 
 def _say(reading: Reading, words: str, request: Request, lang: str, services) -> tuple[str, bool, str | None]:
     """The short answer's text in `lang`: the span itself when it is already in `lang`, else the
     checked rendering; or the span, unverified, with a note saying why the rendering was refused."""
-    if qtext.detect_language(words) == lang:
-        return words, True, None
+    if qtext.detect_language(words) == lang or not re.search(r"[^\W\d_]", words):
+        return words, True, None  # already in `lang`, or digits and signs only: the same in any language
     rendering = reading.answer.strip().strip("\"'«»“”").strip()
     reason = None
     if not rendering:

@@ -220,3 +220,13 @@ def test_a_subject_only_span_abstains_but_a_yes_no_question_keeps_its_quote(plan
     ScriptedChat.script.append(_reply(0, "", ""))
     kept = planted.ask("هل تغير موقف روسيا من مصير الرئيس السوري بشار الأسد؟")
     assert not kept.abstained and kept.citations and kept.short_answer is None
+
+
+def test_a_span_of_digits_is_its_own_answer_in_any_language(planted):
+    question = "أين ستكون غرفة العمليات المشتركة؟"
+    evidence = reader.evidence_for(planted.retriever.retrieve(question))
+    assert evidence
+    # Plant a reply whose span is digits only, as found in a sentence (the seed has none: use the checks).
+    reading = reader.Reading(n=1, span="1803", answer="1803")
+    text, verified, note = reader._say(reading, "1803", planted.request(question), "ar", planted)
+    assert (text, verified, note) == ("1803", True, None)
