@@ -70,7 +70,9 @@ def _plugins():
 @pytest.fixture
 def fast_settings(settings: Settings) -> Settings:
     """Settings for the fast lane: the `hash` embedder and `scripted` LLM, a fresh Chroma in tmp_path."""
-    return settings.model_copy(update={"embedding_model": "hash", "llm_backend": "scripted"})
+    return settings.model_copy(
+        update={"embedding_model": "hash", "llm_backend": "scripted", "short_answer": "auto"}
+    )
 
 
 @pytest.fixture
@@ -100,12 +102,17 @@ def embedder() -> MemoEmbedder:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Default settings with every file this test writes (index, feedback, translations) in tmp_path."""
+    """Default settings with every file this test writes (index, feedback, translations) in tmp_path.
+
+    The short answer is off: a test of retrieval or quotes must not depend on the local LLM's
+    reading; the tests that prove the reader (tests/test_reader.py) turn it on.
+    """
     return Settings(
         _env_file=None,
         chroma_path=tmp_path / "chroma",
         feedback_path=tmp_path / "feedback.jsonl",
         translations_path=tmp_path / "translations.sqlite",
+        short_answer="off",
     )
 
 
