@@ -10,6 +10,7 @@ Leaves out: generated wording (llm.py builds on the same `Answer`) and retrieval
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -118,7 +119,7 @@ def check_question(question: str, *, max_chars: int) -> str:
     Example: check_question("  Who?\u200f ", max_chars=10) == "Who?"
     """
     question = (question or "").strip(_STRIPPED)
-    if not question:
+    if not question or all(unicodedata.category(c) in ("Cc", "Cf", "Zs") for c in question):
         raise InputError("The question is empty; type a question about the documents.")
     if len(question) > max_chars:
         raise InputError(f"The question is {len(question)} characters long; the limit is {max_chars}.")

@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", help="answer a question with citations")
     p.add_argument("question")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--k", type=int, help="passages to retrieve")
+    p.add_argument("--k", type=_positive, help="passages to retrieve (1-50)")
     p.add_argument("--mode", help="answer mode: extractive, generative, … (default: QA_ANSWER_MODE)")
     p.add_argument("--lang", choices=["auto", "ar", "en"], help="answer language (auto: the question's)")
     p.add_argument(
@@ -66,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="models (default: all)")
     p.set_defaults(func=_models)
     return parser
+
+
+def _positive(value: str) -> int:
+    """An argparse type: an integer from 1 to 50 (`Settings.k`'s range)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 1 <= n <= 50:
+        raise argparse.ArgumentTypeError(f"{n} is out of range; use 1 to 50")
+    return n
 
 
 def _assistant():

@@ -103,5 +103,17 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read from the environment on first use."""
-    return Settings()
+    """The process-wide settings, read from the environment on first use.
+
+    Raises `InputError` naming the variable when a `QA_*` value is invalid (e.g. QA_PORT=abc).
+    """
+    from pydantic import ValidationError
+
+    from qa.errors import InputError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "QA_" + str(first["loc"][0]).upper() if first.get("loc") else "a QA_ setting"
+        raise InputError(f"{name} is invalid: {first['msg']}.") from None

@@ -26,6 +26,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import io
+import logging
 import re
 import zipfile
 from collections.abc import Callable
@@ -167,6 +168,10 @@ def _looks_cp1256_arabic(data: bytes) -> bool:
 def _pdf_text(data: bytes, name: str) -> tuple[str, tuple[int, ...]]:
     """The text of a PDF, pages joined by blank lines, and the offset where each page starts."""
     from pypdf import PdfReader
+
+    # pypdf logs what it repairs ("invalid pdf header", "EOF marker not found"); a file it cannot
+    # read still gets our one sentence, so its own lines would only be noise on stderr.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
 
     try:
         reader = PdfReader(io.BytesIO(data))

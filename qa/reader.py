@@ -205,6 +205,9 @@ _ASKS_NUMBER = re.compile(
     re.I,
 )
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat time\b|\bمتى\b|في أي (?:يوم|شهر|وقت)", re.I)
+# An age is a number of years, never "after hours of talks": only a number or a year word answers it.
+_ASKS_AGE = re.compile(r"\bhow old\b|\bwhat age\b|كم عمر|كم يبلغ عمر|ما عمر", re.I)
+_AGE_WORDS = {qtext.normalize(w) for w in "year years old عام عاما سنة سنوات عمر العمر".split()}
 _NUMBER_WORDS = set(
     qtext.normalize(w)
     for w in """
@@ -240,6 +243,8 @@ def fits_question(question: str, words: str) -> bool:
         return True
     tokens = set(re.findall(r"\w+", folded))
     stems = {re.sub(r"^(?:و|ب|ل|ف)?(?:ال)?", "", t) for t in tokens}
+    if _ASKS_AGE.search(qtext.normalize(question)):
+        return bool((tokens | stems) & _NUMBER_WORDS) and bool((tokens | stems) & _AGE_WORDS)
     # Durations answer number questions too ("how far in advance" / «قبل كم من الوقت»: «قبل يوم كامل»).
     vocab = _NUMBER_WORDS | _TIME_WORDS
     vocab |= {re.sub(r"^ال", "", w) for w in vocab}

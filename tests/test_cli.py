@@ -136,3 +136,15 @@ def test_unknown_mode_is_one_sentence_whether_flag_or_setting(env):
     _assert_clean_error(run_qa("ask", "Who?", "--mode", "poetry", env=env), "Unknown answer mode 'poetry'")
     by_setting = run_qa("ask", "Who?", env={**env, "QA_ANSWER_MODE": "poetry"})
     _assert_clean_error(by_setting, "Unknown answer mode 'poetry'; choose one of: extractive, generative")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [("QA_SHORT_ANSWER", "maybe", "QA_SHORT_ANSWER is invalid"), ("QA_K", "many", "QA_K is invalid")],
+)
+def test_an_invalid_setting_is_one_sentence(env, variable, value, message):
+    _assert_clean_error(run_qa("docs", env={**env, variable: value}), message)
+
+
+def test_control_characters_alone_are_an_empty_question(env):
+    _assert_clean_error(run_qa("ask", "\x01\x02\u200f", env=env), "The question is empty")

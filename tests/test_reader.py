@@ -65,6 +65,10 @@ def test_find_span_maps_normalised_matches_to_exact_offsets(sentence, span, expe
 def test_answer_type_and_repetition_checks():
     assert not reader.fits_question("How old is Sergei Lavrov?", "وزير الخارجية الروسي")
     assert reader.fits_question("How old is he?", "يبلغ 70 عاما")
+    # An age is not "after hours of talks" (a time word is not an age): the seed's unanswerable u01.
+    assert not reader.fits_question("How old is Sergei Lavrov?", "بعد ساعات طويلة من المفاوضات")
+    assert not reader.fits_question("كم عمر سيرغي لافروف؟", "بعد ساعات طويلة من المفاوضات")
+    assert reader.fits_question("كم عمر الرئيس؟", "خمسة وستون عاما")
     assert reader.fits_question("متى وصل كيري؟", "يوم الجمعة")
     assert not reader.fits_question("متى وصل كيري؟", "وزير الخارجية")
     assert reader.fits_question("Who is Kyle Orton?", "الخبير")
