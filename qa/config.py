@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(0.2, ge=0, le=1, description="BM25 share for Arabic questions")
     sentence_weight: float = Field(0.7, ge=0, le=1, description="best-sentence share of a chunk score")
     # Evidence sentence score = cosine + overlap_weight * question-term overlap + chunk_weight * the
-    # chunk's dense score (qa/retrieve.py). Chosen on the seed set when the pipeline was built; the
+    # chunk's dense score (qa/retrieve.py). Set by hand, not calibrated (the values the pipeline had); the
     # abstention thresholds below are calibrated on this score, so changing either means running
     # `python -m eval calibrate` again.
     evidence_overlap_weight: float = Field(0.15, ge=0, le=1)

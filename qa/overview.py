@@ -23,11 +23,11 @@ import numpy as np
 
 from qa import answer as qanswer
 from qa import text as qtext
-from qa.retrieve import Evidence, Retrieval
+from qa.retrieve import Evidence, Hit, Retrieval
 from qa.store import sentence_id
 
-# Three sentences read in about a minute; on the seed article they are the American proposal (with
-# the joint operations room), the Russian denial and the Kremlin's statement: its three threads.
+# Chosen by reading the seed article's overview: its three sentences are the American proposal (with
+# the joint operations room), the Russian denial and the Kremlin's statement, its three threads.
 OVERVIEW_SENTENCES = 3
 
 # Matched on normalised text (qa.text.normalize: no diacritics, one alef, ى→ي, ة→ه, lower case).
@@ -98,7 +98,7 @@ def overview_answer(retrieval: Retrieval, retriever, settings) -> qanswer.Answer
     # Citations need the chunks they sit in: those of the document from the catalog.
     catalog = retriever.catalog()
     hits = tuple(
-        type(retrieval.hits[0])(catalog.chunks[i], 0.0, 0.0, 0.0, 0.0)
+        Hit(catalog.chunks[i], 0.0, 0.0, 0.0, 0.0)
         for i in sorted({catalog.by_id[e.chunk_id] for e in evidence})
     )
     citations = qanswer.to_citations(evidence, hits)

@@ -394,7 +394,7 @@ def with_short_answer(
         return replace(quoted, timings_ms=timings, note=NOTES["no_answer_kept"])
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
-    n = next(c.n for c in result.citations if (c.start, c.end) == (chosen.start, chosen.end))
+    n = next(c.n for c in result.citations if _same_sentence(c, chosen))
     t0 = time.perf_counter()
     text, verified, note = _say(reading, words, request, lang, services)
     timings["reader_check"] = (time.perf_counter() - t0) * 1000
@@ -415,14 +415,22 @@ def _document_text(evidence: Evidence, located: Located) -> str:
     return evidence.text[located.start - evidence.start : located.end - evidence.start]
 
 
+def _same_sentence(citation: qanswer.Citation, evidence: Evidence) -> bool:
+    return (citation.doc, citation.start, citation.end) == (evidence.doc_id, evidence.start, evidence.end)
+
+
 def _cite_first(quoted: qanswer.Answer, chosen: Evidence, retrieval: Retrieval, settings) -> qanswer.Answer:
     """The quoted answer, re-made with `chosen` cited when it was not (the reader judged it answers)."""
-    if any((c.start, c.end, c.doc) == (chosen.start, chosen.end, chosen.doc_id) for c in quoted.citations):
+    if any(_same_sentence(c, chosen) for c in quoted.citations):
         return quoted
     picked = qanswer.select_evidence(
         retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin
     )
-    ordered = [chosen, *[e for e in picked if e is not chosen]][: settings.max_evidence]
+    ordered = [
+        chosen,
+        *[e for e in picked if (e.doc_id, e.start, e.end) != (chosen.doc_id, chosen.start, chosen.end)],
+    ]
+    ordered = ordered[: settings.max_evidence]
     remade = qanswer.quote(retrieval, ordered, lang=quoted.answer_lang)
     return replace(remade, mode=quoted.mode, timings_ms=quoted.timings_ms, note=quoted.note)
 
