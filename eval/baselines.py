@@ -3,7 +3,7 @@
 `naive` is what a typical LangChain tutorial builds: `RecursiveCharacterTextSplitter` (1000
 characters, overlap 200), a `langchain_chroma.Chroma` store with our embedder, similarity top-k,
 the top chunk as the answer and the k retrieved chunks, whole, as its citations. `bm25` ranks the
-same chunks with `qa.retrieve.BM25` over our normalised Arabic tokens. Neither abstains.
+same chunks with bm25s (Lucene BM25, as qa/lexical.py) over our normalised Arabic tokens. Neither abstains.
 Leaves out: scoring (metrics.py) and anything our pipeline does beyond this (sentences, fusion).
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qa import lexical as qlexical
 from qa import text as qtext
-from qa.retrieve import BM25
 
 NAMES = ("naive", "bm25")
 
@@ -136,18 +136,18 @@ class NaiveRAG(Baseline):
 
 
 class BM25Baseline(Baseline):
-    """Okapi BM25 (qa.retrieve.BM25) over the same chunks, with our Arabic tokens."""
+    """BM25 (bm25s, Lucene form, k1 and b as qa.lexical) over the same chunks, with our Arabic tokens."""
 
     name = "bm25"
 
     def __init__(self, passages: list[Passage], texts: dict[str, str]) -> None:
         super().__init__(passages, texts)
-        self.bm25 = BM25([qtext.tokens(p.text) for p in passages])
+        self.bm25 = qlexical.build_bm25([qtext.tokens(p.text) for p in passages])
 
     def retrieve(self, question: str, k: int) -> list[Passage]:
         if not self.passages:
             return []
-        scores = self.bm25.scores(qtext.tokens(question))
+        scores = qlexical.bm25_query(self.bm25, qtext.tokens(question), n_rows=len(self.passages))
         order = np.argsort(-scores, kind="stable")[:k]
         return [
             Passage(p.doc, p.start, p.end, p.text, float(scores[i]))

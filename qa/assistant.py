@@ -96,6 +96,8 @@ class Assistant:
         report = qingest.index_documents(
             docs, store=self.store, embedder=self.embedder, settings=self.settings, progress=progress
         )
+        # Bring the saved lexical index up to date now, so the next process loads it as it is.
+        self.retriever.lexical(background=False)
         return dataclasses.replace(report, duplicates=tuple(duplicates))
 
     def identify(self, docs: list[qingest.Document]):

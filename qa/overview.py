@@ -60,7 +60,7 @@ def central_sentences(retriever, doc_id: str, *, n: int = OVERVIEW_SENTENCES) ->
 
     Scores are the cosine to the (re-normalised) centroid. Empty when the document has no sentences.
     """
-    chunks = [c for c in retriever.catalog().chunks if c.doc_id == doc_id]
+    chunks = retriever.store.document_chunks(doc_id)
     sha = chunks[0].doc_sha if chunks else ""
     spans: dict[tuple[int, int], tuple[str, int, str, int | None]] = {}
     for c in chunks:
@@ -95,11 +95,10 @@ def overview_answer(retrieval: Retrieval, retriever, settings) -> qanswer.Answer
         return qanswer.abstain(retrieval, lang=lang, mode="overview")
     doc_id = retrieval.hits[0].chunk.doc_id
     evidence = central_sentences(retriever, doc_id)
-    # Citations need the chunks they sit in: those of the document from the catalog.
-    catalog = retriever.catalog()
+    # Citations need the chunks they sit in.
+    wanted = {e.chunk_id for e in evidence}
     hits = tuple(
-        Hit(catalog.chunks[i], 0.0, 0.0, 0.0, 0.0)
-        for i in sorted({catalog.by_id[e.chunk_id] for e in evidence})
+        Hit(c, 0.0, 0.0, 0.0, 0.0) for c in retriever.store.document_chunks(doc_id) if c.id in wanted
     )
     citations = qanswer.to_citations(evidence, hits)
     phrases = PHRASES[lang]

@@ -7,6 +7,9 @@ deletes the old records). Every write bumps the collection's revision, which rea
 processes compare to notice a change and refresh. `qa docs` reads it instead of scanning chunks.
 With a Chroma server (QA_CHROMA_URL) the record still lives in QA_CHROMA_PATH on this machine:
 processes that share a server must share that folder too.
+The record also keeps each visible chunk's BM25 tokens (table `lexical`, the input of
+qa/lexical.py, so the lexical index is rebuilt without reading Chroma) and the document versions
+being written (table `pending`, so a killed write is swept without scanning the collection).
 Leaves out: the vectors and texts (Chroma holds them) and any ranking.
 """
 
@@ -36,6 +39,22 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_source ON documents (collection, source);
 CREATE INDEX IF NOT EXISTS documents_sha ON documents (collection, sha256);
 CREATE TABLE IF NOT EXISTS revisions (collection TEXT PRIMARY KEY, revision INTEGER NOT NULL);
+-- The lexical index's input (qa/lexical.py): each chunk's id, offsets and BM25 tokens, written in
+-- the transaction that makes its document version visible.
+CREATE TABLE IF NOT EXISTS lexical (
+    collection TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    chunks TEXT NOT NULL,
+    PRIMARY KEY (collection, doc_id)
+);
+-- Document versions being written: what a killed write may have left in Chroma (Store.sweep).
+CREATE TABLE IF NOT EXISTS pending (
+    collection TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    PRIMARY KEY (collection, doc_id, sha256)
+);
 """
 
 
@@ -126,36 +145,107 @@ class Records:
 
     # -- writes (each one transaction that bumps the revision) ----------------------------------
 
-    def put(self, info: DocInfo) -> int:
-        """Insert or replace a document's record; returns the new revision."""
-        return self._write(
-            "INSERT OR REPLACE INTO documents (collection, id, source, sha256, chunks, chars, pages, "
-            "revision) VALUES (?, ?, ?, ?, ?, ?, ?, :revision)",
-            (self.collection, info.id, info.source, info.sha256, info.chunks, info.chars, info.pages),
+    def lexical(self, doc_ids: list[str] | None = None) -> dict[str, tuple[str, str]]:
+        """The stored lexical rows of visible documents: doc id -> (sha256, chunks JSON).
+
+        Only rows whose version is the visible one; `doc_ids` None means every document. A visible
+        document without a row (indexed by an earlier version of qa) is simply absent.
+        """
+        sql = (
+            "SELECT l.doc_id, l.sha256, l.chunks FROM lexical l JOIN documents d "
+            "ON d.collection = l.collection AND d.id = l.doc_id AND d.sha256 = l.sha256 "
+            "WHERE l.collection = ?"
         )
+        if doc_ids is None:
+            rows = self._query(sql, (self.collection,))
+        else:
+            rows = []
+            for i in range(0, len(doc_ids), 500):  # SQLite's bound-parameter limit
+                part = doc_ids[i : i + 500]
+                rows += self._query(
+                    sql + f" AND l.doc_id IN ({','.join('?' * len(part))})", (self.collection, *part)
+                )
+        return {doc_id: (sha, chunks) for doc_id, sha, chunks in rows}
+
+    def pending(self) -> list[tuple[str, str]]:
+        """Document versions whose write started and did not finish: (doc id, sha256) pairs."""
+        rows = self._query("SELECT doc_id, sha256 FROM pending WHERE collection = ?", (self.collection,))
+        return [(d, s) for d, s in rows]
+
+    # -- writes (each one transaction; those that change what readers see bump the revision) ----
+
+    def put(self, info: DocInfo, *, lexical: str | None = None) -> int:
+        """Insert or replace a document's record (and its lexical row); returns the new revision."""
+        statements = [
+            (
+                "INSERT OR REPLACE INTO documents (collection, id, source, sha256, chunks, chars, "
+                "pages, revision) VALUES (?, ?, ?, ?, ?, ?, ?, :revision)",
+                (self.collection, info.id, info.source, info.sha256, info.chunks, info.chars, info.pages),
+            )
+        ]
+        if lexical is not None:
+            statements.append(_put_lexical(self.collection, info.id, info.sha256, lexical))
+        return self._write(statements)
+
+    def put_lexical(self, doc_id: str, sha256: str, chunks: str) -> None:
+        """Store a lexical row for an already visible version (no revision bump: readers see no change)."""
+        self._write([_put_lexical(self.collection, doc_id, sha256, chunks)], bump=False)
 
     def delete(self, doc_id: str) -> int:
         """Remove a document's record; returns the new revision."""
-        return self._write("DELETE FROM documents WHERE collection = ? AND id = ?", (self.collection, doc_id))
+        return self._write(
+            [
+                ("DELETE FROM documents WHERE collection = ? AND id = ?", (self.collection, doc_id)),
+                ("DELETE FROM lexical WHERE collection = ? AND doc_id = ?", (self.collection, doc_id)),
+            ]
+        )
 
     def clear(self) -> int:
         """Remove every record of the collection; returns the new revision."""
-        return self._write("DELETE FROM documents WHERE collection = ?", (self.collection,))
+        return self._write(
+            [
+                (f"DELETE FROM {table} WHERE collection = ?", (self.collection,))
+                for table in ("documents", "lexical", "pending")
+            ]
+        )
 
-    def _write(self, sql: str, params: tuple) -> int:
+    def begin_write(self, doc_id: str, sha256: str) -> None:
+        """Note that records of this version are about to be written to Chroma."""
+        self._write(
+            [("INSERT OR IGNORE INTO pending VALUES (?, ?, ?)", (self.collection, doc_id, sha256))],
+            bump=False,
+        )
+
+    def end_write(self, doc_id: str, sha256: str) -> None:
+        """Note that the write of this version finished (committed and swept, or rolled back)."""
+        self._write(
+            [
+                (
+                    "DELETE FROM pending WHERE collection = ? AND doc_id = ? AND sha256 = ?",
+                    (self.collection, doc_id, sha256),
+                )
+            ],
+            bump=False,
+        )
+
+    def _write(self, statements: list[tuple[str, tuple]], *, bump: bool = True) -> int:
+        """Run `statements` in one transaction; with `bump`, first bump the revision (returned)."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
-                    self._db.execute(
-                        "INSERT INTO revisions (collection, revision) VALUES (?, 1) "
-                        "ON CONFLICT (collection) DO UPDATE SET revision = revision + 1",
-                        (self.collection,),
-                    )
-                    revision = self._db.execute(
-                        "SELECT revision FROM revisions WHERE collection = ?", (self.collection,)
-                    ).fetchone()[0]
-                    self._db.execute(sql.replace(":revision", str(revision)), params)
+                    revision = 0
+                    if bump:
+                        self._db.execute(
+                            "INSERT INTO revisions (collection, revision) VALUES (?, 1) "
+                            "ON CONFLICT (collection) DO UPDATE SET revision = revision + 1",
+                            (self.collection,),
+                        )
+                        revision = self._db.execute(
+                            "SELECT revision FROM revisions WHERE collection = ?", (self.collection,)
+                        ).fetchone()[0]
+                    for sql, params in statements:
+                        self._db.execute(sql.replace(":revision", str(revision)), params)
                     self._db.execute("COMMIT")
                 except BaseException:
                     self._db.execute("ROLLBACK")
@@ -163,3 +253,7 @@ class Records:
             except sqlite3.Error as exc:
                 raise StoreError(f"Could not update the documents record {self.path} ({exc}).") from None
         return revision
+
+
+def _put_lexical(collection: str, doc_id: str, sha256: str, chunks: str) -> tuple[str, tuple]:
+    return ("INSERT OR REPLACE INTO lexical VALUES (?, ?, ?, ?)", (collection, doc_id, sha256, chunks))

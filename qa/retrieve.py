@@ -2,24 +2,24 @@
 
 Hybrid and aware of the question's language. Dense scores come from the chunk vector and the best
 sentence vector of each chunk (a question usually targets one sentence, which a whole-paragraph
-vector dilutes). BM25 over normalised, lightly stemmed Arabic tokens is fused in only for Arabic
+vector dilutes). BM25 (qa/lexical.py, bm25s) over normalised, lightly stemmed Arabic tokens is fused in only for Arabic
 questions: measured on the dev benchmark, it has no signal for English questions over Arabic text
 and plain rank fusion drops English R@1 from 0.79 to 0.24. Scores are fused as weighted sums, not
-ranks, so a confident dense match is not outvoted by a weak lexical one.
+ranks, so a confident dense match is not outvoted by a weak lexical one. Candidate chunks are
+fetched from the store by id: nothing here holds or scans the whole collection.
 Leaves out: answer wording (answer.py) and LangChain types (chain.py).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from qa import text as qtext
 from qa.ingest import Chunk
+from qa.lexical import LexicalIndex
 from qa.store import sentence_id
 
 
@@ -31,7 +31,7 @@ class Hit:
     score: float  # fused, relative to the other candidates of this question
     dense: float  # mix of chunk and best-sentence cosine similarity
     sentence: float  # best sentence cosine similarity
-    lexical: float  # raw BM25 (0 for questions not in Arabic)
+    lexical: float  # raw BM25, qa.lexical's Lucene form (0 for questions not in Arabic)
 
 
 @dataclass(frozen=True)
@@ -64,41 +64,6 @@ class Retrieval:
     alternatives: tuple[Evidence, ...] = ()
 
 
-class BM25:
-    """Okapi BM25 over pre-tokenised documents (k1=1.5, b=0.75)."""
-
-    def __init__(self, docs: list[list[str]], *, k1: float = 1.5, b: float = 0.75) -> None:
-        self.k1, self.b = k1, b
-        self.tfs = [Counter(d) for d in docs]
-        self.lengths = np.array([len(d) for d in docs], dtype=np.float32)
-        self.avg = float(self.lengths.mean()) if docs else 0.0
-        df = Counter(t for tf in self.tfs for t in tf)
-        n = len(docs)
-        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in df.items()}
-
-    def scores(self, query: list[str]) -> np.ndarray:
-        out = np.zeros(len(self.tfs), dtype=np.float32)
-        terms = [t for t in set(query) if t in self.idf]
-        for i, tf in enumerate(self.tfs):
-            norm = self.k1 * (1 - self.b + self.b * self.lengths[i] / max(self.avg, 1e-9))
-            out[i] = sum(self.idf[t] * tf[t] * (self.k1 + 1) / (tf[t] + norm) for t in terms if t in tf)
-        return out
-
-
-class _Catalog:
-    """All chunks of the index with their BM25 tokens; rebuilt when the store changes."""
-
-    def __init__(self, chunks: list[Chunk]) -> None:
-        self.chunks = chunks
-        self.by_id = {c.id: i for i, c in enumerate(chunks)}
-        self.bm25 = BM25([qtext.tokens(c.text) for c in chunks])
-        # sentence id -> chunks that contain it (sentences overlap between neighbouring chunks)
-        self.sentence_chunks: dict[str, list[int]] = {}
-        for i, c in enumerate(chunks):
-            for s, e in c.sentences:
-                self.sentence_chunks.setdefault(sentence_id(c.doc_id, s, e, c.doc_sha), []).append(i)
-
-
 class Retriever:
     """Ranks the chunks of one store for a question, with one embedder, under one settings object."""
 
@@ -106,16 +71,14 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        self._catalog: _Catalog | None = None
-        self._catalog_key: tuple | None = None
+        self._lexical = LexicalIndex(
+            store.records, store.lexical_folder(), missing=store.lexical_rows_from_chroma
+        )
 
-    def catalog(self) -> _Catalog:
-        # Any process may write the index: the documents record's revision says when it did.
-        key = self.store.revision()
-        if self._catalog is None or key != self._catalog_key:
-            self._catalog = _Catalog(self.store.all_chunks())
-            self._catalog_key = key
-        return self._catalog
+    def lexical(self, *, background: bool = True) -> LexicalIndex:
+        """The lexical index, current with the store (any process may write: the revision says when)."""
+        self._lexical.refresh(self.store.revision(), background=background)
+        return self._lexical
 
     def retrieve(self, question: str, *, k: int | None = None) -> Retrieval:
         """The top `k` chunks for `question` and the evidence sentences inside them."""
@@ -123,8 +86,8 @@ class Retriever:
         k = k or s.k
         t0 = time.perf_counter()
         language = qtext.detect_language(question)
-        catalog = self.catalog()
-        if not catalog.chunks:
+        lexical_index = self.lexical()
+        if not len(lexical_index):
             return Retrieval(question, language, (), (), {"retrieve": 0.0})
         q = self.embedder.encode_query(question)
         t_embed = time.perf_counter()
@@ -132,34 +95,30 @@ class Retriever:
         # Candidates: nearest chunks, chunks of the nearest sentences, and (Arabic) best BM25 chunks.
         dense = self.store.query_chunks(q, s.candidates)
         near_sentences = self.store.query_sentences(q, s.candidates)
-        candidates = {catalog.by_id[c] for c in dense if c in catalog.by_id}
+        candidates = dict.fromkeys(dense)
         for sid in near_sentences:
-            candidates.update(catalog.sentence_chunks.get(sid, ()))
+            doc_id, sha, start, end = sid.rsplit(":", 3)
+            candidates.update(
+                dict.fromkeys(lexical_index.chunks_of_sentence(doc_id, sha, int(start), int(end)))
+            )
         q_tokens = qtext.tokens(question)
         use_lexical = language == "ar" and s.lexical_weight > 0
-        lexical = catalog.bm25.scores(q_tokens) if use_lexical else np.zeros(len(catalog.chunks))
         if use_lexical:
-            top = np.argsort(-lexical)[: s.candidates].tolist()
-            candidates.update(i for i in top if lexical[i] > 0)
-        cand = sorted(candidates)
+            candidates.update(dict.fromkeys(lexical_index.top(q_tokens, s.candidates)))
+        # Fetched by id, with the vectors of those the dense query did not score.
+        chunks, chunk_vecs = self.store.get_chunks(list(candidates), vectors=True)
+        chunks.sort(key=lambda c: (c.doc_id, c.index))  # equal scores keep document order
+        lexical = (
+            lexical_index.scores(q_tokens, [c.text for c in chunks]) if use_lexical else np.zeros(len(chunks))
+        )
 
         # Exact similarities for every candidate chunk and every sentence inside one.
-        missing = [catalog.chunks[i].id for i in cand if catalog.chunks[i].id not in dense]
-        chunk_vecs = self.store.chunk_vectors(missing)
-        sent_ids = sorted(
-            {
-                sentence_id(c.doc_id, a, b, c.doc_sha)
-                for i in cand
-                for c in [catalog.chunks[i]]
-                for a, b in c.sentences
-            }
-        )
+        sent_ids = sorted({sentence_id(c.doc_id, a, b, c.doc_sha) for c in chunks for a, b in c.sentences})
         sent_vecs = self.store.sentence_vectors(sent_ids)
         sent_sim = {sid: float(v @ q) for sid, v in sent_vecs.items()}
 
-        dense_scores, best_sentences, chunk_sims = [], [], []
-        for i in cand:
-            chunk = catalog.chunks[i]
+        dense_scores, best_sentences = [], []
+        for chunk in chunks:
             chunk_sim = dense.get(chunk.id)
             if chunk_sim is None:
                 chunk_sim = float(chunk_vecs[chunk.id] @ q) if chunk.id in chunk_vecs else 0.0
@@ -170,17 +129,18 @@ class Retriever:
                 ),
                 default=0.0,
             )
-            chunk_sims.append(chunk_sim)
             best_sentences.append(best_sentence)
             dense_scores.append((1 - s.sentence_weight) * chunk_sim + s.sentence_weight * best_sentence)
+        if not chunks:
+            return Retrieval(question, language, (), (), {"retrieve": (time.perf_counter() - t0) * 1000})
         # Dense and BM25 live on different scales: min-max both over the candidates before mixing.
         fused = np.asarray(dense_scores)
         if use_lexical:
             w = s.lexical_weight
-            fused = (1 - w) * _minmax(fused) + w * _minmax(lexical[cand])
+            fused = (1 - w) * _minmax(fused) + w * _minmax(lexical)
         hits = [
-            Hit(catalog.chunks[i], float(f), float(d), float(b), float(lexical[i]))
-            for i, f, d, b in zip(cand, fused, dense_scores, best_sentences)
+            Hit(c, float(f), float(d), float(b), float(x))
+            for c, f, d, b, x in zip(chunks, fused, dense_scores, best_sentences, lexical)
         ]
         hits.sort(key=lambda h: h.score, reverse=True)
         hits = hits[:k]

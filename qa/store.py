@@ -15,7 +15,12 @@ write killed at any point leaves the old or the new version, never neither and n
 records are swept by the next write. The documents record's revision tells readers in other
 processes that the index changed: an embedded Chroma client is then reopened (its in-memory vector
 index does not see another process's writes), and an id that vanished between two reads is skipped.
-Leaves out: ranking (retrieve.py) and the lexical index, which is rebuilt from here.
+Reads never scan the collection: documents and counts come from the documents record, chunks are
+fetched by id (or by document), and each write stores its chunks' BM25 tokens in the record for the
+lexical index (qa/lexical.py), which is saved under `<chroma path>/lexical/<collection>/`.
+A write names its version in the record's `pending` table first, so `sweep()` after a killed write
+deletes only that version's records.
+Leaves out: ranking (retrieve.py) and the lexical index itself (lexical.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from qa import lexical as qlexical
 from qa.errors import StoreError
 from qa.ingest import Chunk, Document
 from qa.records import DocInfo, Records
@@ -178,7 +184,7 @@ class Store:
         return self.records.all()
 
     def all_chunks(self) -> list[Chunk]:
-        """Every visible chunk (text and offsets, no vectors): the lexical index is built from these.
+        """Every visible chunk (text and offsets, no vectors): reads the whole collection (tests, export).
 
         Records of a version the documents record does not name (a write in progress, or one that
         was killed) are left out.
@@ -190,6 +196,64 @@ class Store:
             for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
             if visible.get(m["doc_id"]) == m["doc_sha"]
         ]
+
+    def get_chunks(
+        self, ids: list[str], *, vectors: bool = False
+    ) -> tuple[list[Chunk], dict[str, np.ndarray]]:
+        """The visible chunks among `ids` (in that order), fetched by id; with `vectors`, their vectors.
+
+        An id that vanished meanwhile (another process's write) is skipped.
+        """
+        if not ids:
+            return [], {}
+        include = ["documents", "metadatas"] + (["embeddings"] if vectors else [])
+        try:
+            got = self.chunks.get(ids=ids, include=include)
+        except Exception:
+            return [], {}
+        shas: dict[str, str | None] = {}
+        found, vecs = {}, {}
+        embeddings = got["embeddings"] if vectors else [None] * len(got["ids"])
+        for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], embeddings):
+            doc_id = m["doc_id"]
+            if doc_id not in shas:
+                shas[doc_id] = self.document_sha(doc_id)
+            if shas[doc_id] != m["doc_sha"]:
+                continue
+            found[i] = _chunk(i, d, m)
+            if vectors:
+                vecs[i] = np.asarray(e, dtype=np.float32)
+        return [found[i] for i in ids if i in found], vecs
+
+    def document_chunks(self, doc_id: str) -> list[Chunk]:
+        """The visible chunks of one document, in document order (reads that document only)."""
+        sha = self.document_sha(doc_id)
+        if sha is None:
+            return []
+        got = self.chunks.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+        chunks = [
+            _chunk(i, d, m)
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+            if m["doc_sha"] == sha
+        ]
+        return sorted(chunks, key=lambda c: c.index)
+
+    def lexical_folder(self):
+        """Where the lexical index of this collection is saved (None for an in-memory record)."""
+        path = self.records.path
+        return None if path == ":memory:" else path.parent / "lexical" / self.name
+
+    def lexical_rows_from_chroma(self, doc_ids: list[str]) -> list[qlexical.DocChunks]:
+        """Lexical rows for visible documents indexed before the record kept them; stores them too."""
+        out = []
+        for doc_id in doc_ids:
+            chunks = self.document_chunks(doc_id)
+            if not chunks:
+                continue
+            payload = qlexical.encode_chunks(chunks)
+            self.records.put_lexical(doc_id, chunks[0].doc_sha, payload)
+            out.append(qlexical.decode_chunks(doc_id, chunks[0].doc_sha, payload))
+        return out
 
     def query_chunks(self, vector: np.ndarray, n: int) -> dict[str, float]:
         """The `n` chunks nearest to a query vector: chunk id -> cosine similarity."""
@@ -246,6 +310,8 @@ class Store:
         """
         spans = sorted(sentence_vectors)
         sentence_ids = [sentence_id(doc.id, s, e, doc.sha256) for s, e in spans]
+        lexical = qlexical.encode_chunks(chunks)
+        self.records.begin_write(doc.id, doc.sha256)
         try:
             self._upsert(
                 self.sentences,
@@ -265,6 +331,7 @@ class Store:
             with contextlib.suppress(Exception):  # best effort: the sweep removes what stays
                 self._delete_ids(self.chunks, [c.id for c in chunks])
                 self._delete_ids(self.sentences, sentence_ids)
+            self.records.end_write(doc.id, doc.sha256)
             raise StoreError(f"Could not write {doc.id} to the index ({exc}); it is unchanged.") from None
         pages = doc.page_at(len(doc.text)) or 0
         self._seen = self.records.put(
@@ -275,10 +342,12 @@ class Store:
                 chars=len(doc.text),
                 source=doc.source,
                 pages=pages,
-            )
+            ),
+            lexical=lexical,
         )
         self.version += 1
         self._sweep_document(doc.id, doc.sha256)
+        self.records.end_write(doc.id, doc.sha256)
 
     def _upsert(self, collection, ids, embeddings, documents, metadatas) -> None:
         size = self._batch_size()
@@ -297,26 +366,36 @@ class Store:
         for i in range(0, len(ids), size):
             collection.delete(ids=ids[i : i + size])
 
-    def _sweep_document(self, doc_id: str, keep_sha: str | None) -> None:
+    def _sweep_document(self, doc_id: str, keep_sha: str | None) -> int:
         """Delete every record of `doc_id` that is not of version `keep_sha` (None: all of them)."""
+        removed = 0
         for collection in (self.chunks, self.sentences):
             got = collection.get(where={"doc_id": doc_id}, include=["metadatas"])
             stale = [i for i, m in zip(got["ids"], got["metadatas"]) if m.get("doc_sha") != keep_sha]
             self._delete_ids(collection, stale)
+            removed += len(stale)
+        return removed
 
     def sweep(self) -> int:
-        """Delete records no documents record names (left by a killed write); returns how many."""
-        visible = {d.id: d.sha256 for d in self.records.all()}
+        """Delete the records of writes that started and never finished (killed); returns how many.
+
+        Only the versions the record's `pending` table names are read, never the whole collection.
+        """
+        removed = 0
+        for doc_id, sha in self.records.pending():
+            if self.document_sha(doc_id) == sha:  # killed after its commit: keep it, drop the old one
+                removed += self._sweep_document(doc_id, sha)
+            else:
+                removed += self._delete_version(doc_id, sha)
+            self.records.end_write(doc_id, sha)
+        return removed
+
+    def _delete_version(self, doc_id: str, sha: str) -> int:
         removed = 0
         for collection in (self.chunks, self.sentences):
-            got = collection.get(include=["metadatas"])
-            stale = [
-                i
-                for i, m in zip(got["ids"], got["metadatas"])
-                if visible.get(m.get("doc_id")) != m.get("doc_sha")
-            ]
-            self._delete_ids(collection, stale)
-            removed += len(stale)
+            got = collection.get(where={"$and": [{"doc_id": doc_id}, {"doc_sha": sha}]}, include=[])
+            self._delete_ids(collection, got["ids"])
+            removed += len(got["ids"])
         return removed
 
     def remove_document(self, doc_id: str) -> bool:
@@ -331,6 +410,7 @@ class Store:
     def reset(self) -> None:
         """Drop both collections and every record, and start empty (same embedding model)."""
         self._seen = self.records.clear()
+        qlexical.drop(self.lexical_folder())
         for name in (self.name, self.name + SENTENCES_SUFFIX):
             with contextlib.suppress(Exception):  # already gone
                 self.client.delete_collection(name)

@@ -1,16 +1,9 @@
-"""Ranking: BM25, language-aware fusion, evidence sentences inside the retrieved chunks."""
+"""Ranking: language-aware fusion, evidence sentences inside the retrieved chunks."""
 
 from __future__ import annotations
 
-from qa import plugins, text
+from qa import plugins
 from qa.answer import extractive_mode as answer_mode_extractive
-from qa.retrieve import BM25
-
-
-def test_bm25_prefers_documents_with_rare_query_terms():
-    docs = [text.tokens(d) for d in ["نفى الكرملين الخبر", "قال الوزير في موسكو", "الوزير والخبر في موسكو"]]
-    scores = BM25(docs).scores(text.tokens("ماذا نفى الكرملين؟"))
-    assert scores.argmax() == 0 and scores[1] == 0
 
 
 def test_lexical_scores_are_fused_only_for_arabic_questions(seeded):

@@ -116,7 +116,7 @@ class Warmup:
     def _run(self) -> None:
         try:
             self.assistant.embedder.encode_query("warm-up")
-            self.assistant.retriever.catalog()
+            self.assistant.retriever.lexical()
         except QAError as exc:
             self.error = exc
         except Exception as exc:  # shown to users as one sentence; the details go to the log
