@@ -176,15 +176,22 @@ class Records:
 
     def put(self, info: DocInfo, *, lexical: str | None = None) -> int:
         """Insert or replace a document's record (and its lexical row); returns the new revision."""
-        statements = [
-            (
-                "INSERT OR REPLACE INTO documents (collection, id, source, sha256, chunks, chars, "
-                "pages, revision) VALUES (?, ?, ?, ?, ?, ?, ?, :revision)",
-                (self.collection, info.id, info.source, info.sha256, info.chunks, info.chars, info.pages),
+        return self.put_many([(info, lexical)])
+
+    def put_many(self, items: list[tuple[DocInfo, str | None]]) -> int:
+        """Insert or replace several documents' records and lexical rows in one transaction (one
+        revision: all become visible together); returns the new revision."""
+        statements = []
+        for info, lexical in items:
+            statements.append(
+                (
+                    "INSERT OR REPLACE INTO documents (collection, id, source, sha256, chunks, chars, "
+                    "pages, revision) VALUES (?, ?, ?, ?, ?, ?, ?, :revision)",
+                    (self.collection, info.id, info.source, info.sha256, info.chunks, info.chars, info.pages),
+                )
             )
-        ]
-        if lexical is not None:
-            statements.append(_put_lexical(self.collection, info.id, info.sha256, lexical))
+            if lexical is not None:
+                statements.append(_put_lexical(self.collection, info.id, info.sha256, lexical))
         return self._write(statements)
 
     def put_lexical(self, doc_id: str, sha256: str, chunks: str) -> None:
@@ -209,24 +216,20 @@ class Records:
             ]
         )
 
-    def begin_write(self, doc_id: str, sha256: str) -> None:
-        """Note that records of this version are about to be written to Chroma."""
-        self._write(
-            [("INSERT OR IGNORE INTO pending VALUES (?, ?, ?)", (self.collection, doc_id, sha256))],
-            bump=False,
-        )
-
-    def end_write(self, doc_id: str, sha256: str) -> None:
-        """Note that the write of this version finished (committed and swept, or rolled back)."""
+    def begin_write(self, versions: list[tuple[str, str]]) -> None:
+        """Note that records of these (doc id, sha256) versions are about to be written to Chroma."""
         self._write(
             [
-                (
-                    "DELETE FROM pending WHERE collection = ? AND doc_id = ? AND sha256 = ?",
-                    (self.collection, doc_id, sha256),
-                )
+                ("INSERT OR IGNORE INTO pending VALUES (?, ?, ?)", (self.collection, d, s))
+                for d, s in versions
             ],
             bump=False,
         )
+
+    def end_write(self, versions: list[tuple[str, str]]) -> None:
+        """Note that the writes of these versions finished (committed and swept, or rolled back)."""
+        sql = "DELETE FROM pending WHERE collection = ? AND doc_id = ? AND sha256 = ?"
+        self._write([(sql, (self.collection, d, s)) for d, s in versions], bump=False)
 
     def _write(self, statements: list[tuple[str, tuple]], *, bump: bool = True) -> int:
         """Run `statements` in one transaction; with `bump`, first bump the revision (returned)."""

@@ -105,14 +105,15 @@ class Retriever:
         use_lexical = language == "ar" and s.lexical_weight > 0
         if use_lexical:
             candidates.update(dict.fromkeys(lexical_index.top(q_tokens, s.candidates)))
-        # Fetched by id, with the vectors of those the dense query did not score.
-        chunks, chunk_vecs = self.store.get_chunks(list(candidates), vectors=True)
+        # Fetched by id; vectors only for those the dense query did not score.
+        chunks = self.store.get_chunks(list(candidates))
         chunks.sort(key=lambda c: (c.doc_id, c.index))  # equal scores keep document order
         lexical = (
             lexical_index.scores(q_tokens, [c.text for c in chunks]) if use_lexical else np.zeros(len(chunks))
         )
 
         # Exact similarities for every candidate chunk and every sentence inside one.
+        chunk_vecs = self.store.chunk_vectors([c.id for c in chunks if c.id not in dense])
         sent_ids = sorted({sentence_id(c.doc_id, a, b, c.doc_sha) for c in chunks for a, b in c.sentences})
         sent_vecs = self.store.sentence_vectors(sent_ids)
         sent_sim = {sid: float(v @ q) for sid, v in sent_vecs.items()}

@@ -197,33 +197,26 @@ class Store:
             if visible.get(m["doc_id"]) == m["doc_sha"]
         ]
 
-    def get_chunks(
-        self, ids: list[str], *, vectors: bool = False
-    ) -> tuple[list[Chunk], dict[str, np.ndarray]]:
-        """The visible chunks among `ids` (in that order), fetched by id; with `vectors`, their vectors.
+    def get_chunks(self, ids: list[str]) -> list[Chunk]:
+        """The visible chunks among `ids`, in that order, fetched by id (text and offsets, no vectors).
 
         An id that vanished meanwhile (another process's write) is skipped.
         """
         if not ids:
-            return [], {}
-        include = ["documents", "metadatas"] + (["embeddings"] if vectors else [])
+            return []
         try:
-            got = self.chunks.get(ids=ids, include=include)
+            got = self.chunks.get(ids=ids, include=["documents", "metadatas"])
         except Exception:
-            return [], {}
+            return []
         shas: dict[str, str | None] = {}
-        found, vecs = {}, {}
-        embeddings = got["embeddings"] if vectors else [None] * len(got["ids"])
-        for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], embeddings):
+        found = {}
+        for i, d, m in zip(got["ids"], got["documents"], got["metadatas"]):
             doc_id = m["doc_id"]
             if doc_id not in shas:
                 shas[doc_id] = self.document_sha(doc_id)
-            if shas[doc_id] != m["doc_sha"]:
-                continue
-            found[i] = _chunk(i, d, m)
-            if vectors:
-                vecs[i] = np.asarray(e, dtype=np.float32)
-        return [found[i] for i in ids if i in found], vecs
+            if shas[doc_id] == m["doc_sha"]:
+                found[i] = _chunk(i, d, m)
+        return [found[i] for i in ids if i in found]
 
     def document_chunks(self, doc_id: str) -> list[Chunk]:
         """The visible chunks of one document, in document order (reads that document only)."""
@@ -306,48 +299,60 @@ class Store:
     ) -> None:
         """Make the index hold exactly these chunks for `doc`, the old version visible until the switch.
 
-        Raises `StoreError` when the write fails; the old version is then still the visible one.
+        `chunk_vectors` (len(chunks), dim) float32; `sentence_vectors` maps each sentence's
+        `[start, end)` offsets to its (dim,) vector. Raises `StoreError` when the write fails; the old
+        version is then still the visible one.
         """
-        spans = sorted(sentence_vectors)
-        sentence_ids = [sentence_id(doc.id, s, e, doc.sha256) for s, e in spans]
-        lexical = qlexical.encode_chunks(chunks)
-        self.records.begin_write(doc.id, doc.sha256)
+        self.replace_documents([(doc, chunks, chunk_vectors, sentence_vectors)])
+
+    def replace_documents(
+        self,
+        writes: list[tuple[Document, list[Chunk], np.ndarray, dict[tuple[int, int], np.ndarray]]],
+    ) -> None:
+        """`replace_document` for several documents: their records share Chroma batches (a call
+        costs ~30 ms however small, measured for issue 11) and one commit makes them all visible."""
+        versions = [(doc.id, doc.sha256) for doc, *_ in writes]
+        sentence_ids, sentence_vecs, sentence_meta = [], [], []
+        chunk_ids, chunk_vecs, chunk_texts, chunk_meta = [], [], [], []
+        for doc, chunks, vectors, by_span in writes:
+            for s, e in sorted(by_span):
+                sentence_ids.append(sentence_id(doc.id, s, e, doc.sha256))
+                sentence_vecs.append(by_span[s, e])
+                sentence_meta.append({"doc_id": doc.id, "doc_sha": doc.sha256, "start": s, "end": e})
+            chunk_ids += [c.id for c in chunks]
+            chunk_vecs += list(vectors)
+            chunk_texts += [c.text for c in chunks]
+            chunk_meta += [_chunk_metadata(doc, c) for c in chunks]
+        items = [
+            (
+                DocInfo(
+                    id=doc.id,
+                    sha256=doc.sha256,
+                    chunks=len(chunks),
+                    chars=len(doc.text),
+                    source=doc.source,
+                    pages=doc.page_at(len(doc.text)) or 0,
+                ),
+                qlexical.encode_chunks(chunks),
+            )
+            for doc, chunks, *_ in writes
+        ]
+        self.records.begin_write(versions)
         try:
-            self._upsert(
-                self.sentences,
-                sentence_ids,
-                [sentence_vectors[s] for s in spans],
-                None,
-                [{"doc_id": doc.id, "doc_sha": doc.sha256, "start": s, "end": e} for s, e in spans],
-            )
-            self._upsert(
-                self.chunks,
-                [c.id for c in chunks],
-                list(chunk_vectors),
-                [c.text for c in chunks],
-                [_chunk_metadata(doc, c) for c in chunks],
-            )
+            self._upsert(self.sentences, sentence_ids, sentence_vecs, None, sentence_meta)
+            self._upsert(self.chunks, chunk_ids, chunk_vecs, chunk_texts, chunk_meta)
         except Exception as exc:
             with contextlib.suppress(Exception):  # best effort: the sweep removes what stays
-                self._delete_ids(self.chunks, [c.id for c in chunks])
+                self._delete_ids(self.chunks, chunk_ids)
                 self._delete_ids(self.sentences, sentence_ids)
-            self.records.end_write(doc.id, doc.sha256)
-            raise StoreError(f"Could not write {doc.id} to the index ({exc}); it is unchanged.") from None
-        pages = doc.page_at(len(doc.text)) or 0
-        self._seen = self.records.put(
-            DocInfo(
-                id=doc.id,
-                sha256=doc.sha256,
-                chunks=len(chunks),
-                chars=len(doc.text),
-                source=doc.source,
-                pages=pages,
-            ),
-            lexical=lexical,
-        )
+            self.records.end_write(versions)
+            names = ", ".join(d for d, _ in versions)
+            raise StoreError(f"Could not write {names} to the index ({exc}); it is unchanged.") from None
+        self._seen = self.records.put_many(items)
         self.version += 1
-        self._sweep_document(doc.id, doc.sha256)
-        self.records.end_write(doc.id, doc.sha256)
+        for doc_id, sha in versions:
+            self._sweep_document(doc_id, sha)
+        self.records.end_write(versions)
 
     def _upsert(self, collection, ids, embeddings, documents, metadatas) -> None:
         size = self._batch_size()
@@ -387,7 +392,7 @@ class Store:
                 removed += self._sweep_document(doc_id, sha)
             else:
                 removed += self._delete_version(doc_id, sha)
-            self.records.end_write(doc_id, sha)
+            self.records.end_write([(doc_id, sha)])
         return removed
 
     def _delete_version(self, doc_id: str, sha: str) -> int:
