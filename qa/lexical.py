@@ -189,6 +189,16 @@ class _Base:
             if old.name < final.name:
                 shutil.rmtree(old, ignore_errors=True)
 
+    @staticmethod
+    def saved_revision(folder: Path | None) -> int:
+        """The revision of the newest saved base in `folder` (-1 when none), from folder names only."""
+        if folder is None:
+            return -1
+        names = [p.name for p in folder.glob("rev-*")]
+        return max(
+            (int(n.removeprefix("rev-")) for n in names if n.removeprefix("rev-").isdigit()), default=-1
+        )
+
     @classmethod
     def load_latest(cls, folder: Path) -> _Base | None:
         """The newest saved base, or None when there is none or it cannot be read (then it is rebuilt)."""
@@ -281,6 +291,9 @@ class LexicalIndex:
                 if base is None:
                     base = self._rebuild(revision)
                 view = self._make_view(base, revision)
+                self._view = view
+            if self._due(view) and _Base.saved_revision(self.folder) > view.base.revision:
+                view = self._make_view(self._load() or view.base, revision)  # another process rebuilt it
                 self._view = view
             if self._due(view):
                 if not background or view.n_docs <= SMALL_COLLECTION:

@@ -185,3 +185,18 @@ def test_queries_with_no_known_term_score_zero(tmp_path, kind):
     query = [] if kind == "empty" else ["zzzqqq"]
     assert index.top(query, 5) == []
     assert not index.scores(query, [c.text for c in chunks]).any()
+
+
+def test_a_base_another_process_rebuilt_is_adopted_instead_of_rebuilding(tmp_path, monkeypatch):
+    monkeypatch.setattr(qlexical, "SMALL_COLLECTION", 0)  # a rebuild would go to the background
+    records = Records(tmp_path, "docs")
+    a, a_chunks = seed_chunks("a.txt")
+    mine = qlexical.LexicalIndex(records, tmp_path / "lexical")
+    mine.refresh(put(records, a, a_chunks))
+    b, b_chunks = seed_chunks("b.txt")
+    revision = put(Records(tmp_path, "docs"), b, b_chunks)  # another process writes …
+    qlexical.LexicalIndex(Records(tmp_path, "docs"), tmp_path / "lexical").refresh(revision, background=False)
+    mine.refresh(revision)  # … and saves a new base: this process loads it
+    assert mine._compacting is None
+    assert mine._view.base.revision == revision and mine._view.changed == 0
+    assert len(mine) == len(a_chunks) + len(b_chunks)

@@ -127,3 +127,48 @@ def test_chroma_server_path_answers_with_citations(chroma_server, settings, embe
     assert any("الكرملين" in c.quote for c in answer.citations)
     # nothing was written to the embedded path
     assert not (settings.chroma_path / "chroma.sqlite3").exists()
+
+
+def test_several_documents_become_visible_in_one_commit(fast_assistant, tmp_path):
+    from qa import ingest as qingest
+
+    store, embedder = fast_assistant.store, fast_assistant.embedder
+    writes = []
+    for name, body in (
+        ("a.txt", "تفتح الحديقة في التاسعة. التذكرة بخمسة يوروهات."),
+        ("b.txt", "The museum opens at nine."),
+    ):
+        path = tmp_path / name
+        path.write_text(body, encoding="utf-8")
+        doc = qingest.read_document(path)
+        chunks = qingest.chunk_document(doc, count_tokens=embedder.count_tokens)
+        spans = sorted({s for c in chunks for s in c.sentences})
+        vectors = embedder.encode_documents([doc.text[a:b] for a, b in spans])
+        writes.append(
+            (doc, chunks, embedder.encode_documents([c.text for c in chunks]), dict(zip(spans, vectors)))
+        )
+    before = store.records.revision()
+    store.replace_documents(writes)
+    assert store.records.revision() == before + 1
+    assert {d.id for d in store.documents()} == {"a.txt", "b.txt"}
+    assert store.records.pending() == []
+    assert store.chunks.count() == store.count() == sum(len(w[1]) for w in writes)
+    ids = [c.id for w in writes for c in w[1]]
+    assert [c.id for c in store.get_chunks(ids[::-1])] == ids[::-1]  # by id, in the order asked
+
+
+def test_sweep_removes_only_what_a_killed_write_left(fast_seeded):
+    store = fast_seeded.store
+    [info] = store.documents()
+    visible = store.chunks.count()
+    # a write of a new version that started (pending) and wrote one chunk record before it was killed
+    store.records.begin_write([(info.id, "f" * 64)])
+    store.chunks.add(
+        ids=["leftover"],
+        embeddings=[[0.1] * len(store.chunks.get(limit=1, include=["embeddings"])["embeddings"][0])],
+        documents=["x"],
+        metadatas=[{"doc_id": info.id, "doc_sha": "f" * 64}],
+    )
+    assert store.sweep() == 1
+    assert store.chunks.count() == visible and store.records.pending() == []
+    assert store.document_sha(info.id) == info.sha256
