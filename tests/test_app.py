@@ -198,7 +198,7 @@ def test_translate_replaces_the_shown_turn_and_rerenders_its_sources(fast_seeded
         if t.text is not None:
             assert t.verified and t.text.startswith("In English: the Kremlin denied it") and t.text in sources
         else:
-            assert not t.verified and t.note and f'No translation shown: <bdi dir="auto">{t.note}' in sources
+            assert not t.verified and t.note and f'No translation shown: <bdi dir="ltr">{t.note}' in sources
 
     kept = handlers.keep_translation(turns, translated)
     assert (
