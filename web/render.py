@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from qa import text as qtext
 from qa.answer import Answer, Citation
+from qa.conversations import answer_record
 
 if TYPE_CHECKING:
     from qa.reader import ShortAnswer
@@ -598,19 +599,6 @@ def overview_html(sentences: Sequence[Evidence]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Exports
-
-
-def answer_record(answer: Answer) -> dict:
-    """`Answer.to_dict()` plus each citation's surrounding passage and its offset (and, for a
-    translation, the note saying why none is shown), for the exports."""
-    data = answer.to_dict()
-    for key, cites in (("citations", answer.citations), ("closest", answer.closest)):
-        for row, cite in zip(data[key], cites):
-            row["passage"] = cite.passage
-            row["passage_start"] = cite.passage_start
-            if cite.translation is not None:
-                row["translation"]["note"] = cite.translation.note
-    return data
 
 
 def translation_markdown(translation: Translation) -> str:
