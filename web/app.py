@@ -18,19 +18,19 @@ styling framework beyond Gradio's theme.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import uvicorn
 
 from eval.questions import feedback_record
 from qa import overview as qoverview
@@ -41,6 +41,7 @@ from qa.errors import InputError, QAError
 from qa.stream import Delta, Draft
 from web import render
 from web.render import Turn
+from web.uploads import index_uploads
 
 log = logging.getLogger("qa.app")
 
@@ -367,23 +368,8 @@ class Handlers:
             return gr.skip(), gr.skip(), gr.skip(), None
         paths = [Path(f if isinstance(f, str) else f.name) for f in files]
         progress(0, desc=f"Reading {len(paths)} file(s)…")
-        # An upload's identity is its name: it is staged at a stable path (`uploads/<name>` beside
-        # the index), so uploading a changed report.txt replaces the report.txt uploaded before.
-        staging = Path(self.settings.chroma_path).parent / "uploads"
-        staged: list[Path] = []
         try:
-            names = set()
-            for p in paths:
-                if p.name in names:
-                    raise InputError(f"Two uploaded files share the name {p.name}.")
-                names.add(p.name)
-            staging.mkdir(parents=True, exist_ok=True)
-            for p in paths:
-                shutil.copy(p, staging / p.name)
-                staged.append(staging / p.name)
-            self.warmup.wait()
-            progress(0.1, desc="Indexing…")
-            report = self.assistant.ingest(staged, progress=True)
+            status = index_uploads(self.assistant, paths, ready=self.warmup.wait)
         except QAError as exc:
             gr.Warning(str(exc))
             return *self.documents(f"⚠ {exc}"), None
@@ -394,19 +380,7 @@ class Handlers:
             )
             gr.Warning(message)
             return *self.documents(message), None
-        finally:  # uploads do not linger, ingested or refused: neither our copy nor Gradio's cached one
-            for p in [*staged, *paths]:
-                p.unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    p.parent.rmdir()  # Gradio's per-upload folder (and ours), once empty
-        changes = (
-            ("Added", report.added),
-            ("Replaced", report.replaced),
-            ("Already indexed, unchanged", report.unchanged),
-            ("Same text as an indexed document, skipped", [Path(s).name for s, _ in report.duplicates]),
-        )
-        parts = [f"{label}: {', '.join(ids)}" for label, ids in changes if ids]
-        return *self.documents("; ".join(parts) + "."), None
+        return *self.documents(status), None
 
     def remove_doc(self, doc_id: str | None) -> tuple[Any, Any, Any]:
         """Remove the chosen document from the index."""
@@ -660,7 +634,7 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
     handlers = Handlers(assistant or Assistant(settings), settings)
     default_mode = settings.answer_mode if settings.answer_mode in plugins.modes() else "extractive"
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
-        demo.warmup = handlers.warmup
+        demo.warmup, demo.assistant = handlers.warmup, handlers.assistant
         page = _layout(settings, default_mode=default_mode)
         overviews = _wire(page, handlers)
         demo.load(
@@ -681,35 +655,100 @@ def theme() -> gr.themes.Base:
     )
 
 
-def launch(
-    assistant: Assistant | None = None, settings: Settings | None = None, *, block: bool = True
-) -> tuple[gr.Blocks, str]:
-    """Start the server: warm the model in the background, bind, print the URL; block unless told not to."""
+class Served:
+    """A uvicorn server running an ASGI app in a daemon thread; `close()` stops it and frees the port."""
+
+    def __init__(self, asgi, *, host: str, port: int) -> None:
+        config = uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="qa-server", daemon=True)
+
+    def start(self) -> None:
+        """Start serving; raises `QAError` when the port cannot be bound (in use, not permitted)."""
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise QAError("The server could not start: is the port already in use? Set QA_PORT.")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve(assistant: Assistant | None = None, settings: Settings | None = None) -> tuple[gr.Blocks, Any, str]:
+    """The whole server, not started: (page, FastAPI app with the API and the page mounted at /, host).
+
+    Login is on with QA_AUTH (the page asks for it; the API takes QA_API_KEYS); without it the
+    host is 127.0.0.1 whatever QA_HOST says.
+    """
+    from starlette.routing import Mount
+
+    from web.api import Access, create_server, parse_keys
+
     settings = settings or (assistant.settings if assistant else get_settings())
     users = parse_auth(settings.auth)
     host = settings.host if users else "127.0.0.1"
     if not users and settings.host != "127.0.0.1":
         print(f"QA_HOST={settings.host} ignored: set QA_AUTH to serve beyond this machine.", file=sys.stderr)
     demo = build_app(assistant, settings)
-    demo.warmup.start()
     demo.queue(default_concurrency_limit=CONCURRENCY)
-    _, url, _ = demo.launch(
+    page_app: dict[str, Any] = {}  # Gradio's own app once mounted: its sign-in sessions
+
+    def session_user(request) -> str | None:
+        page = page_app.get("app")
+        if page is None:
+            return None
+        cookies = request.cookies
+        token = cookies.get(f"access-token-{page.cookie_id}") or cookies.get(
+            f"access-token-unsecure-{page.cookie_id}"
+        )
+        return page.tokens.get(token)
+
+    access = Access(
+        login=bool(users),
+        keys=frozenset(parse_keys(settings.api_keys, settings.api_keys_file)),
+        limit=settings.auth_failure_limit,
+        session_user=session_user,
+    )
+    server = create_server(demo.assistant, access=access, ready=demo.warmup.wait)
+    gr.mount_gradio_app(
+        server,
+        demo,
+        path="/",
         server_name=host,
         server_port=settings.port,
+        footer_links=["api"],
         auth=users,
         auth_message="Sign in to ask the documents." if users else None,
-        prevent_thread_lock=True,
         show_error=False,
-        quiet=True,
-        ssr_mode=False,
-        footer_links=["api"],
         max_file_size=f"{settings.max_file_mb:g}mb",  # refused while uploading, before it is saved
+        ssr_mode=False,
         theme=theme(),
         css=render.CSS,
     )
-    if host == "0.0.0.0":
-        url = f"http://127.0.0.1:{settings.port}/"
-    print(f"Document Q&A running at {url} (login {'on' if users else 'off'})", flush=True)
+    page_app["app"] = next(r.app for r in server.routes if isinstance(r, Mount) and r.path == "")
+    return demo, server, host
+
+
+def launch(
+    assistant: Assistant | None = None, settings: Settings | None = None, *, block: bool = True
+) -> tuple[gr.Blocks, str]:
+    """Start the server (the page, the OpenAI-compatible and REST API, one port): warm the model in the
+    background, bind, print the URL; block unless told not to. `demo.close()` stops it."""
+    settings = settings or (assistant.settings if assistant else get_settings())
+    demo, server, host = serve(assistant, settings)
+    demo.warmup.start()
+    served = Served(server, host=host, port=settings.port)
+    served.start()
+    demo.server, demo.is_running = served, True  # Blocks.close() and block_thread() use these
+    url = (
+        f"http://127.0.0.1:{settings.port}/"
+        if host in ("0.0.0.0", "127.0.0.1")
+        else f"http://{host}:{settings.port}/"
+    )
+    login = "on" if parse_auth(settings.auth) else "off"
+    print(f"Document Q&A running at {url} (login {login}; API at {url}v1, docs at {url}docs)", flush=True)
     if block:
         demo.block_thread()
     return demo, url
