@@ -18,8 +18,8 @@ at `/`: one server, one port.
   bad input is logged as one line, never a traceback.
 - Access (`Access`): without login (no QA_AUTH) nothing is checked and the server binds 127.0.0.1
   only. With it, every path but the login page and its static files needs a signed-in page session
-  or `Authorization: Bearer <key>` (QA_API_KEYS / QA_API_KEYS_FILE); `/v1`, `/api` and the OpenAPI
-  pages need the key. Failed sign-ins and refused keys count per client (the `limits` library's
+  or `Authorization: Bearer <key>` (QA_API_KEYS / QA_API_KEYS_FILE); `/v1` and `/api` need the key
+  (the OpenAPI page at /docs opens for either). Failed sign-ins and refused keys count per client (the `limits` library's
   moving window, QA_AUTH_FAILURE_LIMIT): past the limit the client gets 429 until the window moves.
 
 Leaves out: the page itself (web/app.py), rendering (web/render.py), and any state of its own beyond
@@ -56,6 +56,7 @@ from web.uploads import index_uploads
 
 log = logging.getLogger("qa.api")
 
+SHORT_LABEL, NOTE_LABEL = "Short answer: ", "Note: "
 SOURCES_HEADING = "Sources:"
 CLOSEST_HEADING = "Closest passages (not an answer):"
 # Paths anyone may reach when login is on: Gradio's login page and what it loads to show itself.
@@ -70,7 +71,7 @@ PUBLIC_PATHS = {
     "/manifest.json",
 }
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
-KEY_PREFIXES = ("/v1/", "/api/", "/docs", "/openapi.json", "/redoc")  # the API: a key, not a page session
+KEY_PREFIXES = ("/v1/", "/api/")  # the API itself: a key, not a page session
 ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -125,18 +126,19 @@ def error_response(message: str, *, status: int, code: str | None = None, header
 
 
 def reply_text(answer: Answer) -> str:
-    """The chat reply: the short answer (when there is one), the answer with its `[n]` markers, its
-    note, then the sources as a numbered list (document, paragraph, «quote»), or the closest passages
-    when the documents do not answer.
+    """The chat reply: the answer with its `[n]` markers; then its short answer and note, one line
+    each; then the sources as a numbered list (document, paragraph, «quote»), or the closest
+    passages when the documents do not answer.
 
-    Example: "According to the article [1]: «…»\\n\\nSources:\\n1. seed.txt, paragraph 1: «…»"
+    Example: "According to the article [1]: «…»\n\nSources:\n1. seed.txt, paragraph 1: «…»"
     """
-    parts = []
+    parts, extra = [answer.answer], []
     if answer.short_answer is not None:
-        parts.append(f"{answer.short_answer.text} [{answer.short_answer.n}]")
-    parts.append(answer.answer)
+        extra.append(f"{SHORT_LABEL}{answer.short_answer.text} [{answer.short_answer.n}]")
     if answer.note:
-        parts.append(f"({answer.note})")
+        extra.append(f"{NOTE_LABEL}{answer.note}")
+    if extra:
+        parts.append("\n".join(extra))
     shown = answer.citations or answer.closest
     if shown:
         lines = [SOURCES_HEADING if answer.citations else CLOSEST_HEADING]
@@ -150,8 +152,8 @@ def reply_text(answer: Answer) -> str:
 def history_of(messages: list[ChatMessage]) -> list[tuple[str, str]]:
     """The conversation before the last message: (question, answer text) pairs, as the page keeps them.
 
-    An assistant message from this server is cut before its sources list (the page's history holds
-    the answer alone); system messages are ignored.
+    An assistant message from this server is cut before its short answer, note and sources (the
+    page's history holds the answer alone); system messages are ignored.
     """
     pairs, question = [], None
     for m in messages:
@@ -159,8 +161,8 @@ def history_of(messages: list[ChatMessage]) -> list[tuple[str, str]]:
             question = m.text()
         elif m.role == "assistant" and question is not None:
             text = m.text()
-            for heading in (SOURCES_HEADING, CLOSEST_HEADING):
-                text = text.split(f"\n\n{heading}\n", 1)[0]
+            for label in (SHORT_LABEL, NOTE_LABEL, f"{SOURCES_HEADING}\n", f"{CLOSEST_HEADING}\n"):
+                text = text.split(f"\n\n{label}", 1)[0]
             pairs.append((question, text))
             question = None
     return pairs

@@ -373,13 +373,6 @@ class Handlers:
         except QAError as exc:
             gr.Warning(str(exc))
             return *self.documents(f"⚠ {exc}"), None
-        except Exception as exc:  # a parser failing on a malformed file: one sentence, details logged
-            log.exception("ingesting %s failed", [p.name for p in paths])
-            message = (
-                f"⚠ Could not index the upload ({type(exc).__name__}); the details are in the server log."
-            )
-            gr.Warning(message)
-            return *self.documents(message), None
         return *self.documents(status), None
 
     def remove_doc(self, doc_id: str | None) -> tuple[Any, Any, Any]:

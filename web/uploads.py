@@ -14,12 +14,15 @@ Leaves out: receiving the bytes (Gradio's upload, FastAPI's `UploadFile`) and sh
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from qa.assistant import Assistant
-from qa.errors import InputError
+from qa.errors import InputError, QAError
+
+log = logging.getLogger("qa.app")
 
 
 def index_uploads(
@@ -29,7 +32,8 @@ def index_uploads(
 
     `paths` are the received files (deleted here, with their folder once empty); `ready` waits for
     the embedding model (the web app's warm-up). Raises `InputError` when two files share a name or a
-    file cannot be used, `StoreError` for the index: the index is unchanged then.
+    file cannot be used (also when a parser fails unexpectedly: the sentence says so, the log has the
+    details), `StoreError` for the index: the index is unchanged then.
     """
     staging = Path(assistant.settings.chroma_path).parent / "uploads"
     staged: list[Path] = []
@@ -45,6 +49,13 @@ def index_uploads(
             staged.append(staging / p.name)
         ready()
         report = assistant.ingest(staged, progress=True)
+    except QAError:
+        raise
+    except Exception as exc:  # a parser failing on a malformed file: one sentence, the details logged
+        log.exception("ingesting %s failed", [p.name for p in paths])
+        raise InputError(
+            f"Could not index the upload ({type(exc).__name__}); the details are in the server log."
+        ) from None
     finally:  # uploads do not linger, ingested or refused: neither our copy nor the received one
         for p in [*staged, *paths]:
             p.unlink(missing_ok=True)
