@@ -37,6 +37,7 @@ from qa import overview as qoverview
 from qa import plugins
 from qa.assistant import Assistant
 from qa.config import Settings, get_settings
+from qa.conversations import ConversationStore, StoredTurn
 from qa.errors import InputError, QAError
 from qa.stream import Delta, Draft
 from web import render
@@ -134,6 +135,11 @@ class Warmup:
             raise self.error
 
 
+def _owner(request: gr.Request | None) -> str:
+    """Whose conversations: the signed-in user's name, "" without login."""
+    return (request.username if request is not None else None) or ""
+
+
 def _turn_index(evt: gr.EventData) -> int:
     """The conversation turn a chatbot event points at (two messages per turn)."""
     index = evt.index if isinstance(evt.index, int) else evt.index[0]
@@ -171,6 +177,7 @@ class Handlers:
         self.export_dir = Path(tempfile.mkdtemp(prefix="qa-export-"))
         self._feedback_lock = threading.Lock()
         self._overviews: dict[tuple[str, str], str] = {}  # (doc id, sha256) -> its overview's HTML
+        self.conversations = ConversationStore(settings.conversations_path)
 
     # -- conversation
 
@@ -300,9 +307,77 @@ class Handlers:
         js.write_text(render.conversation_json(turns), encoding="utf-8")
         return gr.update(value=str(md), interactive=True), gr.update(value=str(js), interactive=True)
 
-    def clear(self) -> tuple[list, list[Turn], str, None, Any]:
-        """A new conversation: empty chat and state, the sources panel's hint, no translate control."""
-        return [], [], render.sources_html(None), None, gr.update(visible=False)
+    def clear(self) -> tuple[list, list[Turn], str, None, Any, None, Any]:
+        """A new conversation: empty chat and state, the sources panel's hint, no translate control,
+        no saved conversation open (the list keeps its entries, none selected)."""
+        return [], [], render.sources_html(None), None, gr.update(visible=False), None, gr.update(value=None)
+
+    # -- saved conversations (qa.conversations; each user sees their own)
+
+    def saved_list(self, request: gr.Request | None = None, *, value: str | None = None) -> Any:
+        """The saved-conversations list for the signed-in user (newest first), `value` selected."""
+        convs = self.conversations.list(owner=_owner(request))
+        return gr.update(choices=[(render.conversation_label(c), c.id) for c in convs], value=value)
+
+    def save_conversation(self, turns: list[Turn], conversation_id: str | None, request: gr.Request) -> tuple:
+        """After each answer: save the whole conversation (a new one at its first answer).
+
+        Returns (the conversation's id, the list with it selected, its name in the rename box).
+        """
+        if not turns:
+            return gr.skip(), gr.skip(), gr.skip()
+        stored = [StoredTurn(t.id, t.question, t.answer, t.error) for t in turns]
+        try:
+            saved = self.conversations.save(conversation_id, stored, owner=_owner(request))
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), gr.skip(), gr.skip()
+        return saved.id, self.saved_list(request, value=saved.id), saved.title
+
+    def open_conversation(self, conversation_id: str | None, request: gr.Request) -> tuple:
+        """A conversation picked in the list, reopened with its sources: (chat, turns, sources, shown turn
+        id, translate button, conversation id, its name in the rename box)."""
+        if not conversation_id:
+            return (gr.skip(),) * 7
+        owner = _owner(request)
+        try:
+            stored = self.conversations.load(conversation_id, owner=owner)
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return (gr.skip(),) * 7
+        turns = [Turn(t.id, t.question, t.answer, t.error) for t in stored]
+        last = shown_turn(turns, None)
+        title = next((c.title for c in self.conversations.list(owner=owner) if c.id == conversation_id), "")
+        return (
+            render.chat_messages(turns),
+            turns,
+            render.sources_html(last),
+            last.id if last else None,
+            translate_button(last),
+            conversation_id,
+            title,
+        )
+
+    def rename_conversation(self, conversation_id: str | None, title: str, request: gr.Request) -> Any:
+        """Rename the open conversation; returns the list (a warning of one sentence when it cannot)."""
+        if not conversation_id:
+            gr.Warning("Open a saved conversation (or ask a question) first.")
+            return gr.skip()
+        try:
+            self.conversations.rename(conversation_id, title or "", owner=_owner(request))
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return gr.skip()
+        return self.saved_list(request, value=conversation_id)
+
+    def delete_conversation(self, conversation_id: str | None, request: gr.Request) -> tuple:
+        """Delete the open conversation and start a new one: the `clear` outputs, then the list."""
+        if not conversation_id:
+            gr.Warning("Open a saved conversation first.")
+            return (gr.skip(),) * 8
+        self.conversations.delete(conversation_id, owner=_owner(request))
+        *cleared, _, _ = self.clear()
+        return *cleared, None, self.saved_list(request), ""
 
     # -- documents
 
@@ -415,6 +490,11 @@ class Page:
     mode: gr.Radio
     k: gr.Slider
     lang: gr.Radio
+    conversation: gr.State
+    saved: gr.Radio
+    saved_name: gr.Textbox
+    rename: gr.Button
+    delete: gr.Button
 
 
 def _layout(settings: Settings, *, default_mode: str) -> Page:
@@ -422,6 +502,7 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
     turns = gr.State([])
     shown = gr.State(None)  # the id of the turn the Sources panel shows
     translated = gr.State(None)  # a translated turn on its way into `turns` (Handlers.keep_translation)
+    conversation = gr.State(None)  # the id of the saved conversation on screen (None: not saved yet)
     with gr.Column(elem_id="qa-header"):
         gr.HTML(render.HEADER_HTML)
     with gr.Row(equal_height=False):
@@ -497,6 +578,25 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
                 doc_status = gr.HTML(elem_id="qa-doc-status")
                 doc_choice = gr.Dropdown(label="Remove a document", choices=[], elem_id="qa-remove")
                 remove = gr.Button("Remove", variant="stop", size="sm")
+            with gr.Tab("Conversations", id="conversations"):
+                saved = gr.Radio(
+                    [],
+                    value=None,
+                    label="Saved conversations (each answer is saved; pick one to reopen it)",
+                    elem_id="qa-saved",
+                )
+                with gr.Row(equal_height=True):
+                    saved_name = gr.Textbox(
+                        show_label=False,
+                        placeholder="Name",
+                        container=False,
+                        scale=4,
+                        elem_id="qa-saved-name",
+                    )
+                    rename = gr.Button("Rename", size="sm", scale=0, min_width=90, elem_id="qa-rename")
+                    delete = gr.Button(
+                        "Delete", size="sm", variant="stop", scale=0, min_width=90, elem_id="qa-delete"
+                    )
             with gr.Tab("Settings", id="settings"):
                 mode = gr.Radio(
                     [(m.label, name) for name, m in plugins.modes().items()],
@@ -533,6 +633,11 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
         mode=mode,
         k=k,
         lang=lang,
+        conversation=conversation,
+        saved=saved,
+        saved_name=saved_name,
+        rename=rename,
+        delete=delete,
     )
 
 
@@ -560,19 +665,44 @@ def _wire(page: Page, handlers: Handlers) -> dict:
         "outputs": [page.export_md, page.export_js],
         **PRIVATE,
     }
+    save = {
+        "fn": handlers.save_conversation,
+        "inputs": [page.turns, page.conversation],
+        "outputs": [page.conversation, page.saved, page.saved_name],
+        "show_progress": "hidden",
+        **PRIVATE,
+    }
     for trigger in (page.send.click, page.question.submit):
-        trigger(**ask).then(**exports)
+        trigger(**ask).then(**exports).then(**save)
     asks = [*zip(page.examples, EXAMPLES), *((b, SUMMARY_QUESTION) for b in page.summarize)]
     for button, text in asks:
         fill = button.click(lambda text=text: text, None, page.question, queue=False, **PRIVATE)
-        fill.then(**ask).then(**exports)
+        fill.then(**ask).then(**exports).then(**save)
     page.chatbot.select(
         handlers.show_sources, page.turns, [page.sources, page.shown, page.translate], **PRIVATE
     )
     page.chatbot.like(handlers.on_feedback, page.turns, None, **PRIVATE)
-    cleared = [page.chatbot, page.turns, page.sources, page.shown, page.translate]
+    cleared = [
+        page.chatbot,
+        page.turns,
+        page.sources,
+        page.shown,
+        page.translate,
+        page.conversation,
+        page.saved,
+    ]
     for trigger in (page.chatbot.clear, page.clear.click):
         trigger(handlers.clear, None, cleared, **PRIVATE).then(**exports)
+    opened = [page.chatbot, page.turns, page.sources, page.shown, page.translate, page.conversation]
+    page.saved.input(handlers.open_conversation, page.saved, [*opened, page.saved_name], **PRIVATE).then(
+        **exports
+    )
+    page.rename.click(
+        handlers.rename_conversation, [page.conversation, page.saved_name], page.saved, **PRIVATE
+    )
+    page.delete.click(
+        handlers.delete_conversation, page.conversation, [*cleared, page.saved_name], **PRIVATE
+    ).then(**exports)
     page.translate.click(
         handlers.translate,
         [page.turns, page.shown],
@@ -582,7 +712,7 @@ def _wire(page: Page, handlers: Handlers) -> dict:
         **PRIVATE,
     ).then(handlers.keep_translation, [page.turns, page.translated], page.turns, queue=False, **PRIVATE).then(
         **exports
-    )
+    ).then(**save)
     doc_outputs = [page.docs_view, page.doc_choice, page.doc_status]
     page.upload.upload(
         handlers.ingest_files,
@@ -637,6 +767,7 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
             show_progress="hidden",
             **PRIVATE,
         ).then(**overviews)
+        demo.load(handlers.saved_list, None, page.saved, show_progress="hidden", **PRIVATE)
         _api(handlers, default_mode=default_mode)
     return demo
 

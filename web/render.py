@@ -38,6 +38,7 @@ from qa.answer import Answer, Citation
 from qa.conversations import answer_record
 
 if TYPE_CHECKING:
+    from qa.conversations import Conversation
     from qa.reader import ShortAnswer
     from qa.retrieve import Evidence
     from qa.store import DocInfo
@@ -595,6 +596,20 @@ def overview_html(sentences: Sequence[Evidence]) -> str:
         f'<div class="qa-overview"><div class="qa-overview-caption">{OVERVIEW_CAPTION}</div>'
         f'<ol class="qa-overview-list">{items}</ol></div>'
     )
+
+
+def conversation_label(conversation: Conversation, *, now: float | None = None) -> str:
+    """A saved conversation in the list: its title, how many questions, and when it last changed
+    (the time of day when today, else the date), in UTC.
+
+    Example: "\u2068What did the Kremlin deny?\u2069 · 2 questions · 14:05"
+    """
+    when = datetime.fromtimestamp(conversation.updated, UTC)
+    today = datetime.fromtimestamp(now if now is not None else datetime.now(UTC).timestamp(), UTC).date()
+    stamp = f"{when:%H:%M}" if when.date() == today else f"{when:%Y-%m-%d}"
+    count = f"{conversation.turns} question{'s' if conversation.turns != 1 else ''}"
+    # The title is isolated (FSI … PDI): an Arabic title must not pull the count and time into its run.
+    return f"\u2068{conversation.title}\u2069 · {count} · {stamp}"
 
 
 # ---------------------------------------------------------------------------------------------
