@@ -3,7 +3,15 @@
 import subprocess
 import sys
 
-BENCHES = ["bench_extractive", "bench_ingest", "bench_retrieval", "bench_app", "bench_llm", "bench_reader"]
+BENCHES = [
+    "bench_extractive",
+    "bench_ingest",
+    "bench_retrieval",
+    "bench_app",
+    "bench_llm",
+    "bench_reader",
+    "bench_api",
+]
 
 for name in BENCHES:
     print(f"== {name}", flush=True)

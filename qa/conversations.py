@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from qa.answer import Answer, Citation
 from qa.errors import InputError
 from qa.reader import ShortAnswer
+from qa.records import SQLiteStore
 from qa.translate import Translation
 
 TITLE_CHARS = 80  # a conversation's title: its first question, cut to this
@@ -79,14 +78,7 @@ def answer_from_record(data: dict) -> Answer:
         t = row.get("translation")
         translation = Translation(t["text"], t["lang"], t["verified"], t.get("note")) if t else None
         return Citation(
-            n=row["n"],
-            doc=row["doc"],
-            chunk_id=row["chunk_id"],
-            start=row["start"],
-            end=row["end"],
-            quote=row["quote"],
-            paragraph=row["paragraph"],
-            score=row["score"],
+            **{k: row[k] for k in ("n", "doc", "chunk_id", "start", "end", "quote", "paragraph", "score")},
             passage=row.get("passage") or row["quote"],
             passage_start=row.get("passage_start", row["start"]),
             page=row.get("page"),
@@ -95,17 +87,8 @@ def answer_from_record(data: dict) -> Answer:
 
     short = data.get("short_answer")
     if short:
-        src = short["source"]
-        short = ShortAnswer(
-            text=short["text"],
-            lang=short["lang"],
-            verified=short["verified"],
-            n=src["n"],
-            doc=src["doc"],
-            start=src["start"],
-            end=src["end"],
-            quote=src["quote"],
-        )
+        source = {k: short["source"][k] for k in ("n", "doc", "start", "end", "quote")}
+        short = ShortAnswer(text=short["text"], lang=short["lang"], verified=short["verified"], **source)
     return Answer(
         question=data["question"],
         question_lang=data["question_lang"],
@@ -121,26 +104,17 @@ def answer_from_record(data: dict) -> Answer:
     )
 
 
-class ConversationStore:
+class ConversationStore(SQLiteStore):
     """Conversations in one SQLite file; safe to share between threads (one lock, short transactions)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(
-                "CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL,"
-                " owner TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);"
-                "CREATE TABLE IF NOT EXISTS turns (conversation TEXT NOT NULL, position INTEGER NOT NULL,"
-                " id TEXT NOT NULL, question TEXT NOT NULL, answer TEXT, error TEXT,"
-                " PRIMARY KEY (conversation, position));"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=10)
-        db.execute("PRAGMA foreign_keys = ON")
-        return db
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, title TEXT NOT NULL,"
+        " owner TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);"
+        "CREATE TABLE IF NOT EXISTS turns (conversation TEXT NOT NULL, position INTEGER NOT NULL,"
+        " id TEXT NOT NULL, question TEXT NOT NULL, answer TEXT, error TEXT,"
+        " PRIMARY KEY (conversation, position));"
+    )
+    WHAT = "conversation store"
 
     def save(
         self, conversation_id: str | None, turns: Sequence[StoredTurn], *, owner: str = ""

@@ -7,6 +7,8 @@ deletes the old records). Every write bumps the collection's revision, which rea
 processes compare to notice a change and refresh. `qa docs` reads it instead of scanning chunks.
 With a Chroma server (QA_CHROMA_URL) the record still lives in QA_CHROMA_PATH on this machine:
 processes that share a server must share that folder too.
+`SQLiteStore` is the small base of the other SQLite files a process keeps for itself (translations,
+saved conversations).
 Leaves out: the vectors and texts (Chroma holds them) and any ranking.
 """
 
@@ -17,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.errors import StoreError
+from qa.errors import QAError, StoreError
 
 FILE_NAME = "qa-documents.sqlite3"
 
@@ -163,3 +165,25 @@ class Records:
             except sqlite3.Error as exc:
                 raise StoreError(f"Could not update the documents record {self.path} ({exc}).") from None
         return revision
+
+
+class SQLiteStore:
+    """A small SQLite file (stdlib `sqlite3`) created with the subclass's `SCHEMA` on first use; one
+    lock serialises this process's use of it. `WHAT` names the file in errors."""
+
+    SCHEMA = ""
+    WHAT = "store"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(self.SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection (use it as a context manager: one transaction); `QAError` when it cannot open."""
+        try:
+            return sqlite3.connect(self.path, timeout=10)
+        except sqlite3.Error as exc:
+            raise QAError(f"The {self.WHAT} {self.path} cannot be opened ({exc}).") from exc

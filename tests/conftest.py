@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.common import free_port
 from qa import plugins
 from qa.assistant import Assistant
 from qa.config import Settings
@@ -145,13 +145,6 @@ def env(real_env) -> dict[str, str]:
         "QA_EMBEDDING_MODEL": "hash",
         "QA_LLM_BACKEND": "scripted",
     }
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

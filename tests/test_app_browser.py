@@ -356,106 +356,107 @@ def served_bidi(tmp_path_factory, embedder):
         yield assistant, url
 
 
-def test_direction_by_dominant_script_and_a_documents_own_brackets(browser, served_bidi, tmp_path):
-    assistant, url = served_bidi
+@pytest.fixture
+def bidi_page(browser, served_bidi):
+    """A fresh page (a new session) on the app of `served_bidi`."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    try:
-        page.goto(url)
-        ask(page, EVENT_Q)
-        expected = assistant.ask(EVENT_Q)
-        sentence = next(c.quote for c in expected.citations if c.quote.startswith("Open Data Day 2025"))
-        bubble = page.locator(BOT).nth(0).locator(".qa-msg")
-        quote = bubble.locator(".qa-quote, bdi").filter(has_text="Open Data Day 2025").first
-        assert direction(quote) == "rtl" and right_of(quote, "Open Data Day", "الفعالية")
-        mark = page.locator("#qa-sources mark").filter(has_text="Open Data Day 2025").first
-        passage = mark.locator("xpath=ancestor::p[contains(@class, 'qa-passage')]")
-        assert mark.inner_text().strip() == sentence
-        assert direction(passage) == "rtl" and right_of(passage, "Open Data Day", "الفعالية")
-
-        ask(page, COUNT_Q)
-        expected = assistant.ask(COUNT_Q, history=[(EVENT_Q, expected.answer)])
-        cited = [c for c in expected.citations if "[1]" in c.quote]
-        assert cited, [c.quote for c in expected.citations]
-        bubble = page.locator(BOT).nth(1).locator(".qa-msg")
-        quotes = bubble.locator(".qa-quote, .qa-lead bdi").filter(has_text="ثلاثمئة")
-        expect(quotes).to_have_count(1)
-        assert "[1]" in quotes.inner_text()  # the document's own mark, as text
-        expect(quotes.locator(".qa-ref")).to_have_count(0)
-        badges = bubble.locator(".qa-lead .qa-ref")  # the answer's own markers only
-        assert badges.count() == len(expected.citations)
-
-        page.fill("#qa-question textarea", RUSSIA_NOW_Q)
-        page.keyboard.press("Enter")
-        wait_for_answer(page, 3)
-        user = page.locator("#qa-chat [data-testid='user'] .qa-msg").nth(2)
-        assert direction(user) == "rtl" and right_of(user, "Russia", "ماذا")
-    finally:
-        context.close()
+    page.goto(served_bidi[1])
+    expect(page.locator("#qa-question textarea")).to_be_visible()
+    yield page
+    context.close()
 
 
-def test_conversations_survive_a_reload_reopen_with_sources_rename_and_delete(browser, served_bidi, tmp_path):
-    assistant, url = served_bidi
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    try:
-        page.goto(url)
-        ask(page, "What did the Kremlin deny?")
-        ask(page, "ماذا نفى الكرملين؟")
-        bubbles = [page.locator(BOT).nth(i).inner_html() for i in range(2)]
-        sources = page.locator("#qa-sources").inner_text()
-        page.get_by_role("tab", name="Conversations").click()
-        entry = (
-            page.locator("#qa-saved label")
-            .filter(has_text="What did the Kremlin deny?")
-            .filter(has_text="· 2 questions")
-        )
-        expect(entry).to_have_count(1)
+def test_direction_by_dominant_script_and_a_documents_own_brackets(bidi_page, served_bidi):
+    assistant, page = served_bidi[0], bidi_page
+    ask(page, EVENT_Q)
+    expected = assistant.ask(EVENT_Q)
+    sentence = next(c.quote for c in expected.citations if c.quote.startswith("Open Data Day 2025"))
+    bubble = page.locator(BOT).nth(0).locator(".qa-msg")
+    quote = bubble.locator(".qa-quote, bdi").filter(has_text="Open Data Day 2025").first
+    assert direction(quote) == "rtl" and right_of(quote, "Open Data Day", "الفعالية")
+    mark = page.locator("#qa-sources mark").filter(has_text="Open Data Day 2025").first
+    passage = mark.locator("xpath=ancestor::p[contains(@class, 'qa-passage')]")
+    assert mark.inner_text().strip() == sentence
+    assert direction(passage) == "rtl" and right_of(passage, "Open Data Day", "الفعالية")
 
-        page.reload()
-        expect(page.locator("#qa-question textarea")).to_be_visible()
-        expect(page.locator(BOT)).to_have_count(0)  # a new page starts empty …
-        page.get_by_role("tab", name="Conversations").click()
-        entry = (
-            page.locator("#qa-saved label")
-            .filter(has_text="What did the Kremlin deny?")
-            .filter(has_text="· 2 questions")
-        )
-        entry.click()  # … and the saved conversation comes back, answers and sources
-        expect(page.locator(BOT)).to_have_count(2)
-        assert [page.locator(BOT).nth(i).inner_html() for i in range(2)] == bubbles
-        page.get_by_role("tab", name="Sources").click()
-        assert page.locator("#qa-sources").inner_text() == sources
-        expect(page.locator("#qa-sources mark").first).to_be_visible()
+    ask(page, COUNT_Q)
+    expected = assistant.ask(COUNT_Q, history=[(EVENT_Q, expected.answer)])
+    cited = [c for c in expected.citations if "[1]" in c.quote]
+    assert cited, [c.quote for c in expected.citations]
+    bubble = page.locator(BOT).nth(1).locator(".qa-msg")
+    quotes = bubble.locator(".qa-quote, .qa-lead bdi").filter(has_text="ثلاثمئة")
+    expect(quotes).to_have_count(1)
+    assert "[1]" in quotes.inner_text()  # the document's own mark, as text
+    expect(quotes.locator(".qa-ref")).to_have_count(0)
+    badges = bubble.locator(".qa-lead .qa-ref")  # the answer's own markers only
+    assert badges.count() == len(expected.citations)
 
-        page.get_by_role("tab", name="Conversations").click()
-        expect(page.locator("#qa-saved-name input, #qa-saved-name textarea").first).to_have_value(
-            "What did the Kremlin deny?"
-        )
-        page.locator("#qa-saved-name input, #qa-saved-name textarea").first.fill("نفي الكرملين")
-        page.locator("#qa-rename").click()
-        expect(
-            page.locator("#qa-saved label").filter(has_text="نفي الكرملين").filter(has_text="· 2 questions")
-        ).to_have_count(1)
-        ask(page, "Who did Lavrov negotiate with in Moscow?")  # a third turn joins the same conversation
-        page.get_by_role("tab", name="Conversations").click()
-        expect(
-            page.locator("#qa-saved label").filter(has_text="نفي الكرملين").filter(has_text="· 3 questions")
-        ).to_have_count(1)
-        shot = tmp_path / "conversations.png"
-        page.screenshot(path=str(shot))
-        print(f"screenshot: {shot}")
+    page.fill("#qa-question textarea", RUSSIA_NOW_Q)
+    page.keyboard.press("Enter")
+    wait_for_answer(page, 3)
+    user = page.locator("#qa-chat [data-testid='user'] .qa-msg").nth(2)
+    assert direction(user) == "rtl" and right_of(user, "Russia", "ماذا")
 
-        page.reload()
-        page.get_by_role("tab", name="Conversations").click()
-        page.locator("#qa-saved label").filter(has_text="نفي الكرملين").click()
-        expect(page.locator(BOT)).to_have_count(3)
-        page.locator("#qa-delete").click()
-        expect(page.locator(BOT)).to_have_count(0)
-        expect(page.locator("#qa-saved label").filter(has_text="نفي الكرملين")).to_have_count(0)
-        page.reload()
-        page.get_by_role("tab", name="Conversations").click()
-        expect(page.locator("#qa-saved label").filter(has_text="نفي الكرملين")).to_have_count(0)
-        assert assistant.settings.conversations_path.exists()
-    finally:
-        context.close()
+
+def test_conversations_survive_a_reload_reopen_with_sources_rename_and_delete(
+    bidi_page, served_bidi, tmp_path
+):
+    assistant, page = served_bidi[0], bidi_page
+    ask(page, "What did the Kremlin deny?")
+    ask(page, "ماذا نفى الكرملين؟")
+    bubbles = [page.locator(BOT).nth(i).inner_html() for i in range(2)]
+    sources = page.locator("#qa-sources").inner_text()
+    page.get_by_role("tab", name="Conversations").click()
+    entry = (
+        page.locator("#qa-saved label")
+        .filter(has_text="What did the Kremlin deny?")
+        .filter(has_text="· 2 questions")
+    )
+    expect(entry).to_have_count(1)
+
+    page.reload()
+    expect(page.locator("#qa-question textarea")).to_be_visible()
+    expect(page.locator(BOT)).to_have_count(0)  # a new page starts empty …
+    page.get_by_role("tab", name="Conversations").click()
+    entry = (
+        page.locator("#qa-saved label")
+        .filter(has_text="What did the Kremlin deny?")
+        .filter(has_text="· 2 questions")
+    )
+    entry.click()  # … and the saved conversation comes back, answers and sources
+    expect(page.locator(BOT)).to_have_count(2)
+    assert [page.locator(BOT).nth(i).inner_html() for i in range(2)] == bubbles
+    page.get_by_role("tab", name="Sources").click()
+    assert page.locator("#qa-sources").inner_text() == sources
+    expect(page.locator("#qa-sources mark").first).to_be_visible()
+
+    page.get_by_role("tab", name="Conversations").click()
+    expect(page.locator("#qa-saved-name input, #qa-saved-name textarea").first).to_have_value(
+        "What did the Kremlin deny?"
+    )
+    page.locator("#qa-saved-name input, #qa-saved-name textarea").first.fill("نفي الكرملين")
+    page.locator("#qa-rename").click()
+    expect(
+        page.locator("#qa-saved label").filter(has_text="نفي الكرملين").filter(has_text="· 2 questions")
+    ).to_have_count(1)
+    ask(page, "Who did Lavrov negotiate with in Moscow?")  # a third turn joins the same conversation
+    page.get_by_role("tab", name="Conversations").click()
+    expect(
+        page.locator("#qa-saved label").filter(has_text="نفي الكرملين").filter(has_text="· 3 questions")
+    ).to_have_count(1)
+    shot = tmp_path / "conversations.png"
+    page.screenshot(path=str(shot))
+    print(f"screenshot: {shot}")
+
+    page.reload()
+    page.get_by_role("tab", name="Conversations").click()
+    page.locator("#qa-saved label").filter(has_text="نفي الكرملين").click()
+    expect(page.locator(BOT)).to_have_count(3)
+    page.locator("#qa-delete").click()
+    expect(page.locator(BOT)).to_have_count(0)
+    expect(page.locator("#qa-saved label").filter(has_text="نفي الكرملين")).to_have_count(0)
+    page.reload()
+    page.get_by_role("tab", name="Conversations").click()
+    expect(page.locator("#qa-saved label").filter(has_text="نفي الكرملين")).to_have_count(0)
+    assert assistant.settings.conversations_path.exists()

@@ -3,8 +3,10 @@
 Like smolagents' gradio_ui.py, this module only turns typed results into components: `Handlers`
 keeps the conversation as `web.render.Turn`s in `gr.State`, asks the assistant, and hands every
 piece of HTML to `web.render`; `build_app()` lays out the page and wires the events; `launch()`
-warms the embedding model in the background, binds 127.0.0.1 (or QA_HOST once QA_AUTH turns login
-on) and prints the URL. Ratings go to `QA_FEEDBACK_PATH` as question-set lines
+warms the embedding model in the background, serves the page mounted on the FastAPI app of
+`web.api` (the OpenAI-compatible and REST API) with uvicorn on one port, binds 127.0.0.1 (or QA_HOST
+once QA_AUTH turns login on) and prints the URL. Each answer saves the conversation
+(`qa.conversations`, per signed-in user); the Conversations tab reopens, renames and deletes them. Ratings go to `QA_FEEDBACK_PATH` as question-set lines
 (`eval.questions.feedback_record`). The Sources panel translates the cited sentences of the turn it
 shows on request (`Assistant.translate`); the Documents tab shows each document's overview (its
 central sentences, `qa.overview.central_sentences`) with a button that asks about it in the chat.
@@ -220,6 +222,7 @@ class Handlers:
                 yield render.chat_messages([*earlier, turn]), [*earlier, turn], *(gr.skip(),) * 4
             turn = dataclasses.replace(turn, answer=stream.answer())
         except QAError as exc:
+            log.info("question not answered: %s", exc)  # a user's input: one line, no traceback
             turn = dataclasses.replace(turn, answer=None, error=str(exc))  # a draft is no answer
             gr.Warning(str(exc))
         except Exception:
