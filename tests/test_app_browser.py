@@ -460,3 +460,36 @@ def test_conversations_survive_a_reload_reopen_with_sources_rename_and_delete(
     page.get_by_role("tab", name="Conversations").click()
     expect(page.locator("#qa-saved label").filter(has_text="نفي الكرملين")).to_have_count(0)
     assert assistant.settings.conversations_path.exists()
+
+
+def test_login_page_then_the_chat_with_auth_on(browser, served):
+    """With QA_AUTH the page asks for a login first (nothing it loads is refused), a wrong password
+    is refused, and the right one opens the chat, whose answer is that of the app without login."""
+    assistant, _ = served
+    settings = assistant.settings.model_copy(
+        update={"auth": "ann:pw-12345", "api_keys": "k", "port": free_port()}
+    )
+    demo, url = app.launch(assistant, settings, block=False)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    refused = []
+    page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
+    try:
+        page.goto(url)
+        expect(page.locator("input[type=password]")).to_be_visible()
+        assert page.locator("#qa-question").count() == 0 and refused == []
+        page.locator("input[type=text]").fill("ann")
+        page.locator("input[type=password]").fill("wrong")
+        page.keyboard.press("Enter")
+        expect(page.get_by_text("Incorrect Credentials", exact=False)).to_be_visible()
+        page.locator("input[type=text]").fill("ann")  # the form empties after a refusal
+        page.locator("input[type=password]").fill("pw-12345")
+        page.keyboard.press("Enter")
+        expect(page.locator("#qa-question textarea")).to_be_visible(timeout=30_000)
+        ask(page, "What did the Kremlin deny?")
+        expected = assistant.ask("What did the Kremlin deny?")
+        assert expected.citations[0].quote in page.locator(BOT).first.inner_text()
+        assert [u for u in refused if "/login" not in u] == []  # only the wrong password
+    finally:
+        context.close()
+        demo.close()
