@@ -10,6 +10,7 @@ BENCHES = [
     "bench_app",
     "bench_llm",
     "bench_reader",
+    "bench_api",
     "bench_scale",
 ]
 

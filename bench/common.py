@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,13 @@ def fresh_assistant(chroma_path: Path | None = None, **overrides) -> Assistant:
     """An assistant on an embedded Chroma: a new temporary one, or `chroma_path` to reuse an index."""
     chroma_path = chroma_path or Path(tempfile.mkdtemp(prefix="qa-bench-")) / "chroma"
     return Assistant(Settings(_env_file=None, chroma_path=chroma_path, **overrides))
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (for a benchmark's own server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     port: int = 7860
     auth: str | None = Field(None, description="user:password, or a path to a file of such lines")
     feedback_path: Path = DEFAULT_DATA_DIR / "feedback.jsonl"
+    # Saved conversations (qa/conversations.py), listed in the web app.
+    conversations_path: Path = DEFAULT_DATA_DIR / "conversations.sqlite"
+    # The HTTP API (web/api.py): with QA_AUTH on, every call needs `Authorization: Bearer <key>`.
+    api_keys: str | None = Field(None, description="comma-separated API keys")
+    api_keys_file: Path | None = Field(None, description="a file of API keys, one a line")
+    # Failed sign-ins and refused keys per client before it is refused outright for a while
+    # (the `limits` library's notation: "5/minute" = five failures in a moving one-minute window).
+    auth_failure_limit: str = "5/minute"
     # Translated cited sentences, kept so that each is translated once (qa/translate.py).
     translations_path: Path = DEFAULT_DATA_DIR / "translations.sqlite"
 

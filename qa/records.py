@@ -10,6 +10,8 @@ processes that share a server must share that folder too.
 The record also keeps each visible chunk's BM25 tokens (table `lexical`, the input of
 qa/lexical.py, so the lexical index is rebuilt without reading Chroma) and the document versions
 being written (table `pending`, so a killed write is swept without scanning the collection).
+`SQLiteStore` is the small base of the other SQLite files a process keeps for itself (translations,
+saved conversations).
 Leaves out: the vectors and texts (Chroma holds them) and any ranking.
 """
 
@@ -20,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from qa.errors import StoreError
+from qa.errors import QAError, StoreError
 
 FILE_NAME = "qa-documents.sqlite3"
 
@@ -260,3 +262,25 @@ class Records:
 
 def _put_lexical(collection: str, doc_id: str, sha256: str, chunks: str) -> tuple[str, tuple]:
     return ("INSERT OR REPLACE INTO lexical VALUES (?, ?, ?, ?)", (collection, doc_id, sha256, chunks))
+
+
+class SQLiteStore:
+    """A small SQLite file (stdlib `sqlite3`) created with the subclass's `SCHEMA` on first use; one
+    lock serialises this process's use of it. `WHAT` names the file in errors."""
+
+    SCHEMA = ""
+    WHAT = "store"
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(self.SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection (use it as a context manager: one transaction); `QAError` when it cannot open."""
+        try:
+            return sqlite3.connect(self.path, timeout=10)
+        except sqlite3.Error as exc:
+            raise QAError(f"The {self.WHAT} {self.path} cannot be opened ({exc}).") from exc

@@ -9,6 +9,7 @@ become exact spans of the stored one. Sentence splitting is our own (a handful o
 expressions): the well-kept splitters (spaCy, NLTK's punkt, pysbd) either have no Arabic model or
 pull a model download, and neither knows Arabic abbreviations such as د. or ص.ب. Over-long runs
 without sentence punctuation are split at clause marks, then at word boundaries (`split_long`).
+`text_direction` gives a text's direction from the script most of its words are written in.
 Leaves out: morphology beyond light affix stripping, bidirectional reordering, and any model.
 """
 
@@ -166,6 +167,36 @@ def detect_language(text: str) -> str:
     arabic = len(_ARABIC_LETTER.findall(text))
     latin = len(_LATIN_LETTER.findall(text))
     return "ar" if arabic > latin else "en"
+
+
+# Share of words written right-to-left above which a text runs right-to-left: the estimate of Google
+# Closure's bidi.estimateDirection (also used by Google's products), which counts words, not letters,
+# so a long Latin name or URL at the start of an Arabic question does not outweigh it.
+RTL_WORD_SHARE = 0.4
+
+
+def text_direction(text: str) -> str:
+    """ "rtl" or "ltr": the direction of the script most of the text's words are written in.
+
+    A word counts by its first strong letter (bidi class L, or R/AL for Arabic and Hebrew); words
+    without one (numbers, punctuation) do not count. The text is "rtl" when more than
+    `RTL_WORD_SHARE` of the counted words are right-to-left, so an Arabic sentence that starts with a
+    Latin name stays right-to-left, where HTML's dir="auto" (first strong letter) makes it
+    left-to-right. Empty or letterless text is "ltr".
+
+    Example: text_direction("Russia-Now.com: ماذا نفى الموقع؟") == "rtl"
+    """
+    rtl = ltr = 0
+    for word in text.split():
+        for char in word:
+            kind = unicodedata.bidirectional(char)
+            if kind in ("R", "AL"):
+                rtl += 1
+                break
+            if kind == "L":
+                ltr += 1
+                break
+    return "rtl" if rtl and rtl > RTL_WORD_SHARE * (rtl + ltr) else "ltr"
 
 
 # A sentence ends at . ! ? ؟ ؛ … (optionally followed by closing quotes/brackets) before a space,

@@ -17,14 +17,11 @@ Leaves out: the answer's own wording (qa.answer, qa.reader) and translating whol
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-import threading
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from qa import text as qtext
 from qa import verify as qverify
-from qa.errors import QAError
+from qa.records import SQLiteStore
 
 LANGUAGE_NAMES = {"en": "English", "ar": "Arabic"}
 # A news sentence is 20-60 words; English needs ~1.3 tokens per word: 160 tokens covers the long ones.
@@ -45,24 +42,14 @@ class Translation:
         return {"text": self.text, "lang": self.lang, "verified": self.verified}
 
 
-class TranslationStore:
+class TranslationStore(SQLiteStore):
     """Translations kept in one SQLite file: (sentence sha256, language, backend) -> translation."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS translations (sentence TEXT, lang TEXT, backend TEXT,"
-                " text TEXT, verified INTEGER, note TEXT, PRIMARY KEY (sentence, lang, backend))"
-            )
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            return sqlite3.connect(self.path, timeout=10)
-        except sqlite3.Error as exc:
-            raise QAError(f"The translation store {self.path} cannot be opened ({exc}).") from exc
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS translations (sentence TEXT, lang TEXT, backend TEXT,"
+        " text TEXT, verified INTEGER, note TEXT, PRIMARY KEY (sentence, lang, backend))"
+    )
+    WHAT = "translation store"
 
     def get(self, sentence: str, lang: str, backend: str) -> Translation | None:
         key = hashlib.sha256(sentence.encode("utf-8")).hexdigest()

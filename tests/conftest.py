@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.common import free_port
 from qa import plugins
 from qa.assistant import Assistant
 from qa.config import Settings
@@ -112,6 +112,7 @@ def settings(tmp_path: Path) -> Settings:
         chroma_path=tmp_path / "chroma",
         feedback_path=tmp_path / "feedback.jsonl",
         translations_path=tmp_path / "translations.sqlite",
+        conversations_path=tmp_path / "conversations.sqlite",
         short_answer="off",
     )
 
@@ -146,16 +147,13 @@ def env(real_env) -> dict[str, str]:
     }
 
 
-def free_port() -> int:
-    """A loopback TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def serve_seed_app(tmp: Path, embedder: MemoEmbedder):
-    """The web app on a free port over a fresh index of the seed article: yields (assistant, url)."""
+def serve_seed_app(tmp: Path, embedder: MemoEmbedder | None, **overrides):
+    """The web app on a free port over a fresh index of the seed article: yields (assistant, url).
+
+    `overrides` are further settings (e.g. auth, api_keys); with `embedder` None the settings' own
+    embedder is loaded (the fast lane passes embedding_model="hash").
+    """
     from web.app import launch
 
     settings = Settings(
@@ -163,11 +161,14 @@ def serve_seed_app(tmp: Path, embedder: MemoEmbedder):
         chroma_path=tmp / "chroma",
         feedback_path=tmp / "feedback.jsonl",
         translations_path=tmp / "translations.sqlite",
+        conversations_path=tmp / "conversations.sqlite",
         port=free_port(),
         short_answer="off",  # the quoted answer only: no question waits on the local LLM's reader
+        **overrides,
     )
     assistant = Assistant(settings)
-    assistant.embedder = embedder
+    if embedder is not None:
+        assistant.embedder = embedder
     docs = tmp / "docs"
     docs.mkdir()
     shutil.copy(SEED, docs / SEED.name)

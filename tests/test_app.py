@@ -198,7 +198,7 @@ def test_translate_replaces_the_shown_turn_and_rerenders_its_sources(fast_seeded
         if t.text is not None:
             assert t.verified and t.text.startswith("In English: the Kremlin denied it") and t.text in sources
         else:
-            assert not t.verified and t.note and f'No translation shown: <bdi dir="auto">{t.note}' in sources
+            assert not t.verified and t.note and f'No translation shown: <bdi dir="ltr">{t.note}' in sources
 
     kept = handlers.keep_translation(turns, translated)
     assert (
@@ -346,3 +346,33 @@ def test_oversized_uploads_are_refused_before_they_are_saved(fast_assistant, tmp
         assert small.status_code == 200 and small.json()[0].endswith("small.txt")
     finally:
         demo.close()
+
+
+def test_handlers_save_list_reopen_rename_and_delete_conversations(fast_seeded):
+    """Each answer saves the conversation; the list is per user; reopening brings back the turns and
+    the last turn's sources; rename and delete act on the open conversation."""
+    handlers = app.Handlers(fast_seeded, fast_seeded.settings)
+    ana, ben = gr.Request(username="ana"), gr.Request(username="ben")
+    question = "أين غرفة العمليات المشتركة الروسية الأميركية؟"
+    *_, (_, turns, *_) = handlers.respond(question, [], "extractive", 4, "auto")
+    cid, listed, name = handlers.save_conversation(turns, None, ana)
+    assert name == question and listed["value"] == cid and len(listed["choices"]) == 1
+    label, value = listed["choices"][0]
+    assert value == cid and label.startswith(f"\u2068{question}\u2069 · 1 question · ")
+    assert handlers.saved_list(ben)["choices"] == []  # another user's list is their own
+
+    *_, (_, turns, *_) = handlers.respond("What did they agree to fight?", turns, "extractive", 4, "auto")
+    assert handlers.save_conversation(turns, cid, ana)[0] == cid  # the same conversation, now 2 turns
+    chat, reopened, shown_sources, shown, _, opened, title = handlers.open_conversation(cid, ana)
+    assert opened == cid and title == question and shown == reopened[-1].id
+    assert [t.answer.to_dict()["citations"] for t in reopened] == [
+        t.answer.to_dict()["citations"] for t in turns
+    ]
+    assert chat == render.chat_messages(turns) and shown_sources == render.sources_html(turns[-1])
+    assert handlers.open_conversation(cid, ben) == (gr.skip(),) * 7  # not ben's: a warning, nothing shown
+
+    renamed = handlers.rename_conversation(cid, "  Amman room ", ana)
+    assert renamed["choices"][0][0].startswith("\u2068Amman room\u2069 · 2 questions")
+    cleared = handlers.delete_conversation(cid, ana)
+    assert cleared[:2] == ([], []) and cleared[5] is None and cleared[6]["choices"] == []
+    assert handlers.conversations.list(owner="ana") == []

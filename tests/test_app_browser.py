@@ -318,3 +318,178 @@ def test_short_answer_follows_the_draft_and_is_marked_in_its_sentence(browser, s
             assert words in inner.locator("xpath=..").inner_text()
     finally:
         context.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Saved conversations, direction by dominant script, a document's own [1]
+
+OPEN_DATA_DOC = Path(__file__).parent / "fixtures" / "open_data_day.md"
+EVENT_Q = "ما اسم الفعالية التي نظمتها المكتبة الوطنية في عمّان؟"
+COUNT_Q = "كم بلغ عدد المشاركين في الفعالية؟"
+RUSSIA_NOW_Q = "Russia-Now.com: ماذا نفى الموقع؟"
+# Whether `first` is laid out to the right of `second` inside the element (their first occurrences).
+RIGHT_OF = """([el, first, second]) => {
+  const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+  const rect = (s) => { walker.currentNode = el;
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) { const i = n.data.indexOf(s);
+      if (i >= 0) { const r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + s.length);
+        return r.getBoundingClientRect(); } }
+    return null; };
+  const a = rect(first), b = rect(second);
+  return a.left >= b.right - 1; }"""
+
+
+def right_of(locator, first: str, second: str) -> bool:
+    return locator.evaluate(f"(el, [f, s]) => ({RIGHT_OF})([el, f, s])", [first, second])
+
+
+@pytest.fixture(scope="module")
+def served_bidi(tmp_path_factory, embedder):
+    """(assistant, url) of an app over the seed article and a Markdown note with a Latin-led Arabic
+    sentence and its own reference mark [1]."""
+    tmp = tmp_path_factory.mktemp("bidi-app")
+    with serve_seed_app(tmp, embedder) as (assistant, url):
+        folder = tmp / "note"
+        folder.mkdir()
+        (folder / OPEN_DATA_DOC.name).write_text(OPEN_DATA_DOC.read_text(encoding="utf-8"), encoding="utf-8")
+        assistant.ingest([folder], progress=False)
+        yield assistant, url
+
+
+@pytest.fixture
+def bidi_page(browser, served_bidi):
+    """A fresh page (a new session) on the app of `served_bidi`."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(served_bidi[1])
+    expect(page.locator("#qa-question textarea")).to_be_visible()
+    yield page
+    context.close()
+
+
+def test_direction_by_dominant_script_and_a_documents_own_brackets(bidi_page, served_bidi):
+    assistant, page = served_bidi[0], bidi_page
+    ask(page, EVENT_Q)
+    expected = assistant.ask(EVENT_Q)
+    sentence = next(c.quote for c in expected.citations if c.quote.startswith("Open Data Day 2025"))
+    bubble = page.locator(BOT).nth(0).locator(".qa-msg")
+    quote = bubble.locator(".qa-quote, bdi").filter(has_text="Open Data Day 2025").first
+    assert direction(quote) == "rtl" and right_of(quote, "Open Data Day", "الفعالية")
+    mark = page.locator("#qa-sources mark").filter(has_text="Open Data Day 2025").first
+    passage = mark.locator("xpath=ancestor::p[contains(@class, 'qa-passage')]")
+    assert mark.inner_text().strip() == sentence
+    assert direction(passage) == "rtl" and right_of(passage, "Open Data Day", "الفعالية")
+
+    ask(page, COUNT_Q)
+    expected = assistant.ask(COUNT_Q, history=[(EVENT_Q, expected.answer)])
+    cited = [c for c in expected.citations if "[1]" in c.quote]
+    assert cited, [c.quote for c in expected.citations]
+    bubble = page.locator(BOT).nth(1).locator(".qa-msg")
+    quotes = bubble.locator(".qa-quote, .qa-lead bdi").filter(has_text="ثلاثمئة")
+    expect(quotes).to_have_count(1)
+    assert "[1]" in quotes.inner_text()  # the document's own mark, as text
+    expect(quotes.locator(".qa-ref")).to_have_count(0)
+    badges = bubble.locator(".qa-lead .qa-ref")  # the answer's own markers only
+    assert badges.count() == len(expected.citations)
+
+    page.fill("#qa-question textarea", RUSSIA_NOW_Q)
+    page.keyboard.press("Enter")
+    wait_for_answer(page, 3)
+    user = page.locator("#qa-chat [data-testid='user'] .qa-msg").nth(2)
+    assert direction(user) == "rtl" and right_of(user, "Russia", "ماذا")
+
+
+def test_conversations_survive_a_reload_reopen_with_sources_rename_and_delete(
+    bidi_page, served_bidi, tmp_path
+):
+    assistant, page = served_bidi[0], bidi_page
+    ask(page, "What did the Kremlin deny?")
+    ask(page, "ماذا نفى الكرملين؟")
+    bubbles = [page.locator(BOT).nth(i).inner_html() for i in range(2)]
+    sources = page.locator("#qa-sources").inner_text()
+    page.get_by_role("tab", name="Conversations").click()
+    entry = (
+        page.locator("#qa-saved label")
+        .filter(has_text="What did the Kremlin deny?")
+        .filter(has_text="· 2 questions")
+    )
+    expect(entry).to_have_count(1)
+
+    page.reload()
+    expect(page.locator("#qa-question textarea")).to_be_visible()
+    expect(page.locator(BOT)).to_have_count(0)  # a new page starts empty …
+    page.get_by_role("tab", name="Conversations").click()
+    entry = (
+        page.locator("#qa-saved label")
+        .filter(has_text="What did the Kremlin deny?")
+        .filter(has_text="· 2 questions")
+    )
+    entry.click()  # … and the saved conversation comes back, answers and sources
+    expect(page.locator(BOT)).to_have_count(2)
+    assert [page.locator(BOT).nth(i).inner_html() for i in range(2)] == bubbles
+    page.get_by_role("tab", name="Sources").click()
+    assert page.locator("#qa-sources").inner_text() == sources
+    expect(page.locator("#qa-sources mark").first).to_be_visible()
+
+    page.get_by_role("tab", name="Conversations").click()
+    expect(page.locator("#qa-saved-name input, #qa-saved-name textarea").first).to_have_value(
+        "What did the Kremlin deny?"
+    )
+    page.locator("#qa-saved-name input, #qa-saved-name textarea").first.fill("نفي الكرملين")
+    page.locator("#qa-rename").click()
+    expect(
+        page.locator("#qa-saved label").filter(has_text="نفي الكرملين").filter(has_text="· 2 questions")
+    ).to_have_count(1)
+    ask(page, "Who did Lavrov negotiate with in Moscow?")  # a third turn joins the same conversation
+    page.get_by_role("tab", name="Conversations").click()
+    expect(
+        page.locator("#qa-saved label").filter(has_text="نفي الكرملين").filter(has_text="· 3 questions")
+    ).to_have_count(1)
+    shot = tmp_path / "conversations.png"
+    page.screenshot(path=str(shot))
+    print(f"screenshot: {shot}")
+
+    page.reload()
+    page.get_by_role("tab", name="Conversations").click()
+    page.locator("#qa-saved label").filter(has_text="نفي الكرملين").click()
+    expect(page.locator(BOT)).to_have_count(3)
+    page.locator("#qa-delete").click()
+    expect(page.locator(BOT)).to_have_count(0)
+    expect(page.locator("#qa-saved label").filter(has_text="نفي الكرملين")).to_have_count(0)
+    page.reload()
+    page.get_by_role("tab", name="Conversations").click()
+    expect(page.locator("#qa-saved label").filter(has_text="نفي الكرملين")).to_have_count(0)
+    assert assistant.settings.conversations_path.exists()
+
+
+def test_login_page_then_the_chat_with_auth_on(browser, served):
+    """With QA_AUTH the page asks for a login first (nothing it loads is refused), a wrong password
+    is refused, and the right one opens the chat, whose answer is that of the app without login."""
+    assistant, _ = served
+    settings = assistant.settings.model_copy(
+        update={"auth": "ann:pw-12345", "api_keys": "k", "port": free_port()}
+    )
+    demo, url = app.launch(assistant, settings, block=False)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    refused = []
+    page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
+    try:
+        page.goto(url)
+        expect(page.locator("input[type=password]")).to_be_visible()
+        assert page.locator("#qa-question").count() == 0 and refused == []
+        page.locator("input[type=text]").fill("ann")
+        page.locator("input[type=password]").fill("wrong")
+        page.keyboard.press("Enter")
+        expect(page.get_by_text("Incorrect Credentials", exact=False)).to_be_visible()
+        page.locator("input[type=text]").fill("ann")  # the form empties after a refusal
+        page.locator("input[type=password]").fill("pw-12345")
+        page.keyboard.press("Enter")
+        expect(page.locator("#qa-question textarea")).to_be_visible(timeout=30_000)
+        ask(page, "What did the Kremlin deny?")
+        expected = assistant.ask("What did the Kremlin deny?")
+        assert expected.citations[0].quote in page.locator(BOT).first.inner_text()
+        assert [u for u in refused if "/login" not in u] == []  # only the wrong password
+    finally:
+        context.close()
+        demo.close()

@@ -95,7 +95,7 @@ def test_hostile_document_text_is_escaped_everywhere():
 
 def test_markers_inside_quotes_stay_text_and_real_markers_become_badges():
     html = render.answer_html(hostile_turn())
-    quotes = re.findall(r'<div class="qa-quote" dir="auto">(.*?)</div>', html)
+    quotes = re.findall(r'<div class="qa-quote" dir="ltr">(.*?)</div>', html)
     assert len(quotes) == 2 and "[3]</" not in quotes[0] and "[3]»" in quotes[0]  # a «…[3]» stays text
     badges = re.findall(r'<span class="qa-ref"( title="[^"]*")?>\[(\d+)\]</span>', html)
     assert [n for _, n in badges] == ["1", "2", "1", "2"]  # two in the lead text, two in the sources line
@@ -118,12 +118,12 @@ def test_direction_per_message():
     assert render.answer_html(en).startswith('<div class="qa-msg qa-answer" dir="ltr">')
     assert render.answer_html(ar).startswith('<div class="qa-msg qa-answer" dir="rtl">')
     # Pieces choose their own direction: the Arabic quote inside the English answer, the question.
-    assert f'<bdi dir="auto">«{LAVROV}»</bdi>' in render.answer_html(en)
-    assert render.user_html(ar.question) == f'<div class="qa-msg qa-user" dir="auto">{ar.question}</div>'
+    assert f'<bdi dir="rtl">«{LAVROV}»</bdi>' in render.answer_html(en)
+    assert render.user_html(ar.question) == f'<div class="qa-msg qa-user" dir="rtl">{ar.question}</div>'
     assert '<div class="qa-src-head" dir="rtl">' in render.sources_html(ar)
     assert '<div class="qa-src-head" dir="ltr">' in render.sources_html(en)
     assert "الفقرة 1" in render.sources_html(ar) and "paragraph 1" in render.sources_html(en)
-    assert '<p class="qa-passage" dir="auto">' in render.sources_html(en)
+    assert '<p class="qa-passage" dir="rtl">' in render.sources_html(en)  # the Arabic passage
 
 
 def test_long_quotes_are_blocks_of_their_own():
@@ -132,8 +132,8 @@ def test_long_quotes_are_blocks_of_their_own():
         "t", "q", answer(f"According to the article [1]: «{long_quote}»", [cite(SEED_TEXT, long_quote)])
     )
     html = render.answer_html(turn)
-    assert f'<div class="qa-quote" dir="auto">«{long_quote}»</div>' in html
-    assert '<div class="qa-lead" dir="auto">According to the article <span class="qa-ref"' in html
+    assert f'<div class="qa-quote" dir="rtl">«{long_quote}»</div>' in html
+    assert '<div class="qa-lead" dir="ltr">According to the article <span class="qa-ref"' in html
 
 
 def test_highlight_marks_exactly_the_cited_span_by_its_offsets():
@@ -143,7 +143,7 @@ def test_highlight_marks_exactly_the_cited_span_by_its_offsets():
     first_at = SEED_TEXT.index(quote)
     assert second.start != first_at and second.passage_start <= second.start
     html = render.passage_html(second)
-    before = re.search(r'<p class="qa-passage" dir="auto">(.*?)<mark>', html).group(1)
+    before = re.search(r'<p class="qa-passage" dir="rtl">(.*?)<mark>', html).group(1)
     marked = re.search(r"<mark>(.*?)</mark>", html).group(1)
     assert marked == quote
     offset_in_passage = second.start - second.passage_start
@@ -184,7 +184,7 @@ def test_abstention_shows_the_closest_passage_and_cites_nothing():
 
 
 def test_streaming_error_and_note_bubbles():
-    assert render.answer_html(Turn("t", "q")) == '<div class="qa-msg qa-streaming" dir="auto">…</div>'
+    assert render.answer_html(Turn("t", "q")) == '<div class="qa-msg qa-streaming" dir="ltr">…</div>'
     streaming = render.answer_html(Turn("t", "q", partial="<i>Kerry</i> [1"))
     assert "qa-streaming" in streaming and "&lt;i&gt;Kerry&lt;/i&gt; [1" in streaming
     error = render.answer_html(Turn("t", "q", error="The question is <empty>."))
@@ -194,7 +194,7 @@ def test_streaming_error_and_note_bubbles():
         == '<div class="qa-empty">No sources for this message.</div>'
     )
     noted = Turn("t", "q", answer(f"[1] «{LAVROV}»", [cite(SEED_TEXT, LAVROV)], note="Fell back <now>."))
-    assert '<div class="qa-note" dir="auto">Fell back &lt;now&gt;.</div>' in render.answer_html(noted)
+    assert '<div class="qa-note" dir="ltr">Fell back &lt;now&gt;.</div>' in render.answer_html(noted)
     assert "Ask a question" in render.sources_html(None)
 
 
@@ -310,14 +310,14 @@ def test_short_answer_sits_above_the_quote_with_its_badge_and_caption():
     short = re.search(r'<div class="qa-short" data-n="2">(.*?)</div></div>', html).group(1)
     assert "Short answer · machine rendering, checked against the cited words" in short
     badge = '<span class="qa-ref" title="000_30343400e31c82a3.txt, ¶2">[2]</span>'
-    assert f'<bdi class="qa-short-text" dir="auto" lang="en">In Jordan</bdi> {badge}' in short
+    assert f'<bdi class="qa-short-text" dir="ltr" lang="en">In Jordan</bdi> {badge}' in short
     assert html.index('class="qa-short"') < html.index('class="qa-lead"') < html.index('class="qa-quote"')
     assert "qa-streaming" not in html and "qa-working" not in html
 
     arabic = render.answer_html(jordan_turn(lang="ar", text=IN_JORDAN))
     assert arabic.startswith('<div class="qa-msg qa-answer" dir="rtl"><div class="qa-short" data-n="2">')
     assert "جواب مختصر · مأخوذ حرفياً من النص" in arabic and "Short answer" not in arabic
-    assert f'<bdi class="qa-short-text" dir="auto" lang="ar">{IN_JORDAN}</bdi>' in arabic
+    assert f'<bdi class="qa-short-text" dir="rtl" lang="ar">{IN_JORDAN}</bdi>' in arabic
 
 
 def test_short_answer_words_are_marked_inside_the_cited_sentence_in_chat_and_sources():
@@ -360,11 +360,11 @@ def test_unchecked_short_answer_shows_the_arabic_words_and_the_note_once():
     turn = jordan_turn(text=IN_JORDAN, verified=False, note=note)
     html = render.answer_html(turn)
     short = re.search(r'<div class="qa-short" data-n="2">(.*?)</div></div>', html).group(1)
-    assert f'<bdi class="qa-short-text" dir="auto" lang="ar">{IN_JORDAN}</bdi>' in short
+    assert f'<bdi class="qa-short-text" dir="rtl" lang="ar">{IN_JORDAN}</bdi>' in short
     assert '<div class="qa-short-caption">Short answer · the cited words as written</div>' in short
     shown = re.search(r'<bdi class="qa-short-text"[^>]*>([^<]*)</bdi>', html).group(1)
     assert shown == IN_JORDAN and not re.search(r"[A-Za-z]", shown)  # never an unchecked rendering
-    assert html.count(note) == 1 and f'<div class="qa-note" dir="auto">{note}</div></div>' in html
+    assert html.count(note) == 1 and f'<div class="qa-note" dir="ltr">{note}</div></div>' in html
     assert html.index(note) < html.index('class="qa-lead"')  # the note sits with the short answer
     assert nested_marks(html, '<mark class="qa-cited">')  # the words are highlighted in the sentence
 
@@ -381,7 +381,7 @@ def test_hostile_span_stays_escaped():
     page = render.answer_html(turn) + render.sources_html(turn)
     assert tags(page) <= OWN_TAGS
     escaped = "&lt;script&gt;window.__xss = 1;"
-    assert f'<bdi class="qa-short-text" dir="auto" lang="en">{escaped}</bdi>' in page
+    assert f'<bdi class="qa-short-text" dir="ltr" lang="en">{escaped}</bdi>' in page
     assert page.count(f'<mark class="qa-span">{escaped}</mark>') == 2  # chat and sources
     assert "Short answer · the document's own words" in page and "&lt;i&gt;note&lt;/i&gt;" in page
 
@@ -473,7 +473,7 @@ def test_failed_translation_shows_its_note_and_never_text():
     _, second = articles(render.sources_html(translated_turn()))
     assert (
         '<div class="qa-translation qa-translation-none" dir="ltr">No translation shown: '
-        '<bdi dir="auto">the model did not reply in English</bdi></div>'
+        '<bdi dir="ltr">the model did not reply in English</bdi></div>'
     ) in second
     assert "qa-translation-text" not in second
     # Text that did not pass its check is never shown, whatever it holds.
@@ -513,7 +513,7 @@ def test_translations_leave_the_chat_bubble_and_already_translated_answers_alone
     assert render.translate_label("en") == "Translate cited sentences"
     assert render.translate_label("ar") == "Translate cited sentences · ترجمة الجمل المقتبسة"
     working = render.sources_html(plain, working=render.translating_text(plain.answer))
-    assert '<div class="qa-working" dir="auto">Translating 2 cited sentence(s)' in working
+    assert '<div class="qa-working" dir="ltr">Translating 2 cited sentence(s)' in working
     assert working.index("qa-working") > working.rindex("</article>")
 
 
@@ -544,7 +544,7 @@ def test_overview_lists_the_central_sentences_escaped_in_their_own_direction():
     sentences = [evidence(SEED_TEXT, LAVROV), evidence(SEED_TEXT, KREMLIN_SENTENCE, paragraph=3)]
     html = render.overview_html(sentences)
     assert html.startswith('<div class="qa-overview"><div class="qa-overview-caption">Its most central')
-    items = re.findall(r'<li dir="auto">([^<]*) <span class="qa-meta">¶(\d+)</span></li>', html)
+    items = re.findall(r'<li dir="rtl">([^<]*) <span class="qa-meta">¶(\d+)</span></li>', html)
     assert items == [(LAVROV, "1"), (render.esc(KREMLIN_SENTENCE), "4")]
     hostile = render.overview_html(
         [evidence(XSS_TEXT, SCRIPT, doc="x.md"), evidence(XSS_TEXT, IMG, doc="x.md")]
@@ -557,3 +557,48 @@ def test_documents_table_says_which_documents_get_an_overview():
     docs = [DocInfo(id=f"d{i}.txt", sha256="0", chunks=1, chars=10) for i in range(12)]
     assert "Overviews below: the first 10 of 12 documents." in render.documents_html(docs, overviews=10)
     assert "Overviews below" not in render.documents_html(docs[:10], overviews=10)
+
+
+# ---------------------------------------------------------------------------------------------
+# Direction by dominant script, and a document's own bracketed numbers
+
+RUSSIA_NOW = "Russia-Now.com: ماذا نفى الموقع؟"
+OPEN_DATA = "Open Data Day 2025 هو اسم الفعالية التي نظمتها المكتبة الوطنية في عمّان هذا العام."
+# A Markdown document whose cited sentence quotes speech in «» and carries its own reference mark.
+MD_TEXT = (
+    "# تقرير\n\n"
+    "قال الوزير «نحن ملتزمون بالاتفاق» في المؤتمر الصحفي [1] الذي عقد أمس في موسكو.\n\n"
+    "[1]: https://example.com/press «المؤتمر»\n"
+)
+MD_QUOTE = "قال الوزير «نحن ملتزمون بالاتفاق» في المؤتمر الصحفي [1] الذي عقد أمس في موسكو."
+MD_REFERENCE = "[1]: https://example.com/press «المؤتمر»"
+
+
+def test_direction_follows_the_dominant_script_not_the_first_letter():
+    assert (
+        render.text_dir(RUSSIA_NOW) == 'dir="rtl"' and render.text_dir("What did لافروف say?") == 'dir="ltr"'
+    )
+    assert render.user_html(RUSSIA_NOW) == f'<div class="qa-msg qa-user" dir="rtl">{RUSSIA_NOW}</div>'
+    c = cite(OPEN_DATA, OPEN_DATA)
+    turn = Turn("t", "What is the event called?", answer(f"According to the article [1]: «{OPEN_DATA}»", [c]))
+    bubble, sources = render.answer_html(turn), render.sources_html(turn)
+    assert bubble.startswith('<div class="qa-msg qa-answer" dir="ltr">')  # the English answer
+    assert f'<div class="qa-quote" dir="rtl">«{OPEN_DATA}»</div>' in bubble  # its Arabic quote
+    assert f'<p class="qa-passage" dir="rtl"><mark>{OPEN_DATA}</mark></p>' in sources
+    # The CSS isolates each piece and lets `dir` decide (unicode-bidi: plaintext would go by the first letter).
+    assert "plaintext" not in render.CSS and ".qa-passage { unicode-bidi: isolate;" in render.CSS
+
+
+def test_a_documents_own_bracketed_numbers_are_not_citations():
+    c1 = cite(MD_TEXT, MD_QUOTE, doc="report.md", paragraph=1)
+    c2 = cite(MD_TEXT, MD_REFERENCE, n=2, doc="report.md", paragraph=2)
+    extractive = f"According to the article [1]: «{MD_QUOTE}» It also says [2]: «{MD_REFERENCE}»"
+    generative = f"{MD_QUOTE} [1] {MD_REFERENCE} [2]"  # an LLM quoting without guillemets
+    for text in (extractive, generative):
+        html = render.answer_html(Turn("t", "ماذا قال الوزير؟", answer(text, [c1, c2], lang="ar")))
+        badges = re.findall(r'<span class="qa-ref"[^>]*>\[(\d+)\]</span>', html)
+        assert badges == ["1", "2", "1", "2"]  # the answer's two markers and the sources line, nothing more
+        assert "المؤتمر الصحفي [1] الذي" in html and "[1]: https://example.com/press" in html
+    one = render.answer_html(Turn("t", "q", answer(extractive, [c1])))
+    assert f'<bdi dir="rtl">«{render.esc(MD_QUOTE)}»</bdi>' in one  # one quote, its own «» included
+    assert render.split_quotes("[1]: «a «b» c»", ["a «b» c"]) == ["[1]: ", "a «b» c", ""]

@@ -3,8 +3,10 @@
 Like smolagents' gradio_ui.py, this module only turns typed results into components: `Handlers`
 keeps the conversation as `web.render.Turn`s in `gr.State`, asks the assistant, and hands every
 piece of HTML to `web.render`; `build_app()` lays out the page and wires the events; `launch()`
-warms the embedding model in the background, binds 127.0.0.1 (or QA_HOST once QA_AUTH turns login
-on) and prints the URL. Ratings go to `QA_FEEDBACK_PATH` as question-set lines
+warms the embedding model in the background, serves the page mounted on the FastAPI app of
+`web.api` (the OpenAI-compatible and REST API) with uvicorn on one port, binds 127.0.0.1 (or QA_HOST
+once QA_AUTH turns login on) and prints the URL. Each answer saves the conversation
+(`qa.conversations`, per signed-in user); the Conversations tab reopens, renames and deletes them. Ratings go to `QA_FEEDBACK_PATH` as question-set lines
 (`eval.questions.feedback_record`). The Sources panel translates the cited sentences of the turn it
 shows on request (`Assistant.translate`); the Documents tab shows each document's overview (its
 central sentences, `qa.overview.central_sentences`) with a button that asks about it in the chat.
@@ -18,29 +20,31 @@ styling framework beyond Gradio's theme.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-import shutil
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import uvicorn
 
 from eval.questions import feedback_record
 from qa import overview as qoverview
 from qa import plugins
 from qa.assistant import Assistant
 from qa.config import Settings, get_settings
+from qa.conversations import ConversationStore, StoredTurn
 from qa.errors import InputError, QAError
 from qa.stream import Delta, Draft
 from web import render
 from web.render import Turn
+from web.uploads import index_uploads
 
 log = logging.getLogger("qa.app")
 
@@ -133,6 +137,11 @@ class Warmup:
             raise self.error
 
 
+def _owner(request: gr.Request | None) -> str:
+    """Whose conversations: the signed-in user's name, "" without login."""
+    return (request.username if request is not None else None) or ""
+
+
 def _turn_index(evt: gr.EventData) -> int:
     """The conversation turn a chatbot event points at (two messages per turn)."""
     index = evt.index if isinstance(evt.index, int) else evt.index[0]
@@ -170,6 +179,7 @@ class Handlers:
         self.export_dir = Path(tempfile.mkdtemp(prefix="qa-export-"))
         self._feedback_lock = threading.Lock()
         self._overviews: dict[tuple[str, str], str] = {}  # (doc id, sha256) -> its overview's HTML
+        self.conversations = ConversationStore(settings.conversations_path)
 
     # -- conversation
 
@@ -212,6 +222,7 @@ class Handlers:
                 yield render.chat_messages([*earlier, turn]), [*earlier, turn], *(gr.skip(),) * 4
             turn = dataclasses.replace(turn, answer=stream.answer())
         except QAError as exc:
+            log.info("question not answered: %s", exc)  # a user's input: one line, no traceback
             turn = dataclasses.replace(turn, answer=None, error=str(exc))  # a draft is no answer
             gr.Warning(str(exc))
         except Exception:
@@ -299,9 +310,77 @@ class Handlers:
         js.write_text(render.conversation_json(turns), encoding="utf-8")
         return gr.update(value=str(md), interactive=True), gr.update(value=str(js), interactive=True)
 
-    def clear(self) -> tuple[list, list[Turn], str, None, Any]:
-        """A new conversation: empty chat and state, the sources panel's hint, no translate control."""
-        return [], [], render.sources_html(None), None, gr.update(visible=False)
+    def clear(self) -> tuple[list, list[Turn], str, None, Any, None, Any]:
+        """A new conversation: empty chat and state, the sources panel's hint, no translate control,
+        no saved conversation open (the list keeps its entries, none selected)."""
+        return [], [], render.sources_html(None), None, gr.update(visible=False), None, gr.update(value=None)
+
+    # -- saved conversations (qa.conversations; each user sees their own)
+
+    def saved_list(self, request: gr.Request | None = None, *, value: str | None = None) -> Any:
+        """The saved-conversations list for the signed-in user (newest first), `value` selected."""
+        convs = self.conversations.list(owner=_owner(request))
+        return gr.update(choices=[(render.conversation_label(c), c.id) for c in convs], value=value)
+
+    def save_conversation(self, turns: list[Turn], conversation_id: str | None, request: gr.Request) -> tuple:
+        """After each answer: save the whole conversation (a new one at its first answer).
+
+        Returns (the conversation's id, the list with it selected, its name in the rename box).
+        """
+        if not turns:
+            return gr.skip(), gr.skip(), gr.skip()
+        stored = [StoredTurn(t.id, t.question, t.answer, t.error) for t in turns]
+        try:
+            saved = self.conversations.save(conversation_id, stored, owner=_owner(request))
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), gr.skip(), gr.skip()
+        return saved.id, self.saved_list(request, value=saved.id), saved.title
+
+    def open_conversation(self, conversation_id: str | None, request: gr.Request) -> tuple:
+        """A conversation picked in the list, reopened with its sources: (chat, turns, sources, shown turn
+        id, translate button, conversation id, its name in the rename box)."""
+        if not conversation_id:
+            return (gr.skip(),) * 7
+        owner = _owner(request)
+        try:
+            stored = self.conversations.load(conversation_id, owner=owner)
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return (gr.skip(),) * 7
+        turns = [Turn(t.id, t.question, t.answer, t.error) for t in stored]
+        last = shown_turn(turns, None)
+        title = next((c.title for c in self.conversations.list(owner=owner) if c.id == conversation_id), "")
+        return (
+            render.chat_messages(turns),
+            turns,
+            render.sources_html(last),
+            last.id if last else None,
+            translate_button(last),
+            conversation_id,
+            title,
+        )
+
+    def rename_conversation(self, conversation_id: str | None, title: str, request: gr.Request) -> Any:
+        """Rename the open conversation; returns the list (a warning of one sentence when it cannot)."""
+        if not conversation_id:
+            gr.Warning("Open a saved conversation (or ask a question) first.")
+            return gr.skip()
+        try:
+            self.conversations.rename(conversation_id, title or "", owner=_owner(request))
+        except QAError as exc:
+            gr.Warning(str(exc))
+            return gr.skip()
+        return self.saved_list(request, value=conversation_id)
+
+    def delete_conversation(self, conversation_id: str | None, request: gr.Request) -> tuple:
+        """Delete the open conversation and start a new one: the `clear` outputs, then the list."""
+        if not conversation_id:
+            gr.Warning("Open a saved conversation first.")
+            return (gr.skip(),) * 8
+        self.conversations.delete(conversation_id, owner=_owner(request))
+        *cleared, _, _ = self.clear()
+        return *cleared, None, self.saved_list(request), ""
 
     # -- documents
 
@@ -367,46 +446,12 @@ class Handlers:
             return gr.skip(), gr.skip(), gr.skip(), None
         paths = [Path(f if isinstance(f, str) else f.name) for f in files]
         progress(0, desc=f"Reading {len(paths)} file(s)…")
-        # An upload's identity is its name: it is staged at a stable path (`uploads/<name>` beside
-        # the index), so uploading a changed report.txt replaces the report.txt uploaded before.
-        staging = Path(self.settings.chroma_path).parent / "uploads"
-        staged: list[Path] = []
         try:
-            names = set()
-            for p in paths:
-                if p.name in names:
-                    raise InputError(f"Two uploaded files share the name {p.name}.")
-                names.add(p.name)
-            staging.mkdir(parents=True, exist_ok=True)
-            for p in paths:
-                shutil.copy(p, staging / p.name)
-                staged.append(staging / p.name)
-            self.warmup.wait()
-            progress(0.1, desc="Indexing…")
-            report = self.assistant.ingest(staged, progress=True)
+            status = index_uploads(self.assistant, paths, ready=self.warmup.wait)
         except QAError as exc:
             gr.Warning(str(exc))
             return *self.documents(f"⚠ {exc}"), None
-        except Exception as exc:  # a parser failing on a malformed file: one sentence, details logged
-            log.exception("ingesting %s failed", [p.name for p in paths])
-            message = (
-                f"⚠ Could not index the upload ({type(exc).__name__}); the details are in the server log."
-            )
-            gr.Warning(message)
-            return *self.documents(message), None
-        finally:  # uploads do not linger, ingested or refused: neither our copy nor Gradio's cached one
-            for p in [*staged, *paths]:
-                p.unlink(missing_ok=True)
-                with contextlib.suppress(OSError):
-                    p.parent.rmdir()  # Gradio's per-upload folder (and ours), once empty
-        changes = (
-            ("Added", report.added),
-            ("Replaced", report.replaced),
-            ("Already indexed, unchanged", report.unchanged),
-            ("Same text as an indexed document, skipped", [Path(s).name for s, _ in report.duplicates]),
-        )
-        parts = [f"{label}: {', '.join(ids)}" for label, ids in changes if ids]
-        return *self.documents("; ".join(parts) + "."), None
+        return *self.documents(status), None
 
     def remove_doc(self, doc_id: str | None) -> tuple[Any, Any, Any]:
         """Remove the chosen document from the index."""
@@ -448,6 +493,11 @@ class Page:
     mode: gr.Radio
     k: gr.Slider
     lang: gr.Radio
+    conversation: gr.State
+    saved: gr.Radio
+    saved_name: gr.Textbox
+    rename: gr.Button
+    delete: gr.Button
 
 
 def _layout(settings: Settings, *, default_mode: str) -> Page:
@@ -455,6 +505,7 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
     turns = gr.State([])
     shown = gr.State(None)  # the id of the turn the Sources panel shows
     translated = gr.State(None)  # a translated turn on its way into `turns` (Handlers.keep_translation)
+    conversation = gr.State(None)  # the id of the saved conversation on screen (None: not saved yet)
     with gr.Column(elem_id="qa-header"):
         gr.HTML(render.HEADER_HTML)
     with gr.Row(equal_height=False):
@@ -530,6 +581,25 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
                 doc_status = gr.HTML(elem_id="qa-doc-status")
                 doc_choice = gr.Dropdown(label="Remove a document", choices=[], elem_id="qa-remove")
                 remove = gr.Button("Remove", variant="stop", size="sm")
+            with gr.Tab("Conversations", id="conversations"):
+                saved = gr.Radio(
+                    [],
+                    value=None,
+                    label="Saved conversations (each answer is saved; pick one to reopen it)",
+                    elem_id="qa-saved",
+                )
+                with gr.Row(equal_height=True):
+                    saved_name = gr.Textbox(
+                        show_label=False,
+                        placeholder="Name",
+                        container=False,
+                        scale=4,
+                        elem_id="qa-saved-name",
+                    )
+                    rename = gr.Button("Rename", size="sm", scale=0, min_width=90, elem_id="qa-rename")
+                    delete = gr.Button(
+                        "Delete", size="sm", variant="stop", scale=0, min_width=90, elem_id="qa-delete"
+                    )
             with gr.Tab("Settings", id="settings"):
                 mode = gr.Radio(
                     [(m.label, name) for name, m in plugins.modes().items()],
@@ -566,6 +636,11 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
         mode=mode,
         k=k,
         lang=lang,
+        conversation=conversation,
+        saved=saved,
+        saved_name=saved_name,
+        rename=rename,
+        delete=delete,
     )
 
 
@@ -593,19 +668,44 @@ def _wire(page: Page, handlers: Handlers) -> dict:
         "outputs": [page.export_md, page.export_js],
         **PRIVATE,
     }
+    save = {
+        "fn": handlers.save_conversation,
+        "inputs": [page.turns, page.conversation],
+        "outputs": [page.conversation, page.saved, page.saved_name],
+        "show_progress": "hidden",
+        **PRIVATE,
+    }
     for trigger in (page.send.click, page.question.submit):
-        trigger(**ask).then(**exports)
+        trigger(**ask).then(**exports).then(**save)
     asks = [*zip(page.examples, EXAMPLES), *((b, SUMMARY_QUESTION) for b in page.summarize)]
     for button, text in asks:
         fill = button.click(lambda text=text: text, None, page.question, queue=False, **PRIVATE)
-        fill.then(**ask).then(**exports)
+        fill.then(**ask).then(**exports).then(**save)
     page.chatbot.select(
         handlers.show_sources, page.turns, [page.sources, page.shown, page.translate], **PRIVATE
     )
     page.chatbot.like(handlers.on_feedback, page.turns, None, **PRIVATE)
-    cleared = [page.chatbot, page.turns, page.sources, page.shown, page.translate]
+    cleared = [
+        page.chatbot,
+        page.turns,
+        page.sources,
+        page.shown,
+        page.translate,
+        page.conversation,
+        page.saved,
+    ]
     for trigger in (page.chatbot.clear, page.clear.click):
         trigger(handlers.clear, None, cleared, **PRIVATE).then(**exports)
+    opened = [page.chatbot, page.turns, page.sources, page.shown, page.translate, page.conversation]
+    page.saved.input(handlers.open_conversation, page.saved, [*opened, page.saved_name], **PRIVATE).then(
+        **exports
+    )
+    page.rename.click(
+        handlers.rename_conversation, [page.conversation, page.saved_name], page.saved, **PRIVATE
+    )
+    page.delete.click(
+        handlers.delete_conversation, page.conversation, [*cleared, page.saved_name], **PRIVATE
+    ).then(**exports)
     page.translate.click(
         handlers.translate,
         [page.turns, page.shown],
@@ -615,7 +715,7 @@ def _wire(page: Page, handlers: Handlers) -> dict:
         **PRIVATE,
     ).then(handlers.keep_translation, [page.turns, page.translated], page.turns, queue=False, **PRIVATE).then(
         **exports
-    )
+    ).then(**save)
     doc_outputs = [page.docs_view, page.doc_choice, page.doc_status]
     page.upload.upload(
         handlers.ingest_files,
@@ -660,7 +760,7 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
     handlers = Handlers(assistant or Assistant(settings), settings)
     default_mode = settings.answer_mode if settings.answer_mode in plugins.modes() else "extractive"
     with gr.Blocks(title="Document Q&A", analytics_enabled=False) as demo:
-        demo.warmup = handlers.warmup
+        demo.warmup, demo.assistant = handlers.warmup, handlers.assistant
         page = _layout(settings, default_mode=default_mode)
         overviews = _wire(page, handlers)
         demo.load(
@@ -670,6 +770,7 @@ def build_app(assistant: Assistant | None = None, settings: Settings | None = No
             show_progress="hidden",
             **PRIVATE,
         ).then(**overviews)
+        demo.load(handlers.saved_list, None, page.saved, show_progress="hidden", **PRIVATE)
         _api(handlers, default_mode=default_mode)
     return demo
 
@@ -681,35 +782,100 @@ def theme() -> gr.themes.Base:
     )
 
 
-def launch(
-    assistant: Assistant | None = None, settings: Settings | None = None, *, block: bool = True
-) -> tuple[gr.Blocks, str]:
-    """Start the server: warm the model in the background, bind, print the URL; block unless told not to."""
+class Served:
+    """A uvicorn server running an ASGI app in a daemon thread; `close()` stops it and frees the port."""
+
+    def __init__(self, asgi, *, host: str, port: int) -> None:
+        config = uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="qa-server", daemon=True)
+
+    def start(self) -> None:
+        """Start serving; raises `QAError` when the port cannot be bound (in use, not permitted)."""
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise QAError("The server could not start: is the port already in use? Set QA_PORT.")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve(assistant: Assistant | None = None, settings: Settings | None = None) -> tuple[gr.Blocks, Any, str]:
+    """The whole server, not started: (page, FastAPI app with the API and the page mounted at /, host).
+
+    Login is on with QA_AUTH (the page asks for it; the API takes QA_API_KEYS); without it the
+    host is 127.0.0.1 whatever QA_HOST says.
+    """
+    from starlette.routing import Mount
+
+    from web.api import Access, create_server, parse_keys
+
     settings = settings or (assistant.settings if assistant else get_settings())
     users = parse_auth(settings.auth)
     host = settings.host if users else "127.0.0.1"
     if not users and settings.host != "127.0.0.1":
         print(f"QA_HOST={settings.host} ignored: set QA_AUTH to serve beyond this machine.", file=sys.stderr)
     demo = build_app(assistant, settings)
-    demo.warmup.start()
     demo.queue(default_concurrency_limit=CONCURRENCY)
-    _, url, _ = demo.launch(
+    page_app: dict[str, Any] = {}  # Gradio's own app once mounted: its sign-in sessions
+
+    def session_user(request) -> str | None:
+        page = page_app.get("app")
+        if page is None:
+            return None
+        cookies = request.cookies
+        token = cookies.get(f"access-token-{page.cookie_id}") or cookies.get(
+            f"access-token-unsecure-{page.cookie_id}"
+        )
+        return page.tokens.get(token)
+
+    access = Access(
+        login=bool(users),
+        keys=frozenset(parse_keys(settings.api_keys, settings.api_keys_file)),
+        limit=settings.auth_failure_limit,
+        session_user=session_user,
+    )
+    server = create_server(demo.assistant, access=access, ready=demo.warmup.wait)
+    gr.mount_gradio_app(
+        server,
+        demo,
+        path="/",
         server_name=host,
         server_port=settings.port,
+        footer_links=["api"],
         auth=users,
         auth_message="Sign in to ask the documents." if users else None,
-        prevent_thread_lock=True,
         show_error=False,
-        quiet=True,
-        ssr_mode=False,
-        footer_links=["api"],
         max_file_size=f"{settings.max_file_mb:g}mb",  # refused while uploading, before it is saved
+        ssr_mode=False,
         theme=theme(),
         css=render.CSS,
     )
-    if host == "0.0.0.0":
-        url = f"http://127.0.0.1:{settings.port}/"
-    print(f"Document Q&A running at {url} (login {'on' if users else 'off'})", flush=True)
+    page_app["app"] = next(r.app for r in server.routes if isinstance(r, Mount) and r.path == "")
+    return demo, server, host
+
+
+def launch(
+    assistant: Assistant | None = None, settings: Settings | None = None, *, block: bool = True
+) -> tuple[gr.Blocks, str]:
+    """Start the server (the page, the OpenAI-compatible and REST API, one port): warm the model in the
+    background, bind, print the URL; block unless told not to. `demo.close()` stops it."""
+    settings = settings or (assistant.settings if assistant else get_settings())
+    demo, server, host = serve(assistant, settings)
+    demo.warmup.start()
+    served = Served(server, host=host, port=settings.port)
+    served.start()
+    demo.server, demo.is_running = served, True  # Blocks.close() and block_thread() use these
+    url = (
+        f"http://127.0.0.1:{settings.port}/"
+        if host in ("0.0.0.0", "127.0.0.1")
+        else f"http://{host}:{settings.port}/"
+    )
+    login = "on" if parse_auth(settings.auth) else "off"
+    print(f"Document Q&A running at {url} (login {login}; API at {url}v1, docs at {url}docs)", flush=True)
     if block:
         demo.block_thread()
     return demo, url

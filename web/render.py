@@ -9,7 +9,11 @@ translation, `qa.translate.Translation`), the documents table and each document'
 central sentences, `qa.overview.central_sentences`), the page's CSS, and the Markdown and JSON
 exports. Every piece of user or document text is
 HTML-escaped here, and nothing is run through Markdown, so a document is always shown as text,
-never run. Each message takes its direction from its own text (dir="auto", <bdi>).
+never run. Each message, quote and passage takes its direction from the script most of its words are
+written in (`qa.text.text_direction`, set as `dir`, not the first letter dir="auto" goes by), and
+embedded runs are isolated (<bdi>, unicode-bidi: isolate). Only the markers an answer placed become
+[n] badges: a cited quote is found by its exact text, so a `[1]` inside it (a Markdown reference
+line, a footnote mark) stays text even when the quote contains « or ».
 
 Example:
     answer_html(Turn("t1", "What did the Kremlin deny?", answer))
@@ -31,8 +35,10 @@ from typing import TYPE_CHECKING
 
 from qa import text as qtext
 from qa.answer import Answer, Citation
+from qa.conversations import answer_record
 
 if TYPE_CHECKING:
+    from qa.conversations import Conversation
     from qa.reader import ShortAnswer
     from qa.retrieve import Evidence
     from qa.store import DocInfo
@@ -91,9 +97,9 @@ HEADER_HTML = (
 )
 
 CSS = """
-.qa-msg { unicode-bidi: plaintext; text-align: start; line-height: 1.6; }
+.qa-msg { unicode-bidi: isolate; text-align: start; line-height: 1.6; }
 .qa-user { font-weight: 500; }
-.qa-quote { margin: .3em 0 .5em; padding: .05em .75em; text-align: start; unicode-bidi: plaintext;
+.qa-quote { margin: .3em 0 .5em; padding: .05em .75em; text-align: start; unicode-bidi: isolate;
   border-inline-start: 3px solid var(--color-accent-soft); }
 .qa-ref { display: inline-block; font-size: .78em; font-weight: 700; line-height: 1; padding: .15em .35em;
   margin-inline-start: .15em; border-radius: .35em; vertical-align: .15em; unicode-bidi: isolate;
@@ -114,11 +120,11 @@ CSS = """
 .qa-translation { margin-top: .45em; padding: .3em .6em; border-radius: .4em;
   border-inline-start: 3px solid var(--color-accent-soft); background: var(--background-fill-primary); }
 .qa-translation-label { font-size: .78em; color: var(--body-text-color-subdued); }
-.qa-translation-text { margin: .1em 0 0; unicode-bidi: plaintext; line-height: 1.6; }
+.qa-translation-text { margin: .1em 0 0; unicode-bidi: isolate; line-height: 1.6; }
 .qa-translation-none { font-size: .82em; font-style: italic; color: var(--body-text-color-subdued); }
 .qa-overview-caption { font-size: .82em; color: var(--body-text-color-subdued); margin-bottom: .3em; }
 .qa-overview-list { margin: 0; padding-inline-start: 1.4em; display: flex; flex-direction: column; gap: .35em; }
-.qa-overview-list li { unicode-bidi: plaintext; text-align: start; line-height: 1.7; }
+.qa-overview-list li { unicode-bidi: isolate; text-align: start; line-height: 1.7; }
 mark.qa-cited { background: #fef3c7; color: inherit; padding: 0 .1em; border-radius: .2em; }
 mark.qa-span, .qa-passage mark mark.qa-span { background: #f59e0b; color: #111827; font-weight: 600;
   padding: 0 .1em; border-radius: .2em; }
@@ -129,7 +135,7 @@ mark.qa-span, .qa-passage mark mark.qa-span { background: #f59e0b; color: #11182
 .qa-src-head { display: flex; flex-wrap: wrap; gap: .4em; align-items: baseline; font-size: .85em;
   color: var(--body-text-color-subdued); margin-bottom: .35em; }
 .qa-src-doc { font-weight: 600; color: var(--body-text-color); overflow-wrap: anywhere; }
-.qa-passage { unicode-bidi: plaintext; text-align: start; line-height: 1.75; margin: 0; }
+.qa-passage { unicode-bidi: isolate; text-align: start; line-height: 1.75; margin: 0; }
 .qa-passage mark { background: #fde68a; color: #1f2937; padding: .05em .15em; border-radius: .25em; }
 .qa-status { font-size: .9em; padding: .2em 0; overflow-wrap: anywhere; }
 .qa-empty { color: var(--body-text-color-subdued); font-size: .9em; }
@@ -192,6 +198,14 @@ def _direction(lang: str) -> str:
     return "rtl" if lang == "ar" else "ltr"
 
 
+def text_dir(text: str) -> str:
+    """The `dir` attribute for a piece of text: its dominant script's direction (`qa.text.text_direction`).
+
+    Example: text_dir("Russia-Now.com: ماذا نفى الموقع؟") == 'dir="rtl"'
+    """
+    return f'dir="{qtext.text_direction(text)}"'
+
+
 def _where(cite: Citation, lang: str | None) -> str:
     """`<bdi>doc</bdi>, paragraph n` in the answer's language (`p. 3, paragraph n` for a PDF page)."""
     page = f"p. {cite.page}, " if cite.page else ""
@@ -228,7 +242,7 @@ def with_span(quote: str, span: tuple[int, int] | None) -> str:
 
 def status_html(text: str) -> str:
     """A one-line status message (e.g. what an upload changed), its direction from its own text."""
-    return f'<div class="qa-status" dir="auto">{esc(text)}</div>'
+    return f'<div class="qa-status" {text_dir(text)}>{esc(text)}</div>'
 
 
 def notice_html(text: str) -> str:
@@ -240,18 +254,63 @@ def notice_html(text: str) -> str:
 # Chat
 
 
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+_QUOTE = re.compile(r"«([^«»]*)»")
+
+
+def split_quotes(text: str, quotes: Sequence[str] = ()) -> list[str]:
+    """`text` cut at its «quotes», like `re.split(r"«([^«»]*)»", text)`: even items are the text
+    between quotes, odd items a quote's inner text.
+
+    A `quotes` entry (a cited sentence, exact) right after « and followed by » is one quote even
+    when it contains « or » itself (Arabic news quotes speech that way), so none of its text is
+    mistaken for the answer's own.
+
+    Example: split_quotes("[1]: «a «b» c»", ["a «b» c"]) == ["[1]: ", "a «b» c", ""]
+    """
+    known = sorted({q for q in quotes if q}, key=len, reverse=True)
+    out, done, i = [], 0, text.find("«")
+    while i >= 0:
+        inner = next((q for q in known if text.startswith(q + "»", i + 1)), None)
+        if inner is None and (m := _QUOTE.match(text, i)):
+            inner = m.group(1)
+        if inner is None:
+            i = text.find("«", i + 1)
+            continue
+        out += [text[done:i], inner]
+        done = i + len(inner) + 2
+        i = text.find("«", done)
+    out.append(text[done:])
+    return out
+
+
 def answer_body(text: str, citations: Sequence[Citation], short: ShortAnswer | None = None) -> str:
     """Answer text as escaped HTML: `[n]` markers become badges, each long «quote» its own block.
 
-    A right-to-left quote wrapped inside a left-to-right sentence reads in a zigzag, so long quotes
-    sit on their own lines and every piece takes its direction from its own text. A quote right
-    after its marker ("[n]: «…»") that is exactly citation n's sentence is that citation: with the
-    short answer in it, the sentence is marked and the answer words marked more strongly inside it.
+    Only the answer's own markers become badges: the text inside «quotes», and any cited sentence
+    wherever it appears (found by its exact text), keeps its brackets as text, so a document's `[1]`
+    never points at our sources. A right-to-left quote wrapped inside a left-to-right sentence reads in
+    a zigzag, so long quotes sit on their own lines and every piece takes the direction of its own
+    dominant script. A quote right after its marker ("[n]: «…»") that is exactly citation n's sentence
+    is that citation: with the short answer in it, the sentence is marked and the answer words marked
+    more strongly inside it.
     """
     by_n = {c.n: c for c in citations}
+    quotes = [c.quote for c in citations]
 
-    def badges(raw: str) -> str:
-        return re.sub(r"\[(\d{1,2})\]", lambda m: badge(int(m.group(1)), by_n.get(int(m.group(1)))), esc(raw))
+    # Where the cited sentences sit in the answer: brackets there are the document's own.
+    guarded = [(j, j + len(q)) for q in quotes if q for j in _occurrences(text, q)]
+
+    def badges(raw: str, at: int) -> str:
+        """`raw` (the answer's text from offset `at`) escaped, with the answer's own markers as badges."""
+        parts, done = [], 0
+        for m in _MARKER.finditer(raw):
+            if any(a <= at + m.start() < b for a, b in guarded):
+                continue  # a bracket of the document's own, inside a cited sentence
+            n = int(m.group(1))
+            parts += [esc(raw[done : m.start()]), badge(n, by_n.get(n))]
+            done = m.end()
+        return "".join(parts) + esc(raw[done:])
 
     def quoted(raw: str, before: str) -> str:
         """A quote's inner HTML: markers inside it stay text; its short-answer words marked by offsets."""
@@ -260,30 +319,45 @@ def answer_body(text: str, citations: Sequence[Citation], short: ShortAnswer | N
         span = span_offsets(cite, short) if cite is not None and cite.quote == raw else None
         return f'<mark class="qa-cited">{with_span(raw, span)}</mark>' if span else esc(raw)
 
-    pieces = re.split(r"«([^«»]*)»", text)  # even: text between quotes; odd: a quote's inner text
+    pieces = split_quotes(text, quotes)  # even: text between quotes; odd: a quote's inner text
     out: list[str] = []
     lead: list[str] = []  # the current lead line: text and short inline quotes, as HTML
+    framing: list[str] = []  # the lead line's own words (not its quotes): they set its direction
 
     def flush() -> None:
         html_ = "".join(lead)
         if html_.strip():
-            out.append(f'<div class="qa-lead" dir="auto">{html_}</div>')
+            out.append(f'<div class="qa-lead" {text_dir("".join(framing) or html_)}>{html_}</div>')
         lead.clear()
+        framing.clear()
 
+    at = 0  # offset of the current piece in `text`
     for i, piece in enumerate(pieces):
+        start, at = at, at + len(piece) + (i % 2) * 2  # a quote's « and » around it
         if not i % 2:
             if i == 0 or len(pieces[i - 1]) >= QUOTE_BLOCK_CHARS:
-                piece = piece.lstrip()  # a lead line starts after the text's start or a block quote
+                stripped = piece.lstrip()  # a lead line starts after the text's start or a block quote
+                start, piece = start + len(piece) - len(stripped), stripped
             if i == len(pieces) - 1 or len(pieces[i + 1]) >= QUOTE_BLOCK_CHARS:
                 piece = piece.rstrip()
-            lead.append(badges(piece))
+            lead.append(badges(piece, start))
+            framing.append(piece)
         elif len(piece) >= QUOTE_BLOCK_CHARS:  # a long quote: a block of its own
             flush()
-            out.append(f'<div class="qa-quote" dir="auto">«{quoted(piece, pieces[i - 1])}»</div>')
+            out.append(f'<div class="qa-quote" {text_dir(piece)}>«{quoted(piece, pieces[i - 1])}»</div>')
         else:
-            lead.append(f'<bdi dir="auto">«{quoted(piece, pieces[i - 1])}»</bdi>')
+            lead.append(f"<bdi {text_dir(piece)}>«{quoted(piece, pieces[i - 1])}»</bdi>")
     flush()
     return "".join(out)
+
+
+def _occurrences(text: str, sub: str) -> list[int]:
+    """Every start offset of `sub` in `text` (non-overlapping)."""
+    found, i = [], text.find(sub)
+    while i >= 0:
+        found.append(i)
+        i = text.find(sub, i + len(sub))
+    return found
 
 
 def short_answer_html(answer: Answer) -> str:
@@ -301,21 +375,21 @@ def short_answer_html(answer: Answer) -> str:
         kind = w["short_rendered"]
     cite = next((c for c in answer.citations if c.n == short.n), None)
     note = (
-        f'<div class="qa-note" dir="auto">{esc(answer.note)}</div>'
+        f'<div class="qa-note" {text_dir(answer.note)}>{esc(answer.note)}</div>'
         if answer.note and not short.verified
         else ""
     )
     return (
         f'<div class="qa-short" data-n="{short.n}">'
         f'<div class="qa-short-caption">{w["short"]} · {kind}</div>'
-        f'<div class="qa-short-line"><bdi class="qa-short-text" dir="auto" lang="{esc(short.lang)}">'
+        f'<div class="qa-short-line"><bdi class="qa-short-text" {text_dir(short.text)} lang="{esc(short.lang)}">'
         f"{esc(short.text)}</bdi> {badge(short.n, cite)}</div>{note}</div>"
     )
 
 
 def user_html(question: str) -> str:
     """A user's question as a chat bubble, its direction taken from its own text."""
-    return f'<div class="qa-msg qa-user" dir="auto">{esc(question)}</div>'
+    return f'<div class="qa-msg qa-user" {text_dir(question)}>{esc(question)}</div>'
 
 
 def answer_html(turn: Turn) -> str:
@@ -323,20 +397,20 @@ def answer_html(turn: Turn) -> str:
     abstention, an error, or text still streaming; a draft answer is marked as still working."""
     if turn.error:
         title = f'<div class="qa-error-title">{words("en")["error"]}</div>'
-        return f'<div class="qa-msg qa-error" dir="auto">{title}{esc(turn.error)}</div>'
+        return f'<div class="qa-msg qa-error" {text_dir(turn.error)}>{title}{esc(turn.error)}</div>'
     answer = turn.answer
     if answer is None:
-        return f'<div class="qa-msg qa-streaming" dir="auto">{esc(turn.partial or "…")}</div>'
+        return f'<div class="qa-msg qa-streaming" {text_dir(turn.partial)}>{esc(turn.partial or "…")}</div>'
     lang = answer.answer_lang
     # The answer's language sets the bubble's direction; its pieces (quotes) still choose their own.
     dir_ = _direction(lang)
     short = answer.short_answer
     # An unchecked short answer's note is shown with it (short_answer_html), not again at the end.
     noted = answer.note and (answer.abstained or short is None or short.verified)
-    tail = f'<div class="qa-note" dir="auto">{esc(answer.note)}</div>' if noted else ""
+    tail = f'<div class="qa-note" {text_dir(answer.note)}>{esc(answer.note)}</div>' if noted else ""
     classes = "qa-msg qa-abstain" if answer.abstained else "qa-msg qa-answer"
     if turn.draft:  # shown now, replaced by the final answer: visibly still working
-        tail += f'<div class="qa-working" dir="auto">{words(lang)["working"]}</div>'
+        tail += f'<div class="qa-working" dir="{dir_}">{words(lang)["working"]}</div>'
         classes += " qa-streaming"
     if answer.abstained:
         closest = ""
@@ -344,7 +418,7 @@ def answer_html(turn: Turn) -> str:
             c = answer.closest[0]
             closest = (
                 f'<div class="qa-closest">{words(lang)["closest"]} ({_where(c, lang)}):'
-                f'<div class="qa-quote" dir="auto">«{esc(clip(c.quote, 220))}»</div></div>'
+                f'<div class="qa-quote" {text_dir(c.quote)}>«{esc(clip(c.quote, 220))}»</div></div>'
             )
         return (
             f'<div class="{classes}" dir="{dir_}">'
@@ -388,7 +462,7 @@ def passage_html(cite: Citation, *, context: int = CONTEXT_CHARS, short: ShortAn
     if len(passage) - end > context:
         after = after.rsplit(" ", 1)[0] + "…"
     return (
-        f'<p class="qa-passage" dir="auto">{esc(before)}'
+        f'<p class="qa-passage" {text_dir(before + quote + after)}>{esc(before)}'
         f"<mark>{with_span(passage[start:end], span)}</mark>{esc(after)}</p>"
     )
 
@@ -404,13 +478,12 @@ def translation_html(translation: Translation, lang: str | None) -> str:
         reason = translation.note or w["unchecked"]
         return (
             f'<div class="qa-translation qa-translation-none" dir="{_direction(lang or "en")}">'
-            f'{w["untranslated"]}: <bdi dir="auto">{esc(reason)}</bdi></div>'
+            f"{w['untranslated']}: <bdi {text_dir(reason)}>{esc(reason)}</bdi></div>"
         )
-    text_dir = _direction(qtext.detect_language(translation.text))
     return (
         f'<div class="qa-translation" dir="{_direction(lang or "en")}">'
         f'<div class="qa-translation-label">{w["translated"]}</div>'
-        f'<p class="qa-translation-text" dir="{text_dir}" lang="{esc(translation.lang)}">'
+        f'<p class="qa-translation-text" {text_dir(translation.text)} lang="{esc(translation.lang)}">'
         f"{esc(translation.text)}</p></div>"
     )
 
@@ -457,9 +530,12 @@ def sources_html(turn: Turn | None, *, working: str | None = None) -> str:
     cites, closest = answer.citations, answer.closest if answer.abstained else ()
     if not cites and not closest:
         return notice_html("Nothing in the documents came close to this question.")
-    parts = [f'<div class="qa-section-title" dir="auto">{esc(clip(answer.question, 160))}</div>']
+    title = clip(answer.question, 160)
+    parts = [f'<div class="qa-section-title" {text_dir(title)}>{esc(title)}</div>']
     if closest:
-        parts.append(f'<div class="qa-section-title qa-closest" dir="auto">{words(lang)["closest"]}</div>')
+        parts.append(
+            f'<div class="qa-section-title qa-closest" dir="{_direction(lang)}">{words(lang)["closest"]}</div>'
+        )
     for c in cites or closest:
         tag = f'<span class="qa-ref">[{c.n}]</span>' if cites else ""
         head = (
@@ -475,7 +551,7 @@ def sources_html(turn: Turn | None, *, working: str | None = None) -> str:
             f"{translation_html(c.translation, lang) if c.translation else ''}</article>"
         )
     if working:
-        parts.append(f'<div class="qa-working" dir="auto">{esc(working)}</div>')
+        parts.append(f'<div class="qa-working" {text_dir(working)}>{esc(working)}</div>')
     parts.append(notice_html("Click an answer in the chat to show its sources here."))
     return f'<div class="qa-sources">{"".join(parts)}</div>'
 
@@ -497,7 +573,7 @@ def documents_html(docs: Sequence[DocInfo], *, overviews: int | None = None) -> 
         else ""
     )
     rows = "".join(
-        f'<tr><td dir="auto">{esc(d.id)}</td><td class="num">{d.chunks}</td>'
+        f'<tr><td><bdi dir="auto">{esc(d.id)}</bdi></td><td class="num">{d.chunks}</td>'
         f'<td class="num">{d.chars:,}</td></tr>'
         for d in docs
     )
@@ -513,8 +589,7 @@ def overview_html(sentences: Sequence[Evidence]) -> str:
     if not sentences:
         return notice_html("This document has no sentences to show.")
     items = "".join(
-        # no <bdi> around the text: dir="auto" skips isolated content when it picks the direction
-        f'<li dir="auto">{esc(s.text)} <span class="qa-meta">¶{s.paragraph + 1}</span></li>'
+        f'<li {text_dir(s.text)}>{esc(s.text)} <span class="qa-meta">¶{s.paragraph + 1}</span></li>'
         for s in sentences
     )
     return (
@@ -523,21 +598,22 @@ def overview_html(sentences: Sequence[Evidence]) -> str:
     )
 
 
+def conversation_label(conversation: Conversation, *, now: float | None = None) -> str:
+    """A saved conversation in the list: its title, how many questions, and when it last changed
+    (the time of day when today, else the date), in UTC.
+
+    Example: "\u2068What did the Kremlin deny?\u2069 · 2 questions · 14:05"
+    """
+    when = datetime.fromtimestamp(conversation.updated, UTC)
+    today = datetime.fromtimestamp(now if now is not None else datetime.now(UTC).timestamp(), UTC).date()
+    stamp = f"{when:%H:%M}" if when.date() == today else f"{when:%Y-%m-%d}"
+    count = f"{conversation.turns} question{'s' if conversation.turns != 1 else ''}"
+    # The title is isolated (FSI … PDI): an Arabic title must not pull the count and time into its run.
+    return f"\u2068{conversation.title}\u2069 · {count} · {stamp}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Exports
-
-
-def answer_record(answer: Answer) -> dict:
-    """`Answer.to_dict()` plus each citation's surrounding passage and its offset (and, for a
-    translation, the note saying why none is shown), for the exports."""
-    data = answer.to_dict()
-    for key, cites in (("citations", answer.citations), ("closest", answer.closest)):
-        for row, cite in zip(data[key], cites):
-            row["passage"] = cite.passage
-            row["passage_start"] = cite.passage_start
-            if cite.translation is not None:
-                row["translation"]["note"] = cite.translation.note
-    return data
 
 
 def translation_markdown(translation: Translation) -> str:

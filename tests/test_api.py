@@ -1,0 +1,280 @@
+"""The HTTP API on the running server (uvicorn on a loopback port): real clients, raw HTTP.
+
+The official `openai` package asks a question and a follow-up, streaming and not, over the real
+embedder and Chroma, and its citations are exact spans of the seed article; a client with a wrong
+key is refused. `curl` drives the REST endpoints (an upload, a bad file, a removal). Raw HTTP shows
+that with login on every path (the API, the OpenAPI page, and Gradio's own routes) refuses a call
+without a session or key, and that repeated failures from one client are refused outright for a
+while. The access plumbing runs on the fast lane (hash embedder); the answers on the full one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from qa.config import Settings
+from tests.conftest import SEED, serve_seed_app
+from web import api
+
+SEED_TEXT = SEED.read_text(encoding="utf-8")
+KEY, OTHER_KEY = "test-key-1", "test-key-2"
+USER, PASSWORD = "reader", "s3cret-pass"
+AUTH = {"auth": f"{USER}:{PASSWORD}", "api_keys": f"{KEY},{OTHER_KEY}", "auth_failure_limit": "4/minute"}
+FAST = {"embedding_model": "hash", "llm_backend": "scripted"}
+# Every kind of path the server has: ours, the OpenAPI page, and Gradio's own (config, API info, the
+# queue, uploads, files, heartbeat, its run history).
+GUARDED = [
+    ("GET", "/v1/models"),
+    ("POST", "/v1/chat/completions"),
+    ("POST", "/api/ask"),
+    ("GET", "/api/documents"),
+    ("DELETE", "/api/documents/000_30343400e31c82a3.txt"),
+    ("GET", "/docs"),
+    ("GET", "/openapi.json"),
+    ("GET", "/config"),
+    ("GET", "/gradio_api/info"),
+    ("POST", "/gradio_api/queue/join"),
+    ("GET", "/gradio_api/queue/data?session_hash=x"),
+    ("POST", "/gradio_api/upload"),
+    ("GET", "/gradio_api/file=/etc/passwd"),
+    ("GET", "/gradio_api/heartbeat/x"),
+    ("POST", "/gradio_api/call/ask"),
+    ("GET", "/gradio_api/runs"),
+    ("POST", "/gradio_api/reset"),
+]
+ARABIC_Q = "أين غرفة العمليات المشتركة الروسية الأميركية؟"  # cited even with the hash embedder
+
+
+def curl(*args: str) -> tuple[int, dict | list]:
+    """Run curl; (HTTP status, the JSON body)."""
+    out = subprocess.run(
+        ["curl", "-sS", "-w", "\n%{http_code}", *args], capture_output=True, text=True, check=True
+    ).stdout
+    body, status = out.rsplit("\n", 1)
+    return int(status), json.loads(body)
+
+
+def comparable(data: dict) -> dict:
+    return {k: v for k, v in data.items() if k != "timings_ms"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast lane: access, errors and the REST endpoints on a served index of hash vectors
+
+
+@pytest.fixture(scope="module")
+def fast_served(tmp_path_factory):
+    # A high failure limit: every refused call below counts, and this server must keep answering 401.
+    limits = {**AUTH, "auth_failure_limit": "1000/minute"}
+    with serve_seed_app(tmp_path_factory.mktemp("api-fast"), None, **FAST, **limits) as served:
+        yield served
+
+
+def test_every_path_refuses_a_call_without_a_session_or_key(fast_served):
+    _, url = fast_served
+    base = url.rstrip("/")
+    page = httpx.get(url)  # the login page itself, and nothing else
+    assert page.status_code == 200 and '"auth_required":true' in page.text.replace(" ", "")
+    for method, path in GUARDED:
+        r = httpx.request(method, base + path)
+        assert r.status_code == 401, (path, r.status_code, r.text[:200])
+        assert set(r.json()["error"]) == {"message", "type", "code"}
+        wrong = httpx.request(method, base + path, headers={"Authorization": "Bearer not-a-key"})
+        assert wrong.status_code == 401, path
+
+
+def test_keys_sessions_and_the_failure_limit(tmp_path_factory, caplog):
+    """A fresh server (its own failure counts): a key opens the API, a page sign-in opens Gradio's
+    routes but not the API; four failures in a minute, and the fifth call is refused even when right."""
+    caplog.set_level(logging.INFO, logger="qa.api")
+    with serve_seed_app(tmp_path_factory.mktemp("api-limit"), None, **FAST, **AUTH) as (_, url):
+        base = url.rstrip("/")
+        good = {"Authorization": f"Bearer {KEY}"}
+        assert httpx.get(base + "/v1/models", headers=good).json()["data"][0]["id"] == "documents"
+        assert httpx.get(base + "/docs", headers=good).status_code == 200
+
+        with httpx.Client(base_url=base) as browser:
+            assert browser.post("/login", data={"username": USER, "password": PASSWORD}).status_code == 200
+            assert browser.get("/config").status_code == 200  # Gradio's own route, signed in
+            assert browser.get("/gradio_api/info").status_code == 200
+            assert browser.get("/docs").status_code == 200  # the OpenAPI page, for a signed-in reader
+            assert browser.get("/api/documents").status_code == 401  # the API itself wants a key: failure 1
+
+        failures = [
+            httpx.post(base + "/login", data={"username": USER, "password": "wrong"}).status_code,
+            httpx.get(base + "/v1/models", headers={"Authorization": "Bearer nope"}).status_code,
+            httpx.get(base + "/config").status_code,
+        ]
+        assert failures == [400, 401, 401]  # failures 2 to 4
+        refused = httpx.get(base + "/v1/models", headers=good)
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.json()["error"]["type"] == "rate_limit_error"
+        assert "Too many failed sign-ins" in refused.json()["error"]["message"]
+        assert httpx.post(base + "/login", data={"username": USER, "password": PASSWORD}).status_code == 429
+    lines = [r for r in caplog.records if r.name == "qa.api"]
+    assert any("failed sign-in" in r.getMessage() for r in lines)
+    assert all(r.exc_info is None for r in lines)  # one line each, no traceback
+
+
+def test_rest_endpoints_with_curl_upload_bad_file_and_remove(fast_served, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="qa.api")
+    _, url = fast_served
+    auth = ["-H", f"Authorization: Bearer {KEY}"]
+    status, docs = curl(*auth, url + "api/documents")
+    assert status == 200 and [d["id"] for d in docs] == [SEED.name]
+
+    status, asked = curl(
+        *auth,
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        json.dumps({"question": ARABIC_Q}),
+        url + "api/ask",
+    )
+    assert status == 200 and set(asked) >= {"question", "answer", "citations", "short_answer", "timings_ms"}
+    c = asked["citations"][0]
+    assert SEED_TEXT[c["start"] : c["end"]] == c["quote"]
+
+    note = tmp_path / "note.md"
+    note.write_text("# Notes\n\nThe meeting in Amman was planned for Tuesday [1].\n", encoding="utf-8")
+    status, added = curl(*auth, "-F", f"files=@{note}", url + "api/documents")
+    assert status == 200 and added["status"] == "Added: note.md."
+    assert sorted(d["id"] for d in added["documents"]) == sorted([SEED.name, "note.md"])
+
+    bad = tmp_path / "scan.pdf"
+    bad.write_bytes(b"%PDF-1.4 this is not a PDF at all")
+    status, refused = curl(*auth, "-F", f"files=@{bad}", url + "api/documents")
+    message = refused["error"]["message"]
+    assert status == 400 and refused["error"]["type"] == "invalid_request_error"
+    assert "scan.pdf" in message and message.count(". ") == 0 and message.endswith(".")  # one sentence
+    status, after = curl(*auth, url + "api/documents")
+    assert sorted(d["id"] for d in after) == sorted([SEED.name, "note.md"])  # the index is unchanged
+    assert any("scan.pdf" in r.getMessage() and r.exc_info is None for r in caplog.records)
+
+    status, removed = curl(*auth, "-X", "DELETE", url + "api/documents/note.md")
+    assert status == 200 and [d["id"] for d in removed["documents"]] == [SEED.name]
+    status, missing = curl(*auth, "-X", "DELETE", url + "api/documents/note.md")
+    assert status == 404 and missing["error"]["message"] == "note.md is not indexed."
+
+
+def test_openai_errors_are_one_sentence_in_openais_shape(fast_served):
+    _, url = fast_served
+    client = openai.OpenAI(base_url=url + "v1", api_key=KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "Who?"}])
+    assert (
+        unknown.value.body["code"] == "model_not_found" and "GET /v1/models" in unknown.value.body["message"]
+    )
+    with pytest.raises(openai.BadRequestError) as empty:
+        client.chat.completions.create(model="documents", messages=[{"role": "user", "content": " \u200f "}])
+    assert empty.value.body["type"] == "invalid_request_error" and "Traceback" not in str(empty.value.body)
+    raw = httpx.post(url + "v1/chat/completions", content=b"{", headers={"Authorization": f"Bearer {KEY}"})
+    assert raw.status_code == 400 and raw.json()["error"]["message"].startswith("The request is invalid")
+
+
+def test_reply_text_and_history_round_trip(fast_seeded):
+    answer = fast_seeded.ask(ARABIC_Q)
+    text = api.reply_text(answer)
+    assert text.startswith(answer.answer) and "\n\nSources:\n1. 000_30343400e31c82a3.txt, paragraph" in text
+    messages = [
+        api.ChatMessage(role="system", content="Be brief."),
+        api.ChatMessage(role="user", content=[{"type": "text", "text": ARABIC_Q}]),
+        api.ChatMessage(role="assistant", content=text),
+    ]
+    assert api.history_of(messages) == [(ARABIC_Q, answer.answer)]  # as the page keeps it
+
+
+def test_keys_file_and_settings(tmp_path):
+    keys = tmp_path / "keys.txt"
+    keys.write_text("# team\nalpha\n\nbeta\n", encoding="utf-8")
+    assert api.parse_keys("gamma, ,delta", keys) == {"alpha", "beta", "gamma", "delta"}
+    settings = Settings(_env_file=None, api_keys="a,b", api_keys_file=keys)
+    assert api.parse_keys(settings.api_keys, settings.api_keys_file) == {"a", "b", "alpha", "beta"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Full lane: the real embedder and Chroma, the official OpenAI client
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, embedder):
+    with serve_seed_app(tmp_path_factory.mktemp("api-real"), embedder, **AUTH) as served:
+        yield served
+
+
+def check_citations(qa: dict) -> None:
+    assert qa["citations"], qa["answer"]
+    for c in qa["citations"]:
+        assert c["doc"] == SEED.name and SEED_TEXT[c["start"] : c["end"]] == c["quote"]
+
+
+def test_openai_client_question_and_follow_up_streaming_and_not(served):
+    assistant, url = served
+    client = openai.OpenAI(base_url=url + "v1", api_key=KEY, max_retries=0)
+    assert [m.id for m in client.models.list()] == ["documents"]
+    first_q, follow_q = "Who did Lavrov negotiate with in Moscow?", "What did they agree to fight?"
+    messages = [{"role": "user", "content": first_q}]
+
+    done = client.chat.completions.create(model="documents", messages=messages)
+    first = done.choices[0].message
+    qa = first.model_extra["qa"]
+    check_citations(qa)
+    expected = assistant.ask(first_q)
+    assert comparable(qa) == comparable(expected.to_dict())
+    assert first.content == api.reply_text(expected) and "كيري" in first.content  # Kerry
+    assert first.content.count("\n1. ") == 1 and f"«{qa['citations'][0]['quote']}»" in first.content
+
+    # The follow-up, streamed: the client sends the conversation back, as any chat client does.
+    messages += [{"role": "assistant", "content": first.content}, {"role": "user", "content": follow_q}]
+    stream = client.chat.completions.create(model="documents", messages=messages, stream=True)
+    chunks = list(stream)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    follow = chunks[-1].choices[0].model_extra["qa"]
+    check_citations(follow)
+    expected = assistant.ask(follow_q, history=[(first_q, qa["answer"])])  # as the page passes it
+    assert comparable(follow) == comparable(expected.to_dict()) and content == api.reply_text(expected)
+
+    # The same follow-up not streamed gives the same answer.
+    again = client.chat.completions.create(model="documents", messages=messages).choices[0].message
+    assert comparable(again.model_extra["qa"]) == comparable(follow) and again.content == content
+
+    intruder = openai.OpenAI(base_url=url + "v1", api_key="not-a-key", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as refused:
+        intruder.chat.completions.create(model="documents", messages=messages[:1])
+    assert refused.value.status_code == 401 and "API key" in refused.value.body["message"]
+
+
+def test_rest_ask_is_the_cli_json(served, real_env):
+    """`POST /api/ask` returns what `qa ask --json` prints for the same question over the same index."""
+    assistant, url = served
+    question = "ماذا نفى الكرملين؟"
+    status, body = curl(
+        "-H",
+        f"Authorization: Bearer {KEY}",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        json.dumps({"question": question}),
+        url + "api/ask",
+    )
+    assert status == 200
+    check_citations(body)
+    env = {**real_env, "QA_CHROMA_PATH": str(Path(assistant.settings.chroma_path)), "QA_SHORT_ANSWER": "off"}
+    out = subprocess.run(
+        [".venv/bin/python", "-m", "qa", "ask", question, "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        cwd=Path(__file__).resolve().parent.parent,
+        check=True,
+    ).stdout
+    assert comparable(json.loads(out)) == comparable(body)
