@@ -240,7 +240,8 @@ class _View:
     delta_ids: list[str] = field(default_factory=list)
     delta_tokens: list[Counter] = field(default_factory=list)
     delta_postings: dict[str, list[int]] = field(default_factory=dict)  # term -> delta rows
-    layout: dict[str, tuple[str, tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+    delta_layout: dict[str, tuple[str, tuple[str, ...], np.ndarray]] = field(default_factory=dict)
+    dead: set[str] = field(default_factory=set)  # base documents not visible in this version
     n_docs: int = 0
     avg_len: float = 0.0
     revision: int = -1
@@ -249,6 +250,16 @@ class _View:
     def changed(self) -> int:
         """Rows that differ from the base: masked base rows plus delta rows."""
         return int(len(self.alive) - self.alive.sum()) + len(self.delta_ids)
+
+    def layout(self, doc_id: str) -> tuple[str, list[str] | tuple[str, ...], np.ndarray] | None:
+        """A visible document's (sha256, chunk ids, (n, 2) chunk spans), or None."""
+        if doc_id in self.delta_layout:
+            return self.delta_layout[doc_id]
+        entry = None if doc_id in self.dead else self.base.docs.get(doc_id)
+        if entry is None:
+            return None
+        sha, a, b = entry
+        return sha, self.base.ids[a:b], self.base.spans[a:b]
 
 
 class LexicalIndex:
@@ -339,26 +350,28 @@ class LexicalIndex:
         """Lexical rows of visible documents (`None`: all), fetching missing ones through `missing`."""
         stored = self.records.lexical(doc_ids)
         out = [decode_chunks(d, sha, payload) for d, (sha, payload) in stored.items()]
-        wanted = [d.id for d in self.records.all()] if doc_ids is None else doc_ids
+        wanted = list(self.records.versions()) if doc_ids is None else doc_ids
         absent = [d for d in wanted if d not in stored]
         if absent and self._missing is not None:
             out += self._missing(absent)
         return out
 
     def _make_view(self, base: _Base, revision: int) -> _View:
-        visible = {d.id: d.sha256 for d in self.records.all()}
-        alive = np.zeros(len(base.ids), dtype=np.float32)
-        layout = {}
-        for doc_id, (sha, a, b) in base.docs.items():
-            if visible.get(doc_id) == sha:
-                alive[a:b] = 1.0
-                layout[doc_id] = (sha, tuple(base.ids[a:b]), base.spans[a:b])
-        changed = [d for d, sha in visible.items() if base.docs.get(d, ("",))[0] != sha]
+        """The base as of `revision`: its rows of versions no longer visible masked, the rest of
+        the visible documents read from the record into the delta. ~10 ms for 100,000 base rows."""
+        visible = self.records.versions()
+        alive = np.ones(len(base.ids), dtype=np.float32)
         view = _View(base, alive, revision=revision)
+        for doc_id, (sha, a, b) in base.docs.items():
+            if visible.get(doc_id) != sha:
+                alive[a:b] = 0.0
+                view.dead.add(doc_id)
+        changed = [d for d, sha in visible.items() if base.docs.get(d, ("",))[0] != sha]
         for doc in self._rows(changed) if changed else []:
             if visible.get(doc.doc_id) != doc.sha256:
                 continue  # replaced again meanwhile: the next revision brings it
-            layout[doc.doc_id] = (doc.sha256, doc.ids, np.asarray(doc.spans, dtype=np.int64).reshape(-1, 2))
+            spans = np.asarray(doc.spans, dtype=np.int64).reshape(-1, 2)
+            view.delta_layout[doc.doc_id] = (doc.sha256, doc.ids, spans)
             for chunk_id, tokens in zip(doc.ids, doc.tokens):
                 row = len(view.delta_ids)
                 view.delta_ids.append(chunk_id)
@@ -366,7 +379,6 @@ class LexicalIndex:
                 view.delta_tokens.append(counts)
                 for term in counts:
                     view.delta_postings.setdefault(term, []).append(row)
-        view.layout = layout
         delta_len = sum(sum(c.values()) for c in view.delta_tokens)
         view.n_docs = int(alive.sum()) + len(view.delta_ids)
         total = float(base.lengths @ alive) + delta_len if len(alive) else float(delta_len)
@@ -421,7 +433,7 @@ class LexicalIndex:
 
     def chunks_of_sentence(self, doc_id: str, sha_prefix: str, start: int, end: int) -> list[str]:
         """Ids of the visible chunks that contain the sentence `[start, end)` of this document version."""
-        entry = self._current().layout.get(doc_id)
+        entry = self._current().layout(doc_id)
         if entry is None or not entry[0].startswith(sha_prefix):
             return []
         _, ids, spans = entry
@@ -430,8 +442,8 @@ class LexicalIndex:
 
     def chunk_ids(self, doc_id: str) -> tuple[str, ...]:
         """The visible chunk ids of one document, in document order (empty when not indexed)."""
-        entry = self._current().layout.get(doc_id)
-        return entry[1] if entry else ()
+        entry = self._current().layout(doc_id)
+        return tuple(entry[1]) if entry else ()
 
 
 def _top(scores: np.ndarray, n: int) -> list[int]:

@@ -106,6 +106,11 @@ class Records:
         row = self._query("SELECT revision FROM revisions WHERE collection = ?", (self.collection,))
         return row[0][0] if row else 0
 
+    def versions(self) -> dict[str, str]:
+        """Every document's visible version: doc id -> sha256 (lighter than `all()`)."""
+        rows = self._query("SELECT id, sha256 FROM documents WHERE collection = ?", (self.collection,))
+        return dict(rows)
+
     def get(self, doc_id: str) -> DocInfo | None:
         """The record of one document id, or None."""
         return self._one("id = ?", doc_id)
