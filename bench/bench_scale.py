@@ -12,8 +12,10 @@ For each size: `write_chunks_per_s` (documents written through `Store.replace_do
 chunks and their sentences), `lexical_update_ms` (bringing the saved lexical index up to date, as `qa ingest`
 does before it exits), `first_query_after_write_ms` (one more document written, then one question),
 `first_query_new_process_ms` (a new process opens the index and answers one question),
-`retrieve_p50_ms` / `retrieve_p95_ms` (warm, 2 rounds of the questions), `rss_mb` (this process,
-the embedding model included).
+`retrieve_p50_ms` / `retrieve_p95_ms` (warm, 2 rounds of the questions), `rss_mb` and
+`peak_rss_mb` (this process, the embedding model included).
+With `--index DIR` the collection is kept: a re-run grows it further, or only measures it (to
+measure on a quiet machine after a long build).
 Run: `python -m bench.bench_scale --chunks 1000 10000 100000 [--chroma-url URL | --chroma-server]`.
 Prints one JSON line per size, writes bench/results/scale.json (a section per store kind) and
 plots bench/results/scale.png. Leaves out: answer wording (retrieval only) and ingest's embedding
@@ -27,6 +29,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -223,20 +226,26 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, nargs="+", default=[1000, 10000, 100000])
     parser.add_argument("--chroma-url", help="a running `chroma run` server")
     parser.add_argument("--chroma-server", action="store_true", help="start a `chroma run` for the run")
+    parser.add_argument(
+        "--index", type=Path, help="keep the collection here; a re-run grows it or only measures it"
+    )
     parser.add_argument("--probe", help=argparse.SUPPRESS)  # the new-process measurement
     args = parser.parse_args()
     if args.probe:
         print(json.dumps(new_process_probe(json.loads(args.probe))))
         return
 
-    work = Path(tempfile.mkdtemp(prefix="qa-scale-"))
+    work = args.index or Path(tempfile.mkdtemp(prefix="qa-scale-"))
     server = None
     url = args.chroma_url
     if args.chroma_server:
         server, url = start_chroma_server(work / "server")
     kind = "server" if url else "embedded"
     settings = Settings(
-        _env_file=None, chroma_path=work / "chroma", chroma_url=url, collection=f"scale{os.getpid()}"
+        _env_file=None,
+        chroma_path=work / "chroma",
+        chroma_url=url,
+        collection="scale" if args.index else f"scale{os.getpid()}",
     )
     try:
         assistant = Assistant(settings)
@@ -250,27 +259,26 @@ def main() -> None:
         dim = len(embedder.encode_query("x"))
         copier = Copier(assistant, articles(assistant), dim)
 
-        rows, written, write_s = [], 0, 0.0
+        copier.n = len(assistant.store.documents())  # a kept collection goes on where it stopped
+        rows, written = [], assistant.store.count()
         for target in sorted(args.chunks):
-            t0 = time.perf_counter()
+            t0, before = time.perf_counter(), written
             while written < target:
                 written += copier.write(BULK_DOCUMENTS)
-            write_s += time.perf_counter() - t0
+            grown, grow_s = written - before, time.perf_counter() - t0
             lexical_ms = (
                 timed_ms(lambda: retriever.lexical(background=False))
                 if hasattr(retriever, "lexical")
                 else None
             )
             # one more document, then the first question after it
-            t0 = time.perf_counter()
             written += copier.write(1)
-            write_s += time.perf_counter() - t0
             first = retrieve_ms(retriever, questions[0])
             warm = [retrieve_ms(retriever, q) for _ in range(2) for q in questions]
             row = {
                 "store": kind,
                 "chunks": written,
-                "write_chunks_per_s": round(written / write_s, 1),
+                "write_chunks_per_s": round(grown / grow_s, 1) if grown else None,
                 "lexical_update_ms": None if lexical_ms is None else round(lexical_ms, 1),
                 "first_query_after_write_ms": round(first, 1),
                 "first_query_new_process_ms": round(open_in_new_process(settings, questions[0], dim), 1),
@@ -278,6 +286,7 @@ def main() -> None:
                 "retrieve_p95_ms": percentiles(warm)["p95"],
                 "embed_query_p50_ms": percentiles(embed_ms)["p50"],
                 "rss_mb": round(rss_mb(), 1),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             }
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -287,7 +296,8 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        shutil.rmtree(work, ignore_errors=True)
+        if not args.index:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
