@@ -164,6 +164,8 @@ class OnnxEmbedder(Embedder):
 
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return out
         prompted = [prompt + t for t in texts]
         encoded = self.tokenizer(prompted, truncation="longest_first", max_length=self.max_tokens)[
             "input_ids"

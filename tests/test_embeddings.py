@@ -50,7 +50,7 @@ def test_default_model_ranks_across_languages(embedder):
 def _seed_texts() -> tuple[list[str], list[str]]:
     """The seed set's questions and its evidence sentences (Arabic text, Arabic and English questions)."""
     rows = [json.loads(line) for line in SEED_SET.open(encoding="utf-8")]
-    evidence = list(dict.fromkeys(e for r in rows for e in r["evidence"]))
+    evidence = list(dict.fromkeys(e for r in rows for e in r.get("evidence", [])))
     return [r["question"] for r in rows], evidence
 
 
