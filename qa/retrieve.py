@@ -113,13 +113,16 @@ class Retriever:
         )
 
         # Exact similarities for every candidate chunk and every sentence inside one.
-        chunk_sims = self.store.chunk_similarities(q, [c.id for c in chunks if c.id not in dense])
+        chunk_vecs = self.store.chunk_vectors([c.id for c in chunks if c.id not in dense])
         sent_ids = sorted({sentence_id(c.doc_id, a, b, c.doc_sha) for c in chunks for a, b in c.sentences})
-        sent_sim = self.store.sentence_similarities(q, sent_ids)
+        sent_vecs = self.store.sentence_vectors(sent_ids)
+        sent_sim = {sid: float(v @ q) for sid, v in sent_vecs.items()}
 
         dense_scores, best_sentences = [], []
         for chunk in chunks:
-            chunk_sim = dense.get(chunk.id, chunk_sims.get(chunk.id, 0.0))
+            chunk_sim = dense.get(chunk.id)
+            if chunk_sim is None:
+                chunk_sim = float(chunk_vecs[chunk.id] @ q) if chunk.id in chunk_vecs else 0.0
             best_sentence = max(
                 (
                     sent_sim.get(sentence_id(chunk.doc_id, a, b, chunk.doc_sha), 0.0)

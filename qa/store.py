@@ -266,27 +266,8 @@ class Store:
             return {}
         return {i: 1.0 - d for i, d in zip(got["ids"][0], got["distances"][0])}
 
-    def chunk_similarities(self, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
-        """Cosine similarity of a query vector to each chunk in `ids` (those still present)."""
-        return self._similarities(self.chunks, vector, ids)
-
-    def sentence_similarities(self, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
-        """Cosine similarity of a query vector to each sentence in `ids` (those still present)."""
-        return self._similarities(self.sentences, vector, ids)
-
-    def _similarities(self, collection, vector: np.ndarray, ids: list[str]) -> dict[str, float]:
-        """Exact similarities computed by Chroma over just these ids, so no vector crosses to this
-        process (600 sentences: 43 ms against 60 ms for fetching the vectors, embedded, measured for
-        issue 11; far less JSON from a server)."""
-        if not ids:
-            return {}
-        try:
-            got = collection.query(
-                query_embeddings=[vector.tolist()], ids=ids, n_results=len(ids), include=["distances"]
-            )
-            return {i: 1.0 - d for i, d in zip(got["ids"][0], got["distances"][0])}
-        except Exception:  # an id removed meanwhile ("Error finding id"): score those still present
-            return {i: float(v @ vector) for i, v in self._vectors(collection, ids).items()}
+    def chunk_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
+        return self._vectors(self.chunks, ids)
 
     def sentence_vectors(self, ids: list[str]) -> dict[str, np.ndarray]:
         return self._vectors(self.sentences, ids)
