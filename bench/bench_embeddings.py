@@ -32,12 +32,7 @@ def dev_texts(qa) -> list[str]:
     texts = []
     for path in sorted((DEV / "articles").glob("*.txt")):
         doc = qingest.read_document(path)
-        chunks = qingest.chunk_document(
-            doc,
-            count_tokens=embedder.count_tokens,
-            max_tokens=min(s.chunk_tokens, embedder.max_tokens),
-            overlap_sentences=s.chunk_overlap_sentences,
-        )
+        chunks = qingest.chunk_for_index(doc, embedder=embedder, settings=s)
         spans = sorted({sp for c in chunks for sp in c.sentences})
         texts += [c.text for c in chunks] + [doc.text[a:b] for a, b in spans]
     return [qtext.fold_text(t) for t in texts]

@@ -30,12 +30,7 @@ def main() -> None:
     docs = [qingest.read_document(p) for p in paths]
     chunk_texts, all_texts = [], []
     for doc in docs:
-        chunks = qingest.chunk_document(
-            doc,
-            count_tokens=embedder.count_tokens,
-            max_tokens=min(s.chunk_tokens, embedder.max_tokens),
-            overlap_sentences=s.chunk_overlap_sentences,
-        )
+        chunks = qingest.chunk_for_index(doc, embedder=embedder, settings=s)
         spans = sorted({sp for c in chunks for sp in c.sentences})
         chunk_texts += [c.text for c in chunks]
         all_texts += [c.text for c in chunks] + [doc.text[a:b] for a, b in spans]

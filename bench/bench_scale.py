@@ -85,12 +85,7 @@ def articles(assistant: Assistant) -> list[tuple[qingest.Document, list[qingest.
     out = []
     for path in sorted((DEV / "articles").glob("*.txt")):
         doc = qingest.read_document(path)
-        chunks = qingest.chunk_document(
-            doc,
-            count_tokens=embedder.count_tokens,
-            max_tokens=min(s.chunk_tokens, embedder.max_tokens),
-            overlap_sentences=s.chunk_overlap_sentences,
-        )
+        chunks = qingest.chunk_for_index(doc, embedder=embedder, settings=s)
         out.append((doc, chunks))
     return out
 

@@ -473,6 +473,17 @@ class IngestReport:
     duplicates: tuple[tuple[str, str], ...] = ()
 
 
+def chunk_for_index(doc: Document, *, embedder, settings) -> list[Chunk]:
+    """`chunk_document` as indexing calls it: sized in the embedder's tokens (at most
+    `settings.chunk_tokens` and the model's limit), `settings.chunk_overlap_sentences` of overlap."""
+    return chunk_document(
+        doc,
+        count_tokens=embedder.count_tokens,
+        max_tokens=min(settings.chunk_tokens, embedder.max_tokens),
+        overlap_sentences=settings.chunk_overlap_sentences,
+    )
+
+
 def index_documents(
     docs: list[Document], *, store, embedder, settings, progress: bool = True
 ) -> IngestReport:
@@ -490,12 +501,7 @@ def index_documents(
         if old_sha == doc.sha256:
             unchanged.append(doc.id)
             continue
-        chunks = chunk_document(
-            doc,
-            count_tokens=embedder.count_tokens,
-            max_tokens=min(settings.chunk_tokens, embedder.max_tokens),
-            overlap_sentences=settings.chunk_overlap_sentences,
-        )
+        chunks = chunk_for_index(doc, embedder=embedder, settings=settings)
         spans = sorted({s for c in chunks for s in c.sentences})
         # One encode call for chunks and sentences: batching keeps the model busy.
         texts = [c.text for c in chunks] + [doc.text[s:e] for s, e in spans]

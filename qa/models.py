@@ -27,6 +27,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from qa import export
 from qa.errors import ModelError
 
 STAMP = ".verified.json"
@@ -98,16 +99,7 @@ EMBEDDING_GEMMA_INT8 = BuiltSpec(
     description="EmbeddingGemma-300M as int8 ONNX (built from `embeddinggemma`), ONNX Runtime",
     base=EMBEDDING_GEMMA,
     target="embeddinggemma-300m-onnx-int8",
-    files=(
-        "model.onnx",
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "special_tokens_map.json",
-        "added_tokens.json",
-        "config.json",
-        "config_sentence_transformers.json",
-        "sentence_bert_config.json",
-    ),
+    files=(export.ONNX_FILE, *export.SIDE_FILES),
     size_mb=940,
 )
 
