@@ -16,6 +16,7 @@ benchmark's texts. Left out, measured worse there: ONNX Runtime's per-tensor dyn
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -66,6 +67,8 @@ def build(base: Path, out: Path, *, threads: int = 2) -> dict:
 
     from qa.errors import ModelError
 
+    for noisy in ("onnxscript", "onnx_ir"):  # their optimiser passes log every node at INFO
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     t0 = time.perf_counter()
     torch.set_num_threads(threads)
     model = SentenceTransformer(str(base), device="cpu").eval()
