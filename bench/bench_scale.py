@@ -261,11 +261,7 @@ def main() -> None:
             while written < target:
                 written += copier.write(BULK_DOCUMENTS)
             grown, grow_s = written - before, time.perf_counter() - t0
-            lexical_ms = (
-                timed_ms(lambda: retriever.lexical(background=False))
-                if hasattr(retriever, "lexical")
-                else None
-            )
+            lexical_ms = timed_ms(lambda: retriever.lexical(background=False))
             # one more document, then the first question after it
             written += copier.write(1)
             first = retrieve_ms(retriever, questions[0])
@@ -274,7 +270,7 @@ def main() -> None:
                 "store": kind,
                 "chunks": written,
                 "write_chunks_per_s": round(grown / grow_s, 1) if grown else None,
-                "lexical_update_ms": None if lexical_ms is None else round(lexical_ms, 1),
+                "lexical_update_ms": round(lexical_ms, 1),
                 "first_query_after_write_ms": round(first, 1),
                 "first_query_new_process_ms": round(open_in_new_process(settings, questions[0], dim), 1),
                 "retrieve_p50_ms": percentiles(warm)["p50"],

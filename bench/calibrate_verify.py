@@ -126,6 +126,20 @@ def _choose(curve: list[dict], neg_keys: list[str], pos_key: str) -> dict:
     return max(reversed(ok), key=lambda row: row[pos_key]) if ok else curve[-1]
 
 
+def _prompt_summary(rows: list[dict], *, positives: str) -> dict:
+    """One prompt choice's curve in brief: AUC, the threshold at TARGET, and the positives passing
+    there (under the key `positives`)."""
+    best = _at_target(rows)
+    return {
+        "auc": _auc(
+            [r["similarity"] for r in rows if r["label"] == "positive"],
+            [r["similarity"] for r in rows if r["label"] == "negative"],
+        ),
+        "threshold_at_target": best["threshold"],
+        positives: best["positives"],
+    }
+
+
 def _at_target(rows: list[dict]) -> dict:
     """Off the grid, for comparing prompt choices: the lowest cosine at which at most TARGET of each
     kind of negative passes the whole check, and the share of positives that pass there."""
@@ -183,15 +197,7 @@ def calibrate_rendering(embedder, pairs: list[dict]) -> dict:
             summary = {}
             for level in levels:
                 sub = [r for r in rows if r["level"] == level]
-                best = _at_target(sub)
-                summary[level] = {
-                    "auc": _auc(
-                        [r["similarity"] for r in sub if r["label"] == "positive"],
-                        [r["similarity"] for r in sub if r["label"] == "negative"],
-                    ),
-                    "threshold_at_target": best["threshold"],
-                    "positives_at_target": best["positives"],
-                }
+                summary[level] = _prompt_summary(sub, positives="positives_at_target")
             prompts["/".join(choice)] = summary
             print("prompts", choice, json.dumps(summary), flush=True)
     finally:
@@ -405,15 +411,7 @@ def calibrate_support(embedder) -> dict:
                     for r in done
                     if r["lang"] == lang
                 ]
-                best = _at_target(sub)
-                summary[lang] = {
-                    "auc": _auc(
-                        [r["similarity"] for r in sub if r["label"] == "positive"],
-                        [r["similarity"] for r in sub if r["label"] == "negative"],
-                    ),
-                    "threshold_at_target": best["threshold"],
-                    "faithful_at_target": best["positives"],
-                }
+                summary[lang] = _prompt_summary(sub, positives="faithful_at_target")
             prompts["/".join(choice)] = summary
             print("prompts", choice, json.dumps(summary), flush=True)
     finally:

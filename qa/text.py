@@ -127,7 +127,7 @@ def normalize(text: str) -> str:
     return _DIACRITICS.sub("", fold_text(text)).translate(_CHAR_MAP).casefold()
 
 
-# Cached: words repeat (Zipf), and stemming was 40% of a warm retrieval before (issue 11 profile).
+# Cached: words repeat (Zipf), and stemming was about a third of a warm retrieval before (issue 11 profile).
 @functools.lru_cache(maxsize=1 << 17)
 def stem(token: str) -> str:
     """Strip one Light10 prefix and then suffixes from a normalised Arabic token, keeping 3 letters.
