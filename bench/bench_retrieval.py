@@ -69,7 +69,15 @@ def main() -> None:
     s = qa.settings
     settings = {
         k: getattr(s, k)
-        for k in ("embedding_model", "chunk_tokens", "lexical_weight", "sentence_weight", "candidates")
+        for k in (
+            "embedding_model",
+            "second_embedding_model",
+            "second_embedding_weight",
+            "chunk_tokens",
+            "lexical_weight",
+            "sentence_weight",
+            "candidates",
+        )
     }
     path = save("retrieval", {"ingest_s": round(ingest_s, 1), "settings": settings, "by_language": table})
     for lang, row in table.items():

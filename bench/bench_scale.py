@@ -13,7 +13,8 @@ chunks and their sentences), `lexical_update_ms` (bringing the saved lexical ind
 does before it exits), `first_query_after_write_ms` (one more document written, then one question),
 `first_query_new_process_ms` (a new process opens the index and answers one question),
 `retrieve_p50_ms` / `retrieve_p95_ms` (warm, 2 rounds of the questions), `rss_mb` and
-`peak_rss_mb` (this process, the embedding model included).
+`peak_rss_mb` (this process, the embedding model included), and `server_rss_mb` for a server this
+run started. Rows of other sizes already saved for the same store kind are kept.
 With `--index DIR` the collection is kept: a re-run grows it further, or only measures it (to
 measure on a quiet machine after a long build).
 Run: `python -m bench.bench_scale --chunks 1000 10000 100000 [--chroma-url URL | --chroma-server]`.
@@ -63,9 +64,9 @@ class CachedQueries:
         return getattr(self.inner, name)
 
 
-def rss_mb() -> float:
-    """Resident memory of this process in MB (/proc/self/status VmRSS)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int | str = "self") -> float:
+    """Resident memory of a process in MB (/proc/<pid>/status VmRSS); this one by default."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
@@ -192,6 +193,18 @@ def start_chroma_server(folder: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("chroma run did not start within 60 s")
 
 
+def merged_rows(kind: str, rows: list[dict]) -> list[dict]:
+    """This run's rows plus the saved rows of other sizes (a 100k run on a kept index adds to 1k/10k)."""
+    path = RESULTS / "scale.json"
+    saved = json.loads(path.read_text()).get(kind, {}).get("rows", []) if path.exists() else []
+
+    def near(a: int, b: int) -> bool:
+        return abs(a - b) <= 0.05 * max(a, b)
+
+    kept = [r for r in saved if not any(near(r["chunks"], n["chunks"]) for n in rows)]
+    return sorted(kept + rows, key=lambda r: r["chunks"])
+
+
 def plot(rows: list[dict], path: Path, label: str) -> None:
     import matplotlib
 
@@ -279,8 +292,11 @@ def main() -> None:
                 "rss_mb": round(rss_mb(), 1),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             }
+            if server is not None:  # the vectors live there: its memory is the other half of the cost
+                row["server_rss_mb"] = round(rss_mb(server.pid), 1)
             print(json.dumps(row), flush=True)
             rows.append(row)
+        rows = merged_rows(kind, rows)
         plot(rows, RESULTS / f"scale-{kind}.png", kind)
         save("scale", {"rows": rows, "questions": len(questions)}, section=kind)
     finally:

@@ -413,6 +413,8 @@ def run(
             "baselines": list(baselines),
             "settings": {
                 "embedding_model": s.embedding_model,
+                "second_embedding_model": s.second_embedding_model,
+                "second_embedding_weight": s.second_embedding_weight,
                 "chunk_tokens": s.chunk_tokens,
                 "lexical_weight": s.lexical_weight,
                 "sentence_weight": s.sentence_weight,

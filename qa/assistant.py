@@ -62,10 +62,20 @@ class Assistant:
         return load_embedder(s.embedding_model, s.models_dir, s.threads, s.embedding_batch_size)
 
     @cached_property
+    def second_embedder(self):
+        """The second embedder that rescores candidates, or None when `QA_SECOND_EMBEDDING_MODEL` is empty."""
+        from qa.embeddings import load_embedder
+
+        s = self.settings
+        if not s.second_embedding_model:
+            return None
+        return load_embedder(s.second_embedding_model, s.models_dir, s.threads, s.embedding_batch_size)
+
+    @cached_property
     def retriever(self):
         from qa.retrieve import Retriever
 
-        return Retriever(self.store, self.embedder, self.settings)
+        return Retriever(self.store, self.embedder, self.settings, second=self.second_embedder)
 
     @cached_property
     def chain(self):
@@ -93,9 +103,17 @@ class Assistant:
         docs = [qingest.read_document(f, encoding=encoding, max_mb=self.settings.max_file_mb) for f in files]
         docs, duplicates = self.identify(docs)
         self.store.sweep()  # records a killed write left behind
+        second = self.second_embedder
         report = qingest.index_documents(
-            docs, store=self.store, embedder=self.embedder, settings=self.settings, progress=progress
+            docs,
+            store=self.store,
+            embedder=self.embedder,
+            settings=self.settings,
+            second=second,
+            progress=progress,
         )
+        if second is not None:  # documents indexed before the second embedder was set
+            qingest.add_second_vectors(self.store, second, progress=progress)
         # Bring the saved lexical index up to date now, so the next process loads it as it is.
         self.retriever.lexical(background=False)
         return dataclasses.replace(report, duplicates=tuple(duplicates))

@@ -485,13 +485,14 @@ def chunk_for_index(doc: Document, *, embedder, settings) -> list[Chunk]:
 
 
 def index_documents(
-    docs: list[Document], *, store, embedder, settings, progress: bool = True
+    docs: list[Document], *, store, embedder, settings, second=None, progress: bool = True
 ) -> IngestReport:
     """Chunk, embed and store documents; unchanged ones are skipped, changed ones replaced.
 
     All vectors of a document are computed before the store is touched, and the store switches
     versions atomically (qa/store.py), so a failure or a kill leaves each document old or new.
     Embedded texts have their presentation forms folded (the embedder reads ordinary letters).
+    `second`, when given, is the second embedder: its vectors of the same texts are stored too.
     """
     from tqdm import tqdm
 
@@ -505,13 +506,49 @@ def index_documents(
         spans = sorted({s for c in chunks for s in c.sentences})
         # One encode call for chunks and sentences: batching keeps the model busy.
         texts = [c.text for c in chunks] + [doc.text[s:e] for s, e in spans]
-        vectors = embedder.encode_documents([qtext.fold_text(t) for t in texts], progress=progress)
+        folded = [qtext.fold_text(t) for t in texts]
+        vectors = embedder.encode_documents(folded, progress=progress)
         store.replace_document(
             doc,
             chunks,
             vectors[: len(chunks)],
             dict(zip(spans, vectors[len(chunks) :], strict=True)),
+            second=_second_vectors(second, chunks, spans, folded),
         )
         (replaced if old_sha else added).append(doc.id)
         total += len(chunks)
     return IngestReport(tuple(added), tuple(replaced), tuple(unchanged), total)
+
+
+def _second_vectors(second, chunks: list[Chunk], spans: list[tuple[int, int]], folded: list[str]):
+    """The second embedder's vectors of a document's chunk and sentence texts (None without one)."""
+    from qa.store import SecondVectors
+
+    if second is None:
+        return None
+    return SecondVectors(second.name, len(chunks), tuple(spans), second.encode_documents(folded))
+
+
+def add_second_vectors(store, second, *, progress: bool = True) -> int:
+    """Give every indexed document that lacks them the second embedder's vectors; returns how many.
+
+    For an index written before a second embedder was set (or with another one): the texts are
+    read back from the store, one document at a time, so a stop halfway keeps what was done.
+    """
+    from tqdm import tqdm
+
+    todo = store.records.missing_second_vectors(second.name)
+    for doc_id in tqdm(
+        todo, desc=f"adding {second.name} vectors", unit="doc", disable=not progress or not todo
+    ):
+        chunks = store.document_chunks(doc_id)
+        if not chunks:
+            continue
+        spans = sorted({s for c in chunks for s in c.sentences})
+        by_span = {s: c for c in chunks for s in c.sentences}
+        texts = [c.text for c in chunks] + [
+            by_span[s, e].text[s - by_span[s, e].start : e - by_span[s, e].start] for s, e in spans
+        ]
+        vectors = _second_vectors(second, chunks, spans, [qtext.fold_text(t) for t in texts])
+        store.put_second_vectors(doc_id, chunks[0].doc_sha, vectors)
+    return len(todo)

@@ -8,11 +8,13 @@ processes compare to notice a change and refresh. `qa docs` reads it instead of 
 With a Chroma server (QA_CHROMA_URL) the record still lives in QA_CHROMA_PATH on this machine:
 processes that share a server must share that folder too.
 The record also keeps each visible chunk's BM25 tokens (table `lexical`, the input of
-qa/lexical.py, so the lexical index is rebuilt without reading Chroma) and the document versions
-being written (table `pending`, so a killed write is swept without scanning the collection).
+qa/lexical.py, so the lexical index is rebuilt without reading Chroma), the second embedder's
+vectors of each document (table `second_vectors`, read by id for the candidates of a question:
+they are only rescored, never searched) and the document versions being written (table `pending`,
+so a killed write is swept without scanning the collection).
 `SQLiteStore` is the small base of the other SQLite files a process keeps for itself (translations,
 saved conversations).
-Leaves out: the vectors and texts (Chroma holds them) and any ranking.
+Leaves out: the main embedder's vectors and the texts (Chroma holds them) and any ranking.
 """
 
 from __future__ import annotations
@@ -48,6 +50,19 @@ CREATE TABLE IF NOT EXISTS lexical (
     doc_id TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     chunks TEXT NOT NULL,
+    PRIMARY KEY (collection, doc_id)
+);
+-- The second embedder's vectors of a document version (qa/store.py `SecondVectors`): one float16
+-- row per chunk (in chunk order), then one per distinct sentence span (`spans`, JSON, sorted).
+CREATE TABLE IF NOT EXISTS second_vectors (
+    collection TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    model TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    spans TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vectors BLOB NOT NULL,
     PRIMARY KEY (collection, doc_id)
 );
 -- Document versions being written: what a killed write may have left in Chroma (Store.sweep).
@@ -174,6 +189,32 @@ class Records:
                 )
         return {doc_id: (sha, chunks) for doc_id, sha, chunks in rows}
 
+    def second_vectors(self, doc_ids: list[str], model: str) -> dict[str, tuple]:
+        """Stored second-embedder rows of these visible documents, for `model` only:
+        doc id -> (sha256, chunks, spans JSON, dim, float16 bytes). Absent: no row for that version."""
+        sql = (
+            "SELECT v.doc_id, v.sha256, v.chunks, v.spans, v.dim, v.vectors FROM second_vectors v "
+            "JOIN documents d ON d.collection = v.collection AND d.id = v.doc_id AND d.sha256 = v.sha256 "
+            "WHERE v.collection = ? AND v.model = ?"
+        )
+        rows = []
+        for i in range(0, len(doc_ids), 500):  # SQLite's bound-parameter limit
+            part = doc_ids[i : i + 500]
+            rows += self._query(
+                sql + f" AND v.doc_id IN ({','.join('?' * len(part))})", (self.collection, model, *part)
+            )
+        return {doc_id: rest for doc_id, *rest in rows}
+
+    def missing_second_vectors(self, model: str) -> list[str]:
+        """Visible documents with no second-embedder row of `model` for their version, sorted."""
+        rows = self._query(
+            "SELECT d.id FROM documents d LEFT JOIN second_vectors v ON v.collection = d.collection "
+            "AND v.doc_id = d.id AND v.sha256 = d.sha256 AND v.model = ? "
+            "WHERE d.collection = ? AND v.doc_id IS NULL ORDER BY d.id",
+            (model, self.collection),
+        )
+        return [r[0] for r in rows]
+
     def pending(self) -> list[tuple[str, str]]:
         """Document versions whose write started and did not finish: (doc id, sha256) pairs."""
         rows = self._query("SELECT doc_id, sha256 FROM pending WHERE collection = ?", (self.collection,))
@@ -185,10 +226,17 @@ class Records:
         """Insert or replace a document's record (and its lexical row); returns the new revision."""
         return self.put_many([(info, lexical)])
 
-    def put_many(self, items: list[tuple[DocInfo, str | None]]) -> int:
+    def put_many(
+        self, items: list[tuple[DocInfo, str | None]], *, second: dict[str, tuple] | None = None
+    ) -> int:
         """Insert or replace several documents' records and lexical rows in one transaction (one
-        revision: all become visible together); returns the new revision."""
+        revision: all become visible together); returns the new revision. `second` maps a doc id
+        to its second-embedder row (model, chunks, spans JSON, dim, float16 bytes), written in the
+        same transaction."""
         statements = []
+        for doc_id, row in (second or {}).items():
+            sha = next(info.sha256 for info, _ in items if info.id == doc_id)
+            statements.append(_put_second(self.collection, doc_id, sha, row))
         for info, lexical in items:
             statements.append(
                 (
@@ -205,12 +253,16 @@ class Records:
         """Store a lexical row for an already visible version (no revision bump: readers see no change)."""
         self._write([_put_lexical(self.collection, doc_id, sha256, chunks)], bump=False)
 
+    def put_second(self, doc_id: str, sha256: str, row: tuple) -> None:
+        """Store a second-embedder row for an already visible version (no revision bump)."""
+        self._write([_put_second(self.collection, doc_id, sha256, row)], bump=False)
+
     def delete(self, doc_id: str) -> int:
         """Remove a document's record; returns the new revision."""
         return self._write(
             [
-                ("DELETE FROM documents WHERE collection = ? AND id = ?", (self.collection, doc_id)),
-                ("DELETE FROM lexical WHERE collection = ? AND doc_id = ?", (self.collection, doc_id)),
+                (f"DELETE FROM {table} WHERE collection = ? AND {key} = ?", (self.collection, doc_id))
+                for table, key in (("documents", "id"), ("lexical", "doc_id"), ("second_vectors", "doc_id"))
             ]
         )
 
@@ -219,7 +271,7 @@ class Records:
         return self._write(
             [
                 (f"DELETE FROM {table} WHERE collection = ?", (self.collection,))
-                for table in ("documents", "lexical", "pending")
+                for table in ("documents", "lexical", "second_vectors", "pending")
             ]
         )
 
@@ -267,6 +319,13 @@ class Records:
 
 def _put_lexical(collection: str, doc_id: str, sha256: str, chunks: str) -> tuple[str, tuple]:
     return ("INSERT OR REPLACE INTO lexical VALUES (?, ?, ?, ?)", (collection, doc_id, sha256, chunks))
+
+
+def _put_second(collection: str, doc_id: str, sha256: str, row: tuple) -> tuple[str, tuple]:
+    return (
+        "INSERT OR REPLACE INTO second_vectors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (collection, doc_id, sha256, *row),
+    )
 
 
 class SQLiteStore:

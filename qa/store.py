@@ -19,7 +19,8 @@ Reads never scan the collection: documents and counts come from the documents re
 fetched by id (or by document), and each write stores its chunks' BM25 tokens in the record for the
 lexical index (qa/lexical.py), which is saved under `<chroma path>/lexical/<collection>/`.
 A write names its version in the record's `pending` table first, so `sweep()` after a killed write
-deletes only that version's records.
+deletes only that version's records. A second embedder's vectors (`SecondVectors`, used to rescore
+candidates, never searched) live in the documents record, written in the same commit.
 Leaves out: ranking (retrieve.py) and the lexical index itself (lexical.py).
 """
 
@@ -29,6 +30,8 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import urlparse
 
 import numpy as np
@@ -41,7 +44,45 @@ from qa.records import DocInfo, Records
 SENTENCES_SUFFIX = "__sentences"
 SCHEMA = 2  # 2: ids carry the document version, a documents record beside the collections
 
-__all__ = ["DocInfo", "Store", "connect", "damaged_message", "sentence_id"]
+__all__ = ["DocInfo", "SecondVectors", "Store", "connect", "damaged_message", "sentence_id"]
+
+
+@dataclass(frozen=True)
+class SecondVectors:
+    """A document version's vectors from the second embedder (qa/retrieve.py rescoring).
+
+    `vectors` is (chunks + len(spans), dim) float32, L2-normalised: one row per chunk in chunk
+    order, then one per distinct sentence span `[start, end)` in `spans` (sorted). Kept in the
+    documents record as float16 (half the bytes; cosine changes by < 1e-3).
+    """
+
+    model: str
+    chunks: int
+    spans: tuple[tuple[int, int], ...]
+    vectors: np.ndarray
+
+    def chunk(self, index: int) -> np.ndarray:
+        """The vector of chunk number `index` (0-based)."""
+        return self.vectors[index]
+
+    def sentence(self, start: int, end: int) -> np.ndarray | None:
+        """The vector of the sentence at `[start, end)`, or None when the document has no such span."""
+        i = self._rows.get((start, end))
+        return None if i is None else self.vectors[i]
+
+    @cached_property
+    def _rows(self) -> dict[tuple[int, int], int]:
+        return {span: self.chunks + i for i, span in enumerate(self.spans)}
+
+    def row(self) -> tuple:
+        """The documents-record row: (model, chunks, spans JSON, dim, float16 bytes)."""
+        data = np.ascontiguousarray(self.vectors, dtype=np.float16)
+        return (self.model, self.chunks, json.dumps(self.spans), data.shape[1], data.tobytes())
+
+    @classmethod
+    def from_row(cls, model: str, chunks: int, spans: str, dim: int, data: bytes) -> SecondVectors:
+        vectors = np.frombuffer(data, dtype=np.float16).reshape(-1, dim).astype(np.float32)
+        return cls(model, chunks, tuple(tuple(s) for s in json.loads(spans)), vectors)
 
 
 def damaged_message(path, exc: BaseException) -> str:
@@ -248,6 +289,20 @@ class Store:
             out.append(qlexical.decode_chunks(doc_id, chunks[0].doc_sha, payload))
         return out
 
+    def second_vectors(self, versions: dict[str, str], model: str) -> dict[str, SecondVectors]:
+        """The second embedder's vectors of these document versions (doc id -> sha256), for
+        `model`; a document whose visible version has none (indexed without it) is absent."""
+        found = self.records.second_vectors(sorted(versions), model)
+        return {
+            doc_id: SecondVectors.from_row(model, chunks, spans, dim, data)
+            for doc_id, (sha, chunks, spans, dim, data) in found.items()
+            if versions[doc_id] == sha
+        }
+
+    def put_second_vectors(self, doc_id: str, sha256: str, vectors: SecondVectors) -> None:
+        """Keep second-embedder vectors for an indexed version (a backfill; readers see no change)."""
+        self.records.put_second(doc_id, sha256, vectors.row())
+
     def query_chunks(self, vector: np.ndarray, n: int) -> dict[str, float]:
         """The `n` chunks nearest to a query vector: chunk id -> cosine similarity."""
         return self._query(self.chunks, vector, n)
@@ -296,21 +351,29 @@ class Store:
         chunks: list[Chunk],
         chunk_vectors: np.ndarray,
         sentence_vectors: dict[tuple[int, int], np.ndarray],
+        *,
+        second: SecondVectors | None = None,
     ) -> None:
         """Make the index hold exactly these chunks for `doc`, the old version visible until the switch.
 
         `chunk_vectors` (len(chunks), dim) float32; `sentence_vectors` maps each sentence's
-        `[start, end)` offsets to its (dim,) vector. Raises `StoreError` when the write fails; the old
-        version is then still the visible one.
+        `[start, end)` offsets to its (dim,) vector; `second` is the second embedder's vectors, if
+        one is set. Raises `StoreError` when the write fails; the old version is then still the
+        visible one.
         """
-        self.replace_documents([(doc, chunks, chunk_vectors, sentence_vectors)])
+        self.replace_documents(
+            [(doc, chunks, chunk_vectors, sentence_vectors)], second={doc.id: second} if second else None
+        )
 
     def replace_documents(
         self,
         writes: list[tuple[Document, list[Chunk], np.ndarray, dict[tuple[int, int], np.ndarray]]],
+        *,
+        second: dict[str, SecondVectors] | None = None,
     ) -> None:
         """`replace_document` for several documents: their records share Chroma batches (a call
-        costs ~30 ms however small, measured for issue 11) and one commit makes them all visible."""
+        costs ~30 ms however small, measured for issue 11) and one commit makes them all visible.
+        `second` (doc id -> its second-embedder vectors) is written in that same commit."""
         versions = [(doc.id, doc.sha256) for doc, *_ in writes]
         sentence_ids, sentence_vecs, sentence_meta = [], [], []
         chunk_ids, chunk_vecs, chunk_texts, chunk_meta = [], [], [], []
@@ -348,7 +411,7 @@ class Store:
             self.records.end_write(versions)
             names = ", ".join(d for d, _ in versions)
             raise StoreError(f"Could not write {names} to the index ({exc}); it is unchanged.") from None
-        self._seen = self.records.put_many(items)
+        self._seen = self.records.put_many(items, second={d: v.row() for d, v in (second or {}).items()})
         self.version += 1
         for doc_id, sha in versions:
             self._sweep_document(doc_id, sha)

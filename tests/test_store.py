@@ -172,3 +172,27 @@ def test_sweep_removes_only_what_a_killed_write_left(fast_seeded):
     assert store.sweep() == 1
     assert store.chunks.count() == visible and store.records.pending() == []
     assert store.document_sha(info.id) == info.sha256
+
+
+def test_second_vectors_are_written_with_the_version_and_removed_with_the_document(fast_seeded, tmp_path):
+    import numpy as np
+
+    from qa.store import SecondVectors
+
+    store = fast_seeded.store
+    [info] = store.documents()
+    [vectors] = store.second_vectors({info.id: info.sha256}, "hash").values()
+    chunks = store.document_chunks(info.id)
+    assert vectors.chunks == len(chunks) == info.chunks
+    assert vectors.spans == tuple(sorted({s for c in chunks for s in c.sentences}))
+    # float16 in the record: within 1e-3 of the model's own vector
+    expected = fast_seeded.second_embedder.encode_documents([chunks[1].text])[0]
+    assert np.abs(vectors.chunk(1) - expected).max() < 1e-3
+    assert vectors.sentence(-1, 0) is None
+    # another model's name, or an older version of the document, finds nothing
+    assert store.second_vectors({info.id: info.sha256}, "other") == {}
+    assert store.second_vectors({info.id: "0" * 64}, "hash") == {}
+    row = SecondVectors.from_row(*vectors.row())
+    assert row.spans == vectors.spans and np.array_equal(row.vectors, vectors.vectors)
+    assert fast_seeded.remove(info.id)
+    assert store.records.second_vectors([info.id], "hash") == {}
