@@ -71,7 +71,9 @@ def test_index_without_second_vectors_ranks_on_the_main_model_until_ingest_adds_
     from qa.assistant import Assistant
     from tests.conftest import index_seed
 
-    one = index_seed(Assistant(fast_settings.model_copy(update={"second_embedding_model": ""})), tmp_path / "d")
+    one = index_seed(
+        Assistant(fast_settings.model_copy(update={"second_embedding_model": ""})), tmp_path / "d"
+    )
     assert one.retriever.second is None
     two = Assistant(one.settings.model_copy(update={"second_embedding_model": "hash"}))
     [info] = two.documents()
@@ -79,7 +81,9 @@ def test_index_without_second_vectors_ranks_on_the_main_model_until_ingest_adds_
     # Missing vectors: the question is ranked on the main model alone (no mixed scales).
     before = two.retriever.retrieve("ماذا نفى الكرملين؟")
     assert all(h.second is None for h in before.hits)
-    assert [h.chunk.id for h in before.hits] == [h.chunk.id for h in one.retriever.retrieve("ماذا نفى الكرملين؟").hits]
+    assert [h.chunk.id for h in before.hits] == [
+        h.chunk.id for h in one.retriever.retrieve("ماذا نفى الكرملين؟").hits
+    ]
     report = two.ingest([tmp_path / "d"], progress=False)  # unchanged text: only the vectors are added
     assert report.unchanged == (info.id,) and two.store.records.missing_second_vectors("hash") == []
     assert all(h.second is not None for h in two.retriever.retrieve("ماذا نفى الكرملين؟").hits)
