@@ -3,7 +3,8 @@ collection grows to 100,000 chunks, on embedded Chroma or a `chroma run` server.
 
 The collection is built from the dev benchmark's 18 real articles, chunked by the product's own
 chunker and re-used under new ids (copy i of an article is a new document version with the same
-text), with random unit vectors for chunks and sentences: the embedding model is measured apart
+text), with random unit vectors for chunks and sentences (and for the second embedder, kept in the
+documents record and read for every question's candidates): the embedding model is measured apart
 (`embed_query_p50_ms`, the real model on the seed questions). Questions are the dev benchmark's,
 in both languages, their vectors computed once by the real model, so `retrieve_*` is retrieval
 without the query embedding: Chroma's two nearest-neighbour queries, the lexical index (Arabic
@@ -45,6 +46,7 @@ from bench.common import DEV, RESULTS, SEED_SET, percentiles, save
 from qa import ingest as qingest
 from qa.assistant import Assistant
 from qa.config import Settings
+from qa.store import SecondVectors
 
 QUESTIONS_PER_LANGUAGE = 20
 BULK_DOCUMENTS = 20  # documents per write while growing: ~110 chunks and ~500 sentences per call
@@ -92,18 +94,42 @@ def articles(assistant: Assistant) -> list[tuple[qingest.Document, list[qingest.
 
 
 class Copier:
-    """Writes copy after copy of the articles, with random unit vectors."""
+    """Writes copy after copy of the articles, with random unit vectors (and random second-embedder
+    vectors of `second_dim` when the assistant has a second embedder)."""
 
-    def __init__(self, assistant: Assistant, sources, dim: int) -> None:
+    def __init__(self, assistant: Assistant, sources, dim: int, second_dim: int | None = None) -> None:
         self.store = assistant.store
         self.sources = sources
         self.dim = dim
+        self.second = assistant.second_embedder
+        self.second_dim = second_dim
         self.rng = np.random.default_rng(0)
         self.n = 0
 
-    def _unit(self, n: int) -> np.ndarray:
-        v = self.rng.standard_normal((n, self.dim)).astype(np.float32)
+    def _unit(self, n: int, dim: int | None = None) -> np.ndarray:
+        v = self.rng.standard_normal((n, dim or self.dim)).astype(np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def second_vectors(self, chunks: int, spans) -> SecondVectors | None:
+        if self.second is None:
+            return None
+        return SecondVectors(
+            self.second.name, chunks, tuple(spans), self._unit(chunks + len(spans), self.second_dim)
+        )
+
+    def fill_second(self) -> int:
+        """Random second-embedder vectors for copies written without them (a kept index); returns
+        how many. A copy's spans are its source article's, so Chroma is not read."""
+        if self.second is None:
+            return 0
+        todo = self.store.records.missing_second_vectors(self.second.name)
+        versions = self.store.records.versions()
+        sources = {doc.id: chunks for doc, chunks in self.sources}
+        for doc_id in todo:
+            chunks = sources[doc_id.split("-", 1)[1]]
+            spans = sorted({sp for c in chunks for sp in c.sentences})
+            self.store.put_second_vectors(doc_id, versions[doc_id], self.second_vectors(len(chunks), spans))
+        return len(todo)
 
     def _next(self):
         doc, chunks = self.sources[self.n % len(self.sources)]
@@ -120,7 +146,8 @@ class Copier:
     def write(self, documents: int = 1) -> int:
         """Write the next `documents` copies in one `replace_documents`; returns their chunk count."""
         writes = [self._next() for _ in range(documents)]
-        self.store.replace_documents(writes)
+        second = {w[0].id: self.second_vectors(len(w[1]), sorted(w[3])) for w in writes}
+        self.store.replace_documents(writes, second=None if self.second is None else second)
         return sum(len(w[1]) for w in writes)
 
 
@@ -264,8 +291,18 @@ def main() -> None:
         embed_ms = [timed_ms(lambda q=q: embedder.encode_query(q)) for q in seed_questions]
         retriever = assistant.retriever
         retriever.embedder = CachedQueries(embedder, questions)
+        second_dim = None
+        if retriever.second is not None:  # its stored vectors are read and scored too
+            retriever.second = CachedQueries(retriever.second, questions)
+            second_dim = len(retriever.second.encode_query(questions[0]))
         dim = len(embedder.encode_query("x"))
-        copier = Copier(assistant, articles(assistant), dim)
+        copier = Copier(assistant, articles(assistant), dim, second_dim)
+        filled = copier.fill_second()
+        if filled:
+            print(
+                f"random {assistant.settings.second_embedding_model} vectors added to {filled} documents",
+                flush=True,
+            )
 
         copier.n = len(assistant.store.documents())  # a kept collection goes on where it stopped
         rows, written = [], assistant.store.count()
