@@ -3,8 +3,8 @@ collection grows to 100,000 chunks, on embedded Chroma or a `chroma run` server.
 
 The collection is built from the dev benchmark's 18 real articles, chunked by the product's own
 chunker and re-used under new ids (copy i of an article is a new document version with the same
-text), with random unit vectors for chunks and sentences (and for the second embedder, kept in the
-documents record and read for every question's candidates): the embedding model is measured apart
+text), with random unit vectors for chunks and sentences (in Chroma, and the float16 copy and the second
+embedder's in the documents record, from which candidates are scored): the embedding model is measured apart
 (`embed_query_p50_ms`, the real model on the seed questions). Questions are the dev benchmark's,
 in both languages, their vectors computed once by the real model, so `retrieve_*` is retrieval
 without the query embedding: Chroma's two nearest-neighbour queries, the lexical index (Arabic
@@ -46,7 +46,7 @@ from bench.common import DEV, RESULTS, SEED_SET, percentiles, save
 from qa import ingest as qingest
 from qa.assistant import Assistant
 from qa.config import Settings
-from qa.store import SecondVectors
+from qa.store import DocVectors
 
 QUESTIONS_PER_LANGUAGE = 20
 BULK_DOCUMENTS = 20  # documents per write while growing: ~110 chunks and ~500 sentences per call
@@ -110,26 +110,33 @@ class Copier:
         v = self.rng.standard_normal((n, dim or self.dim)).astype(np.float32)
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
-    def second_vectors(self, chunks: int, spans) -> SecondVectors | None:
+    def second_vectors(self, chunks: int, spans) -> DocVectors | None:
         if self.second is None:
             return None
-        return SecondVectors(
+        return DocVectors(
             self.second.name, chunks, tuple(spans), self._unit(chunks + len(spans), self.second_dim)
         )
 
-    def fill_second(self) -> int:
-        """Random second-embedder vectors for copies written without them (a kept index); returns
-        how many. A copy's spans are its source article's, so Chroma is not read."""
-        if self.second is None:
-            return 0
-        todo = self.store.records.missing_second_vectors(self.second.name)
-        versions = self.store.records.versions()
+    def fill_kept(self) -> int:
+        """Random vectors in the documents record for copies written before it kept them (a kept
+        index), for the main model and the second embedder; returns how many documents lacked
+        some. A copy's spans are its source article's, so Chroma is not read. Random either way:
+        only the cost of reading them is measured."""
+        records = self.store.records
+        main = set(records.missing_vectors(self.store.embedding_model))
+        other = set(records.missing_vectors(self.second.name)) if self.second is not None else set()
+        versions = records.versions()
         sources = {doc.id: chunks for doc, chunks in self.sources}
-        for doc_id in todo:
+        for doc_id in sorted(main | other):
             chunks = sources[doc_id.split("-", 1)[1]]
             spans = sorted({sp for c in chunks for sp in c.sentences})
-            self.store.put_second_vectors(doc_id, versions[doc_id], self.second_vectors(len(chunks), spans))
-        return len(todo)
+            if doc_id in main:
+                rows = self._unit(len(chunks) + len(spans))
+                kept = DocVectors(self.store.embedding_model, len(chunks), tuple(spans), rows)
+                self.store.put_doc_vectors(doc_id, versions[doc_id], kept)
+            if doc_id in other:
+                self.store.put_doc_vectors(doc_id, versions[doc_id], self.second_vectors(len(chunks), spans))
+        return len(main | other)
 
     def _next(self):
         doc, chunks = self.sources[self.n % len(self.sources)]
@@ -297,10 +304,10 @@ def main() -> None:
             second_dim = len(retriever.second.encode_query(questions[0]))
         dim = len(embedder.encode_query("x"))
         copier = Copier(assistant, articles(assistant), dim, second_dim)
-        filled = copier.fill_second()
+        filled = copier.fill_kept()
         if filled:
             print(
-                f"random {assistant.settings.second_embedding_model} vectors added to {filled} documents",
+                f"random vectors kept in the documents record for {filled} documents",
                 flush=True,
             )
 

@@ -112,8 +112,8 @@ class Assistant:
             second=second,
             progress=progress,
         )
-        if second is not None:  # documents indexed before the second embedder was set
-            qingest.add_second_vectors(self.store, second, progress=progress)
+        # documents indexed before the record kept their vectors, or before the second embedder was set
+        qingest.add_kept_vectors(self.store, second, progress=progress)
         # Bring the saved lexical index up to date now, so the next process loads it as it is.
         self.retriever.lexical(background=False)
         return dataclasses.replace(report, duplicates=tuple(duplicates))

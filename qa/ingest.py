@@ -522,33 +522,38 @@ def index_documents(
 
 def _second_vectors(second, chunks: list[Chunk], spans: list[tuple[int, int]], folded: list[str]):
     """The second embedder's vectors of a document's chunk and sentence texts (None without one)."""
-    from qa.store import SecondVectors
+    from qa.store import DocVectors
 
     if second is None:
         return None
-    return SecondVectors(second.name, len(chunks), tuple(spans), second.encode_documents(folded))
+    return DocVectors(second.name, len(chunks), tuple(spans), second.encode_documents(folded))
 
 
-def add_second_vectors(store, second, *, progress: bool = True) -> int:
-    """Give every indexed document that lacks them the second embedder's vectors; returns how many.
+def add_kept_vectors(store, second=None, *, progress: bool = True) -> int:
+    """Give every indexed document the vectors the documents record keeps for it; returns how many
+    documents lacked some.
 
-    For an index written before a second embedder was set (or with another one): the texts are
-    read back from the store, one document at a time, so a stop halfway keeps what was done.
+    For an index written before the record kept vectors (or before a second embedder was set): the
+    index model's vectors are read back from Chroma, the second embedder's are computed from the
+    texts. One document at a time, so a stop halfway keeps what was done.
     """
     from tqdm import tqdm
 
-    todo = store.records.missing_second_vectors(second.name)
-    for doc_id in tqdm(
-        todo, desc=f"adding {second.name} vectors", unit="doc", disable=not progress or not todo
-    ):
-        chunks = store.document_chunks(doc_id)
-        if not chunks:
-            continue
-        spans = sorted({s for c in chunks for s in c.sentences})
-        by_span = {s: c for c in chunks for s in c.sentences}
-        texts = [c.text for c in chunks] + [
-            by_span[s, e].text[s - by_span[s, e].start : e - by_span[s, e].start] for s, e in spans
-        ]
-        vectors = _second_vectors(second, chunks, spans, [qtext.fold_text(t) for t in texts])
-        store.put_second_vectors(doc_id, chunks[0].doc_sha, vectors)
+    main = set(store.records.missing_vectors(store.embedding_model))
+    other = set(store.records.missing_vectors(second.name)) if second is not None else set()
+    todo = sorted(main | other)
+    for doc_id in tqdm(todo, desc="keeping vectors", unit="doc", disable=not progress or not todo):
+        if doc_id in main and (kept := store.vectors_from_chroma(doc_id)) is not None:
+            store.put_doc_vectors(doc_id, store.document_sha(doc_id), kept)
+        if doc_id in other:
+            chunks = store.document_chunks(doc_id)
+            if not chunks:
+                continue
+            spans = sorted({s for c in chunks for s in c.sentences})
+            by_span = {s: c for c in chunks for s in c.sentences}
+            texts = [c.text for c in chunks] + [
+                by_span[s, e].text[s - by_span[s, e].start : e - by_span[s, e].start] for s, e in spans
+            ]
+            vectors = _second_vectors(second, chunks, spans, [qtext.fold_text(t) for t in texts])
+            store.put_doc_vectors(doc_id, chunks[0].doc_sha, vectors)
     return len(todo)

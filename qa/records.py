@@ -8,13 +8,14 @@ processes compare to notice a change and refresh. `qa docs` reads it instead of 
 With a Chroma server (QA_CHROMA_URL) the record still lives in QA_CHROMA_PATH on this machine:
 processes that share a server must share that folder too.
 The record also keeps each visible chunk's BM25 tokens (table `lexical`, the input of
-qa/lexical.py, so the lexical index is rebuilt without reading Chroma), the second embedder's
-vectors of each document (table `second_vectors`, read by id for the candidates of a question:
-they are only rescored, never searched) and the document versions being written (table `pending`,
-so a killed write is swept without scanning the collection).
+qa/lexical.py, so the lexical index is rebuilt without reading Chroma), a float16 copy of each
+document's chunk and sentence vectors, per embedding model (table `vectors`: the main model's, and
+the second embedder's, which exists only here; a question's candidates are scored from it, so no
+vector crosses from a Chroma server) and the document versions being written (table `pending`, so
+a killed write is swept without scanning the collection).
 `SQLiteStore` is the small base of the other SQLite files a process keeps for itself (translations,
 saved conversations).
-Leaves out: the main embedder's vectors and the texts (Chroma holds them) and any ranking.
+Leaves out: the texts and the nearest-neighbour search (Chroma holds them) and any ranking.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ CREATE TABLE IF NOT EXISTS lexical (
     chunks TEXT NOT NULL,
     PRIMARY KEY (collection, doc_id)
 );
--- The second embedder's vectors of a document version (qa/store.py `SecondVectors`): one float16
+-- A document version's vectors under one embedding model (qa/store.py `DocVectors`): one float16
 -- row per chunk (in chunk order), then one per distinct sentence span (`spans`, JSON, sorted).
-CREATE TABLE IF NOT EXISTS second_vectors (
+CREATE TABLE IF NOT EXISTS vectors (
     collection TEXT NOT NULL,
     doc_id TEXT NOT NULL,
     sha256 TEXT NOT NULL,
@@ -63,7 +64,7 @@ CREATE TABLE IF NOT EXISTS second_vectors (
     spans TEXT NOT NULL,
     dim INTEGER NOT NULL,
     vectors BLOB NOT NULL,
-    PRIMARY KEY (collection, doc_id)
+    PRIMARY KEY (collection, doc_id, model)
 );
 -- Document versions being written: what a killed write may have left in Chroma (Store.sweep).
 CREATE TABLE IF NOT EXISTS pending (
@@ -189,11 +190,11 @@ class Records:
                 )
         return {doc_id: (sha, chunks) for doc_id, sha, chunks in rows}
 
-    def second_vectors(self, doc_ids: list[str], model: str) -> dict[str, tuple]:
-        """Stored second-embedder rows of these visible documents, for `model` only:
+    def vectors(self, doc_ids: list[str], model: str) -> dict[str, tuple]:
+        """Stored vector rows of these visible documents under embedding model `model`:
         doc id -> (sha256, chunks, spans JSON, dim, float16 bytes). Absent: no row for that version."""
         sql = (
-            "SELECT v.doc_id, v.sha256, v.chunks, v.spans, v.dim, v.vectors FROM second_vectors v "
+            "SELECT v.doc_id, v.sha256, v.chunks, v.spans, v.dim, v.vectors FROM vectors v "
             "JOIN documents d ON d.collection = v.collection AND d.id = v.doc_id AND d.sha256 = v.sha256 "
             "WHERE v.collection = ? AND v.model = ?"
         )
@@ -205,10 +206,10 @@ class Records:
             )
         return {doc_id: rest for doc_id, *rest in rows}
 
-    def missing_second_vectors(self, model: str) -> list[str]:
-        """Visible documents with no second-embedder row of `model` for their version, sorted."""
+    def missing_vectors(self, model: str) -> list[str]:
+        """Visible documents with no vector row of `model` for their version, sorted."""
         rows = self._query(
-            "SELECT d.id FROM documents d LEFT JOIN second_vectors v ON v.collection = d.collection "
+            "SELECT d.id FROM documents d LEFT JOIN vectors v ON v.collection = d.collection "
             "AND v.doc_id = d.id AND v.sha256 = d.sha256 AND v.model = ? "
             "WHERE d.collection = ? AND v.doc_id IS NULL ORDER BY d.id",
             (model, self.collection),
@@ -227,16 +228,16 @@ class Records:
         return self.put_many([(info, lexical)])
 
     def put_many(
-        self, items: list[tuple[DocInfo, str | None]], *, second: dict[str, tuple] | None = None
+        self, items: list[tuple[DocInfo, str | None]], *, vectors: dict[str, list[tuple]] | None = None
     ) -> int:
         """Insert or replace several documents' records and lexical rows in one transaction (one
-        revision: all become visible together); returns the new revision. `second` maps a doc id
-        to its second-embedder row (model, chunks, spans JSON, dim, float16 bytes), written in the
-        same transaction."""
+        revision: all become visible together); returns the new revision. `vectors` maps a doc id
+        to its vector rows (model, chunks, spans JSON, dim, float16 bytes), one per model, written
+        in the same transaction."""
         statements = []
-        for doc_id, row in (second or {}).items():
-            sha = next(info.sha256 for info, _ in items if info.id == doc_id)
-            statements.append(_put_second(self.collection, doc_id, sha, row))
+        shas = {info.id: info.sha256 for info, _ in items}
+        for doc_id, rows in (vectors or {}).items():
+            statements += [_put_vectors(self.collection, doc_id, shas[doc_id], row) for row in rows]
         for info, lexical in items:
             statements.append(
                 (
@@ -253,16 +254,16 @@ class Records:
         """Store a lexical row for an already visible version (no revision bump: readers see no change)."""
         self._write([_put_lexical(self.collection, doc_id, sha256, chunks)], bump=False)
 
-    def put_second(self, doc_id: str, sha256: str, row: tuple) -> None:
-        """Store a second-embedder row for an already visible version (no revision bump)."""
-        self._write([_put_second(self.collection, doc_id, sha256, row)], bump=False)
+    def put_vectors(self, doc_id: str, sha256: str, row: tuple) -> None:
+        """Store a vector row for an already visible version (no revision bump: readers see no change)."""
+        self._write([_put_vectors(self.collection, doc_id, sha256, row)], bump=False)
 
     def delete(self, doc_id: str) -> int:
         """Remove a document's record; returns the new revision."""
         return self._write(
             [
                 (f"DELETE FROM {table} WHERE collection = ? AND {key} = ?", (self.collection, doc_id))
-                for table, key in (("documents", "id"), ("lexical", "doc_id"), ("second_vectors", "doc_id"))
+                for table, key in (("documents", "id"), ("lexical", "doc_id"), ("vectors", "doc_id"))
             ]
         )
 
@@ -271,7 +272,7 @@ class Records:
         return self._write(
             [
                 (f"DELETE FROM {table} WHERE collection = ?", (self.collection,))
-                for table in ("documents", "lexical", "second_vectors", "pending")
+                for table in ("documents", "lexical", "vectors", "pending")
             ]
         )
 
@@ -321,9 +322,9 @@ def _put_lexical(collection: str, doc_id: str, sha256: str, chunks: str) -> tupl
     return ("INSERT OR REPLACE INTO lexical VALUES (?, ?, ?, ?)", (collection, doc_id, sha256, chunks))
 
 
-def _put_second(collection: str, doc_id: str, sha256: str, row: tuple) -> tuple[str, tuple]:
+def _put_vectors(collection: str, doc_id: str, sha256: str, row: tuple) -> tuple[str, tuple]:
     return (
-        "INSERT OR REPLACE INTO second_vectors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (collection, doc_id, sha256, *row),
     )
 

@@ -11,7 +11,8 @@ best-sentence similarity, built the same way, is mixed into the dense part of th
 (bench/bench_fusion.py: dev R@1 0.841 -> 0.878 ar, 0.889 -> 0.898 en held out). It only rescores,
 it never adds candidates: the candidates already hold the gold chunk for every dev question. The
 evidence scores (and so abstention) use the main model's similarities only, as calibrated.
-Candidate chunks are fetched from the store by id: nothing here holds or scans the whole collection.
+Candidate chunks are fetched from the store by id and scored with the vectors the documents record
+keeps (Chroma only finds the nearest ones): nothing here holds or scans the whole collection.
 Leaves out: answer wording (answer.py) and LangChain types (chain.py).
 """
 
@@ -72,7 +73,7 @@ class Retrieval:
 
 class Retriever:
     """Ranks the chunks of one store for a question under one settings object, with the main
-    embedder and, when given, a second one whose vectors the store keeps (qa.store.SecondVectors)."""
+    embedder and, when given, a second one whose vectors the store keeps (qa.store.DocVectors)."""
 
     def __init__(self, store, embedder, settings, *, second=None) -> None:
         self.store = store
@@ -120,17 +121,21 @@ class Retriever:
             lexical_index.scores(q_tokens, [c.text for c in chunks]) if use_lexical else np.zeros(len(chunks))
         )
 
-        # Exact similarities for every candidate chunk and every sentence inside one.
-        chunk_vecs = self.store.chunk_vectors([c.id for c in chunks if c.id not in dense])
-        sent_ids = sorted({sentence_id(c.doc_id, a, b, c.doc_sha) for c in chunks for a, b in c.sentences})
-        sent_vecs = self.store.sentence_vectors(sent_ids)
-        sent_sim = {sid: float(v @ q) for sid, v in sent_vecs.items()}
+        # Exact similarities for every candidate chunk and every sentence inside one, from the
+        # vectors the documents record keeps (Chroma is asked only for documents kept without them).
+        kept = self.store.doc_vectors({c.doc_id: c.doc_sha for c in chunks})
+        chunk_sims, sent_sim = _similarities(chunks, kept, q)
+        far = [c for c in chunks if c.doc_id not in kept]
+        chunk_vecs = self.store.chunk_vectors([c.id for c in far if c.id not in dense])
+        chunk_sims.update({i: float(v @ q) for i, v in chunk_vecs.items()})
+        far_sentences = sorted({sentence_id(c.doc_id, a, b, c.doc_sha) for c in far for a, b in c.sentences})
+        sent_sim.update({sid: float(v @ q) for sid, v in self.store.sentence_vectors(far_sentences).items()})
 
         dense_scores, best_sentences = [], []
         for chunk in chunks:
-            chunk_sim = dense.get(chunk.id)
+            chunk_sim = dense.get(chunk.id)  # Chroma's own similarity for its nearest chunks
             if chunk_sim is None:
-                chunk_sim = float(chunk_vecs[chunk.id] @ q) if chunk.id in chunk_vecs else 0.0
+                chunk_sim = chunk_sims.get(chunk.id, 0.0)
             best_sentence = max(
                 (
                     sent_sim.get(sentence_id(chunk.doc_id, a, b, chunk.doc_sha), 0.0)
@@ -177,19 +182,20 @@ class Retriever:
         s = self.settings
         if self.second is None or s.second_embedding_weight <= 0:
             return None, 0.0
-        by_doc = self.store.second_vectors({c.doc_id: c.doc_sha for c in chunks}, self.second.name)
+        by_doc = self.store.doc_vectors({c.doc_id: c.doc_sha for c in chunks}, self.second.name)
         if any(c.doc_id not in by_doc for c in chunks):
             return None, 0.0
         t0 = time.perf_counter()
         q = self.second.encode_query(question)
         embed_ms = (time.perf_counter() - t0) * 1000
+        chunk_sims, sent_sim = _similarities(chunks, by_doc, q)
         out = np.empty(len(chunks))
         for i, c in enumerate(chunks):
-            vectors = by_doc[c.doc_id]
-            sentences = [vectors.sentence(a, b) for a, b in c.sentences]
-            best = max((float(v @ q) for v in sentences if v is not None), default=0.0)
-            chunk_sim = float(vectors.chunk(c.index) @ q)
-            out[i] = (1 - s.sentence_weight) * chunk_sim + s.sentence_weight * best
+            best = max(
+                (sent_sim.get(sentence_id(c.doc_id, a, b, c.doc_sha), 0.0) for a, b in c.sentences),
+                default=0.0,
+            )
+            out[i] = (1 - s.sentence_weight) * chunk_sims[c.id] + s.sentence_weight * best
         return out, embed_ms
 
     def _evidence(self, question, q_tokens, hits, sent_sim) -> list[Evidence]:
@@ -226,6 +232,27 @@ class Retriever:
                 )
         out.sort(key=lambda e: e.score, reverse=True)
         return out
+
+
+def _similarities(
+    chunks: list[Chunk], kept: dict, q: np.ndarray
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Cosine similarities to `q` of the candidate chunks and their sentences whose document has
+    kept vectors (`qa.store.DocVectors`, doc id -> vectors): (chunk id -> sim, sentence id -> sim).
+    One matrix product per document."""
+    by_doc = {doc_id: vectors.vectors @ q for doc_id, vectors in kept.items()}
+    chunk_sims, sent_sims = {}, {}
+    for c in chunks:
+        sims = by_doc.get(c.doc_id)
+        if sims is None:
+            continue
+        vectors = kept[c.doc_id]
+        chunk_sims[c.id] = float(sims[c.index])
+        for a, b in c.sentences:
+            row = vectors.row_of(a, b)
+            if row is not None:
+                sent_sims[sentence_id(c.doc_id, a, b, c.doc_sha)] = float(sims[row])
+    return chunk_sims, sent_sims
 
 
 def _minmax(values: np.ndarray) -> np.ndarray:

@@ -19,8 +19,11 @@ Reads never scan the collection: documents and counts come from the documents re
 fetched by id (or by document), and each write stores its chunks' BM25 tokens in the record for the
 lexical index (qa/lexical.py), which is saved under `<chroma path>/lexical/<collection>/`.
 A write names its version in the record's `pending` table first, so `sweep()` after a killed write
-deletes only that version's records. A second embedder's vectors (`SecondVectors`, used to rescore
-candidates, never searched) live in the documents record, written in the same commit.
+deletes only that version's records. Each write also keeps a float16 copy of the document's vectors
+in the documents record (`DocVectors`, per model, in the same commit): a question's candidates are
+scored from that copy, so with a Chroma server only ids and texts cross the network (the ~600
+sentence vectors a question scores cost 72 ms as JSON at 100,000 chunks, 8 ms from the copy), and a
+second embedder's vectors live only there (they are never searched, only rescored).
 Leaves out: ranking (retrieve.py) and the lexical index itself (lexical.py).
 """
 
@@ -44,12 +47,12 @@ from qa.records import DocInfo, Records
 SENTENCES_SUFFIX = "__sentences"
 SCHEMA = 2  # 2: ids carry the document version, a documents record beside the collections
 
-__all__ = ["DocInfo", "SecondVectors", "Store", "connect", "damaged_message", "sentence_id"]
+__all__ = ["DocInfo", "DocVectors", "Store", "connect", "damaged_message", "sentence_id"]
 
 
 @dataclass(frozen=True)
-class SecondVectors:
-    """A document version's vectors from the second embedder (qa/retrieve.py rescoring).
+class DocVectors:
+    """A document version's vectors under one embedding model, as the documents record keeps them.
 
     `vectors` is (chunks + len(spans), dim) float32, L2-normalised: one row per chunk in chunk
     order, then one per distinct sentence span `[start, end)` in `spans` (sorted). Kept in the
@@ -67,8 +70,12 @@ class SecondVectors:
 
     def sentence(self, start: int, end: int) -> np.ndarray | None:
         """The vector of the sentence at `[start, end)`, or None when the document has no such span."""
-        i = self._rows.get((start, end))
+        i = self.row_of(start, end)
         return None if i is None else self.vectors[i]
+
+    def row_of(self, start: int, end: int) -> int | None:
+        """The row of `vectors` holding the sentence at `[start, end)`, or None."""
+        return self._rows.get((start, end))
 
     @cached_property
     def _rows(self) -> dict[tuple[int, int], int]:
@@ -80,7 +87,7 @@ class SecondVectors:
         return (self.model, self.chunks, json.dumps(self.spans), data.shape[1], data.tobytes())
 
     @classmethod
-    def from_row(cls, model: str, chunks: int, spans: str, dim: int, data: bytes) -> SecondVectors:
+    def from_row(cls, model: str, chunks: int, spans: str, dim: int, data: bytes) -> DocVectors:
         vectors = np.frombuffer(data, dtype=np.float16).reshape(-1, dim).astype(np.float32)
         return cls(model, chunks, tuple(tuple(s) for s in json.loads(spans)), vectors)
 
@@ -289,19 +296,36 @@ class Store:
             out.append(qlexical.decode_chunks(doc_id, chunks[0].doc_sha, payload))
         return out
 
-    def second_vectors(self, versions: dict[str, str], model: str) -> dict[str, SecondVectors]:
-        """The second embedder's vectors of these document versions (doc id -> sha256), for
-        `model`; a document whose visible version has none (indexed without it) is absent."""
-        found = self.records.second_vectors(sorted(versions), model)
+    def doc_vectors(self, versions: dict[str, str], model: str | None = None) -> dict[str, DocVectors]:
+        """The kept vectors of these document versions (doc id -> sha256) under `model` (the
+        index's embedding model by default); a version kept without them is absent."""
+        model = model or self.embedding_model
+        found = self.records.vectors(sorted(versions), model)
         return {
-            doc_id: SecondVectors.from_row(model, chunks, spans, dim, data)
+            doc_id: DocVectors.from_row(model, chunks, spans, dim, data)
             for doc_id, (sha, chunks, spans, dim, data) in found.items()
             if versions[doc_id] == sha
         }
 
-    def put_second_vectors(self, doc_id: str, sha256: str, vectors: SecondVectors) -> None:
-        """Keep second-embedder vectors for an indexed version (a backfill; readers see no change)."""
-        self.records.put_second(doc_id, sha256, vectors.row())
+    def put_doc_vectors(self, doc_id: str, sha256: str, vectors: DocVectors) -> None:
+        """Keep vectors for an indexed version (a backfill; readers see no change)."""
+        self.records.put_vectors(doc_id, sha256, vectors.row())
+
+    def vectors_from_chroma(self, doc_id: str) -> DocVectors | None:
+        """The index model's vectors of a visible document, read back from Chroma (for an index
+        written before the documents record kept them); None when it is not indexed."""
+        chunks = self.document_chunks(doc_id)
+        if not chunks:
+            return None
+        sha = chunks[0].doc_sha
+        spans = sorted({s for c in chunks for s in c.sentences})
+        chunk_vecs = self.chunk_vectors([c.id for c in chunks])
+        sent_vecs = self.sentence_vectors([sentence_id(doc_id, a, b, sha) for a, b in spans])
+        ids = [sentence_id(doc_id, a, b, sha) for a, b in spans]
+        if len(chunk_vecs) < len(chunks) or len(sent_vecs) < len(ids):
+            return None  # replaced meanwhile
+        rows = [chunk_vecs[c.id] for c in chunks] + [sent_vecs[i] for i in ids]
+        return DocVectors(self.embedding_model, len(chunks), tuple(spans), np.stack(rows))
 
     def query_chunks(self, vector: np.ndarray, n: int) -> dict[str, float]:
         """The `n` chunks nearest to a query vector: chunk id -> cosine similarity."""
@@ -352,7 +376,7 @@ class Store:
         chunk_vectors: np.ndarray,
         sentence_vectors: dict[tuple[int, int], np.ndarray],
         *,
-        second: SecondVectors | None = None,
+        second: DocVectors | None = None,
     ) -> None:
         """Make the index hold exactly these chunks for `doc`, the old version visible until the switch.
 
@@ -369,7 +393,7 @@ class Store:
         self,
         writes: list[tuple[Document, list[Chunk], np.ndarray, dict[tuple[int, int], np.ndarray]]],
         *,
-        second: dict[str, SecondVectors] | None = None,
+        second: dict[str, DocVectors] | None = None,
     ) -> None:
         """`replace_document` for several documents: their records share Chroma batches (a call
         costs ~30 ms however small, measured for issue 11) and one commit makes them all visible.
@@ -411,11 +435,24 @@ class Store:
             self.records.end_write(versions)
             names = ", ".join(d for d, _ in versions)
             raise StoreError(f"Could not write {names} to the index ({exc}); it is unchanged.") from None
-        self._seen = self.records.put_many(items, second={d: v.row() for d, v in (second or {}).items()})
+        kept = {
+            doc.id: [self._kept(chunks, vectors, by_span)]
+            + ([second[doc.id].row()] if second and doc.id in second else [])
+            for doc, chunks, vectors, by_span in writes
+        }
+        self._seen = self.records.put_many(items, vectors=kept)
         self.version += 1
         for doc_id, sha in versions:
             self._sweep_document(doc_id, sha)
         self.records.end_write(versions)
+
+    def _kept(self, chunks: list[Chunk], vectors: np.ndarray, by_span: dict) -> tuple:
+        """The documents-record row of a document's own vectors (DocVectors.row)."""
+        spans = tuple(sorted(by_span))
+        rows = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1)
+        if spans:
+            rows = np.concatenate([rows, np.stack([by_span[s] for s in spans])])
+        return DocVectors(self.embedding_model, len(chunks), spans, rows).row()
 
     def _upsert(self, collection, ids, embeddings, documents, metadatas) -> None:
         size = self._batch_size()

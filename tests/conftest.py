@@ -73,7 +73,7 @@ def fast_settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={
             "embedding_model": "hash",
-            "second_embedding_model": "hash",
+            "second_embedding_model": "hash2",
             "llm_backend": "scripted",
             "short_answer": "auto",
         }
@@ -156,7 +156,7 @@ def env(real_env) -> dict[str, str]:
         **real_env,
         "QA_PLUGINS": "tests.fakes",
         "QA_EMBEDDING_MODEL": "hash",
-        "QA_SECOND_EMBEDDING_MODEL": "hash",
+        "QA_SECOND_EMBEDDING_MODEL": "hash2",
         "QA_LLM_BACKEND": "scripted",
     }
 

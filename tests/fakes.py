@@ -30,15 +30,20 @@ DIM = 256
 
 
 class HashEmbedder(Embedder):
-    """Bag of hashed tokens, L2-normalised: (n, 256) float32. Deterministic across processes."""
+    """Bag of hashed tokens, L2-normalised: (n, 256) float32. Deterministic across processes.
+    `hash2` (the fast lane's second embedder) salts the hash, so its vectors differ."""
 
     name = "hash"
     max_tokens = 2048
 
+    def __init__(self, name: str = "hash") -> None:
+        self.name = name
+        self.salt = b"" if name == "hash" else name.encode()
+
     def _vector(self, text: str) -> np.ndarray:
         v = np.zeros(DIM, dtype=np.float32)
         for token in qtext.tokens(text) or [text]:
-            h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+            h = int.from_bytes(hashlib.blake2b(self.salt + token.encode(), digest_size=8).digest(), "little")
             v[h % DIM] += 1.0 if (h >> 32) & 1 else -1.0
         n = np.linalg.norm(v)
         return v / n if n else v
@@ -87,10 +92,11 @@ class ScriptedChat(StreamingChatModel):
 
 
 def register() -> None:
-    """Register `hash` and `scripted` (loaded by `qa.plugins.load_plugins` via QA_PLUGINS)."""
-    plugins.register_embedder(
-        plugins.EmbedderFactory("hash", lambda d, t, b: HashEmbedder(), uses_torch=False)
-    )
+    """Register `hash`, `hash2` and `scripted` (loaded by `qa.plugins.load_plugins` via QA_PLUGINS)."""
+    for name in ("hash", "hash2"):
+        plugins.register_embedder(
+            plugins.EmbedderFactory(name, lambda d, t, b, name=name: HashEmbedder(name), uses_torch=False)
+        )
     plugins.register_backend(
         plugins.Backend("scripted", lambda s, n: ScriptedChat(max_tokens=n), lambda s: "the scripted LLM")
     )

@@ -28,7 +28,7 @@ SEED_TEXT = SEED.read_text(encoding="utf-8")
 KEY, OTHER_KEY = "test-key-1", "test-key-2"
 USER, PASSWORD = "reader", "s3cret-pass"
 AUTH = {"auth": f"{USER}:{PASSWORD}", "api_keys": f"{KEY},{OTHER_KEY}", "auth_failure_limit": "4/minute"}
-FAST = {"embedding_model": "hash", "second_embedding_model": "hash", "llm_backend": "scripted"}
+FAST = {"embedding_model": "hash", "second_embedding_model": "hash2", "llm_backend": "scripted"}
 # Every kind of path the server has: ours, the OpenAPI page, and Gradio's own (config, API info, the
 # queue, uploads, files, heartbeat, its run history).
 GUARDED = [

@@ -67,7 +67,9 @@ def test_second_embedder_rescores_candidates_with_its_stored_vectors(seeded):
     assert "كايل أورتون" in retrieval.evidence[0].text
 
 
-def test_index_without_second_vectors_ranks_on_the_main_model_until_ingest_adds_them(fast_settings, tmp_path):
+def test_index_without_kept_vectors_is_scored_from_chroma_until_ingest_keeps_them(fast_settings, tmp_path):
+    """An index written before the documents record kept vectors (or before a second embedder was
+    set) answers the same, from Chroma's vectors and the main model alone, until `qa ingest`."""
     from qa.assistant import Assistant
     from tests.conftest import index_seed
 
@@ -75,15 +77,20 @@ def test_index_without_second_vectors_ranks_on_the_main_model_until_ingest_adds_
         Assistant(fast_settings.model_copy(update={"second_embedding_model": ""})), tmp_path / "d"
     )
     assert one.retriever.second is None
-    two = Assistant(one.settings.model_copy(update={"second_embedding_model": "hash"}))
-    [info] = two.documents()
-    assert two.store.records.missing_second_vectors("hash") == [info.id]
-    # Missing vectors: the question is ranked on the main model alone (no mixed scales).
-    before = two.retriever.retrieve("ماذا نفى الكرملين؟")
-    assert all(h.second is None for h in before.hits)
-    assert [h.chunk.id for h in before.hits] == [
-        h.chunk.id for h in one.retriever.retrieve("ماذا نفى الكرملين؟").hits
-    ]
-    report = two.ingest([tmp_path / "d"], progress=False)  # unchanged text: only the vectors are added
-    assert report.unchanged == (info.id,) and two.store.records.missing_second_vectors("hash") == []
-    assert all(h.second is not None for h in two.retriever.retrieve("ماذا نفى الكرملين؟").hits)
+    question = "ماذا نفى الكرملين؟"
+    with_kept = one.retriever.retrieve(question)
+    [info] = one.documents()
+    one.store.records._write([("DELETE FROM vectors", ())], bump=False)  # as an older version left it
+    assert one.store.records.missing_vectors("hash") == [info.id]
+    from_chroma = one.retriever.retrieve(question)
+    assert [h.chunk.id for h in from_chroma.hits] == [h.chunk.id for h in with_kept.hits]
+    assert [round(h.dense, 3) for h in from_chroma.hits] == [round(h.dense, 3) for h in with_kept.hits]
+
+    two = Assistant(one.settings.model_copy(update={"second_embedding_model": "hash2"}))
+    assert two.store.records.missing_vectors("hash2") == [info.id]
+    before = two.retriever.retrieve(question)
+    assert all(h.second is None for h in before.hits)  # no mixed scales: the main model alone
+    report = two.ingest([tmp_path / "d"], progress=False)  # unchanged text: only the vectors are kept
+    assert report.unchanged == (info.id,)
+    assert two.store.records.missing_vectors("hash") == [] == two.store.records.missing_vectors("hash2")
+    assert all(h.second is not None for h in two.retriever.retrieve(question).hits)

@@ -174,25 +174,32 @@ def test_sweep_removes_only_what_a_killed_write_left(fast_seeded):
     assert store.document_sha(info.id) == info.sha256
 
 
-def test_second_vectors_are_written_with_the_version_and_removed_with_the_document(fast_seeded, tmp_path):
+def test_vectors_are_kept_with_the_version_for_both_models_and_removed_with_the_document(fast_seeded):
     import numpy as np
 
-    from qa.store import SecondVectors
+    from qa.store import DocVectors
 
     store = fast_seeded.store
     [info] = store.documents()
-    [vectors] = store.second_vectors({info.id: info.sha256}, "hash").values()
     chunks = store.document_chunks(info.id)
-    assert vectors.chunks == len(chunks) == info.chunks
-    assert vectors.spans == tuple(sorted({s for c in chunks for s in c.sentences}))
-    # float16 in the record: within 1e-3 of the model's own vector
-    expected = fast_seeded.second_embedder.encode_documents([chunks[1].text])[0]
-    assert np.abs(vectors.chunk(1) - expected).max() < 1e-3
-    assert vectors.sentence(-1, 0) is None
+    spans = tuple(sorted({s for c in chunks for s in c.sentences}))
+    for model, embedder in (("hash", fast_seeded.embedder), ("hash2", fast_seeded.second_embedder)):
+        [vectors] = store.doc_vectors({info.id: info.sha256}, model).values()
+        assert vectors.chunks == len(chunks) == info.chunks and vectors.spans == spans
+        # float16 in the record: within 1e-3 of the model's own vector
+        assert np.abs(vectors.chunk(1) - embedder.encode_documents([chunks[1].text])[0]).max() < 1e-3
+        c = chunks[1]
+        a, b = c.sentences[-1]
+        sentence = embedder.encode_documents([c.text[a - c.start : b - c.start]])[0]
+        assert np.abs(vectors.sentence(a, b) - sentence).max() < 1e-3
+    # the main model's copy equals what Chroma holds
+    [main] = store.doc_vectors({info.id: info.sha256}).values()
+    assert np.abs(main.vectors - store.vectors_from_chroma(info.id).vectors).max() < 1e-3
+    assert main.sentence(-1, 0) is None
     # another model's name, or an older version of the document, finds nothing
-    assert store.second_vectors({info.id: info.sha256}, "other") == {}
-    assert store.second_vectors({info.id: "0" * 64}, "hash") == {}
-    row = SecondVectors.from_row(*vectors.row())
-    assert row.spans == vectors.spans and np.array_equal(row.vectors, vectors.vectors)
+    assert store.doc_vectors({info.id: info.sha256}, "other") == {}
+    assert store.doc_vectors({info.id: "0" * 64}) == {}
+    row = DocVectors.from_row(*main.row())
+    assert row.spans == main.spans and np.array_equal(row.vectors, main.vectors)
     assert fast_seeded.remove(info.id)
-    assert store.records.second_vectors([info.id], "hash") == {}
+    assert store.records.vectors([info.id], "hash") == {} == store.records.vectors([info.id], "hash2")
