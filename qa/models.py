@@ -91,6 +91,7 @@ class BuiltSpec:
     target: str  # folder under models_dir
     files: tuple[str, ...]  # paths relative to target, all hashed in the stamp
     size_mb: int
+    recipe: int = 1  # how it is built; a build stamped with another recipe is built again
 
 
 EMBEDDING_GEMMA_INT8 = BuiltSpec(
@@ -100,7 +101,8 @@ EMBEDDING_GEMMA_INT8 = BuiltSpec(
     base=EMBEDDING_GEMMA,
     target="embeddinggemma-300m-onnx-int8",
     files=(export.ONNX_FILE, *export.SIDE_FILES),
-    size_mb=940,
+    size_mb=540,
+    recipe=export.RECIPE,
 )
 
 BUILT_STAMP = ".built.json"
@@ -186,7 +188,11 @@ def _verify_built(spec: BuiltSpec, models_dir: Path, *, full: bool) -> Path:
     stamp = json.loads(stamp_path.read_text())
     files = {rel: root / rel for rel in spec.files}
     fingerprint = _fingerprint(files)
-    if stamp.get("base_sha256") != spec.base.sha256 or set(stamp.get("sha256", {})) != set(spec.files):
+    if (
+        stamp.get("base_sha256") != spec.base.sha256
+        or set(stamp.get("sha256", {})) != set(spec.files)
+        or stamp.get("recipe", 1) != spec.recipe
+    ):
         raise ModelError(
             f"Model {spec.name!r} was built from other weights or by another version of qa; "
             "run `python -m qa models fetch` to build it again."
@@ -209,6 +215,7 @@ def write_built_stamp(spec: BuiltSpec, root: Path, facts: dict) -> None:
     stamp = {
         "sha256": {rel: _sha256(p) for rel, p in files.items()},
         "base_sha256": spec.base.sha256,
+        "recipe": spec.recipe,
         **facts,
         "fingerprint": _fingerprint(files),
     }

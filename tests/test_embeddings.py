@@ -100,3 +100,57 @@ def test_a_damaged_or_missing_build_is_one_sentence_naming_the_fetch_command(tmp
     (root / "model.onnx").unlink()
     with pytest.raises(ModelError, match=r"is missing \(model.onnx\); run `python -m qa models fetch`\.$"):
         models.verify(spec, tmp_path)
+
+
+def test_a_build_made_by_an_older_recipe_is_built_again(tmp_path):
+    import json
+
+    spec = models.EMBEDDING_GEMMA_INT8
+    root = _fake_build(tmp_path)
+    stamp = json.loads((root / models.BUILT_STAMP).read_text())
+    assert stamp["recipe"] == spec.recipe == export.RECIPE
+    stamp["recipe"] = spec.recipe - 1  # built before the token table went float16
+    (root / models.BUILT_STAMP).write_text(json.dumps(stamp))
+    with pytest.raises(ModelError, match=r"by another version of qa; run `python -m qa models fetch`"):
+        models.verify(spec, tmp_path)
+
+
+def test_large_gather_tables_become_float16_with_the_same_lookups(tmp_path):
+    """The oracle is the float32 graph itself, run by ONNX Runtime before and after the change."""
+    import onnx
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((1000, 8)).astype(np.float32)
+    small = rng.standard_normal((4, 8)).astype(np.float32)  # below min_elements: left float32
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "ids"], ["rows"], name="lookup"),
+            helper.make_node("Gather", ["small", "pos"], ["prow"], name="position"),
+            helper.make_node("Add", ["rows", "prow"], ["out"]),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("ids", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("pos", TensorProto.INT64, [None]),
+        ],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 8])],
+        [numpy_helper.from_array(table, "table"), numpy_helper.from_array(small, "small")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    def run(m) -> np.ndarray:
+        path = tmp_path / "m.onnx"
+        onnx.save(m, path)
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {"ids": np.array([3, 999, 3]), "pos": np.array([0, 1, 2])})[0]
+
+    before = run(model)
+    assert export.half_gather_tables(model, min_elements=1000) == ["table"]
+    onnx.checker.check_model(model)
+    kinds = {i.name: i.data_type for i in model.graph.initializer}
+    assert kinds == {"table": TensorProto.FLOAT16, "small": TensorProto.FLOAT}
+    after = run(model)
+    assert after.dtype == np.float32 and np.allclose(after, before, rtol=1e-3, atol=1e-3)
+    assert not np.array_equal(after, before)  # it did round
