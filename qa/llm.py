@@ -28,6 +28,7 @@ from functools import lru_cache
 from string import Template
 from typing import Any
 
+import numpy as np
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
@@ -50,7 +51,8 @@ GEN_EVIDENCE = 3
 HISTORY_TURNS = 3
 # Saved prompt-prefix states kept per process (one per prompt file in use: reader, answer, condense).
 # A state holds the KV cache of its tokens: ~28 KB per token for Qwen2.5-1.5B (28 layers x 2 x 256 x 2 B),
-# so ~15 MB for the reader's 550-token instructions and examples.
+# so ~15 MB for the reader's 550-token instructions and examples (`PrefixState`: without the
+# 311 MB score matrix llama-cpp-python's own save_state copies each time).
 PREFIX_STATES = 8
 
 
@@ -113,8 +115,16 @@ def _llama(path: str, n_ctx: int, n_threads: int):
             "The local LLM needs llama-cpp-python; install it (`pip install llama-cpp-python`) or set QA_LLM_BACKEND."
         ) from exc
     try:
+        # Not memory-mapped: llama.cpp repacks the Q4_K weights into its CPU layout anyway, and a
+        # mapped file keeps its 1.1 GB of pages resident beside the repacked copy (measured: 1.86 GB
+        # resident mapped, 1.27 GB not, after the same generation).
         return Llama(
-            model_path=path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False
+            model_path=path,
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            use_mmap=False,
+            verbose=False,
         )
     except (ValueError, RuntimeError) as exc:
         raise LLMError(f"The local LLM at {path} could not be loaded ({exc}).") from exc
@@ -177,7 +187,7 @@ class LlamaCppChat(StreamingChatModel):
     def _llm_type(self) -> str:
         return "llama-cpp"
 
-    def _prefix_state(self, prefix: str):
+    def _prefix_state(self, prefix: str) -> PrefixState:
         """The model state after evaluating `prefix` (computed once, kept in `_STATES`)."""
         key = (id(self.llama), prefix)
         state = _STATES.get(key)
@@ -185,7 +195,7 @@ class LlamaCppChat(StreamingChatModel):
             tokens = self.llama.tokenize(prefix.encode("utf-8"), add_bos=False, special=True)
             self.llama.reset()
             self.llama.eval(tokens)
-            state = self.llama.save_state()
+            state = PrefixState.save(self.llama)
             _STATES[key] = state
             while len(_STATES) > PREFIX_STATES:
                 _STATES.pop(next(iter(_STATES)))
@@ -208,7 +218,7 @@ class LlamaCppChat(StreamingChatModel):
             grammar = LlamaGrammar.from_json_schema(json.dumps(response_format["schema"]), verbose=False)
         with _LLAMA_LOCK:
             if prefix:
-                self.llama.load_state(self._prefix_state(prefix))
+                self._prefix_state(prefix).load(self.llama)
             else:
                 self.llama.reset()
             stream = self.llama.create_completion(
@@ -236,7 +246,50 @@ class LlamaCppChat(StreamingChatModel):
                 stream.close()  # a consumer that stops early (time cap) also stops the generation
 
 
-_STATES: dict[tuple[int, str], Any] = {}  # (model, prefix text) -> llama_cpp.LlamaState, oldest first
+@dataclass(frozen=True)
+class PrefixState:
+    """A llama.cpp context's state after a prompt prefix: its tokens and llama.cpp's own state bytes
+    (the KV cache of those tokens, ~28 KB a token for Qwen2.5-1.5B).
+
+    llama-cpp-python's `Llama.save_state` also copies its score matrix (n_batch x vocabulary
+    float32: 311 MB for Qwen's 151,936 tokens) and `load_state` writes it back; with
+    `logits_all=False` that matrix is never filled or read (sampling reads llama.cpp's own logits),
+    so these two do the same without it. Written against llama-cpp-python 0.3 (pinned).
+    """
+
+    input_ids: np.ndarray  # (n_ctx,) int32, the first n_tokens valid
+    n_tokens: int
+    data: bytes
+    seed: int
+
+    @classmethod
+    def save(cls, llama) -> PrefixState:
+        import ctypes
+
+        import llama_cpp
+
+        size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
+        buffer = (ctypes.c_uint8 * int(size))()
+        n = int(llama_cpp.llama_state_get_data(llama._ctx.ctx, buffer, size))
+        if n > int(size):
+            raise LLMError("The local LLM's state could not be saved.")
+        return cls(llama.input_ids.copy(), llama.n_tokens, ctypes.string_at(buffer, n), llama._seed)
+
+    def load(self, llama) -> None:
+        import ctypes
+
+        import llama_cpp
+
+        llama.input_ids = self.input_ids.copy()
+        llama.n_tokens = self.n_tokens
+        llama._requires_eval = True
+        llama._seed = self.seed
+        buffer = (ctypes.c_uint8 * len(self.data)).from_buffer_copy(self.data)
+        if llama_cpp.llama_state_set_data(llama._ctx.ctx, buffer, len(self.data)) != len(self.data):
+            raise LLMError("The local LLM's saved state could not be restored.")
+
+
+_STATES: dict[tuple[int, str], PrefixState] = {}  # (model, prefix text) -> its state, oldest first
 
 
 # Backends --------------------------------------------------------------------------------------

@@ -258,3 +258,21 @@ def test_openai_backend_against_llama_cpp_server(seeded, llama_server):
         _check_cited_answer(result, lang="ar")
     else:
         assert result.note.startswith(UNVERIFIED)
+
+
+@pytest.mark.slow
+def test_prefix_state_is_small_and_gives_the_reply_of_a_full_evaluation(llama):
+    """The saved prefix (without llama-cpp-python's 311 MB score copy) continues exactly as if the
+    whole prompt had been evaluated from scratch: greedy replies are identical."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    chat = llm.LlamaCppChat(llama=llama, max_tokens=12)
+    messages = [SystemMessage("Answer in one short phrase."), HumanMessage("What is the capital of France?")]
+    cached = chat.invoke(messages).content
+    state = chat._prefix_state(llm.chatml(messages[:-1], generation_prompt=False))
+    assert len(state.data) < 50 * 2**20 and state.n_tokens > 0
+    llama.reset()  # the same prompt, evaluated whole
+    whole = llama.create_completion(
+        llm.chatml(messages, generation_prompt=True), max_tokens=12, temperature=0.0, stop=["<|im_end|>"]
+    )["choices"][0]["text"]
+    assert cached == whole and "Paris" in cached
