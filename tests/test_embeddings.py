@@ -154,3 +154,22 @@ def test_large_gather_tables_become_float16_with_the_same_lookups(tmp_path):
     after = run(model)
     assert after.dtype == np.float32 and np.allclose(after, before, rtol=1e-3, atol=1e-3)
     assert not np.array_equal(after, before)  # it did round
+
+
+@pytest.mark.slow
+def test_int8_embedder_tokenizes_as_transformers_does(settings):
+    """Oracle: transformers' AutoTokenizer on the same folder (what sentence-transformers uses),
+    truncation included, for short, Arabic, mixed and over-long texts."""
+    from transformers import AutoTokenizer
+
+    int8 = load_embedder("embeddinggemma-int8", settings.models_dir, settings.threads)
+    folder = models.model_path(models.EMBEDDING_GEMMA_INT8, settings.models_dir)
+    reference = AutoTokenizer.from_pretrained(str(folder))
+    questions, evidence = _seed_texts()
+    long = " ".join(evidence) * 20  # far past max_tokens: cut
+    texts = [*questions[:5], *evidence[:5], "Russia-Now.com في 2016", long]
+    want = reference(texts, truncation="longest_first", max_length=int8.max_tokens)["input_ids"]
+    assert int8.token_ids(texts) == want
+    assert len(want[-1]) == int8.max_tokens
+    for text in texts:
+        assert int8.count_tokens(text) == len(reference(text, add_special_tokens=False)["input_ids"])
