@@ -3,7 +3,7 @@
 Like smolagents' gradio_ui.py, this module only turns typed results into components: `Handlers`
 keeps the conversation as `web.render.Turn`s in `gr.State`, asks the assistant, and hands every
 piece of HTML to `web.render`; `build_app()` lays out the page and wires the events; `launch()`
-warms the embedding model in the background, serves the page mounted on the FastAPI app of
+warms the embedding models in the background, serves the page mounted on the FastAPI app of
 `web.api` (the OpenAI-compatible and REST API) with uvicorn on one port, binds 127.0.0.1 (or QA_HOST
 once QA_AUTH turns login on) and prints the URL. Each answer saves the conversation
 (`qa.conversations`, per signed-in user); the Conversations tab reopens, renames and deletes them. Ratings go to `QA_FEEDBACK_PATH` as question-set lines
@@ -120,6 +120,8 @@ class Warmup:
     def _run(self) -> None:
         try:
             self.assistant.embedder.encode_query("warm-up")
+            if (second := self.assistant.second_embedder) is not None:  # it rescores every question
+                second.encode_query("warm-up")
             self.assistant.retriever.lexical()
         except QAError as exc:
             self.error = exc
