@@ -173,11 +173,24 @@ def test_openai_errors_are_one_sentence_in_openais_shape(fast_served):
     assert (
         unknown.value.body["code"] == "model_not_found" and "GET /v1/models" in unknown.value.body["message"]
     )
-    with pytest.raises(openai.BadRequestError) as empty:
-        client.chat.completions.create(model="documents", messages=[{"role": "user", "content": " \u200f "}])
-    assert empty.value.body["type"] == "invalid_request_error" and "Traceback" not in str(empty.value.body)
-    raw = httpx.post(url + "v1/chat/completions", content=b"{", headers={"Authorization": f"Bearer {KEY}"})
-    assert raw.status_code == 400 and raw.json()["error"]["message"].startswith("The request is invalid")
+    for blank in ("", " \u200f "):  # empty and invisible-only: the sentence every edge gives
+        with pytest.raises(openai.BadRequestError) as empty:
+            client.chat.completions.create(model="documents", messages=[{"role": "user", "content": blank}])
+        assert empty.value.body["type"] == "invalid_request_error"
+        assert empty.value.body["message"].startswith("The question is empty")
+    with pytest.raises(openai.BadRequestError) as last:
+        client.chat.completions.create(model="documents", messages=[{"role": "assistant", "content": "Hi"}])
+    assert last.value.body["message"] == "The last message must be the user's question."
+    as_json = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
+    for path in ("v1/chat/completions", "api/ask"):
+        raw = httpx.post(url + path, content=b"not json {", headers=as_json)
+        assert (
+            raw.status_code == 400 and raw.json()["error"]["message"] == "The request body is not valid JSON."
+        )
+        bare = httpx.post(url + path, content=b"{", headers={"Authorization": f"Bearer {KEY}"})
+        assert bare.status_code == 400 and bare.json()["error"]["message"].startswith(
+            "The request body must be"
+        )
 
 
 def test_reply_text_and_history_round_trip(fast_seeded):

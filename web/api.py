@@ -49,7 +49,7 @@ from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
-from qa.answer import Answer
+from qa.answer import Answer, check_question
 from qa.assistant import Assistant
 from qa.errors import InputError, QAError
 from web.uploads import index_uploads
@@ -307,8 +307,13 @@ def create_server(
     @server.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "the body"
-        message = f"The request is invalid: {where}: {first.get('msg', 'invalid value')}."
+        if first.get("type") == "json_invalid":  # the body is not JSON at all
+            message = "The request body is not valid JSON."
+        elif tuple(first.get("loc", ())) == ("body",):  # JSON, or no JSON content type, but not an object
+            message = "The request body must be a JSON object (Content-Type: application/json)."
+        else:
+            where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "the body"
+            message = f"The request is invalid: {where}: {first.get('msg', 'invalid value')}."
         log.info("%s %s: %s", request.method, request.url.path, message)
         return error_response(message, status=400, code="invalid_request")
 
@@ -321,9 +326,11 @@ def create_server(
 
     def answer_stream(req: ChatRequest):
         """(checked stream, model) for a chat request; raises `QAError` before anything is sent."""
-        if req.messages[-1].role != "user" or not req.messages[-1].text().strip():
+        if req.messages[-1].role != "user":
             raise InputError("The last message must be the user's question.")
         qa = assistants.get(req.model)
+        # empty, invisible or too long: the sentence every edge gives
+        check_question(req.messages[-1].text(), max_chars=qa.settings.max_question_chars)
         ready()
         stream = qa.stream(req.messages[-1].text(), history=history_of(req.messages[:-1]))
         return stream
