@@ -205,6 +205,24 @@ def test_local_model_is_deterministic_streamed_or_not(local):
     assert stream.answer().short_answer == first
 
 
+@pytest.mark.slow
+def test_warm_up_evaluates_the_reader_prompt_once_for_the_first_question(local):
+    from qa import llm
+
+    fixed = llm.chatml(llm.messages("reader", sentences="x", question="y")[:-1], generation_prompt=False)
+    llm._STATES.clear()
+    reader.warm(local)
+    [(_, prefix)] = llm._STATES  # the reader's instructions and examples, evaluated
+    assert prefix == fixed
+    saved = llm._STATES[next(iter(llm._STATES))]
+    assert local.ask("Where would the joint operations room be?").short_answer.verified
+    assert list(llm._STATES.values()) == [saved]  # the question reused it: nothing recomputed
+    off = local.settings.model_copy(update={"short_answer": "off"})
+    llm._STATES.clear()
+    reader.warm(type("Services", (), {"settings": off})())  # off: nothing is loaded or run
+    assert llm._STATES == {}
+
+
 def test_subject_only_spans_and_yes_no_questions():
     assert reader.names_only_the_subject("كايل أورتون", "من هو كايل أورتون؟")
     assert not reader.names_only_the_subject("الخبير في منطقة الشرق الأوسط", "من هو كايل أورتون؟")

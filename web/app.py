@@ -36,7 +36,7 @@ import uvicorn
 
 from eval.questions import feedback_record
 from qa import overview as qoverview
-from qa import plugins
+from qa import plugins, reader
 from qa.assistant import Assistant
 from qa.config import Settings, get_settings
 from qa.conversations import ConversationStore, StoredTurn
@@ -130,6 +130,12 @@ class Warmup:
             self.error = QAError(f"The assistant could not start ({type(exc).__name__}); see the server log.")
         finally:
             self.done.set()
+        # Then the short answer's LLM, after `done`: quotes need only the embedders. A first
+        # question asked meanwhile waits for this (one llama.cpp context) instead of redoing it.
+        try:
+            reader.warm(self.assistant)
+        except Exception:  # the first question reports what is wrong, in its own words
+            log.info("the reader was not warmed up", exc_info=True)
 
     def wait(self) -> None:
         """Block until the model is loaded; raise its `QAError` if it could not be."""
