@@ -135,7 +135,10 @@ def decode_text(data: bytes, name: str, *, encoding: str | None = None) -> str:
         except (LookupError, UnicodeDecodeError) as exc:
             raise InputError(f"{name} cannot be read as {encoding}: {exc}.") from None
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputError(f"{name} is UTF-16 text; convert it to UTF-8 or ingest it with --encoding utf-16.")
+        raise InputError(
+            f"{name} is UTF-16 text; convert it to UTF-8, or give its encoding: --encoding utf-16 in the "
+            "CLI, encoding=utf-16 in the API."
+        )
     if _looks_binary(data):
         raise InputError(f"{name} is a binary file, not text.")
     try:
@@ -144,8 +147,11 @@ def decode_text(data: bytes, name: str, *, encoding: str | None = None) -> str:
         pass
     guess = "windows-1256" if _looks_cp1256_arabic(data) else None
     hint = f"it looks like {guess}; " if guess else ""
-    flag = f"--encoding {guess}" if guess else "--encoding NAME"
-    raise InputError(f"{name} is not UTF-8 text ({hint}convert it to UTF-8 or ingest it with {flag}).")
+    name_it = guess or "NAME"
+    raise InputError(
+        f"{name} is not UTF-8 text ({hint}convert it to UTF-8, or give its encoding: --encoding {name_it} "
+        f"in the CLI, encoding={name_it} in the API)."
+    )
 
 
 def _looks_binary(data: bytes) -> bool:

@@ -159,6 +159,17 @@ def test_rest_endpoints_with_curl_upload_bad_file_and_remove(fast_served, tmp_pa
     assert sorted(d["id"] for d in after) == sorted([SEED.name, "note.md"])  # the index is unchanged
     assert any("scan.pdf" in r.getMessage() and r.exc_info is None for r in caplog.records)
 
+    legacy = tmp_path / "cp1256.txt"  # Arabic in the old Windows code page
+    legacy.write_bytes(("عقد الاجتماع في عمّان يوم الثلاثاء. " * 3).encode("windows-1256"))
+    status, refused = curl(*auth, "-F", f"files=@{legacy}", url + "api/documents")
+    assert status == 400 and "encoding=windows-1256 in the API" in refused["error"]["message"]
+    status, added = curl(
+        *auth, "-F", f"files=@{legacy}", "-F", "encoding=windows-1256", url + "api/documents"
+    )
+    assert status == 200 and added["status"] == "Added: cp1256.txt."
+    status, removed = curl(*auth, "-X", "DELETE", url + "api/documents/cp1256.txt")
+    assert status == 200
+
     status, removed = curl(*auth, "-X", "DELETE", url + "api/documents/note.md")
     assert status == 200 and [d["id"] for d in removed["documents"]] == [SEED.name]
     status, missing = curl(*auth, "-X", "DELETE", url + "api/documents/note.md")

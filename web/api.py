@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from limits import parse
@@ -402,8 +402,9 @@ def create_server(
         return [vars(d) for d in assistant.documents()]
 
     @server.post("/api/documents", tags=["REST"])
-    def upload(files: list[UploadFile] = File(...)) -> dict:  # noqa: B008
-        """Index uploaded files (.txt .md .html .pdf .docx), with the page's checks and messages.
+    def upload(files: list[UploadFile] = File(...), encoding: str | None = Form(None)) -> dict:  # noqa: B008
+        """Index uploaded files (.txt .md .html .pdf .docx), with the page's checks and messages;
+        `encoding` (a form field) reads text files in that encoding instead of UTF-8.
 
         Returns {"status": one sentence, "documents": the index afterwards}.
         """
@@ -416,7 +417,7 @@ def create_server(
                 with path.open("wb") as out:
                     shutil.copyfileobj(f.file, out)
                 paths.append(path)
-            status = index_uploads(assistant, paths, ready=ready)
+            status = index_uploads(assistant, paths, ready=ready, encoding=encoding or None)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return {"status": status, "documents": documents()}

@@ -26,12 +26,17 @@ log = logging.getLogger("qa.app")
 
 
 def index_uploads(
-    assistant: Assistant, paths: Sequence[Path], *, ready: Callable[[], None] = lambda: None
+    assistant: Assistant,
+    paths: Sequence[Path],
+    *,
+    ready: Callable[[], None] = lambda: None,
+    encoding: str | None = None,
 ) -> str:
     """Index uploaded files under their own names; returns one sentence saying what changed.
 
     `paths` are the received files (deleted here, with their folder once empty); `ready` waits for
-    the embedding model (the web app's warm-up). Raises `InputError` when two files share a name or a
+    the embedding model (the web app's warm-up); `encoding` reads text files in that encoding
+    instead of UTF-8 (e.g. windows-1256). Raises `InputError` when two files share a name or a
     file cannot be used (also when a parser fails unexpectedly: the sentence says so, the log has the
     details), `StoreError` for the index: the index is unchanged then.
     """
@@ -48,7 +53,7 @@ def index_uploads(
             shutil.copy(p, staging / p.name)
             staged.append(staging / p.name)
         ready()
-        report = assistant.ingest(staged, progress=True)
+        report = assistant.ingest(staged, progress=True, encoding=encoding)
     except QAError:
         raise
     except Exception as exc:  # a parser failing on a malformed file: one sentence, the details logged
