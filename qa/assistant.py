@@ -94,13 +94,24 @@ class Assistant:
         """Index files and folders; every file is read and checked before the index is touched.
 
         Each file keeps one identity (`identify`); a file whose text is already indexed under
-        another path is skipped and reported in `IngestReport.duplicates`. Raises `InputError` for
-        the first file that cannot be used (nothing is written then), `StoreError` for the index.
+        another path is skipped and reported in `IngestReport.duplicates`. Raises `InputError`
+        naming every file that cannot be used (nothing is written then), `StoreError` for the index.
         """
         files = qingest.expand_paths(paths)
         if not files:
             raise InputError("No supported files found (.txt, .md, .html, .pdf, .docx).")
-        docs = [qingest.read_document(f, encoding=encoding, max_mb=self.settings.max_file_mb) for f in files]
+        docs, refused = [], []
+        for f in files:  # every file is checked, so one message names all that cannot be used
+            try:
+                docs.append(qingest.read_document(f, encoding=encoding, max_mb=self.settings.max_file_mb))
+            except InputError as exc:
+                refused.append(str(exc).rstrip("."))
+        if len(refused) == 1:
+            raise InputError(refused[0] + ".")
+        if refused:
+            raise InputError(
+                f"{len(refused)} files cannot be used, so nothing was indexed: " + "; ".join(refused) + "."
+            )
         docs, duplicates = self.identify(docs)
         self.store.sweep()  # records a killed write left behind
         second = self.second_embedder

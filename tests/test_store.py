@@ -9,7 +9,7 @@ import time
 import pytest
 
 from qa.assistant import Assistant
-from qa.errors import StoreError
+from qa.errors import InputError, StoreError
 from qa.store import Store, connect
 from tests.conftest import SEED, free_port
 
@@ -71,6 +71,14 @@ def test_bad_file_in_a_batch_leaves_index_unchanged(fast_seeded, tmp_path):
     bad.write_bytes(b"\x00\x01\x02binary")
     with pytest.raises(Exception, match="binary"):
         seeded.ingest([good, bad], progress=False)
+    assert _snapshot(seeded.store) == before
+    empty = tmp_path / "empty.txt"
+    empty.write_bytes(b"")
+    with pytest.raises(InputError) as both:  # every bad file is named at once, in one sentence
+        seeded.ingest([good, bad, empty], progress=False)
+    message = str(both.value)
+    assert message.startswith("2 files cannot be used, so nothing was indexed: ")
+    assert "bad.txt is a binary file" in message and "empty.txt" in message and message.count(". ") == 0
     assert _snapshot(seeded.store) == before
 
 
