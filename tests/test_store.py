@@ -202,7 +202,7 @@ def test_vectors_are_kept_with_the_version_for_both_models_and_removed_with_the_
         assert np.abs(vectors.sentence(a, b) - sentence).max() < 1e-3
     # the main model's copy equals what Chroma holds
     [main] = store.doc_vectors({info.id: info.sha256}).values()
-    assert np.abs(main.vectors - store.vectors_from_chroma(info.id).vectors).max() < 1e-3
+    assert np.abs(main.vectors - store.vectors_from_chroma(chunks).vectors).max() < 1e-3
     assert main.sentence(-1, 0) is None
     # another model's name, or an older version of the document, finds nothing
     assert store.doc_vectors({info.id: info.sha256}, "other") == {}
