@@ -151,7 +151,8 @@ def score_short_answer(short: dict | None, golds: list[str], *, lang: str, absta
     to English questions only.
     Example: score_short_answer(None, ["في الأردن"], lang="en", abstained=True)["span_f1"] == 0.0
     """
-    ar = [g for g in golds if re.search(r"[\u0600-\u06ff]", g)]
+    # A gold without letters ("15%", "1981") is written the same in both languages: it scores both sides.
+    ar = [g for g in golds if re.search(r"[\u0600-\u06ff]", g) or not re.search(r"[^\W\d_]", g)]
     en = [g for g in golds if not re.search(r"[\u0600-\u06ff]", g)]
     out: dict = dict.fromkeys(("span_f1", "span_em", "short_f1", "short_gold_in_answer", "wrong_but_shown"))
     if ar:

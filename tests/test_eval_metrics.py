@@ -111,3 +111,22 @@ def test_best_threshold_separates_and_reports_balanced_accuracy():
     assert metrics.balanced_accuracy(0.5, [0.6], [0.3]) == 1.0
     with pytest.raises(ValueError):
         metrics.best_threshold([0.5], [])
+
+
+def _short(text: str, quote: str, *, lang: str, verified: bool = True) -> dict:
+    source = {"n": 1, "doc": "d.txt", "start": 0, "end": len(quote), "quote": quote}
+    return {"text": text, "lang": lang, "verified": verified, "source": source}
+
+
+def test_short_answer_span_and_rendering_are_scored_against_their_own_golds():
+    golds = ["في الأردن", "in Jordan"]
+    s = metrics.score_short_answer(_short("In Jordan", "في الأردن", lang="en"), golds, lang="en", abstained=False)
+    assert (s["span_f1"], s["short_f1"], s["wrong_but_shown"], s["short_verified"]) == (1.0, 1.0, 0.0, 1.0)
+    wrong = metrics.score_short_answer(_short("In Moscow", "في موسكو", lang="en"), golds, lang="en", abstained=False)
+    assert (wrong["span_f1"], wrong["short_f1"], wrong["wrong_but_shown"]) == (0.0, 0.0, 1.0)
+
+
+def test_a_gold_without_letters_scores_the_arabic_span_too():
+    # "15%" is both the Arabic gold span and its English answer: a right span is not "wrong but shown".
+    s = metrics.score_short_answer(_short("15%", "15%", lang="ar"), ["15%"], lang="ar", abstained=False)
+    assert (s["span_f1"], s["wrong_but_shown"]) == (1.0, 0.0)
