@@ -163,7 +163,7 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
         retrieval, hits=top, evidence=tuple(e for e in retrieval.evidence if e.chunk_id in kept)
     )
     # The chain's "total" counts this retrieval's own time (`retrieve` ms) plus the answer step.
-    result = assistant.answer_retrieval(trimmed, mode=mode, k=k, history=history)
+    result = assistant.answer_retrieval(trimmed, question=question, mode=mode, k=k, history=history)
     spans = [(h.chunk.doc_id, h.chunk.start, h.chunk.end) for h in retrieval.hits]
     best = trimmed.evidence[0].score if trimmed.evidence else None
     return result, spans, best

@@ -188,9 +188,16 @@ class Assistant:
         """Answer one question (options as `request()`; earlier turns as `history` for follow-ups)."""
         return self.stream(question, **options).answer()
 
-    def answer_retrieval(self, retrieval: Retrieval, **options) -> qanswer.Answer:
-        """Answer from a `Retrieval` made elsewhere (evaluation reuses one retrieval for several uses)."""
-        request = dataclasses.replace(self.request(retrieval.question, **options), retrieval=retrieval)
+    def answer_retrieval(
+        self, retrieval: Retrieval, *, question: str | None = None, **options
+    ) -> qanswer.Answer:
+        """Answer from a `Retrieval` made elsewhere (evaluation reuses one retrieval for several uses).
+
+        `question`: the user's own words when they differ from the text retrieved for (a follow-up
+        that `retrieve` joined to the previous question); the reader reads these.
+        """
+        request = self.request(question or retrieval.question, **options)
+        request = dataclasses.replace(request, retrieval=retrieval)
         return self.stream_request(request).answer()
 
     @cached_property

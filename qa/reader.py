@@ -27,6 +27,7 @@ Leaves out: retrieval, the quoted answer (qa.answer), and translation of whole s
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import unicodedata
@@ -43,6 +44,8 @@ from qa import verify as qverify
 from qa.errors import LLMError, QAError
 from qa.retrieve import Evidence, Retrieval
 from qa.stream import Draft, Event, Request
+
+log = logging.getLogger(__name__)
 
 # The model sees at most this many evidence sentences: beyond three a 1.5B model wanders, and each
 # Arabic sentence costs ~80-150 prompt tokens (~1-2 s on 2 cores).
@@ -68,7 +71,7 @@ SCHEMA = {
 }
 
 NOTES = {
-    "unchecked": "The {lang} wording could not be checked against the cited words ({reason}), so the words themselves are highlighted.",
+    "unchecked": "No {lang} wording is shown: {reason}. The answer words are highlighted in the cited sentence.",
     "no_answer": "The cited sentences do not answer this question; the closest passage is shown.",
     "no_answer_kept": "No short answer: the language model found no answer words in the cited sentences.",
     "backend": "No short answer: {error}",
@@ -207,6 +210,18 @@ _ASKS_NUMBER = re.compile(
 _ASKS_TIME = re.compile(r"\bwhen\b|\bwhat time\b|\bمتى\b|في أي (?:يوم|شهر|وقت)", re.I)
 # An age is a number of years, never "after hours of talks": only a number or a year word answers it.
 _ASKS_AGE = re.compile(r"\bhow old\b|\bwhat age\b|كم عمر|كم يبلغ عمر|ما عمر", re.I)
+# A duration is counted ("three years", «منذ عامين»), never named: a weekday or a month answers
+# "when", not "how long" ("How long has he been the Kremlin spokesman?" got «يوم الجمعة», Friday).
+_ASKS_DURATION = re.compile(r"\bhow long\b|منذ متى|كم من الوقت|كم مدة|ما مدة|ما هي مدة", re.I)
+_NAMED_TIMES = {
+    qtext.normalize(w)
+    for w in """
+    monday tuesday wednesday thursday friday saturday sunday january february march april may june july
+    august september october november december today yesterday tomorrow
+    الاثنين الثلاثاء الأربعاء الخميس الجمعة السبت الأحد يناير فبراير مارس أبريل مايو يونيو يوليو أغسطس
+    سبتمبر أكتوبر نوفمبر ديسمبر كانون شباط آذار نيسان أيار حزيران تموز آب أيلول تشرين أمس غدا اليوم
+    """.split()
+}
 _AGE_WORDS = {qtext.normalize(w) for w in "year years old عام عاما سنة سنوات عمر العمر".split()}
 _NUMBER_WORDS = set(
     qtext.normalize(w)
@@ -245,6 +260,8 @@ def fits_question(question: str, words: str) -> bool:
     stems = {re.sub(r"^(?:و|ب|ل|ف)?(?:ال)?", "", t) for t in tokens}
     if _ASKS_AGE.search(qtext.normalize(question)):
         return bool((tokens | stems) & _NUMBER_WORDS) and bool((tokens | stems) & _AGE_WORDS)
+    if _ASKS_DURATION.search(question) and (tokens | stems) & _NAMED_TIMES:
+        return bool((tokens | stems) & _NUMBER_WORDS)
     # Durations answer number questions too ("how far in advance" / «قبل كم من الوقت»: «قبل يوم كامل»).
     vocab = _NUMBER_WORDS | _TIME_WORDS
     vocab |= {re.sub(r"^ال", "", w) for w in vocab}
@@ -316,10 +333,22 @@ def _sentences_block(evidence: list[Evidence]) -> str:
     return "\n".join(f"[{n}] {quote(e.text)}" for n, e in enumerate(evidence, start=1))
 
 
+# A reply cut by `READER_MAX_TOKENS` after its span (a long span leaves no room for the rendering):
+# the sentence number and the span are whole, and the span is checked like any other.
+_CUT_AFTER_SPAN = re.compile(r'\{\s*"n"\s*:\s*(\d+)\s*,\s*"span"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
 def parse(reply: str) -> Reading:
-    """The model's JSON reply as a `Reading`; `ValueError` with a short reason when it is not one."""
+    """The model's JSON reply as a `Reading`; `ValueError` with a short reason when it is not one.
+
+    A reply cut off after its span keeps the span, with no rendering (`answer == ""`).
+    Example: parse('{"n": 1, "span": "في الأردن", "answer": "in Jor').span == "في الأردن"
+    """
     match = re.search(r"\{.*\}", reply, flags=re.S)
     if not match:
+        cut = _CUT_AFTER_SPAN.match(reply.strip())
+        if cut:
+            return Reading(n=int(cut.group(1)), span=json.loads(cut.group(2))[:400], answer="")
         raise ValueError("no JSON object")
     try:
         return Reading.model_validate(json.loads(match.group()))
@@ -386,7 +415,10 @@ def with_short_answer(
     evidence = evidence_for(retrieval)
     lang = quoted.answer_lang
     try:
-        reading, timings = read(retrieval.question, evidence, request, services)
+        # The user's own words: a follow-up's retrieval may have joined the previous question to
+        # it, and given the joined text the model answered the previous question (10 of 11 seed
+        # follow-ups did: "Who would it include?" got "in Jordan"); retrieval already resolved "it".
+        reading, timings = read(request.question, evidence, request, services)
     except LLMError as exc:
         return replace(quoted, note=NOTES["backend"].format(error=exc))
     except ValueError as exc:
@@ -456,13 +488,16 @@ def _say(reading: Reading, words: str, request: Request, lang: str, services) ->
     if qtext.detect_language(words) == lang or not re.search(r"[^\W\d_]", words):
         return words, True, None  # already in `lang`, or digits and signs only: the same in any language
     rendering = reading.answer.strip().strip("\"'«»“”").strip()
-    reason = None
+    name = LANG_NAMES.get(lang, lang)
+    # The note names the kind of failure, never the refused wording itself: the user never sees it
+    # ("the name «Russia» is not in the cited words" puzzled a new user). The detail is logged.
+    reason, detail = None, None
     if not rendering:
-        reason = "the model gave none"
+        reason = "the language model gave none"
     elif qtext.detect_language(rendering) != lang:
-        reason = f"it is not in {LANG_NAMES.get(lang, lang)}"
+        reason = f"the language model's wording was not in {name}"
     elif repeats_question(rendering, request.question):
-        reason = "it only repeats the question"
+        reason = "the language model's wording only repeated the question"
     else:
         try:
             check = qverify.check_rendering(rendering, words, embedder=services.embedder)
@@ -470,7 +505,12 @@ def _say(reading: Reading, words: str, request: Request, lang: str, services) ->
             check = None
             reason = str(exc).rstrip(".")
         if check is not None and not check.ok:
-            reason = (check.reason or "it does not match").rstrip(".")
+            detail = check.reason
+            reason = (
+                "the language model's wording changed a number"
+                if check.missing_numbers
+                else "the language model's wording did not match the cited words closely enough"
+            )
         elif check is not None:
             from qa.translate import unsupported_names
 
@@ -479,5 +519,7 @@ def _say(reading: Reading, words: str, request: Request, lang: str, services) ->
             )
             if not invented:
                 return rendering, True, None
-            reason = f"the name «{invented[0]}» is not in the cited words"
-    return words, False, NOTES["unchecked"].format(lang=LANG_NAMES.get(lang, lang), reason=reason)
+            detail = f"the name «{invented[0]}» is not in the cited words"
+            reason = "the language model's wording named something the cited words do not"
+    log.info("short answer rendering refused: %r for %r: %s", rendering, words, detail or reason)
+    return words, False, NOTES["unchecked"].format(lang=name, reason=reason)

@@ -120,9 +120,13 @@ def _short(text: str, quote: str, *, lang: str, verified: bool = True) -> dict:
 
 def test_short_answer_span_and_rendering_are_scored_against_their_own_golds():
     golds = ["في الأردن", "in Jordan"]
-    s = metrics.score_short_answer(_short("In Jordan", "في الأردن", lang="en"), golds, lang="en", abstained=False)
+    s = metrics.score_short_answer(
+        _short("In Jordan", "في الأردن", lang="en"), golds, lang="en", abstained=False
+    )
     assert (s["span_f1"], s["short_f1"], s["wrong_but_shown"], s["short_verified"]) == (1.0, 1.0, 0.0, 1.0)
-    wrong = metrics.score_short_answer(_short("In Moscow", "في موسكو", lang="en"), golds, lang="en", abstained=False)
+    wrong = metrics.score_short_answer(
+        _short("In Moscow", "في موسكو", lang="en"), golds, lang="en", abstained=False
+    )
     assert (wrong["span_f1"], wrong["short_f1"], wrong["wrong_but_shown"]) == (0.0, 0.0, 1.0)
 
 

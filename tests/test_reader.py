@@ -75,12 +75,24 @@ def test_answer_type_and_repetition_checks():
     assert reader.repeats_question("Lavrov negotiated in Moscow", "Who did Lavrov negotiate with in Moscow?")
     assert not reader.repeats_question("John Kerry", "Who did Lavrov negotiate with in Moscow?")
     assert not reader.repeats_question("EU law", "Which body of EU law governs trade between member states?")
+    # A duration is counted, never named: a weekday answers "when", not "how long" (seed u06).
+    assert not reader.fits_question("How long has he been the Kremlin spokesman?", "يوم الجمعة")
+    assert not reader.fits_question("منذ متى يشغل منصب المتحدث باسم الكرملين؟", "يوم الجمعة")
+    assert reader.fits_question("منذ متى يشغل منصبه؟", "منذ عامين")
+    assert reader.fits_question("How long did the war last?", "أربعة أعوام كاملة")
 
 
 @pytest.mark.parametrize("reply", ["not json", '{"n": -1, "span": "", "answer": ""}', '{"n": 1}'])
 def test_a_reply_outside_the_schema_is_refused(reply):
     with pytest.raises(ValueError):
         reader.parse(reply)
+
+
+def test_a_reply_cut_after_its_span_keeps_the_span():
+    cut = reader.parse('{"n": 2, "span": "في \\"الأردن\\"", "answer": "in Jor')
+    assert (cut.n, cut.span, cut.answer) == (2, 'في "الأردن"', "")
+    with pytest.raises(ValueError):
+        reader.parse('{"n": 2, "span": "في الأر')  # the span itself is cut: nothing to check
 
 
 # The step, with planted replies ---------------------------------------------------------------------
@@ -123,6 +135,17 @@ def test_an_unusable_reply_keeps_the_quote_with_a_note(planted):
     assert quoted.note.startswith("No short answer: the language model's reply could not be used")
 
 
+def test_a_follow_up_is_read_in_the_users_own_words(planted):
+    # Retrieval may join a follow-up to the previous question; the reader must still be asked the
+    # follow-up, or it answers the previous question again ("Who would it include?" got "in Jordan").
+    previous, follow_up = "أين ستكون غرفة العمليات المشتركة؟", "من كانت ستضم؟"
+    retrieval = planted.retriever.retrieve(f"{previous} {follow_up}")
+    ScriptedChat.script.append(_reply(0, "", ""))
+    planted.answer_retrieval(retrieval, question=follow_up, history=[(previous, "في الأردن")])
+    asked = ScriptedChat.prompts[-1][-1].content
+    assert asked.endswith(follow_up) and previous not in asked
+
+
 def test_off_setting_gives_the_quote_alone(planted):
     planted.settings = planted.settings.model_copy(update={"short_answer": "off"})
     asked = len(ScriptedChat.prompts)
@@ -157,7 +180,8 @@ def test_a_rendering_with_a_wrong_number_is_refused(harbour):
     short = result.short_answer
     assert short is not None and not short.verified
     assert short.text == short.quote == "عام 2016" and short.lang == "ar"
-    assert "2015" in result.note and "In 2015" not in json.dumps(result.to_dict(), ensure_ascii=False)
+    # The note names the kind of failure, never the refused wording the user does not see.
+    assert "number" in result.note and "2015" not in json.dumps(result.to_dict(), ensure_ascii=False)
 
 
 def test_a_faithful_rendering_is_shown(harbour):
@@ -193,6 +217,15 @@ def test_local_model_finds_the_short_answer(local, question, expected_span, expe
     assert TEXT[short.start : short.end] == short.quote
     cited = result.citations[short.n - 1]
     assert cited.start <= short.start < short.end <= cited.end
+
+
+@pytest.mark.slow
+def test_local_model_answers_a_follow_up_not_the_previous_question(local):
+    previous = "Where would the joint operations room be?"
+    history = [(previous, local.ask(previous).answer)]
+    short = local.ask("Who would it include?", history=history).short_answer
+    assert short is not None and "الأردن" not in short.quote  # the previous question's answer
+    assert any(word in short.quote for word in ("خبراء", "المخابرات", "مترجمين"))  # the seed's s06 gold
 
 
 @pytest.mark.slow

@@ -356,7 +356,7 @@ def test_span_is_placed_by_its_offsets_not_by_searching_its_words():
 
 
 def test_unchecked_short_answer_shows_the_arabic_words_and_the_note_once():
-    note = "The English wording could not be checked against the cited words (it does not match), so …"
+    note = "No English wording is shown: the rendering did not match the cited words closely enough. …"
     turn = jordan_turn(text=IN_JORDAN, verified=False, note=note)
     html = render.answer_html(turn)
     short = re.search(r'<div class="qa-short" data-n="2">(.*?)</div></div>', html).group(1)
@@ -402,7 +402,7 @@ def test_a_draft_is_still_working_until_the_final_answer():
 
 
 def test_exports_include_the_short_answer():
-    note = "The English wording could not be checked against the cited words (it is not in English), so …"
+    note = "No English wording is shown: the rendering was not in English. …"
     checked, unchecked = (
         jordan_turn(),
         replace(jordan_turn(text=IN_JORDAN, verified=False, note=note), id="u"),
