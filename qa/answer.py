@@ -77,6 +77,8 @@ class Answer:
     answer_lang: str = "en"
     note: str | None = None  # e.g. why a generated answer fell back to extractive
     short_answer: ShortAnswer | None = None  # qa.reader: the checked answer words, in the question's language
+    # How sure the reader's model was (qa.reader.ReaderSignals.to_dict()); empty when no reader ran.
+    signals: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The JSON shape of `qa ask --json`."""
@@ -100,6 +102,7 @@ class Answer:
             "citations": [citation(c) for c in self.citations],
             "closest": [citation(c) for c in self.closest],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "signals": dict(self.signals),
         }
 
 

@@ -101,6 +101,7 @@ def answer_from_record(data: dict) -> Answer:
         answer_lang=data.get("answer_lang", "en"),
         note=data.get("note"),
         short_answer=short or None,
+        signals=dict(data.get("signals") or {}),
     )
 
 

@@ -121,6 +121,60 @@ class Located:
     fuzzy: bool
 
 
+@dataclass(frozen=True)
+class ReaderSignals:
+    """How sure the local model was of its reading, from its own token probabilities.
+
+    `answer_probability`: 1 - P("0") among the ten digits at the sentence-number step, i.e. how
+    much the model preferred naming a sentence to "no answer"; `span_logprob` and
+    `rendering_logprob`: mean natural-log probability per token of the span's and the rendering's
+    characters (0 is certain). None when the backend gives no token probabilities.
+    """
+
+    answer_probability: float | None = None
+    span_logprob: float | None = None
+    rendering_logprob: float | None = None
+
+    def to_dict(self) -> dict:
+        return {k: None if v is None else round(v, 4) for k, v in self.__dict__.items()}
+
+
+def _string_value(reply: bytes, key: str) -> tuple[int, int] | None:
+    """Byte offsets [start, end) of the JSON string value of `key` in a reply (escapes skipped)."""
+    match = re.search(rb'"' + key.encode() + rb'"\s*:\s*"((?:[^"\\]|\\.)*)"', reply, flags=re.S)
+    return match.span(1) if match else None
+
+
+def reader_signals(tokens) -> ReaderSignals:
+    """`ReaderSignals` from a generation's tokens (`qa.llm.TokenLogprob`), or all None without them.
+
+    Example: reader_signals(None) == ReaderSignals()
+    """
+    if not tokens:
+        return ReaderSignals()
+    import math
+
+    first_digit = next((t for t in tokens if t.digits is not None), None)
+    answer_probability = None
+    if first_digit is not None:
+        top = max(first_digit.digits)
+        weights = [math.exp(d - top) for d in first_digit.digits]
+        answer_probability = 1.0 - weights[0] / sum(weights)
+    reply, spans, at = b"".join(t.piece for t in tokens), [], 0
+    for t in tokens:
+        spans.append((at, at + len(t.piece), t.logprob))
+        at += len(t.piece)
+
+    def mean_inside(key: str) -> float | None:
+        where = _string_value(reply, key)
+        if where is None or where[0] == where[1]:
+            return None
+        inside = [lp for a, b, lp in spans if a < where[1] and b > where[0]]
+        return sum(inside) / len(inside) if inside else None
+
+    return ReaderSignals(answer_probability, mean_inside("span"), mean_inside("answer"))
+
+
 # Locating the span ---------------------------------------------------------------------------------
 
 
@@ -356,8 +410,11 @@ def parse(reply: str) -> Reading:
         raise ValueError(str(exc).splitlines()[0][:120]) from None
 
 
-def read(question: str, evidence: list[Evidence], request: Request, services) -> tuple[Reading, dict]:
-    """Ask the configured LLM once; the validated `Reading` and timings (ms: reader, reader_first_token).
+def read(
+    question: str, evidence: list[Evidence], request: Request, services
+) -> tuple[Reading, dict, ReaderSignals]:
+    """Ask the configured LLM once: the validated `Reading`, timings (ms: reader,
+    reader_first_token) and the model's `ReaderSignals` (token probabilities: local backend only).
 
     Raises `LLMError` when the backend fails, `ValueError` when its reply is not a valid reading.
     """
@@ -367,11 +424,13 @@ def read(question: str, evidence: list[Evidence], request: Request, services) ->
     prompt = llm.messages("reader", sentences=_sentences_block(evidence), question=llm.quote(question))
     model = services.chat_model(max_tokens=READER_MAX_TOKENS)
     options = plugins.get_backend(settings.llm_backend).json_options(SCHEMA)
+    if settings.llm_backend == "local":
+        options = {**options, "logprobs": True}  # qa.llm.LlamaCppChat records token probabilities
     generation = llm.generate(model, prompt, settings, max_tokens=READER_MAX_TOKENS, **options)
     timings = {"reader": generation.seconds * 1000}
     if generation.first_token_s is not None:
         timings["reader_first_token"] = generation.first_token_s * 1000
-    return parse(generation.text), timings
+    return parse(generation.text), timings, reader_signals(generation.tokens)
 
 
 def warm(services) -> None:
@@ -418,7 +477,7 @@ def with_short_answer(
         # The user's own words: a follow-up's retrieval may have joined the previous question to
         # it, and given the joined text the model answered the previous question (10 of 11 seed
         # follow-ups did: "Who would it include?" got "in Jordan"); retrieval already resolved "it".
-        reading, timings = read(request.question, evidence, request, services)
+        reading, timings, signals = read(request.question, evidence, request, services)
     except LLMError as exc:
         return replace(quoted, note=NOTES["backend"].format(error=exc))
     except ValueError as exc:
@@ -437,8 +496,9 @@ def with_short_answer(
             return replace(
                 qanswer.abstain(retrieval, lang=lang, mode=quoted.mode, note=NOTES["no_answer"]),
                 timings_ms=timings,
+                signals=signals.to_dict(),
             )
-        return replace(quoted, timings_ms=timings, note=NOTES["no_answer_kept"])
+        return replace(quoted, timings_ms=timings, note=NOTES["no_answer_kept"], signals=signals.to_dict())
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
     n = next(c.n for c in result.citations if _same_sentence(c, chosen))
@@ -455,7 +515,9 @@ def with_short_answer(
         end=located.end,
         quote=words,
     )
-    return replace(result, short_answer=short, note=note or result.note, timings_ms=timings)
+    return replace(
+        result, short_answer=short, note=note or result.note, timings_ms=timings, signals=signals.to_dict()
+    )
 
 
 def _document_text(evidence: Evidence, located: Located) -> str:
