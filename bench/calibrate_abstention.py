@@ -10,9 +10,15 @@ as a note and never abstains), e.g.:
 
 and replays the rule the pipeline runs (qa/reader.py): abstain when retrieval is weak (the run
 abstained), or when the reader found no answer and the best evidence scores below T (yes/no
-questions excepted). For T over a grid it reports the false abstentions on answerable questions
-and the abstentions on unanswerable ones (held-out: asked with their own article removed), and
-picks the T with the most unanswerable abstentions at or under 5% false abstentions.
+questions excepted). The reader "found no answer" also when its own answer probability
+(`ReaderSignals.answer_probability`: 1 - P("0") at the sentence-number step) is below P: then it
+barely preferred an answer to none, and its short answer is not shown either.
+For (T, P) over a grid it reports the false abstentions on answerable questions, the abstentions
+on unanswerable ones (held-out: asked with their own article removed), and what the answerable
+questions keep: short answers shown, verified, and wrong-but-shown (verified, matching no gold).
+It picks the pair with the most unanswerable abstentions at or under 5% false abstentions (then
+the fewest wrong-but-shown, then the lowest P and T), and checks the choice by 2-fold
+cross-validation over articles (chosen on one half, measured on the other).
 Writes eval/calibration/abstention.json and abstention.png. Leaves out: running the questions.
 """
 
@@ -20,12 +26,15 @@ from __future__ import annotations
 
 import json
 import sys
+import zlib
 from pathlib import Path
 
 from qa import reader
 
 OUT = Path(__file__).resolve().parent.parent / "eval" / "calibration"
 MAX_FALSE_ABSTENTIONS = 0.05  # the product target
+T_GRID = [round(0.3 + 0.02 * i, 2) for i in range(46)] + [10.0]  # 10: the reader always decides
+P_GRID = [0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.92, 0.94]
 
 
 def load(runs: list[Path]) -> list[dict]:
@@ -37,66 +46,106 @@ def load(runs: list[Path]) -> list[dict]:
             a = r.get("answer")
             if not a:
                 continue
+            short = a.get("short_answer")
+            scores = r.get("scores") or {}
             rows.append(
                 {
                     "run": run.name,
+                    "article": (r.get("extra") or {}).get("article") or r.get("doc") or run.name,
                     "answerable": not r["unanswerable"],
                     "best": r["best_score"] if r["best_score"] is not None else float("-inf"),
                     "reader_no": a.get("note") == reader.NOTES["no_answer_kept"],
                     "weak": a["abstained"],
                     "yes_no": reader.asks_yes_no(r["question"]),
                     "lang": r["lang"],
+                    "p": (a.get("signals") or {}).get("answer_probability"),
+                    "short": bool(short),
+                    "verified": bool(short and short["verified"]),
+                    "wrong": bool(scores.get("wrong_but_shown")),
                 }
             )
     return rows
 
 
-def rates(rows: list[dict], threshold: float) -> tuple[float, float, int, int]:
-    """(false abstention rate, unanswerable abstention rate, n answerable, n unanswerable) at T."""
+def doubts(r: dict, p_min: float) -> bool:
+    """The reader found no answer, or barely preferred one to none (answer probability < P)."""
+    return r["reader_no"] or (r["short"] and r["p"] is not None and r["p"] < p_min)
 
-    def abstains(r: dict) -> bool:
-        return r["weak"] or (r["reader_no"] and not r["yes_no"] and r["best"] < threshold)
 
+def abstains(r: dict, threshold: float, p_min: float) -> bool:
+    return r["weak"] or (doubts(r, p_min) and not r["yes_no"] and r["best"] < threshold)
+
+
+def rates(rows: list[dict], threshold: float, p_min: float = 0.0) -> dict:
+    """At (T, P): false abstention rate, unanswerable abstention rate, and for answerable questions
+    the shares with a short answer shown, verified, and wrong-but-shown (per short answer shown)."""
     ans = [r for r in rows if r["answerable"]]
     una = [r for r in rows if not r["answerable"]]
-    fa = sum(map(abstains, ans)) / max(len(ans), 1)
-    ua = sum(map(abstains, una)) / max(len(una), 1)
-    return fa, ua, len(ans), len(una)
+    shown = [r for r in ans if r["short"] and not abstains(r, threshold, p_min) and not doubts(r, p_min)]
+    verified = [r for r in shown if r["verified"]]
+    return {
+        "threshold": threshold,
+        "p_min": p_min,
+        "false_abstention": round(sum(abstains(r, threshold, p_min) for r in ans) / max(len(ans), 1), 3),
+        "abstain_unanswerable": round(sum(abstains(r, threshold, p_min) for r in una) / max(len(una), 1), 3),
+        "short_shown": round(len(shown) / max(len(ans), 1), 3),
+        "short_verified": round(len(verified) / max(len(ans), 1), 3),
+        "wrong_but_shown": round(sum(r["wrong"] for r in verified) / max(len(verified), 1), 3),
+        "answerable": len(ans),
+        "unanswerable": len(una),
+    }
+
+
+def choose(rows: list[dict], p_grid: list[float]) -> dict | None:
+    """The (T, P) with the most unanswerable abstentions at <= 5% false ones; ties: fewest
+    wrong-but-shown, then the lowest P and T (the least the rule changes)."""
+    ok = [
+        c
+        for c in (rates(rows, t, p) for p in p_grid for t in T_GRID)
+        if c["false_abstention"] <= MAX_FALSE_ABSTENTIONS
+    ]
+    key = lambda c: (c["abstain_unanswerable"], -c["wrong_but_shown"], -c["p_min"], -c["threshold"])  # noqa: E731
+    return max(ok, key=key) if ok else None
+
+
+def cross_validated(rows: list[dict], p_grid: list[float]) -> list[dict]:
+    """Each half of the articles measured at the (T, P) chosen on the other half."""
+    folds = [[r for r in rows if zlib.crc32(r["article"].encode()) % 2 == k] for k in (0, 1)]
+    out = []
+    for k in (0, 1):
+        picked = choose(folds[1 - k], p_grid)
+        if picked:
+            out.append(rates(folds[k], picked["threshold"], picked["p_min"]))
+    return out
 
 
 def main(argv: list[str]) -> None:
     rows = load([Path(a) for a in argv])
-    grid = [round(0.3 + 0.02 * i, 2) for i in range(46)] + [10.0]
-    curve = []
-    for t in grid:
-        fa, ua, n_ans, n_una = rates(rows, t)
-        curve.append({"threshold": t, "false_abstention": round(fa, 3), "abstain_unanswerable": round(ua, 3)})
-    ok = [c for c in curve if c["false_abstention"] <= MAX_FALSE_ABSTENTIONS]
-    chosen = max(ok, key=lambda c: (c["abstain_unanswerable"], -c["threshold"])) if ok else None
+    has_p = any(r["p"] is not None for r in rows)
+    p_grid = P_GRID if has_p else [0.0]
+    curve = [rates(rows, t) for t in T_GRID]
+    chosen_t = choose(rows, [0.0])
+    chosen = choose(rows, p_grid)
     by_lang = {}
     if chosen:
         for lang in sorted({r["lang"] for r in rows}):
-            fa, ua, n_ans, n_una = rates([r for r in rows if r["lang"] == lang], chosen["threshold"])
-            by_lang[lang] = {
-                "false_abstention": round(fa, 3),
-                "abstain_unanswerable": round(ua, 3),
-                "answerable": n_ans,
-                "unanswerable": n_una,
-            }
-    _, _, n_ans, n_una = rates(rows, 0)
+            by_lang[lang] = rates(
+                [r for r in rows if r["lang"] == lang], chosen["threshold"], chosen["p_min"]
+            )
     result = {
         "runs": argv,
-        "answerable": n_ans,
-        "unanswerable": n_una,
-        "rule": "abstain if retrieval is weak, or the reader found no answer and best evidence < T (not yes/no)",
-        "retrieval_only": {
-            "false_abstention": curve[0]["false_abstention"],
-            "abstain_unanswerable": curve[0]["abstain_unanswerable"],
-        },
+        "answerable": curve[0]["answerable"],
+        "unanswerable": curve[0]["unanswerable"],
+        "rule": "abstain if retrieval is weak, or the reader found no answer (or its answer probability < P) "
+        "and best evidence < T (not yes/no)",
+        "retrieval_only": curve[0],
         "reader_always": curve[-1],
+        "chosen_without_p": chosen_t,
         "chosen": chosen,
         "chosen_by_lang": by_lang,
+        "cross_validated_by_article": cross_validated(rows, p_grid),
         "curve": curve,
+        "curve_at_chosen_p": [rates(rows, t, chosen["p_min"]) for t in T_GRID] if chosen else [],
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "abstention.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -106,9 +155,31 @@ def main(argv: list[str]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    xs = [c["threshold"] for c in curve[:-1]]
-    ax.plot(xs, [c["false_abstention"] for c in curve[:-1]], label="false abstentions (answerable)")
-    ax.plot(xs, [c["abstain_unanswerable"] for c in curve[:-1]], label="abstentions (unanswerable)")
+    xs = T_GRID[:-1]
+    ax.plot(xs, [c["false_abstention"] for c in curve[:-1]], color="C0", label="false abstentions, P = 0")
+    ax.plot(
+        xs,
+        [c["abstain_unanswerable"] for c in curve[:-1]],
+        color="C1",
+        label="abstentions (unanswerable), P = 0",
+    )
+    if chosen and chosen["p_min"] > 0:
+        at_p = result["curve_at_chosen_p"][:-1]
+        p = chosen["p_min"]
+        ax.plot(
+            xs,
+            [c["false_abstention"] for c in at_p],
+            color="C0",
+            linestyle="--",
+            label=f"false abstentions, P = {p}",
+        )
+        ax.plot(
+            xs,
+            [c["abstain_unanswerable"] for c in at_p],
+            color="C1",
+            linestyle="--",
+            label=f"abstentions (unanswerable), P = {p}",
+        )
     ax.axhline(MAX_FALSE_ABSTENTIONS, color="grey", linestyle=":", linewidth=1)
     if chosen:
         ax.axvline(
@@ -120,10 +191,10 @@ def main(argv: list[str]) -> None:
         )
     ax.set_xlabel("reader abstains below this best-evidence score (T)")
     ax.set_ylabel("share of questions")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(OUT / "abstention.png", dpi=110)
-    print(json.dumps({k: v for k, v in result.items() if k != "curve"}, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if not k.startswith("curve")}, indent=2))
 
 
 if __name__ == "__main__":

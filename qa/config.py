@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # abstentions and 69% of unanswerable ones abstained, against 8.3% / 69% when the reader always
     # decides and 0.8% / 63% on retrieval alone.
     reader_abstain_below: float = 0.62
+    # The reader's answer counts as "no answer" when the local model barely preferred it to none:
+    # its answer probability (qa.reader.ReaderSignals: 1 - P("0") at the sentence-number step) is
+    # below this. Calibrated with `reader_abstain_below` (see there); 0 turns it off.
+    reader_min_answer_probability: float = 0.0
     max_question_chars: int = 2000
     max_file_mb: float = 50
 

@@ -612,6 +612,7 @@ def register() -> None:
             lambda s: "the local LLM",
             # llama-cpp-python turns a JSON schema into a grammar: the reply cannot leave the schema.
             json_options=lambda schema: {"response_format": {"type": "json_object", "schema": schema}},
+            token_logprobs=True,
         )
     )
     plugins.register_backend(

@@ -75,13 +75,16 @@ class Backend:
 
     `where(settings)` names it in error messages ("the local LLM", "the openai LLM backend at …");
     `json_options(schema)` gives the options of its `stream` call that constrain a reply to a JSON
-    schema (none: the reply is parsed and validated anyway).
+    schema (none: the reply is parsed and validated anyway). `token_logprobs`: its `stream` called
+    with `logprobs=True` puts each token's log-probability (`qa.llm.TokenLogprob`) in the last
+    chunk's `response_metadata["token_logprobs"]`.
     """
 
     name: str
     make: Callable[[Settings, int], BaseChatModel]
     where: Callable[[Settings], str]
     json_options: Callable[[dict], dict] = lambda schema: {}
+    token_logprobs: bool = False
 
 
 @dataclass(frozen=True)

@@ -423,9 +423,10 @@ def read(
     settings = request.settings
     prompt = llm.messages("reader", sentences=_sentences_block(evidence), question=llm.quote(question))
     model = services.chat_model(max_tokens=READER_MAX_TOKENS)
-    options = plugins.get_backend(settings.llm_backend).json_options(SCHEMA)
-    if settings.llm_backend == "local":
-        options = {**options, "logprobs": True}  # qa.llm.LlamaCppChat records token probabilities
+    backend = plugins.get_backend(settings.llm_backend)
+    options = backend.json_options(SCHEMA)
+    if backend.token_logprobs:
+        options = {**options, "logprobs": True}
     generation = llm.generate(model, prompt, settings, max_tokens=READER_MAX_TOKENS, **options)
     timings = {"reader": generation.seconds * 1000}
     if generation.first_token_s is not None:
@@ -485,8 +486,14 @@ def with_short_answer(
     timings = {**quoted.timings_ms, **timings}
     located = locate(reading, evidence) if reading.n > 0 and reading.span.strip() else None
     words = "" if located is None else _document_text(evidence[located.index], located)
+    # The model barely preferred an answer to "no answer": its answer counts as none.
+    doubtful = (
+        signals.answer_probability is not None
+        and signals.answer_probability < settings.reader_min_answer_probability
+    )
     if (
         located is None
+        or doubtful
         or not fits_question(request.question, words)
         or names_only_the_subject(words, request.question)
     ):

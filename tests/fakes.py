@@ -61,7 +61,7 @@ class HashEmbedder(Embedder):
 class ScriptedChat(StreamingChatModel):
     """A chat model that streams scripted replies word by word (class-level `script`, used in order)."""
 
-    script: ClassVar[list[str]] = []
+    script: ClassVar[list[str | tuple[str, tuple]]] = []  # a reply, or (reply, its TokenLogprobs)
     prompts: ClassVar[list[list[BaseMessage]]] = []  # every prompt seen, for assertions
     max_tokens: int = 256
 
@@ -69,7 +69,7 @@ class ScriptedChat(StreamingChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
-    def _reply(self, messages: list[BaseMessage]) -> str:
+    def _reply(self, messages: list[BaseMessage]) -> str | tuple[str, tuple]:
         ScriptedChat.prompts.append(messages)
         if ScriptedChat.script:
             return ScriptedChat.script.pop(0)
@@ -83,11 +83,16 @@ class ScriptedChat(StreamingChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        words = re.findall(r"\S+\s*", self._reply(messages))
+        reply = self._reply(messages)
+        # A scripted (text, tokens) pair also gives the tokens' log-probabilities when asked for.
+        reply, tokens = reply if isinstance(reply, tuple) else (reply, None)
+        words = re.findall(r"\S+\s*", reply)
         for i, word in enumerate(words[: self.max_tokens]):
             last = i == len(words) - 1 or i == self.max_tokens - 1
             finish = ("stop" if i == len(words) - 1 else "length") if last else None
             meta = {"finish_reason": finish} if finish else {}
+            if finish and tokens is not None and kwargs.get("logprobs"):
+                meta["token_logprobs"] = tokens
             yield ChatGenerationChunk(message=AIMessageChunk(content=word, response_metadata=meta))
 
 
@@ -98,5 +103,10 @@ def register() -> None:
             plugins.EmbedderFactory(name, lambda d, t, b, name=name: HashEmbedder(name), uses_torch=False)
         )
     plugins.register_backend(
-        plugins.Backend("scripted", lambda s, n: ScriptedChat(max_tokens=n), lambda s: "the scripted LLM")
+        plugins.Backend(
+            "scripted",
+            lambda s, n: ScriptedChat(max_tokens=n),
+            lambda s: "the scripted LLM",
+            token_logprobs=True,
+        )
     )

@@ -8,6 +8,7 @@ retrieval) run in the fast suite.
 from __future__ import annotations
 
 import json
+import math
 import re
 import subprocess
 import sys
@@ -276,3 +277,21 @@ def test_prefix_state_is_small_and_gives_the_reply_of_a_full_evaluation(llama):
         llm.chatml(messages, generation_prompt=True), max_tokens=12, temperature=0.0, stop=["<|im_end|>"]
     )["choices"][0]["text"]
     assert cached == whole and "Paris" in cached
+
+
+@pytest.mark.slow
+def test_token_logprobs_spell_the_reply_and_leave_it_unchanged(llama):
+    """The recorded tokens spell exactly the streamed reply; recording them changes no word; a
+    sure answer is likelier than not, and each probability is a probability."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    chat = llm.LlamaCppChat(llama=llama, max_tokens=12)
+    messages = [SystemMessage("Answer in one short phrase."), HumanMessage("What is the capital of France?")]
+    settings = Settings(_env_file=None)
+    traced = llm.generate(chat, messages, settings, max_tokens=12, logprobs=True)
+    plain = llm.generate(chat, messages, settings, max_tokens=12)
+    assert traced.text == plain.text and plain.tokens is None
+    assert b"".join(t.piece for t in traced.tokens).decode("utf-8") == traced.text
+    assert all(t.logprob <= 0 for t in traced.tokens)
+    paris = next(t for t in traced.tokens if b"Paris" in t.piece)
+    assert paris.logprob > math.log(0.5)

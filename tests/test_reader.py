@@ -95,6 +95,32 @@ def test_a_reply_cut_after_its_span_keeps_the_span():
         reader.parse('{"n": 2, "span": "في الأر')  # the span itself is cut: nothing to check
 
 
+def _tokens(reply: str, *, p_none: float, logprob: float = -0.1) -> tuple:
+    """`reply` as one token per character, each with `logprob`; the first digit with P("0") = p_none."""
+    import math
+
+    from qa.llm import TokenLogprob
+
+    rest = math.log((1 - p_none) / 9)
+    digits = (math.log(p_none), *[rest] * 9)
+    out, seen_digit = [], False
+    for ch in reply:
+        first = ch.isdigit() and not seen_digit
+        seen_digit |= first
+        out.append(TokenLogprob(ch.encode(), logprob, digits if first else None))
+    return tuple(out)
+
+
+def test_reader_signals_from_token_probabilities():
+    reply = _reply(1, "في الأردن", "in Jordan")
+    signals = reader.reader_signals(_tokens(reply, p_none=0.25, logprob=-0.5))
+    assert signals.answer_probability == pytest.approx(0.75)
+    assert signals.span_logprob == pytest.approx(-0.5) and signals.rendering_logprob == pytest.approx(-0.5)
+    none = reader.reader_signals(_tokens(_reply(0, "", ""), p_none=0.9))
+    assert none.answer_probability == pytest.approx(0.1) and none.span_logprob is None
+    assert reader.reader_signals(None) == reader.ReaderSignals()
+
+
 # The step, with planted replies ---------------------------------------------------------------------
 
 
@@ -144,6 +170,20 @@ def test_a_follow_up_is_read_in_the_users_own_words(planted):
     planted.answer_retrieval(retrieval, question=follow_up, history=[(previous, "في الأردن")])
     asked = ScriptedChat.prompts[-1][-1].content
     assert asked.endswith(follow_up) and previous not in asked
+
+
+def test_a_reading_the_model_barely_preferred_to_no_answer_counts_as_none(planted):
+    planted.settings = planted.settings.model_copy(update={"reader_min_answer_probability": 0.8})
+    question = "أين ستكون غرفة العمليات المشتركة؟"
+    words = " ".join(reader.evidence_for(planted.retriever.retrieve(question))[0].text.split()[1:3])
+    reply = _reply(1, words, words)
+    ScriptedChat.script.append((reply, _tokens(reply, p_none=0.05)))
+    sure = planted.ask(question)
+    assert sure.short_answer is not None and sure.signals["answer_probability"] == pytest.approx(0.95)
+    ScriptedChat.script.append((reply, _tokens(reply, p_none=0.4)))
+    doubtful = planted.ask(question)
+    assert doubtful.short_answer is None and doubtful.signals["answer_probability"] == pytest.approx(0.6)
+    assert doubtful.abstained or doubtful.note == reader.NOTES["no_answer_kept"]
 
 
 def test_off_setting_gives_the_quote_alone(planted):
@@ -214,6 +254,7 @@ def test_local_model_finds_the_short_answer(local, question, expected_span, expe
     short = result.short_answer
     assert short is not None, result.note
     assert expected_span in short.quote and expected_text in short.text and short.verified
+    assert result.signals["answer_probability"] > 0.5  # the model's own preference, from its tokens
     assert TEXT[short.start : short.end] == short.quote
     cited = result.citations[short.n - 1]
     assert cited.start <= short.start < short.end <= cited.end
