@@ -215,13 +215,37 @@ def harbour(assistant, tmp_path: Path):
 
 
 def test_a_rendering_with_a_wrong_number_is_refused(harbour):
-    ScriptedChat.script.append(_reply(1, "عام 2016", "In 2015"))
+    ScriptedChat.script.extend([_reply(1, "عام 2016", "In 2015"), "In 2015"])  # the retry errs too
     result = harbour.ask("When was the new harbour opened?")
     short = result.short_answer
     assert short is not None and not short.verified
     assert short.text == short.quote == "عام 2016" and short.lang == "ar"
     # The note names the kind of failure, never the refused wording the user does not see.
     assert "number" in result.note and "2015" not in json.dumps(result.to_dict(), ensure_ascii=False)
+
+
+def test_a_refused_rendering_gets_a_second_try_of_the_span_alone(harbour):
+    ScriptedChat.script.extend([_reply(1, "عام 2016", "In 2015"), "In 2016"])
+    result = harbour.ask("When was the new harbour opened?")
+    assert result.short_answer.verified and result.short_answer.text == "In 2016"
+    assert "عام 2016" in ScriptedChat.prompts[-1][-1].content  # the retry saw the span alone
+    assert "harbour" not in ScriptedChat.prompts[-1][-1].content
+    assert result.timings_ms["reader_retry"] > 0
+
+
+def test_a_second_try_is_held_to_the_stricter_bar(harbour):
+    # A near miss the 1.5B model gave for «خبراء عسكريين» (military experts): close enough for the
+    # first bar, not for the second.
+    near_miss = {"question": "Who would it include?", "lang": "en", "services": harbour}
+    assert reader.refusal("Expert engineers", "خبراء عسكريين", **near_miss) is None
+    refused = reader.refusal(
+        "Expert engineers", "خبراء عسكريين", **near_miss, threshold=reader.RETRY_THRESHOLD
+    )
+    assert refused is not None and "closely enough" in refused[0]
+    assert (
+        reader.refusal("Military experts", "خبراء عسكريين", **near_miss, threshold=reader.RETRY_THRESHOLD)
+        is None
+    )
 
 
 def test_a_faithful_rendering_is_shown(harbour):
