@@ -14,11 +14,16 @@ question's language, or `{"n": 0}` for "no answer". Nothing the model says is sh
    the span: `qa.verify.check_rendering` (same numbers, cross-lingual similarity above a threshold
    calibrated on the dev benchmark's parallel answers, see eval/calibration/), and every name in
    it must be supported by the span (`qa.translate.unsupported_names`).
-For an Arabic question the short answer is the Arabic span itself. A rendering that fails its
-check is never shown: the span is shown (highlighted in the Arabic sentence) with a one-line note.
-The reader's "no answer" is a second abstention signal beside the retrieval score: it abstains
-when the best evidence also scores below `Settings.reader_abstain_below` (calibrated on answerable
-and held-out questions, see eval/calibration/abstention.json); above it the quote stays, with a note.
+For an Arabic question the short answer is the Arabic span itself. A refused rendering gets one
+second try (the span alone, `retry_rendering`) held to a stricter bar; a rendering that fails is
+never shown: the span is shown (highlighted in the Arabic sentence) with a one-line note.
+The local model's token probabilities (`ReaderSignals`) say how sure it was; a reading it barely
+preferred to "no answer" (`Settings.reader_min_answer_probability`, off by default) may abstain
+like "no answer" below the evidence bar. The reader's
+"no answer" is a second abstention signal beside the retrieval score: it abstains when the best
+evidence also scores below `Settings.reader_abstain_below` (both calibrated on answerable and
+held-out questions, see eval/calibration/abstention.json); above it the quote stays, with a note.
+A follow-up is read in the user's own words, even when retrieval joined it to the previous question.
 
 Leaves out: retrieval, the quoted answer (qa.answer), and translation of whole sentences
 (qa.translate, which uses the same rendering check).
@@ -494,25 +499,26 @@ def with_short_answer(
     timings = {**quoted.timings_ms, **timings}
     located = locate(reading, evidence) if reading.n > 0 and reading.span.strip() else None
     words = "" if located is None else _document_text(evidence[located.index], located)
-    # The model barely preferred an answer to "no answer": its answer counts as none.
+    found = (
+        located is not None
+        and fits_question(request.question, words)
+        and not names_only_the_subject(words, request.question)
+    )
+    # The model barely preferred its answer to "no answer": below the evidence bar that is doubt
+    # enough to abstain; above it the answer is shown (bench/calibrate_abstention.py replays this).
     doubtful = (
         signals.answer_probability is not None
         and signals.answer_probability < settings.reader_min_answer_probability
     )
-    if (
-        located is None
-        or doubtful
-        or not fits_question(request.question, words)
-        or names_only_the_subject(words, request.question)
-    ):
-        # A yes/no question has no span to copy: the reader's silence there is not an abstention.
-        best = retrieval.evidence[0].score if retrieval.evidence else float("-inf")
-        if best < settings.reader_abstain_below and not asks_yes_no(request.question):
-            return replace(
-                qanswer.abstain(retrieval, lang=lang, mode=quoted.mode, note=NOTES["no_answer"]),
-                timings_ms=timings,
-                signals=signals.to_dict(),
-            )
+    best = retrieval.evidence[0].score if retrieval.evidence else float("-inf")
+    # A yes/no question has no span to copy: the reader's silence there is not an abstention.
+    if (not found or doubtful) and best < settings.reader_abstain_below and not asks_yes_no(request.question):
+        return replace(
+            qanswer.abstain(retrieval, lang=lang, mode=quoted.mode, note=NOTES["no_answer"]),
+            timings_ms=timings,
+            signals=signals.to_dict(),
+        )
+    if not found:
         return replace(quoted, timings_ms=timings, note=NOTES["no_answer_kept"], signals=signals.to_dict())
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
