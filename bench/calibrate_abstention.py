@@ -196,14 +196,13 @@ def main(argv: list[str]) -> None:
             label=f"abstentions (unanswerable), P = {p}",
         )
     ax.axhline(MAX_FALSE_ABSTENTIONS, color="grey", linestyle=":", linewidth=1)
-    if chosen:
-        ax.axvline(
-            chosen["threshold"],
-            color="black",
-            linestyle="--",
-            linewidth=1,
-            label=f"T = {chosen['threshold']}",
-        )
+    ax.axvline(
+        SHIPPED_T,
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        label=f"shipped: T = {SHIPPED_T}, P = {SHIPPED_P}",
+    )
     ax.set_xlabel("reader abstains below this best-evidence score (T)")
     ax.set_ylabel("share of questions")
     ax.legend(fontsize=7)

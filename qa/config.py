@@ -84,13 +84,15 @@ class Settings(BaseSettings):
     # The reader's "no answer" turns a quoted answer into an abstention (with the closest passage)
     # when the best evidence scores below this; above it the quote stays (qa/reader.py). Calibrated
     # with `python -m bench.calibrate_abstention` (eval/calibration/abstention.json) on 120 answerable
-    # and 71 unanswerable questions (dev sample, its held-out twin, the seed set): at 0.62, 2.5% false
-    # abstentions and 69% of unanswerable ones abstained, against 8.3% / 69% when the reader always
-    # decides and 0.8% / 63% on retrieval alone.
+    # and 71 unanswerable questions (dev sample, its held-out twin, the seed set; re-run 2026-11-29):
+    # at 0.62, 2.5% false abstentions and 71.8% of unanswerable ones abstained, against 8.3% / 71.8%
+    # when the reader always decides and 0.8% / 63.4% on retrieval alone.
     reader_abstain_below: float = 0.62
-    # The reader's answer counts as "no answer" when the local model barely preferred it to none:
-    # its answer probability (qa.reader.ReaderSignals: 1 - P("0") at the sentence-number step) is
-    # below this. Calibrated with `reader_abstain_below` (see there); 0 turns it off.
+    # Below `reader_abstain_below`, a reading the local model barely preferred to "no answer" (its
+    # answer probability, qa.reader.ReaderSignals, under this) abstains like "no answer". Off (0):
+    # the best setting within 5% false abstentions per language (0.88, with the bar at 0.68) abstains
+    # on 2 more of 71 unanswerable questions for 2 more false abstentions of 120
+    # (eval/calibration/abstention.json, "shipped_why").
     reader_min_answer_probability: float = 0.0
     max_question_chars: int = 2000
     max_file_mb: float = 50

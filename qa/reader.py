@@ -70,6 +70,10 @@ SPAN_FUZZY_RATIO = 0.85
 # (eval/calibration/rendering.json).
 RETRY_THRESHOLD = qverify.NAME_RENDERING_THRESHOLD
 RETRY_MAX_TOKENS = 48  # a span of a few words; a cut rendering is refused
+# Longer spans get no second try: their rendering is cut at RETRY_MAX_TOKENS and refused anyway, after
+# 3-5 s (two seed questions with 30-40-word spans took 12-13 s in all). The dev sample's two
+# retries that passed were of 1 and 4 words.
+RETRY_MAX_WORDS = 12
 # On the dev sample, 7 of 10 English renderings refused were refused as "repeating the question"
 # while only sharing a word with it; a restatement covers most of the question's content words.
 REPEAT_SHARE = 0.6
@@ -628,6 +632,8 @@ def _say(
     if refused is None:
         return rendering, True, None
     log.info("short answer rendering refused: %r for %r: %s", rendering, words, refused[1] or refused[0])
+    if len(words.split()) > RETRY_MAX_WORDS:
+        return words, False, NOTES["unchecked"].format(lang=LANG_NAMES.get(lang, lang), reason=refused[0])
     t0 = time.perf_counter()
     try:
         second = retry_rendering(words, lang, services, request.settings)

@@ -237,6 +237,16 @@ def test_a_refused_rendering_gets_a_second_try_of_the_span_alone(harbour):
     assert result.timings_ms["reader_retry"] > 0
 
 
+def test_a_long_span_gets_no_second_try(harbour):
+    sentence = HARBOUR.strip().rstrip(".")
+    assert len(sentence.split()) > reader.RETRY_MAX_WORDS
+    ScriptedChat.script.append(_reply(1, sentence, "The harbour opened in 2015 with the mayor present"))
+    asked = len(ScriptedChat.prompts)
+    result = harbour.ask("When was the new harbour opened?")
+    assert len(ScriptedChat.prompts) == asked + 1 and "reader_retry" not in result.timings_ms
+    assert not result.short_answer.verified
+
+
 def test_a_second_try_is_held_to_the_stricter_bar(harbour):
     # A near miss the 1.5B model gave for «خبراء عسكريين» (military experts): close enough for the
     # first bar, not for the second.
