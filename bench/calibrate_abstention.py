@@ -171,30 +171,15 @@ def main(argv: list[str]) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     xs = T_GRID[:-1]
-    ax.plot(xs, [c["false_abstention"] for c in curve[:-1]], color="C0", label="false abstentions, P = 0")
-    ax.plot(
-        xs,
-        [c["abstain_unanswerable"] for c in curve[:-1]],
-        color="C1",
-        label="abstentions (unanswerable), P = 0",
-    )
+    lines = [(curve, 0.0, "-")]
     if chosen and chosen["p_min"] > 0:
-        at_p = result["curve_at_chosen_p"][:-1]
-        p = chosen["p_min"]
-        ax.plot(
-            xs,
-            [c["false_abstention"] for c in at_p],
-            color="C0",
-            linestyle="--",
-            label=f"false abstentions, P = {p}",
-        )
-        ax.plot(
-            xs,
-            [c["abstain_unanswerable"] for c in at_p],
-            color="C1",
-            linestyle="--",
-            label=f"abstentions (unanswerable), P = {p}",
-        )
+        lines.append((result["curve_at_chosen_p"], chosen["p_min"], "--"))
+    for points, p, style in lines:
+        for key, color, what in (
+            ("false_abstention", "C0", "false abstentions"),
+            ("abstain_unanswerable", "C1", "abstentions (unanswerable)"),
+        ):
+            ax.plot(xs, [c[key] for c in points[:-1]], color=color, linestyle=style, label=f"{what}, P = {p}")
     ax.axhline(MAX_FALSE_ABSTENTIONS, color="grey", linestyle=":", linewidth=1)
     ax.axvline(
         SHIPPED_T,
