@@ -88,8 +88,8 @@ SCHEMA = {
 }
 
 NOTES = {
-    "unchecked": "No {lang} wording is shown: {reason}. The answer words are highlighted in the cited sentence.",
-    "no_answer": "The cited sentences do not answer this question; the closest passage is shown.",
+    "unchecked": "No {lang} wording is shown: {reason}; the short answer is the document's own words.",
+    "no_answer": "The closest sentences found do not answer this question; the closest passage is shown.",
     "no_answer_kept": "No short answer: the language model found no answer words in the cited sentences.",
     "backend": "No short answer: {error}",
     "unusable": "No short answer: the language model's reply could not be used ({reason}).",
@@ -600,7 +600,7 @@ def refusal(
     invented = unsupported_names(rendering, words, embedder=services.embedder, question=question)
     if invented:
         detail = f"the name «{invented[0]}» is not in the cited words"
-        return "the language model's wording named something the cited words do not", detail
+        return "the language model's wording added a name that the cited words do not contain", detail
     return None
 
 
