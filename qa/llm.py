@@ -267,7 +267,8 @@ class _LogprobTrace:
     The processor sees the raw logits of every step (it runs before the grammar and the greedy
     choice) and, in `input_ids`, the token chosen at the step before; the last token (the one
     before end-of-text) is recorded when the end is sampled. Costs a log-softmax over the
-    151,936-token vocabulary per token (~1 ms), next to ~60 ms to compute the token.
+    151,936-token vocabulary per token (0.2 ms, measured with numpy), next to the tens of
+    milliseconds computing a token takes on 2 cores.
     """
 
     def __init__(self, llama) -> None:

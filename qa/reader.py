@@ -15,7 +15,7 @@ question's language, or `{"n": 0}` for "no answer". Nothing the model says is sh
    calibrated on the dev benchmark's parallel answers, see eval/calibration/), and every name in
    it must be supported by the span (`qa.translate.unsupported_names`).
 For an Arabic question the short answer is the Arabic span itself. A refused rendering gets one
-second try (the span alone, `retry_rendering`) held to a stricter bar; a rendering that fails is
+second try (the span alone, `qa.translate.render`) held to a stricter bar; a rendering that fails is
 never shown: the span is shown (highlighted in the Arabic sentence) with a one-line note.
 The local model's token probabilities (`ReaderSignals`) say how sure it was; a reading it barely
 preferred to "no answer" (`Settings.reader_min_answer_probability`, off by default) may abstain
@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import time
 import unicodedata
 from collections.abc import Generator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from difflib import SequenceMatcher
 
 from pydantic import BaseModel, Field, ValidationError
@@ -62,7 +63,7 @@ READER_MAX_TOKENS = 96  # {"n", "span", "answer"} with a short span and renderin
 # A copied span that differs from the sentence by a letter or two ("كيل أورتون" for «كايل أورتون»)
 # is located by the best word window with this similarity (difflib ratio on normalised text).
 SPAN_FUZZY_RATIO = 0.85
-# A second rendering (the span alone, `retry_rendering`) is asked for only when the reader's own one
+# A second rendering (the span alone, `qa.translate.render`) is asked for only when the reader's own one
 # was refused, and is held to the stricter bar of names (qa.verify.NAME_RENDERING_THRESHOLD, 0.67):
 # at 0.46 the retry let through near misses the calibration's negatives do not contain ("Expert
 # engineers" for «خبراء عسكريين» 0.63, "Area of Hulub" for «منطقة حلب» 0.62); at 0.67 the
@@ -153,7 +154,7 @@ class ReaderSignals:
     rendering_logprob: float | None = None
 
     def to_dict(self) -> dict:
-        return {k: None if v is None else round(v, 4) for k, v in self.__dict__.items()}
+        return {k: None if v is None else round(v, 4) for k, v in asdict(self).items()}
 
 
 def _string_value(reply: bytes, key: str) -> tuple[int, int] | None:
@@ -169,8 +170,6 @@ def reader_signals(tokens) -> ReaderSignals:
     """
     if not tokens:
         return ReaderSignals()
-    import math
-
     first_digit = next((t for t in tokens if t.digits is not None), None)
     answer_probability = None
     if first_digit is not None:
@@ -493,7 +492,7 @@ def with_short_answer(
     lang = quoted.answer_lang
     try:
         # The user's own words: a follow-up's retrieval may have joined the previous question to
-        # it, and given the joined text the model answered the previous question (10 of 11 seed
+        # it, and given the joined text the model answered the previous question (9 of 11 seed
         # follow-ups did: "Who would it include?" got "in Jordan"); retrieval already resolved "it".
         reading, timings, signals = read(request.question, evidence, request, services)
     except LLMError as exc:
@@ -604,21 +603,6 @@ def refusal(
     return None
 
 
-def retry_rendering(words: str, lang: str, services, settings) -> str:
-    """A second rendering of `words` alone (`prompts/translate_sentence.txt`, ~0.5-1.5 s): asked
-    only when the reader's own rendering was refused. Raises `LLMError` when the backend fails."""
-    from qa import llm
-
-    prompt = llm.messages(
-        "translate_sentence", language=LANG_NAMES.get(lang, lang), sentence=llm.quote(words)
-    )
-    model = services.chat_model(max_tokens=RETRY_MAX_TOKENS)
-    generation = llm.generate(model, prompt, settings, max_tokens=RETRY_MAX_TOKENS)
-    if generation.finish != "stop":
-        return ""
-    return generation.text.strip().strip("\"'«»“”").strip()
-
-
 def _say(
     reading: Reading, words: str, request: Request, lang: str, services, timings: dict | None = None
 ) -> tuple[str, bool, str | None]:
@@ -627,24 +611,34 @@ def _say(
     `RETRY_THRESHOLD`; or the span, unverified, with a note saying why the rendering was refused."""
     if qtext.detect_language(words) == lang or not re.search(r"[^\W\d_]", words):
         return words, True, None  # already in `lang`, or digits and signs only: the same in any language
+    from qa.translate import render
+
     rendering = reading.answer.strip().strip("\"'«»“”").strip()
     refused = refusal(rendering, words, question=request.question, lang=lang, services=services)
     if refused is None:
         return rendering, True, None
     log.info("short answer rendering refused: %r for %r: %s", rendering, words, refused[1] or refused[0])
+    unchecked = NOTES["unchecked"].format(lang=LANG_NAMES.get(lang, lang), reason=refused[0])
     if len(words.split()) > RETRY_MAX_WORDS:
-        return words, False, NOTES["unchecked"].format(lang=LANG_NAMES.get(lang, lang), reason=refused[0])
+        return words, False, unchecked
     t0 = time.perf_counter()
-    try:
-        second = retry_rendering(words, lang, services, request.settings)
+    try:  # the span alone, with the cited-sentence translation prompt (~1 s)
+        second = render(
+            words, lang, services=services, settings=request.settings, max_tokens=RETRY_MAX_TOKENS
+        )
     except LLMError:
-        second = ""
+        second = None
     if timings is not None:
         timings["reader_retry"] = (time.perf_counter() - t0) * 1000
     again = refusal(
-        second, words, question=request.question, lang=lang, services=services, threshold=RETRY_THRESHOLD
+        second or "",
+        words,
+        question=request.question,
+        lang=lang,
+        services=services,
+        threshold=RETRY_THRESHOLD,
     )
     if again is None:
         return second, True, None
     log.info("short answer second rendering refused: %r for %r: %s", second, words, again[1] or again[0])
-    return words, False, NOTES["unchecked"].format(lang=LANG_NAMES.get(lang, lang), reason=refused[0])
+    return words, False, unchecked

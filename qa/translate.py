@@ -88,20 +88,31 @@ def unsupported_names(rendering: str, source: str, *, embedder, question: str = 
     ]
 
 
-def translate_sentence(sentence: str, lang: str, *, services, store: TranslationStore) -> Translation:
-    """`sentence` in `lang`, checked (kept in `store`); raises `LLMError` when the backend fails."""
+def render(
+    text: str, lang: str, *, services, settings, max_tokens: int = TRANSLATION_MAX_TOKENS
+) -> str | None:
+    """`text` said in `lang` by the configured LLM (`prompts/translate_sentence.txt`), unchecked and
+    stripped of quotes; None when the reply was cut at `max_tokens` or the time cap. Raises
+    `LLMError` when the backend fails."""
     from qa import llm
 
+    prompt = llm.messages("translate_sentence", language=LANGUAGE_NAMES[lang], sentence=llm.quote(text))
+    model = services.chat_model(max_tokens=max_tokens)
+    generation = llm.generate(model, prompt, settings, max_tokens=max_tokens)
+    if generation.finish != "stop":
+        return None
+    return generation.text.strip().strip("\"'«»“”").strip()
+
+
+def translate_sentence(sentence: str, lang: str, *, services, store: TranslationStore) -> Translation:
+    """`sentence` in `lang`, checked (kept in `store`); raises `LLMError` when the backend fails."""
     settings = services.settings
     backend = f"{settings.llm_backend}:{settings.llm_model or ''}"
     kept = store.get(sentence, lang, backend)
     if kept is not None:
         return kept
-    prompt = llm.messages("translate_sentence", language=LANGUAGE_NAMES[lang], sentence=llm.quote(sentence))
-    model = services.chat_model(max_tokens=TRANSLATION_MAX_TOKENS)
-    generation = llm.generate(model, prompt, settings, max_tokens=TRANSLATION_MAX_TOKENS)
-    text = generation.text.strip().strip("\"'«»“”").strip()
-    if generation.finish != "stop":
+    text = render(sentence, lang, services=services, settings=settings)
+    if text is None:
         result = Translation(None, lang, False, "the translation was cut before its end")
     elif not text or qtext.detect_language(text) != lang:
         result = Translation(None, lang, False, f"the model did not reply in {LANGUAGE_NAMES[lang]}")
