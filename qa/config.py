@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     # on 2 more of 71 unanswerable questions for 2 more false abstentions of 120
     # (eval/calibration/abstention.json, "shipped_why").
     reader_min_answer_probability: float = 0.0
+    # Below `reader_abstain_below`, an Arabic question whose distinctive words the best evidence's
+    # chunk mostly lacks (qa.retrieve.Retrieval.coverage, idf-weighted, under this) abstains like
+    # "no answer", whatever the reader found: the passage is about something else.
+    reader_min_coverage: float = 0.0
     max_question_chars: int = 2000
     max_file_mb: float = 50
 

@@ -100,6 +100,23 @@ def idf(df: np.ndarray, n_docs: int) -> np.ndarray:
     return np.log1p((n_docs - df + 0.5) / (df + 0.5))
 
 
+def query_coverage(terms: Sequence[str], passage_tokens: Iterable[str], weights: np.ndarray) -> float:
+    """The share of the query's weight whose terms occur in the passage: sum of `weights` (t,) over
+    the `terms` (t distinct query tokens) found in `passage_tokens`, over the sum of all; 1.0 for no
+    terms. With idf weights this asks whether the passage holds the question's *distinctive* words
+    (names, rare nouns) rather than its common ones, the lexical answerability cue of extractive QA
+    (the "question-passage lexical overlap" feature of answer triggering, e.g. Yang et al. 2015,
+    WikiQA). Used as an abstention signal (qa.reader), calibrated in eval/calibration/abstention.json.
+
+    Example: query_coverage(["نفي", "كرمل"], ["كرمل", "خبر"], np.array([1.0, 3.0])) == 0.75
+    """
+    total = float(np.sum(weights))
+    if not len(terms) or total <= 0:
+        return 1.0
+    present = set(passage_tokens)
+    return float(sum(w for t, w in zip(terms, weights) if t in present)) / total
+
+
 def bm25_scores(
     tf: np.ndarray, lengths: np.ndarray, df: np.ndarray, *, n_docs: int, avg_len: float
 ) -> np.ndarray:
@@ -413,15 +430,26 @@ class LexicalIndex:
         terms = list(dict.fromkeys(query_tokens))
         return self._exact(view, terms, [Counter(qtext.tokens(t)) for t in texts])
 
-    def _exact(self, view: _View, terms: list[str], counts: list[Counter]) -> np.ndarray:
-        if not terms or not counts:
-            return np.zeros(len(counts))
-        df = np.array(
+    def idf(self, terms: Sequence[str]) -> np.ndarray:
+        """Each term's BM25 idf over the visible chunks (`idf`), (t,) float64."""
+        view = self._current()
+        return idf(self._df(view, list(terms)), view.n_docs)
+
+    @staticmethod
+    def _df(view: _View, terms: list[str]) -> np.ndarray:
+        """Visible chunks containing each term, (t,) float64."""
+        return np.array(
             [
                 float(view.alive[view.base.column(t)].sum()) + len(view.delta_postings.get(t, ()))
                 for t in terms
-            ]
+            ],
+            dtype=np.float64,
         )
+
+    def _exact(self, view: _View, terms: list[str], counts: list[Counter]) -> np.ndarray:
+        if not terms or not counts:
+            return np.zeros(len(counts))
+        df = self._df(view, terms)
         tf = np.array([[c.get(t, 0) for t in terms] for c in counts], dtype=np.float64)
         lengths = np.array([sum(c.values()) for c in counts], dtype=np.float64)
         return bm25_scores(tf, lengths, df, n_docs=view.n_docs, avg_len=view.avg_len)

@@ -513,16 +513,25 @@ def with_short_answer(
         signals.answer_probability is not None
         and signals.answer_probability < settings.reader_min_answer_probability
     )
+    # The passage lacks most of the question's distinctive words (names, rare nouns): whatever the
+    # reader copied from it answers some other question (held-out questions asked without their
+    # article, bench/calibrate_abstention.py).
+    uncovered = retrieval.coverage is not None and retrieval.coverage < settings.reader_min_coverage
     best = retrieval.evidence[0].score if retrieval.evidence else float("-inf")
+    signals_dict = {**signals.to_dict(), "coverage": retrieval.coverage}
     # A yes/no question has no span to copy: the reader's silence there is not an abstention.
-    if (not found or doubtful) and best < settings.reader_abstain_below and not asks_yes_no(request.question):
+    if (
+        (not found or doubtful or uncovered)
+        and best < settings.reader_abstain_below
+        and not asks_yes_no(request.question)
+    ):
         return replace(
             qanswer.abstain(retrieval, lang=lang, mode=quoted.mode, note=NOTES["no_answer"]),
             timings_ms=timings,
-            signals=signals.to_dict(),
+            signals=signals_dict,
         )
     if not found:
-        return replace(quoted, timings_ms=timings, note=NOTES["no_answer_kept"], signals=signals.to_dict())
+        return replace(quoted, timings_ms=timings, note=NOTES["no_answer_kept"], signals=signals_dict)
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
     n = next(c.n for c in result.citations if _same_sentence(c, chosen))
@@ -540,7 +549,7 @@ def with_short_answer(
         quote=words,
     )
     return replace(
-        result, short_answer=short, note=note or result.note, timings_ms=timings, signals=signals.to_dict()
+        result, short_answer=short, note=note or result.note, timings_ms=timings, signals=signals_dict
     )
 
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from qa import text as qtext
 from qa.ingest import Chunk
-from qa.lexical import LexicalIndex
+from qa.lexical import LexicalIndex, query_coverage
 from qa.store import sentence_id
 
 
@@ -69,6 +69,23 @@ class Retrieval:
     # For a follow-up: the best evidence of the other reading (the question alone, or joined to the
     # previous one), for the reader to choose between (qa.reader.evidence_for).
     alternatives: tuple[Evidence, ...] = ()
+    # The idf-weighted share of the question's words found in the best evidence's chunk
+    # (qa.lexical.query_coverage), in [0, 1]; None unless both are Arabic (words of two languages
+    # never match).
+    coverage: float | None = None
+
+
+def _coverage(
+    language: str, q_tokens: list[str], hits, evidence, lexical_index: LexicalIndex
+) -> float | None:
+    """`Retrieval.coverage`: the question's idf-weighted words found in the best evidence's chunk."""
+    if language != "ar" or not evidence or not q_tokens:
+        return None
+    chunk = next((h.chunk for h in hits if h.chunk.id == evidence[0].chunk_id), None)
+    if chunk is None or qtext.detect_language(chunk.text) != "ar":
+        return None
+    terms = list(dict.fromkeys(q_tokens))
+    return query_coverage(terms, qtext.tokens(chunk.text), lexical_index.idf(terms))
 
 
 class Retriever:
@@ -165,6 +182,7 @@ class Retriever:
         t_rank = time.perf_counter()
 
         evidence = self._evidence(question, q_tokens, hits, sent_sim)
+        coverage = _coverage(language, q_tokens, hits, evidence, lexical_index)
         t_end = time.perf_counter()
         timings = {
             "embed": (t_embed - t0) * 1000 + second_embed_ms,
@@ -172,7 +190,7 @@ class Retriever:
             "evidence": (t_end - t_rank) * 1000,
             "retrieve": (t_end - t0) * 1000,
         }
-        return Retrieval(question, language, tuple(hits), tuple(evidence), timings)
+        return Retrieval(question, language, tuple(hits), tuple(evidence), timings, coverage=coverage)
 
     def _second_scores(self, question: str, chunks: list[Chunk]) -> tuple[np.ndarray | None, float]:
         """Each candidate's dense score under the second embedder, (len(chunks),) float, and the ms
