@@ -12,13 +12,15 @@ and replays the rule the pipeline runs (qa/reader.py): abstain when retrieval is
 abstained), or when the reader found no answer and the best evidence scores below T (yes/no
 questions excepted). The reader "found no answer" also when its own answer probability
 (`ReaderSignals.answer_probability`: 1 - P("0") at the sentence-number step) is below P: then it
-barely preferred an answer to none (above T its short answer is shown all the same).
-For (T, P) over a grid it reports the false abstentions on answerable questions, the abstentions
+barely preferred an answer to none (above T its short answer is shown all the same); and, for an
+Arabic question, when the best evidence's chunk holds under C of the question's idf-weighted words
+(`Retrieval.coverage`): the passage is about something else, whatever the reader copied from it.
+For (T, P, C) over a grid it reports the false abstentions on answerable questions, the abstentions
 on unanswerable ones (held-out: asked with their own article removed), and what the answerable
 questions keep: short answers shown, verified, and wrong-but-shown (verified, matching no gold).
-It picks the pair with the most unanswerable abstentions at or under 5% false abstentions in each
+It picks the triple with the most unanswerable abstentions at or under 5% false abstentions in each
 question language (then
-the fewest wrong-but-shown, then the lowest P and T), and checks the choice by 2-fold
+the fewest wrong-but-shown, then the lowest P, C and T), and checks the choice by 2-fold
 cross-validation over articles (chosen on one half, measured on the other).
 Writes eval/calibration/abstention.json and abstention.png. Leaves out: running the questions.
 """
@@ -39,6 +41,7 @@ T_GRID = [round(0.3 + 0.02 * i, 2) for i in range(46)] + [10.0]  # 10: the reade
 # The defaults in qa/config.py, and why they are not `chosen` when they differ.
 SHIPPED_T = Settings.model_fields["reader_abstain_below"].default
 SHIPPED_P = Settings.model_fields["reader_min_answer_probability"].default
+SHIPPED_C = Settings.model_fields["reader_min_coverage"].default
 SHIPPED_WHY = (
     "P stays off: on the 2026-11-29 runs the best (T, P) within 5% false abstentions per language "
     "(0.68, 0.88) abstains on 2 more of 71 unanswerable questions (74.6% vs 71.8%) for 2 more false "
@@ -46,6 +49,7 @@ SHIPPED_WHY = (
     "only one fold: too small and unstable a gain to change what users see."
 )
 P_GRID = [0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.82, 0.84, 0.86, 0.88, 0.9, 0.92, 0.94]
+C_GRID = [0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5]
 
 
 def load(runs: list[Path]) -> list[dict]:
@@ -70,6 +74,7 @@ def load(runs: list[Path]) -> list[dict]:
                     "yes_no": reader.asks_yes_no(r["question"]),
                     "lang": r["lang"],
                     "p": (a.get("signals") or {}).get("answer_probability"),
+                    "coverage": (a.get("signals") or {}).get("coverage"),
                     "short": bool(short),
                     "verified": bool(short and short["verified"]),
                     "wrong": bool(scores.get("wrong_but_shown")),
@@ -78,27 +83,36 @@ def load(runs: list[Path]) -> list[dict]:
     return rows
 
 
-def doubts(r: dict, p_min: float) -> bool:
-    """The reader found no answer, or barely preferred one to none (answer probability < P)."""
-    return r["reader_no"] or (r["short"] and r["p"] is not None and r["p"] < p_min)
+def doubts(r: dict, p_min: float, c_min: float = 0.0) -> bool:
+    """The reader found no answer, or barely preferred one to none (answer probability < P), or the
+    passage holds under C of the question's words."""
+    return (
+        r["reader_no"]
+        or (r["short"] and r["p"] is not None and r["p"] < p_min)
+        or (r["coverage"] is not None and r["coverage"] < c_min)
+    )
 
 
-def abstains(r: dict, threshold: float, p_min: float) -> bool:
-    return r["weak"] or (doubts(r, p_min) and not r["yes_no"] and r["best"] < threshold)
+def abstains(r: dict, threshold: float, p_min: float, c_min: float = 0.0) -> bool:
+    return r["weak"] or (doubts(r, p_min, c_min) and not r["yes_no"] and r["best"] < threshold)
 
 
-def rates(rows: list[dict], threshold: float, p_min: float = 0.0) -> dict:
-    """At (T, P): false abstention rate, unanswerable abstention rate, and for answerable questions
+def rates(rows: list[dict], threshold: float, p_min: float = 0.0, c_min: float = 0.0) -> dict:
+    """At (T, P, C): false abstention rate, unanswerable abstention rate, and for answerable questions
     the shares with a short answer shown, verified, and wrong-but-shown (per short answer shown)."""
     ans = [r for r in rows if r["answerable"]]
     una = [r for r in rows if not r["answerable"]]
-    shown = [r for r in ans if r["short"] and not abstains(r, threshold, p_min)]
+    shown = [r for r in ans if r["short"] and not abstains(r, threshold, p_min, c_min)]
     verified = [r for r in shown if r["verified"]]
+    false = sum(abstains(r, threshold, p_min, c_min) for r in ans)
     return {
         "threshold": threshold,
         "p_min": p_min,
-        "false_abstention": round(sum(abstains(r, threshold, p_min) for r in ans) / max(len(ans), 1), 3),
-        "abstain_unanswerable": round(sum(abstains(r, threshold, p_min) for r in una) / max(len(una), 1), 3),
+        "c_min": c_min,
+        "false_abstention": round(false / max(len(ans), 1), 3),
+        "abstain_unanswerable": round(
+            sum(abstains(r, threshold, p_min, c_min) for r in una) / max(len(una), 1), 3
+        ),
         "short_shown": round(len(shown) / max(len(ans), 1), 3),
         "short_verified": round(len(verified) / max(len(ans), 1), 3),
         "wrong_but_shown": round(sum(r["wrong"] for r in verified) / max(len(verified), 1), 3),
@@ -107,28 +121,30 @@ def rates(rows: list[dict], threshold: float, p_min: float = 0.0) -> dict:
     }
 
 
-def choose(rows: list[dict], p_grid: list[float]) -> dict | None:
-    """The (T, P) with the most unanswerable abstentions at <= 5% false ones in each question
-    language; ties: fewest wrong-but-shown, then the lowest P and T (the least the rule changes)."""
-    langs = sorted({r["lang"] for r in rows})
+def choose(rows: list[dict], p_grid: list[float], c_grid: list[float] = (0.0,)) -> dict | None:
+    """The (T, P, C) with the most unanswerable abstentions at <= 5% false ones in each question
+    language; ties: fewest wrong-but-shown, then the lowest P, C and T (the least the rule changes)."""
+    by_lang = [[r for r in rows if r["lang"] == lang] for lang in sorted({r["lang"] for r in rows})]
 
-    def within(t: float, p: float) -> bool:
-        per_lang = (rates([r for r in rows if r["lang"] == lang], t, p) for lang in langs)
-        return all(c["false_abstention"] <= MAX_FALSE_ABSTENTIONS for c in per_lang)
+    def within(t: float, p: float, c: float) -> bool:
+        return all(rates(part, t, p, c)["false_abstention"] <= MAX_FALSE_ABSTENTIONS for part in by_lang)
 
-    ok = [rates(rows, t, p) for p in p_grid for t in T_GRID if within(t, p)]
-    key = lambda c: (c["abstain_unanswerable"], -c["wrong_but_shown"], -c["p_min"], -c["threshold"])  # noqa: E731
+    ok = [rates(rows, t, p, c) for p in p_grid for c in c_grid for t in T_GRID if within(t, p, c)]
+
+    def key(c: dict) -> tuple:
+        return (c["abstain_unanswerable"], -c["wrong_but_shown"], -c["p_min"], -c["c_min"], -c["threshold"])
+
     return max(ok, key=key) if ok else None
 
 
-def cross_validated(rows: list[dict], p_grid: list[float]) -> list[dict]:
-    """Each half of the articles measured at the (T, P) chosen on the other half."""
+def cross_validated(rows: list[dict], p_grid: list[float], c_grid: list[float] = (0.0,)) -> list[dict]:
+    """Each half of the articles measured at the (T, P, C) chosen on the other half."""
     folds = [[r for r in rows if zlib.crc32(r["article"].encode()) % 2 == k] for k in (0, 1)]
     out = []
     for k in (0, 1):
-        picked = choose(folds[1 - k], p_grid)
+        picked = choose(folds[1 - k], p_grid, c_grid)
         if picked:
-            out.append(rates(folds[k], picked["threshold"], picked["p_min"]))
+            out.append({**rates(folds[k], picked["threshold"], picked["p_min"], picked["c_min"]), "fold": k})
     return out
 
 
@@ -136,31 +152,36 @@ def main(argv: list[str]) -> None:
     rows = load([Path(a) for a in argv])
     has_p = any(r["p"] is not None for r in rows)
     p_grid = P_GRID if has_p else [0.0]
+    c_grid = C_GRID if any(r["coverage"] is not None for r in rows) else [0.0]
     curve = [rates(rows, t) for t in T_GRID]
     chosen_t = choose(rows, [0.0])
-    chosen = choose(rows, p_grid)
+    chosen_tp = choose(rows, p_grid)
+    chosen = choose(rows, p_grid, c_grid)
     by_lang = {}
     if chosen:
         for lang in sorted({r["lang"] for r in rows}):
             by_lang[lang] = rates(
-                [r for r in rows if r["lang"] == lang], chosen["threshold"], chosen["p_min"]
+                [r for r in rows if r["lang"] == lang], chosen["threshold"], chosen["p_min"], chosen["c_min"]
             )
     result = {
         "runs": argv,
         "answerable": curve[0]["answerable"],
         "unanswerable": curve[0]["unanswerable"],
-        "rule": "abstain if retrieval is weak, or the reader found no answer (or its answer probability < P) "
-        "and best evidence < T (not yes/no)",
+        "rule": "abstain if retrieval is weak, or the reader found no answer (or its answer probability < P, "
+        "or the passage holds < C of an Arabic question's idf-weighted words) and best evidence < T (not yes/no)",
         "retrieval_only": curve[0],
         "reader_always": curve[-1],
         "chosen_without_p": chosen_t,
+        "chosen_without_c": chosen_tp,
         "chosen": chosen,
-        "shipped": rates(rows, SHIPPED_T, SHIPPED_P),
+        "shipped": rates(rows, SHIPPED_T, SHIPPED_P, SHIPPED_C),
         "shipped_why": SHIPPED_WHY,
         "chosen_by_lang": by_lang,
-        "cross_validated_by_article": cross_validated(rows, p_grid),
+        "cross_validated_by_article": cross_validated(rows, p_grid, c_grid),
         "curve": curve,
-        "curve_at_chosen_p": [rates(rows, t, chosen["p_min"]) for t in T_GRID] if chosen else [],
+        "curve_at_chosen": [rates(rows, t, chosen["p_min"], chosen["c_min"]) for t in T_GRID]
+        if chosen
+        else [],
     }
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "abstention.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
@@ -171,22 +192,22 @@ def main(argv: list[str]) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     xs = T_GRID[:-1]
-    lines = [(curve, 0.0, "-")]
-    if chosen and chosen["p_min"] > 0:
-        lines.append((result["curve_at_chosen_p"], chosen["p_min"], "--"))
-    for points, p, style in lines:
+    lines = [(curve, "P = 0, C = 0", "-")]
+    if chosen and (chosen["p_min"] > 0 or chosen["c_min"] > 0):
+        lines.append((result["curve_at_chosen"], f"P = {chosen['p_min']}, C = {chosen['c_min']}", "--"))
+    for points, label, style in lines:
         for key, color, what in (
             ("false_abstention", "C0", "false abstentions"),
             ("abstain_unanswerable", "C1", "abstentions (unanswerable)"),
         ):
-            ax.plot(xs, [c[key] for c in points[:-1]], color=color, linestyle=style, label=f"{what}, P = {p}")
+            ax.plot(xs, [c[key] for c in points[:-1]], color=color, linestyle=style, label=f"{what}, {label}")
     ax.axhline(MAX_FALSE_ABSTENTIONS, color="grey", linestyle=":", linewidth=1)
     ax.axvline(
         SHIPPED_T,
         color="black",
         linestyle="--",
         linewidth=1,
-        label=f"shipped: T = {SHIPPED_T}, P = {SHIPPED_P}",
+        label=f"shipped: T = {SHIPPED_T}, P = {SHIPPED_P}, C = {SHIPPED_C}",
     )
     ax.set_xlabel("reader abstains below this best-evidence score (T)")
     ax.set_ylabel("share of questions")

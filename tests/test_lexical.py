@@ -110,6 +110,31 @@ def test_exact_scores_equal_a_fresh_bm25s_index_after_writes_without_a_rebuild(t
             assert visible[int(expected.argmax())].id in top
 
 
+def test_idf_after_writes_equals_the_count_of_visible_chunks_holding_each_term(tmp_path, monkeypatch):
+    monkeypatch.setattr(qlexical, "SMALL_COLLECTION", 0)
+    monkeypatch.setattr(qlexical, "COMPACT_SHARE", 100.0)
+    records = Records(tmp_path, "docs")
+    a, a_chunks = seed_chunks("a.txt")
+    b, b_chunks = seed_chunks("b.txt", text_override=a.text[: len(a.text) // 2])
+    index = qlexical.LexicalIndex(records, tmp_path / "lexical")
+    index.refresh(put(records, a, a_chunks))
+    index.refresh(put(records, b, b_chunks))  # b lives in the delta
+    corpus = [set(text.tokens(ch.text)) for ch in a_chunks + b_chunks]
+    terms = list(dict.fromkeys(text.tokens("نفى الكرملين غرفة العمليات المشتركة في الأردن باريس")))
+    df = np.array([sum(t in chunk for chunk in corpus) for t in terms])
+    expected = np.log1p((len(corpus) - df + 0.5) / (df + 0.5))
+    np.testing.assert_allclose(index.idf(terms), expected)
+    assert df[-1] == 0 and index.idf(terms)[-1] == index.idf(terms).max()  # "باريس": never in the article
+
+
+def test_query_coverage_weighs_the_terms_a_passage_holds():
+    weights = np.array([1.0, 3.0, 0.5])
+    assert qlexical.query_coverage(["a", "b", "c"], ["b", "x"], weights) == pytest.approx(3.0 / 4.5)
+    assert qlexical.query_coverage(["a", "b", "c"], [], weights) == 0.0
+    assert qlexical.query_coverage(["a", "b", "c"], ["c", "b", "a"], weights) == pytest.approx(1.0)
+    assert qlexical.query_coverage([], ["a"], np.array([])) == 1.0  # nothing asked, nothing missing
+
+
 def test_a_second_process_opens_the_saved_index_instead_of_rebuilding_it(tmp_path):
     records = Records(tmp_path, "docs")
     doc, chunks = seed_chunks()

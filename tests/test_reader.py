@@ -190,6 +190,22 @@ def test_a_reading_the_model_barely_preferred_to_no_answer_abstains_below_the_ev
     assert planted.ask(question).short_answer is not None
 
 
+def test_a_passage_without_the_questions_words_abstains_below_the_evidence_bar(planted):
+    # Asked about something the article never names, the reader still copies words from the closest
+    # sentence; below the bar the question's missing words (Retrieval.coverage) abstain all the same.
+    planted.settings = planted.settings.model_copy(update={"reader_min_coverage": 0.4})
+    question = "من هو صدام حسين؟"
+    words = " ".join(reader.evidence_for(planted.retriever.retrieve(question))[0].text.split()[1:3])
+    ScriptedChat.script.append(_reply(1, words, words))
+    result = planted.ask(question)
+    assert result.abstained and result.signals["coverage"] < 0.4
+    # Covered, the same reading is shown.
+    planted.settings = planted.settings.model_copy(update={"reader_min_coverage": 0.0})
+    ScriptedChat.script.append(_reply(1, words, words))
+    shown = planted.ask(question)
+    assert not shown.abstained and shown.short_answer is not None
+
+
 def test_off_setting_gives_the_quote_alone(planted):
     planted.settings = planted.settings.model_copy(update={"short_answer": "off"})
     asked = len(ScriptedChat.prompts)

@@ -94,3 +94,15 @@ def test_index_without_kept_vectors_is_scored_from_chroma_until_ingest_keeps_the
     assert report.unchanged == (info.id,)
     assert two.store.records.missing_vectors("hash") == [] == two.store.records.missing_vectors("hash2")
     assert all(h.second is not None for h in two.retriever.retrieve(question).hits)
+
+
+def test_coverage_says_how_much_of_an_arabic_question_the_best_chunk_holds(fast_seeded):
+    retriever = fast_seeded.retriever
+    # Its words are the article's (the Kremlin's denial): most of the question's weight is there.
+    about = retriever.retrieve("ماذا نفى الكرملين بشأن التعاون العسكري؟")
+    # Names the article never mentions («صدام حسين», «العراق»): the best chunk holds little of it.
+    elsewhere = retriever.retrieve("متى تولى صدام حسين رئاسة العراق؟")
+    assert about.coverage is not None and elsewhere.coverage is not None
+    assert about.coverage > elsewhere.coverage and elsewhere.coverage < 0.3
+    # English words never match Arabic tokens: no coverage rather than a coverage of 0.
+    assert retriever.retrieve("What did the Kremlin deny?").coverage is None
