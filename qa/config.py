@@ -96,8 +96,11 @@ class Settings(BaseSettings):
     reader_min_answer_probability: float = 0.0
     # Below `reader_abstain_below`, an Arabic question whose distinctive words the best evidence's
     # chunk mostly lacks (qa.retrieve.Retrieval.coverage, idf-weighted, under this) abstains like
-    # "no answer", whatever the reader found: the passage is about something else.
-    reader_min_coverage: float = 0.0
+    # "no answer", whatever the reader found: the passage is about something else. Calibrated with
+    # bench/calibrate_abstention.py (2026-11-29): 0.25 raises unanswerable abstentions from 71.8% to
+    # 81.7% (Arabic 70.7% -> 87.8%); false abstentions 2.5% -> 5.0%, the three new ones all wrong
+    # answers from a wrong passage. Flat from 0.25 to 0.35 in every article fold ("shipped_why").
+    reader_min_coverage: float = 0.25
     max_question_chars: int = 2000
     max_file_mb: float = 50
 

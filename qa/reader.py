@@ -23,6 +23,9 @@ like "no answer" below the evidence bar. The reader's
 "no answer" is a second abstention signal beside the retrieval score: it abstains when the best
 evidence also scores below `Settings.reader_abstain_below` (both calibrated on answerable and
 held-out questions, see eval/calibration/abstention.json); above it the quote stays, with a note.
+Below that bar an Arabic question also abstains when the passage ranked first lacks most of its
+distinctive words (`Retrieval.coverage` under `Settings.reader_min_coverage`), whatever the reader
+copied from it: asked without its article, a question still finds a passage close in meaning.
 A follow-up is read in the user's own words, even when retrieval joined it to the previous question.
 
 Leaves out: retrieval, the quoted answer (qa.answer), and translation of whole sentences
