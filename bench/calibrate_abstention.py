@@ -74,7 +74,7 @@ def load(runs: list[Path]) -> list[dict]:
                     "article": (r.get("extra") or {}).get("article") or r.get("doc") or run.name,
                     "answerable": not r["unanswerable"],
                     "best": r["best_score"] if r["best_score"] is not None else float("-inf"),
-                    "reader_no": a.get("note") == reader.NOTES["no_answer_kept"],
+                    "reader_no": a.get("note") in {reader.NOTES[k] for k in reader.NO_READING},
                     "weak": a["abstained"],
                     "yes_no": reader.asks_yes_no(r["question"]),
                     "lang": r["lang"],

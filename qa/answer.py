@@ -183,10 +183,17 @@ def is_weak(retrieval: Retrieval, settings) -> bool:
     return not retrieval.evidence or retrieval.evidence[0].score < threshold
 
 
+# Why a weak retrieval abstained, for the note (a new user saw abstentions with no reason given).
+WEAK_NOTE = "No passage is close enough in meaning to this question; the closest passage is shown."
+
+
 def abstain(retrieval: Retrieval, *, lang: str, mode: str, note: str | None = None) -> Answer:
-    """An answer that says the documents do not answer, citing nothing, with the closest evidence."""
+    """An answer that says the documents do not answer, citing nothing, with the closest evidence;
+    `note` defaults to `WEAK_NOTE` when anything is indexed."""
     phrases = PHRASES[lang]
     text = phrases["abstain"] if retrieval.hits else phrases["empty"]
+    if note is None and retrieval.hits:
+        note = WEAK_NOTE
     closest = to_citations(list(retrieval.evidence[:2]), retrieval.hits)
     return Answer(
         question=retrieval.question,

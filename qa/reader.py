@@ -95,10 +95,17 @@ NOTES = {
     "unchecked": "No {lang} wording is shown: {reason}; the short answer is the document's own words.",
     "no_answer": "The closest sentences found do not answer this question; the closest passage is shown.",
     "no_answer_kept": "No short answer: the language model found no answer words in the cited sentences.",
+    "not_in_sentence": "No short answer: the words the language model gave are not in the cited sentences.",
+    "wrong_type": "No short answer: the words the language model picked are not a number, time or duration, "
+    "which the question asks for.",
+    "subject_only": "No short answer: the words the language model picked only name what the question asks about.",
     "backend": "No short answer: {error}",
     "unusable": "No short answer: the language model's reply could not be used ({reason}).",
 }
 LANG_NAMES = {"en": "English", "ar": "Arabic"}
+# The notes of a quote kept without a short answer because the reader found none it could use (the
+# reader's "no answer", for abstention: bench/calibrate_abstention.py reads them back).
+NO_READING = ("no_answer_kept", "not_in_sentence", "wrong_type", "subject_only")
 
 
 class Reading(BaseModel):
@@ -505,11 +512,10 @@ def with_short_answer(
     timings = {**quoted.timings_ms, **timings}
     located = locate(reading, evidence) if reading.n > 0 and reading.span.strip() else None
     words = "" if located is None else _document_text(evidence[located.index], located)
-    found = (
-        located is not None
-        and fits_question(request.question, words)
-        and not names_only_the_subject(words, request.question)
-    )
+    unfound = _unfound(reading, located, words, request.question)
+    found = unfound is None
+    if unfound not in (None, "no_answer_kept"):
+        log.info("reading not used (%s): %r", unfound, reading.span)
     # The model barely preferred its answer to "no answer": below the evidence bar that is doubt
     # enough to abstain; above it the answer is shown (bench/calibrate_abstention.py replays this).
     doubtful = (
@@ -534,7 +540,7 @@ def with_short_answer(
             signals=signals_dict,
         )
     if not found:
-        return replace(quoted, timings_ms=timings, note=NOTES["no_answer_kept"], signals=signals_dict)
+        return replace(quoted, timings_ms=timings, note=NOTES[unfound], signals=signals_dict)
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
     n = next(c.n for c in result.citations if _same_sentence(c, chosen))
@@ -554,6 +560,21 @@ def with_short_answer(
     return replace(
         result, short_answer=short, note=note or result.note, timings_ms=timings, signals=signals_dict
     )
+
+
+def _unfound(reading: Reading, located: Located | None, words: str, question: str) -> str | None:
+    """Why a reading gives no short answer (a key of `NOTES`, one of `NO_READING`), or None when it
+    gives one: the model named no sentence, its words are not in it, they are not the kind of words
+    the question asks for (`fits_question`), or they only name the question's subject."""
+    if reading.n <= 0 or not reading.span.strip():
+        return "no_answer_kept"
+    if located is None:
+        return "not_in_sentence"
+    if not fits_question(question, words):
+        return "wrong_type"
+    if names_only_the_subject(words, question):
+        return "subject_only"
+    return None
 
 
 def _document_text(evidence: Evidence, located: Located) -> str:

@@ -372,6 +372,25 @@ def test_a_subject_only_span_abstains_but_a_yes_no_question_keeps_its_quote(plan
     assert not kept.abstained and kept.citations and kept.short_answer is None
 
 
+@pytest.mark.parametrize(
+    ("question", "span", "why"),
+    [
+        ("من هو كايل أورتون؟", "كايل أورتون", "subject_only"),
+        ("كم عمر كايل أورتون؟", "كايل أورتون", "wrong_type"),
+        ("أين ستكون غرفة العمليات المشتركة؟", "في باريس عاصمة فرنسا", "not_in_sentence"),
+        ("أين ستكون غرفة العمليات المشتركة؟", "", "no_answer_kept"),
+    ],
+)
+def test_above_the_bar_the_quote_stays_with_a_note_saying_why_no_short_answer(planted, question, span, why):
+    # A new user read "found no answer words" for a reading refused as naming only the subject.
+    planted.settings = planted.settings.model_copy(update={"reader_abstain_below": -10.0})
+    ScriptedChat.script.append(_reply(1 if span else 0, span, span))
+    kept = planted.ask(question)
+    assert not kept.abstained and kept.citations and kept.short_answer is None
+    assert kept.note == reader.NOTES[why]
+    assert why in reader.NO_READING  # read back as the reader's "no answer" by the calibration
+
+
 def test_a_span_of_digits_is_its_own_answer_in_any_language(planted):
     question = "أين ستكون غرفة العمليات المشتركة؟"
     # The seed has no digits: the wording step is called directly on a span of digits.
