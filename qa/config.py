@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     # "no answer", whatever the reader found: the passage is about something else. Calibrated with
     # bench/calibrate_abstention.py (2026-11-29): 0.25 raises unanswerable abstentions from 71.8% to
     # 81.7% (Arabic 70.7% -> 87.8%); false abstentions 2.5% -> 5.0%, the three new ones all wrong
-    # answers from a wrong passage. Flat from 0.25 to 0.35 in every article fold ("shipped_why").
+    # answers from a wrong passage. Flat from 0.25 to 0.35 in each article half ("shipped_c_by_fold").
     reader_min_coverage: float = 0.25
     max_question_chars: int = 2000
     max_file_mb: float = 50

@@ -513,7 +513,6 @@ def with_short_answer(
     located = locate(reading, evidence) if reading.n > 0 and reading.span.strip() else None
     words = "" if located is None else _document_text(evidence[located.index], located)
     unfound = _unfound(reading, located, words, request.question)
-    found = unfound is None
     if unfound not in (None, "no_answer_kept"):
         log.info("reading not used (%s): %r", unfound, reading.span)
     # The model barely preferred its answer to "no answer": below the evidence bar that is doubt
@@ -530,7 +529,7 @@ def with_short_answer(
     signals_dict = {**signals.to_dict(), "coverage": retrieval.coverage}
     # A yes/no question has no span to copy: the reader's silence there is not an abstention.
     if (
-        (not found or doubtful or uncovered)
+        (unfound or doubtful or uncovered)
         and best < settings.reader_abstain_below
         and not asks_yes_no(request.question)
     ):
@@ -539,7 +538,7 @@ def with_short_answer(
             timings_ms=timings,
             signals=signals_dict,
         )
-    if not found:
+    if unfound:
         return replace(quoted, timings_ms=timings, note=NOTES[unfound], signals=signals_dict)
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
