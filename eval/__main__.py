@@ -1,4 +1,4 @@
-"""The evaluation command line: `python -m eval run | compare | calibrate`.
+"""The evaluation command line: `python -m eval run | compare | calibrate | quality`.
 
 An edge of the system: `QAError`s become one sentence on stderr and exit code 2, never a traceback.
 Leaves out: the work itself (runner.py, compare.py, report.py).
@@ -48,7 +48,29 @@ def _parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(func=_calibrate)
 
-    p = sub.add_parser("compare", help="per-metric differences and flipped questions between two runs")
+    p = sub.add_parser(
+        "quality",
+        help="the README's quality table: dev sample, its held-out twin and the seed set, with 95%% intervals",
+    )
+    p.add_argument(
+        "--dev", type=Path, help="the arabic-qa-dev folder (default: ../shared/eval-data/arabic-qa-dev)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("runs") / "quality", help="output folder (default: runs/quality)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. llm_timeout_s=600 on a busy machine so no reply is cut",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_quality)
+
+    p = sub.add_parser(
+        "compare", help="paired tests per metric (better / worse / no difference) and flipped questions"
+    )
     p.add_argument("run_a", type=Path)
     p.add_argument("run_b", type=Path)
     p.add_argument("--out", type=Path, help="where to write compare.md/json (default: RUN_B)")
@@ -122,13 +144,36 @@ def _run(args) -> int:
         "short_verified",
         "wrong_but_shown",
     )
-    print(f"{'system':8} " + " ".join(f"{h[:12]:>12}" for h in head))
-    for system, summary in result["systems"].items():
-        cells = [summary["overall"][h]["value"] for h in head]
-        print(f"{system:8} " + " ".join(f"{'–' if c is None else f'{c:.3f}':>12}" for c in cells))
+    for w in result.get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
+    print(f"{'metric':22} " + " ".join(f"{system:>24}" for system in result["systems"]))
+    for h in head:
+        cells = [summary["overall"][h] for summary in result["systems"].values()]
+        print(f"{h:22} " + " ".join(f"{_cell(c):>24}" for c in cells))
+    print("(value [95% interval] n)")
     mism = result["systems"]["ours"]["overall"]["quote_mismatches"]
     print(f"quote/offset mismatches (ours): {mism}")
     print(f"wrote {out}/results.jsonl, metrics.json, report.md, report.html")
+    return 0
+
+
+def _cell(c: dict) -> str:
+    if c["value"] is None:
+        return "–"
+    interval = f" [{c['low']:.2f},{c['high']:.2f}]" if c["low"] is not None else ""
+    return f"{c['value']:.3f}{interval} {c['n']}"
+
+
+def _quality(args) -> int:
+    from eval import quality
+
+    t0 = dt.datetime.now()
+    result = quality.main(
+        args.out, dev=args.dev or quality.DEV, overrides=_overrides(args.set), progress=not args.quiet
+    )
+    print(quality.to_markdown(result))
+    minutes = (dt.datetime.now() - t0).total_seconds() / 60
+    print(f"wrote {args.out / 'quality.md'}, quality.json and the three runs' reports ({minutes:.1f} min)")
     return 0
 
 

@@ -4,8 +4,10 @@ Retrieval (hit@k, MRR of the gold span among retrieved passages), citations (pre
 quote-offset mismatches), answers (token F1 and exact match after Arabic normalisation, only
 against gold answers in the answer's own language), abstention (accuracy on unanswerable
 questions, false abstentions on answerable ones) and latency percentiles. A score that does not
-apply to a question is None and is left out of the mean; every aggregate carries its count.
-Leaves out: running questions (runner.py) and plots (report.py).
+apply to a question is None and is left out of the mean; every aggregate carries its count and its
+95% interval (`{"value", "low", "high", "n"}`: Wilson for the rates in `RATES`, a bootstrap over
+articles for the means, eval/stats.py).
+Leaves out: running questions (runner.py), the statistics themselves (stats.py) and plots (report.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import statistics
 from collections import Counter
 
+from eval import stats
 from qa import text as qtext
 from qa.answer import PHRASES
 
@@ -40,7 +43,27 @@ DEFINITIONS = {
     "short_f1": "English questions: token F1 of the verified English short answer against `answers_en` (no verified answer = 0)",
     "short_gold_in_answer": "English questions: an English gold answer occurs inside the verified short answer",
     "wrong_but_shown": "verified short answers that match no gold answer in either language (F1 = 0 against both), per short answer shown",
+    "short_right": "answerable questions shown a verified short answer in the question's language that is right (not checked_wrong)",
+    "checked_wrong": "verified short answers that are wrong, per verified short answer shown: F1 < 0.5 against both the Arabic and the English gold and no gold inside, or any for an unanswerable question",
+    "timed_out": "questions where a language-model reply was cut at the time cap (QA_LLM_TIMEOUT_S); lower is better, and any is a warning",
 }
+# Scores that are 0 or 1 per question: their mean is a rate and gets a Wilson interval. The others
+# (mrr, citation precision/recall, f1, span_f1, short_f1) are graded: a bootstrap interval.
+RATES = frozenset(
+    {
+        "hit@1", "hit@3", "hit@5", "em", "gold_in_answer", "abstain_unanswerable", "false_abstention",
+        "span_em", "short_verified", "short_fallback", "short_gold_in_answer", "wrong_but_shown",
+        "short_right", "checked_wrong", "timed_out",
+    }
+)  # fmt: skip
+# Lower is better for these (for compare's verdicts); higher for every other metric.
+LOWER_IS_BETTER = frozenset(
+    {"false_abstention", "wrong_but_shown", "checked_wrong", "short_fallback", "timed_out"}
+)
+# A short answer is wrong below this token F1 against both golds, and not containing one (the
+# product's target definition): partial matches above it ("the Telegraph" for "The Daily
+# Telegraph", F1 0.8) are not counted wrong.
+WRONG_F1 = 0.5
 
 _MARKER = re.compile(r"\[\d+\]")
 _FRAMING = sorted(
@@ -151,15 +174,16 @@ def score_short_answer(short: dict | None, golds: list[str], *, lang: str, absta
     to English questions only.
     Example: score_short_answer(None, ["في الأردن"], lang="en", abstained=True)["span_f1"] == 0.0
     """
-    # A gold without letters ("15%", "1981") is written the same in both languages: it scores both sides.
-    ar = [g for g in golds if re.search(r"[\u0600-\u06ff]", g) or not re.search(r"[^\W\d_]", g)]
-    en = [g for g in golds if not re.search(r"[\u0600-\u06ff]", g)]
-    out: dict = dict.fromkeys(("span_f1", "span_em", "short_f1", "short_gold_in_answer", "wrong_but_shown"))
+    ar, en = _split_golds(golds)
+    out: dict = dict.fromkeys(
+        ("span_f1", "span_em", "short_f1", "short_gold_in_answer", "wrong_but_shown", "checked_wrong")
+    )
     if ar:
         out["span_f1"], out["span_em"] = 0.0, 0.0
     if lang == "en" and en:
         out["short_f1"], out["short_gold_in_answer"] = 0.0, 0.0
     out["short_verified"] = float(bool(short and short["verified"] and not abstained))
+    out["short_right"] = float(out["short_verified"] == 1.0 and not short_answer_wrong(short, golds))
     out["short_fallback"] = float(bool(short and not short["verified"] and not abstained))
     if not short or abstained:
         return out
@@ -176,7 +200,32 @@ def score_short_answer(short: dict | None, golds: list[str], *, lang: str, absta
             out["short_gold_in_answer"] = float(any(contains(short["text"], g) for g in en))
     if short["verified"]:
         out["wrong_but_shown"] = float(span_f1 == 0 and text_f1 == 0)
+        out["checked_wrong"] = float(short_answer_wrong(short, golds))
     return out
+
+
+def _split_golds(golds: list[str]) -> tuple[list[str], list[str]]:
+    # A gold without letters ("15%", "1981") is written the same in both languages: it scores both sides.
+    ar = [g for g in golds if re.search(r"[\u0600-\u06ff]", g) or not re.search(r"[^\W\d_]", g)]
+    en = [g for g in golds if not re.search(r"[\u0600-\u06ff]", g)]
+    return ar, en
+
+
+def short_answer_wrong(short: dict, golds: list[str]) -> bool:
+    """A short answer (`Answer.to_dict()["short_answer"]`) of an answerable question is wrong when
+    neither its span (against the Arabic golds) nor its English text (against the English golds,
+    when it is an English rendering) has token F1 >= `WRONG_F1` or contains a gold.
+
+    Example: short_answer_wrong({"text": "x", "lang": "ar", "verified": True,
+    "source": {"quote": "في الأردن"}}, ["الأردن"]) is False
+    """
+    ar, en = _split_golds(golds)
+    span = short["source"]["quote"]
+    if any(token_f1(span, g) >= WRONG_F1 or contains(span, g) for g in ar):
+        return False
+    if short["lang"] == "en" and short["text"] != span:
+        return not any(token_f1(short["text"], g) >= WRONG_F1 or contains(short["text"], g) for g in en)
+    return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,13 +308,19 @@ SCORED = (
     "short_f1",
     "short_gold_in_answer",
     "wrong_but_shown",
+    "short_right",
+    "checked_wrong",
+    "timed_out",
 )
 
 
-def mean_with_count(values: list[float | None]) -> dict:
-    """{"value": mean of the non-None values (None if there are none), "n": how many}."""
-    kept = [v for v in values if v is not None]
-    return {"value": sum(kept) / len(kept) if kept else None, "n": len(kept)}
+def mean_with_count(
+    values: list[float | None], *, name: str = "", groups: list[str | None] | None = None
+) -> dict:
+    """{"value": mean of the non-None values (None if there are none), "low", "high": its 95%
+    interval (Wilson when `name` is in `RATES`, else a bootstrap over `groups`, the articles),
+    "n": how many}."""
+    return stats.summary(values, kind="rate" if name in RATES else "mean", groups=groups)
 
 
 def percentile(values: list[float], q: int) -> float | None:
@@ -284,7 +339,11 @@ def percentile(values: list[float], q: int) -> float | None:
 
 def aggregate(records: list[dict]) -> dict:
     """Means with counts of every scored metric, plus cross-language and offset counts."""
-    out = {name: mean_with_count([r["scores"].get(name) for r in records]) for name in SCORED}
+    groups = [r.get("doc") for r in records]
+    out = {
+        name: mean_with_count([score_of(r, name) for r in records], name=name, groups=groups)
+        for name in SCORED
+    }
     out["questions"] = len(records)
     out["errors"] = sum(1 for r in records if r.get("error"))
     out["cross_language_not_scored"] = sum(1 for r in records if r["scores"].get("cross_language"))
@@ -293,14 +352,27 @@ def aggregate(records: list[dict]) -> dict:
     return out
 
 
+def score_of(record: dict, name: str) -> float | None:
+    """One question's value of metric `name` (None where it does not apply)."""
+    if name == "timed_out":  # a property of the run, not of the answer's quality: every answer counts
+        return float(bool((record.get("answer") or {}).get("timeouts"))) if record.get("answer") else None
+    return record["scores"].get(name)
+
+
 def latency(records: list[dict]) -> dict:
-    """p50/p95 (ms) of every timed stage present in the answers."""
+    """Per timed stage present in the answers: {"p50", "p95": {"value", "low", "high", "n"} in ms
+    (bootstrap 95% intervals), "max": ms, "n": answers timed}."""
     stages: dict[str, list[float]] = {}
     for r in records:
         for stage, ms in (r.get("answer") or {}).get("timings_ms", {}).items():
             stages.setdefault(stage, []).append(ms)
     return {
-        stage: {"p50": percentile(v, 50), "p95": percentile(v, 95), "n": len(v)}
+        stage: {
+            "p50": stats.percentile_summary(v, 50),
+            "p95": stats.percentile_summary(v, 95),
+            "max": max(v),
+            "n": len(v),
+        }
         for stage, v in stages.items()
     }
 

@@ -2,7 +2,10 @@
 
 Plots (matplotlib, Agg backend): recall@k curves by question language for each system, the best
 evidence score of answerable vs unanswerable questions with the abstention threshold, the
-end-to-end latency histogram, the headline metrics side by side, and the calibration curve.
+end-to-end latency histogram, the headline metrics side by side with their 95% intervals as error
+bars, the risk–coverage curves of abstention and of the short answer's check with the shipped point
+marked (eval/selective.py), and the calibration curve. A run whose replies hit the time cap, or
+that shared the machine, says so at the top.
 Leaves out: computing metrics (metrics.py) and comparing runs (compare.py).
 """
 
@@ -17,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window: runs headless in CI
 import matplotlib.pyplot as plt
 
-from eval import metrics
+from eval import metrics, stats
 
 # Exact match is 0 by construction for answers that quote whole sentences: left out of the chart.
 HEADLINE = tuple(m for m in metrics.SCORED if m != "em")
@@ -86,18 +89,57 @@ def latency_plot(path: Path, records: dict[str, list[dict]]) -> None:
 
 
 def metrics_plot(path: Path, systems: dict[str, dict]) -> None:
-    """The headline metrics of every system, side by side."""
+    """The headline metrics of every system, side by side, with 95% intervals as error bars."""
     fig, ax = plt.subplots(figsize=(9, 4.2))
     width = 0.8 / max(1, len(systems))
     for i, (system, summary) in enumerate(systems.items()):
-        values = [summary["overall"][m]["value"] or 0 for m in HEADLINE]
-        ax.bar([x + i * width for x in range(len(HEADLINE))], values, width, label=system)
+        cells = [summary["overall"][m] for m in HEADLINE]
+        values = [c["value"] or 0 for c in cells]
+        below = [c["value"] - c["low"] if c.get("low") is not None else 0 for c in cells]
+        above = [c["high"] - c["value"] if c.get("high") is not None else 0 for c in cells]
+        ax.bar(
+            [x + i * width for x in range(len(HEADLINE))],
+            values,
+            width,
+            yerr=[below, above],
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
+            label=system,
+        )
     ax.set_xticks(
         [x + width * (len(systems) - 1) / 2 for x in range(len(HEADLINE))], HEADLINE, rotation=30, ha="right"
     )
     ax.set(ylim=(0, 1.05), ylabel="value")
     ax.legend(fontsize=8)
-    ax.set_title("Headline metrics (false_abstention: lower is better)")
+    ax.set_title("Headline metrics with 95% intervals (false_abstention, wrong answers: lower is better)")
+    _save(fig, path)
+
+
+def risk_coverage_plot(path: Path, selective: dict) -> None:
+    """Risk against coverage for each signal of abstention and of the short answer's check, the
+    shipped decision marked with its risk's 95% interval."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    titles = {"abstention": "Abstention (all questions)", "short_answer": "Short answer shown as checked"}
+    for ax, (name, part) in zip(axes, selective.items()):
+        for label, c in part["curves"].items():
+            xs = [p["coverage"] for p in c["points"]]
+            ys = [p["risk"] for p in c["points"]]
+            ax.step(xs, ys, where="post", lw=1.2, label=f"{label} (AURC {c['aurc']:.3f}, n={c['n']})")
+        shipped = part["shipped"]
+        if shipped["risk"] is not None:
+            ax.errorbar(
+                [shipped["coverage"]],
+                [shipped["risk"]],
+                yerr=[[shipped["risk"] - shipped["risk_low"]], [shipped["risk_high"] - shipped["risk"]]],
+                fmt="o",
+                color="black",
+                capsize=3,
+                label=f"shipped: {shipped['answered']} of {shipped['n']} answered",
+            )
+        ax.set(xlabel="coverage (share answered)", ylabel="risk (share of answered that is wrong)")
+        ax.set(xlim=(0, 1.02), ylim=(0, 1.02), title=titles.get(name, name))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
     _save(fig, path)
 
 
@@ -131,9 +173,18 @@ def _save(fig, path: Path) -> None:
 
 
 def _fmt(cell: dict | None) -> str:
+    """A metric cell: value, its 95% interval and its count, e.g. "0.630 [0.442, 0.788] n=27"."""
     if not cell or cell.get("value") is None:
         return "–"
-    return f"{cell['value']:.3f} (n={cell['n']})"
+    interval = f" [{cell['low']:.3f}, {cell['high']:.3f}]" if cell.get("low") is not None else ""
+    return f"{cell['value']:.3f}{interval} n={cell['n']}"
+
+
+def _ms(cell: dict) -> str:
+    if cell.get("value") is None:
+        return "–"
+    interval = f" [{cell['low']:.0f}, {cell['high']:.0f}]" if cell.get("low") is not None else ""
+    return f"{cell['value']:.0f}{interval}"
 
 
 def _metric_table(groups: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
@@ -175,8 +226,9 @@ def _right(r: dict) -> bool:
 def blocks(result: dict, records: dict[str, list[dict]]) -> list[tuple]:
     """The report's content: ("h", level, text), ("p", text), ("table", head, rows), ("img", file, alt), ("pre", text)."""
     run, systems = result["run"], result["systems"]
-    out: list[tuple] = [
-        ("h", 1, f"Evaluation: {run['questions']} ({run['n_questions']} questions)"),
+    out: list[tuple] = [("h", 1, f"Evaluation: {run['questions']} ({run['n_questions']} questions)")]
+    out += [("p", f"**Warning.** {w}") for w in result.get("warnings", [])]
+    out += [
         (
             "p",
             f"Mode `{run['mode']}`, k={run['k']}, commit {run['commit']}, {run['date']}; "
@@ -191,7 +243,9 @@ def blocks(result: dict, records: dict[str, list[dict]]) -> list[tuple]:
         ("h", 2, "Metrics"),
         (
             "p",
-            "Each value is a mean over the questions it applies to; n is that count. `–`: applies to none.",
+            "Each value is a mean over the questions it applies to, with its 95% interval in brackets "
+            "(Wilson for rates; a bootstrap for graded means, resampling articles when the set has at least "
+            f"{stats.MIN_CLUSTERS}); n is that count. `–`: applies to none.",
         ),
     ]
     head, rows = _metric_table({s: v["overall"] for s, v in systems.items()})
@@ -224,6 +278,8 @@ def blocks(result: dict, records: dict[str, list[dict]]) -> list[tuple]:
                 {s: v[key][group] for s, v in systems.items() if group in v.get(key, {})}
             )
             out.append(("table", head, rows))
+    if result.get("selective"):
+        out += _selective_blocks(result["selective"])
     out.append(("h", 2, "Retrieval"))
     out.append(("img", "recall_at_k.png", "recall@k by language"))
     out.append(("h", 2, "Abstention"))
@@ -232,9 +288,11 @@ def blocks(result: dict, records: dict[str, list[dict]]) -> list[tuple]:
     lat_rows = []
     for s, v in systems.items():
         for stage, q in v["latency_ms"].items():
-            lat_rows.append([s, stage, f"{q['p50']:.1f}", f"{q['p95']:.1f}", str(q["n"])])
-    out.append(("table", ["system", "stage", "p50 ms", "p95 ms", "n"], lat_rows))
+            lat_rows.append([s, stage, _ms(q["p50"]), _ms(q["p95"]), f"{q['max']:.0f}", str(q["n"])])
+    head = ["system", "stage", "p50 ms [95%]", "p95 ms [95%]", "max ms", "n"]
+    out.append(("table", head, lat_rows))
     out.append(("p", f"Peak resident memory of the evaluation process: {run['peak_memory_mb']} MB."))
+    out += _conditions_blocks(result)
     out.append(("img", "latency.png", "latency histogram"))
     out.append(("h", 2, "Worst questions (ours)"))
     for r in worst(records.get("ours", [])):
@@ -256,6 +314,69 @@ def blocks(result: dict, records: dict[str, list[dict]]) -> list[tuple]:
         out.append(("h", 2, "Problems while loading the questions"))
         out.append(("pre", "\n".join(result["problems"])))
     return out
+
+
+def _selective_blocks(selective: dict) -> list[tuple]:
+    rows = []
+    for name, part in selective.items():
+        shipped = part["shipped"]
+        rows.append([name, "shipped decision", str(part["n"]), "–", *_point(shipped)])
+        for lang, point in part["shipped_by_lang"].items():
+            rows.append([name, f"shipped, {lang} questions", str(point["n"]), "–", *_point(point)])
+        for label, c in part["curves"].items():
+            rows.append([name, label, str(c["n"]), f"{c['aurc']:.3f}", *_point(c["shipped"])])
+    return [
+        ("h", 2, "Risk–coverage"),
+        (
+            "p",
+            "Answering the questions whose signal is at least a threshold gives a coverage (share answered) "
+            "and a risk (share of those wrong); AURC is the area under that curve (lower is better). "
+            "Abstention: wrong if answered = unanswerable, or the quote misses the gold span. Short answer: "
+            "over questions given one, wrong = unanswerable or matching no gold (F1 < 0.5, no gold inside). "
+            "The shipped point is what the run did, with its risk's Wilson 95% interval.",
+        ),
+        ("table", ["decision", "signal", "n", "AURC", "coverage", "risk [95%]"], rows),
+        ("img", "risk_coverage.png", "risk-coverage curves"),
+    ]
+
+
+def _point(p: dict) -> list[str]:
+    if p["risk"] is None:
+        return [f"{p['coverage'] or 0:.3f}", "–"]
+    return [
+        f"{p['coverage']:.3f} ({p['answered']})",
+        f"{p['risk']:.3f} [{p['risk_low']:.3f}, {p['risk_high']:.3f}]",
+    ]
+
+
+def _conditions_blocks(result: dict) -> list[tuple]:
+    run = result["run"]
+    m = run.get("machine") or {}
+    t = result.get("timeouts") or {}
+    start, end = m.get("start") or {}, m.get("end") or {}
+    rows = [
+        ["commit", f"{run.get('commit')}{' (with uncommitted changes)' if run.get('dirty') else ''}"],
+        ["CPUs (usable)", f"{start.get('cpus')} ({start.get('cpus_usable')})"],
+        ["load average at start / end (1, 5, 15 min)", f"{start.get('load_avg')} / {end.get('load_avg')}"],
+        [
+            "other processes' CPU while running",
+            f"{m.get('other_cpu_s')} s, {m.get('other_cores')} cores on average",
+        ],
+        ["wall time", f"{m.get('wall_s')} s"],
+        ["replies cut at the time cap", f"{t.get('answers', 0)} (cap {t.get('cap_s')} s)"],
+    ]
+    for name, files in (run.get("models") or {}).items():
+        if name == "packages":
+            rows.append(["packages", ", ".join(f"{k} {v}" for k, v in files.items() if v)])
+        else:
+            rows.append(
+                [f"model {name}", ", ".join(f"{k or 'file'} {v[:12]}" for k, v in files.items() if v)]
+            )
+    return [
+        ("h", 2, "Run conditions"),
+        ("table", ["what", "value"], rows),
+        ("p", "All settings are in metrics.json (`run.all_settings`), secrets left out."),
+    ]
 
 
 def _num(x) -> str:
@@ -326,6 +447,8 @@ def write(
     score_plot(out / "scores.png", ours, result["run"]["settings"]["abstain_threshold"])
     latency_plot(out / "latency.png", records)
     metrics_plot(out / "metrics.png", result["systems"])
+    if result.get("selective"):
+        risk_coverage_plot(out / "risk_coverage.png", result["selective"])
     content = blocks(result, records)
     (out / "report.md").write_text(to_markdown(content), encoding="utf-8")
     (out / "report.html").write_text(to_html(content, out), encoding="utf-8")

@@ -16,7 +16,6 @@ import datetime as dt
 import json
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval import metrics
+from eval import conditions, metrics, selective
 from eval.questions import Question, QuestionSet
 from qa import answer as qanswer
 from qa import ingest as qingest
@@ -149,8 +148,9 @@ def prepared(
 def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple[str, str]]):
     """Answer like `Assistant.ask`, from one retrieval of the top `K_RETRIEVE` passages.
 
-    Returns the `Answer`, the retrieved spans (doc, start, end) and the best evidence score the
-    abstention decision used.
+    Returns the `Answer`, the retrieved spans (doc, start, end), the best evidence score the
+    abstention decision used, and the question's coverage by the first passage (`Retrieval.coverage`,
+    None for questions without it), which abstention may also use.
     """
     request = assistant.request(question, k=max(k, K_RETRIEVE), mode=mode, history=history)
     # Through the assistant, so follow-ups are resolved against `history` as in the app.
@@ -166,7 +166,7 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
     result = assistant.answer_retrieval(trimmed, question=question, mode=mode, k=k, history=history)
     spans = [(h.chunk.doc_id, h.chunk.start, h.chunk.end) for h in retrieval.hits]
     best = trimmed.evidence[0].score if trimmed.evidence else None
-    return result, spans, best
+    return result, spans, best, retrieval.coverage
 
 
 def gold_spans(q: Question, texts: dict[str, str]) -> tuple[list[metrics.Span], list[str]]:
@@ -198,6 +198,9 @@ def score(q: Question, answer: dict, retrieved: list, gold: list, texts: dict[st
         s["abstain_unanswerable"] = float(answer["abstained"])
         s["false_abstention"] = None
         s["answered_unanswerable_cited"] = float(not answer["abstained"] and bool(cited))
+        short = answer.get("short_answer")
+        if short and short["verified"] and not answer["abstained"]:
+            s["checked_wrong"] = 1.0  # a checked short answer to a question the documents cannot answer
     else:
         s.update(metrics.retrieval_scores(retrieved, gold))
         s.update(metrics.citation_scores(cited, gold))
@@ -230,6 +233,7 @@ def _record(q: Question, system: str, gold: list, missing: list[str]) -> dict:
         "gold_evidence": list(q.evidence),
         "gold_spans": [list(s) for s in gold],
         "gold_not_found": missing,
+        "doc": q.doc,  # the question's article: the unit the bootstrap resamples (eval/stats.py)
         "source": q.extra.get("source"),
         "extra": q.extra,
     }
@@ -274,9 +278,10 @@ def ask_all(
                 rec = _record(q, system, gold, missing)
                 history = _history(q, by_id, done[system])
                 rec["history"] = [list(turn) for turn in history]
+                coverage = None
                 try:
                     if system == "ours":
-                        ans, retrieved, best = ask_ours(
+                        ans, retrieved, best, coverage = ask_ours(
                             ctx.assistant, q.question, k=k, mode=mode, history=history
                         )
                         answer = ans.to_dict()
@@ -293,6 +298,7 @@ def ask_all(
                         answer=answer,
                         retrieved=[list(s) for s in retrieved],
                         best_score=best,
+                        coverage=coverage,
                         scores=score(q, answer, retrieved, gold, ctx.texts),
                         error=None,
                     )
@@ -379,7 +385,8 @@ def run(
             raise InputError("--held-out runs our pipeline only; drop --baseline.")
         qs = qs.held_out()
     out = Path(out)
-    commit = _commit()  # the code the run starts with, not whatever HEAD is when it ends
+    code = conditions.commit()  # the code the run starts with, not whatever HEAD is when it ends
+    meter = conditions.Meter()
     with prepared(
         qs,
         docs=list(docs),
@@ -424,18 +431,27 @@ def run(
                 "answer_language": s.answer_language,
             },
             "overrides": settings_overrides or {},
-            "commit": commit,
+            "all_settings": conditions.settings_record(s),
+            "models": conditions.models_record(s),
+            "commit": code["commit"],
+            "dirty": code["dirty"],
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "ingest_s": round(ctx.ingest_s, 2),
             "ask_s": round(ask_s, 2),
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         }
         texts = ctx.texts
+    config["machine"] = meter.stop()
+    ours = records.get("ours", [])
+    timed = [r["id"] for r in ours if (r.get("answer") or {}).get("timeouts")]
     result = {
+        "warnings": conditions.warnings(ours, config["machine"], timeout_s=s.llm_timeout_s),
+        "timeouts": {"cap_s": s.llm_timeout_s, "answers": len(timed), "ids": timed},
         "run": config,
         "problems": qs.problems,
         "definitions": metrics.DEFINITIONS,
         "systems": {system: metrics.summarise(recs) for system, recs in records.items()},
+        "selective": selective.summarise(ours),
     }
     for system, recs in records.items():
         name = "results.jsonl" if system == "ours" else f"results-{system}.jsonl"
@@ -523,20 +539,6 @@ def calibrate(
 
     rep.calibration_plot(out / "calibration.png", answerable, unanswerable, best, current)
     return result
-
-
-def _commit() -> str | None:
-    try:
-        got = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return got.stdout.strip() or None
 
 
 def warn(problems: list[str]) -> None:

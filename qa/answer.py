@@ -79,6 +79,9 @@ class Answer:
     short_answer: ShortAnswer | None = None  # qa.reader: the checked answer words, in the question's language
     # How sure the reader's model was (qa.reader.ReaderSignals.to_dict()); empty when no reader ran.
     signals: dict = field(default_factory=dict)
+    # The language-model calls of this answer cut at the time cap (`Settings.llm_timeout_s`):
+    # "reader", "reader_retry" (the second rendering), "llm" (the generative mode).
+    timeouts: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """The JSON shape of `qa ask --json`."""
@@ -103,6 +106,7 @@ class Answer:
             "closest": [citation(c) for c in self.closest],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
             "signals": dict(self.signals),
+            "timeouts": list(self.timeouts),
         }
 
 

@@ -102,6 +102,7 @@ def answer_from_record(data: dict) -> Answer:
         note=data.get("note"),
         short_answer=short or None,
         signals=dict(data.get("signals") or {}),
+        timeouts=tuple(data.get("timeouts") or ()),
     )
 
 

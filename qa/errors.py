@@ -23,3 +23,11 @@ class StoreError(QAError):
 
 class LLMError(QAError):
     """A language-model backend that is not configured, not reachable, or failed to answer."""
+
+
+class LLMTimeout(LLMError):
+    """A reply cut at the time cap (`Settings.llm_timeout_s`): the machine was busy or the reply long.
+
+    Kept apart from other failures so that a note, a result and an evaluation can say "time-out"
+    instead of "the reply could not be used".
+    """

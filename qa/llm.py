@@ -462,6 +462,14 @@ def generate(
             return stop.value
 
 
+def timeout_message(settings: Settings) -> str:
+    """The one sentence for a reply cut at the time cap, naming the cap and the setting that raises it."""
+    return (
+        f"The language model did not finish within the time cap of {settings.llm_timeout_s:g} s "
+        "(QA_LLM_TIMEOUT_S; a busy machine is the usual cause)."
+    )
+
+
 def complete(model: BaseChatModel, prompt: list[BaseMessage], settings: Settings, *, max_tokens: int) -> str:
     """The whole reply to a short prompt (condense, translate), within the same caps."""
     return generate(model, prompt, settings, max_tokens=max_tokens).text.strip()
@@ -533,6 +541,7 @@ def generative_mode(
     if generation.first_token_s is not None:
         timings["first_token"] = generation.first_token_s * 1000
     text, note = generation.text.strip(), None
+    timeouts = ("llm",) if generation.finish == "time" else ()
     if generation.finish != "stop":
         limit = (
             f"{settings.llm_max_tokens} tokens"
@@ -541,17 +550,21 @@ def generative_mode(
         )
         text = _complete_part(text)
         if not text:
-            return _fallback(retrieval, settings, FALLBACK["cap"].format(limit=limit), timings)
+            fallback = _fallback(retrieval, settings, FALLBACK["cap"].format(limit=limit), timings)
+            return replace(fallback, timeouts=timeouts)
         note = CUT_NOTE.format(limit=limit)
     if _declined(text):
-        return _fallback(retrieval, settings, FALLBACK["declined"], timings)
+        return replace(_fallback(retrieval, settings, FALLBACK["declined"], timings), timeouts=timeouts)
     t0 = time.perf_counter()
     verdict = qverify.verify(
         text, [e.text for e in evidence], question=retrieval.question, embedder=services.embedder
     )
     timings["verify"] = (time.perf_counter() - t0) * 1000
     if not verdict.ok:
-        return _fallback(retrieval, settings, FALLBACK["unverified"].format(reason=verdict.reason), timings)
+        fallback = _fallback(
+            retrieval, settings, FALLBACK["unverified"].format(reason=verdict.reason), timings
+        )
+        return replace(fallback, timeouts=timeouts)
     mapping = {old: new for new, old in enumerate(verdict.cited, start=1)}
     cited = [evidence[old - 1] for old in verdict.cited]
     return qanswer.Answer(
@@ -564,6 +577,7 @@ def generative_mode(
         timings_ms={**retrieval.timings_ms, **timings},
         answer_lang=lang,
         note=note,
+        timeouts=timeouts,
     )
 
 

@@ -209,6 +209,16 @@ def _verify_built(spec: BuiltSpec, models_dir: Path, *, full: bool) -> Path:
     return root
 
 
+def built_hashes(spec: BuiltSpec, models_dir: Path) -> dict[str, str]:
+    """The sha256 of a built model's files as recorded in its stamp when it was built (checked on
+    load), plus its base model's pinned hash as "base"; {} when it is not built."""
+    stamp_path = model_path(spec, models_dir) / BUILT_STAMP
+    if not stamp_path.is_file():
+        return {}
+    stamp = json.loads(stamp_path.read_text())
+    return {**stamp.get("sha256", {}), "base": stamp.get("base_sha256")}
+
+
 def write_built_stamp(spec: BuiltSpec, root: Path, facts: dict) -> None:
     """Record the sha256 of every file of a freshly built model in `root`, with the build's facts."""
     files = {rel: root / rel for rel in spec.files}

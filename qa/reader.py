@@ -50,7 +50,7 @@ from qa import answer as qanswer
 from qa import plugins
 from qa import text as qtext
 from qa import verify as qverify
-from qa.errors import LLMError, QAError
+from qa.errors import LLMError, LLMTimeout, QAError
 from qa.retrieve import Evidence, Retrieval
 from qa.stream import Draft, Event, Request
 
@@ -101,6 +101,8 @@ NOTES = {
     "subject_only": "No short answer: the words the language model picked only name what the question asks about.",
     "backend": "No short answer: {error}",
     "unusable": "No short answer: the language model's reply could not be used ({reason}).",
+    "timeout": "No short answer: the language model did not finish within the time cap of {limit:g} s "
+    "(QA_LLM_TIMEOUT_S; a busy machine is the usual cause).",
 }
 LANG_NAMES = {"en": "English", "ar": "Arabic"}
 # The notes of a quote kept without a short answer because the reader found none it could use (the
@@ -442,7 +444,8 @@ def read(
     """Ask the configured LLM once: the validated `Reading`, timings (ms: reader,
     reader_first_token) and the model's `ReaderSignals` (token probabilities: local backend only).
 
-    Raises `LLMError` when the backend fails, `ValueError` when its reply is not a valid reading.
+    Raises `LLMTimeout` when the reply was cut at the time cap, `LLMError` when the backend fails,
+    `ValueError` when its reply is not a valid reading.
     """
     from qa import llm
 
@@ -454,6 +457,8 @@ def read(
     if backend.token_logprobs:
         options = {**options, "logprobs": True}
     generation = llm.generate(model, prompt, settings, max_tokens=READER_MAX_TOKENS, **options)
+    if generation.finish == "time":  # a cut reply is not the model's reading: say so, not "no JSON object"
+        raise LLMTimeout(llm.timeout_message(settings))
     timings = {"reader": generation.seconds * 1000}
     if generation.first_token_s is not None:
         timings["reader_first_token"] = generation.first_token_s * 1000
@@ -505,6 +510,9 @@ def with_short_answer(
         # it, and given the joined text the model answered the previous question (9 of 11 seed
         # follow-ups did: "Who would it include?" got "in Jordan"); retrieval already resolved "it".
         reading, timings, signals = read(request.question, evidence, request, services)
+    except LLMTimeout:
+        note = NOTES["timeout"].format(limit=settings.llm_timeout_s)
+        return replace(quoted, note=note, timeouts=(*quoted.timeouts, "reader"))
     except LLMError as exc:
         return replace(quoted, note=NOTES["backend"].format(error=exc))
     except ValueError as exc:
@@ -544,7 +552,8 @@ def with_short_answer(
     result = _cite_first(quoted, chosen, retrieval, settings)
     n = next(c.n for c in result.citations if _same_sentence(c, chosen))
     t0 = time.perf_counter()
-    text, verified, note = _say(reading, words, request, lang, services, timings)
+    timeouts: list[str] = []
+    text, verified, note = _say(reading, words, request, lang, services, timings, timeouts)
     timings["reader_check"] = (time.perf_counter() - t0) * 1000
     short = ShortAnswer(
         text=text,
@@ -557,7 +566,12 @@ def with_short_answer(
         quote=words,
     )
     return replace(
-        result, short_answer=short, note=note or result.note, timings_ms=timings, signals=signals_dict
+        result,
+        short_answer=short,
+        note=note or result.note,
+        timings_ms=timings,
+        signals=signals_dict,
+        timeouts=(*result.timeouts, *timeouts),
     )
 
 
@@ -636,11 +650,18 @@ def refusal(
 
 
 def _say(
-    reading: Reading, words: str, request: Request, lang: str, services, timings: dict | None = None
+    reading: Reading,
+    words: str,
+    request: Request,
+    lang: str,
+    services,
+    timings: dict | None = None,
+    timeouts: list[str] | None = None,
 ) -> tuple[str, bool, str | None]:
     """The short answer's text in `lang`: the span itself when it is already in `lang`, else the
     checked rendering; else a second rendering of the span alone, held to the stricter
-    `RETRY_THRESHOLD`; or the span, unverified, with a note saying why the rendering was refused."""
+    `RETRY_THRESHOLD`; or the span, unverified, with a note saying why the rendering was refused.
+    A second rendering cut at the time cap appends "reader_retry" to `timeouts`."""
     if qtext.detect_language(words) == lang or not re.search(r"[^\W\d_]", words):
         return words, True, None  # already in `lang`, or digits and signs only: the same in any language
     from qa.translate import render
@@ -658,6 +679,10 @@ def _say(
         second = render(
             words, lang, services=services, settings=request.settings, max_tokens=RETRY_MAX_TOKENS
         )
+    except LLMTimeout:
+        second = None
+        if timeouts is not None:
+            timeouts.append("reader_retry")
     except LLMError:
         second = None
     if timings is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 
 from qa import text as qtext
 from qa import verify as qverify
+from qa.errors import LLMTimeout
 from qa.records import SQLiteStore
 
 LANGUAGE_NAMES = {"en": "English", "ar": "Arabic"}
@@ -92,13 +93,16 @@ def render(
     text: str, lang: str, *, services, settings, max_tokens: int = TRANSLATION_MAX_TOKENS
 ) -> str | None:
     """`text` said in `lang` by the configured LLM (`prompts/translate_sentence.txt`), unchecked and
-    stripped of quotes; None when the reply was cut at `max_tokens` or the time cap. Raises
+    stripped of quotes; None when the reply was cut at `max_tokens`. Raises `LLMTimeout` when it was
+    cut at the time cap (so a busy machine's failure is not kept as the sentence's translation) and
     `LLMError` when the backend fails."""
     from qa import llm
 
     prompt = llm.messages("translate_sentence", language=LANGUAGE_NAMES[lang], sentence=llm.quote(text))
     model = services.chat_model(max_tokens=max_tokens)
     generation = llm.generate(model, prompt, settings, max_tokens=max_tokens)
+    if generation.finish == "time":
+        raise LLMTimeout(llm.timeout_message(settings))
     if generation.finish != "stop":
         return None
     return generation.text.strip().strip("\"'«»“”").strip()

@@ -96,8 +96,9 @@ def test_aggregates_count_what_they_average():
         {"scores": {"f1": 0.5, "quote_mismatches": 1, "citations_checked": 2}},
     ]
     got = metrics.aggregate(records)
-    assert got["f1"] == {"value": 0.75, "n": 2}
-    assert got["hit@1"] == {"value": None, "n": 0}
+    assert (got["f1"]["value"], got["f1"]["n"]) == (0.75, 2)
+    assert got["f1"]["low"] <= 0.75 <= got["f1"]["high"]  # the bootstrap interval (tests/test_eval_stats.py)
+    assert got["hit@1"] == {"value": None, "low": None, "high": None, "n": 0}
     assert got["cross_language_not_scored"] == 1
     assert (got["quote_mismatches"], got["citations_checked"]) == (1, 2)
     assert metrics.percentile([1, 2, 3, 4], 50) == 2.5
@@ -134,3 +135,19 @@ def test_a_gold_without_letters_scores_the_arabic_span_too():
     # "15%" is both the Arabic gold span and its English answer: a right span is not "wrong but shown".
     s = metrics.score_short_answer(_short("15%", "15%", lang="ar"), ["15%"], lang="ar", abstained=False)
     assert (s["span_f1"], s["wrong_but_shown"]) == (1.0, 0.0)
+
+
+def test_a_checked_answer_is_wrong_below_half_f1_against_both_golds():
+    golds = ["صحيفة ديلي تلغراف البريطانية", "the British Daily Telegraph newspaper"]
+    # Half the words: not wrong; F1 = 0 is "wrong but shown", F1 0.4 (one word of four) only "checked wrong".
+    half = _short("the Daily Telegraph", "ديلي تلغراف", lang="en")
+    vague = _short("British", "البريطانية", lang="en")
+    off = _short("In Moscow", "في موسكو", lang="en")
+    for short, wrong, zero in ((half, 0.0, 0.0), (vague, 1.0, 0.0), (off, 1.0, 1.0)):
+        s = metrics.score_short_answer(short, golds, lang="en", abstained=False)
+        assert (s["checked_wrong"], s["wrong_but_shown"]) == (wrong, zero), short["text"]
+        assert s["short_right"] == 1.0 - wrong
+    unchecked = metrics.score_short_answer(
+        _short("x", "في موسكو", lang="ar", verified=False), golds, lang="en", abstained=False
+    )
+    assert unchecked["checked_wrong"] is None and unchecked["short_right"] == 0.0

@@ -12,6 +12,7 @@ import pytest
 
 from eval import compare, questions, runner
 from eval.__main__ import main
+from qa import reader
 from qa.assistant import Assistant
 from qa.config import Settings
 
@@ -82,6 +83,59 @@ def test_metrics_are_split_by_language_and_category_with_counts(seed_run, seed_s
     )
     assert {"retrieve", "answer", "total"} <= ours["latency_ms"].keys()
     assert result["run"]["peak_memory_mb"] > 0
+
+
+def test_every_figure_carries_its_interval_and_the_run_its_conditions(seed_run):
+    out, _, result = seed_run
+    ours = result["systems"]["ours"]
+    for name in ("hit@1", "false_abstention", "abstain_unanswerable"):  # rates: Wilson
+        cell = ours["overall"][name]
+        assert cell["low"] <= cell["value"] <= cell["high"] and cell["high"] - cell["low"] > 0.01, name
+    mrr = ours["overall"]["mrr"]  # a mean: bootstrap
+    assert mrr["low"] <= mrr["value"] <= mrr["high"]
+    p50 = ours["latency_ms"]["total"]["p50"]
+    assert p50["low"] <= p50["value"] <= p50["high"] <= ours["latency_ms"]["total"]["max"]
+    run = result["run"]
+    assert run["machine"]["start"]["cpus"] >= 1 and len(run["machine"]["end"]["load_avg"]) == 3
+    assert (
+        run["models"]["qwen2.5-1.5b"][""]
+        == "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+    )
+    assert run["all_settings"]["llm_timeout_s"] > 0 and "api_keys" not in run["all_settings"]
+    assert result["timeouts"]["answers"] == len(result["timeouts"]["ids"])
+    curves = result["selective"]["abstention"]["curves"]
+    assert (
+        curves["evidence score"]["n"] == len(seed_run_records(out))
+        and 0 <= curves["evidence score"]["aurc"] <= 1
+    )
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "## Risk–coverage" in md and "## Run conditions" in md and "risk_coverage.png" in md
+    assert (out / "risk_coverage.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def seed_run_records(out: Path) -> list[dict]:
+    return [r for r in _records(out) if r.get("answer")]
+
+
+@pytest.mark.slow
+def test_a_run_whose_replies_hit_the_time_cap_says_so(seed_set, embedder, tmp_path):
+    # Reading the prompt takes far longer than 10 ms: every reader reply is cut at the cap.
+    result = runner.run(
+        seed_set.limit(2),
+        docs=[SEED_DOC],
+        out=tmp_path / "run",
+        settings_overrides={"llm_timeout_s": 0.01, "short_answer": "on"},
+        embedder=embedder,
+        progress=False,
+    )
+    recs = _records(tmp_path / "run")
+    assert recs and all(r["answer"]["timeouts"] == ["reader"] for r in recs)
+    assert all(r["answer"]["note"] == reader.NOTES["timeout"].format(limit=0.01) for r in recs)
+    assert result["timeouts"] == {"cap_s": 0.01, "answers": len(recs), "ids": [r["id"] for r in recs]}
+    assert result["systems"]["ours"]["overall"]["timed_out"]["value"] == 1.0
+    assert "time cap" in result["warnings"][0] and "llm_timeout_s" in result["warnings"][0]
+    top = (tmp_path / "run" / "report.md").read_text(encoding="utf-8").split("## Metrics")[0]
+    assert "**Warning.**" in top and "time cap" in top
 
 
 def test_our_pipeline_retrieves_the_evidence_and_cites_more_precisely_than_naive(seed_run):

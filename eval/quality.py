@@ -1,0 +1,133 @@
+"""The quality table: one command that reproduces the README's headline quality figures, with intervals.
+
+`python -m eval quality` (or `make quality`) makes three runs with the shipped settings and pools
+them per figure:
+- `dev`: the dev benchmark's every-4th-question sample (`--sample 90`: 68 questions, 41 Arabic,
+  27 English, 18 articles), answerable: retrieval, spans, short answers, false abstentions;
+- `held`: its every-5th sample asked with each question's own article removed from the index
+  (`--sample 60 --held-out`: 55 questions), all unanswerable: abstention;
+- `seed`: the seed set on the seed article (68 questions, 16 unanswerable, 12 follow-ups).
+Each figure is given per question language with its 95% interval and count (eval/stats.py), beside
+its target; the runs' own folders keep their reports. Writes quality.md and quality.json.
+Leaves out: the runs themselves (eval.runner) and latency (bench/bench_reader.py: quality does not
+depend on speed, except that a reply cut at the time cap is counted as no short answer, so the
+table warns when that happened).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from eval import metrics, runner
+from eval import questions as qset
+from qa.config import PROJECT_DIR
+
+DEV = PROJECT_DIR.parent / "shared" / "eval-data" / "arabic-qa-dev"
+SEED_SET = PROJECT_DIR / "eval" / "questions" / "seed.jsonl"
+SEEDS = PROJECT_DIR / "seeds"
+DEV_SAMPLE, HELD_SAMPLE = 90, 60  # every 4th and every 5th question (the samples of the earlier figures)
+
+# (label, metric, runs pooled, target as text, target value, higher is better)
+FIGURES = (
+    ("retrieval R@1 (gold in the first passage)", "hit@1", ("dev",), "≥ 0.90", 0.90, True),
+    ("span F1 of the short answer", "span_f1", ("dev",), "≥ 0.65", 0.65, True),
+    ("checked short answer in the question's language, right", "short_right", ("dev", "seed"), "≥ 0.70 (en)", 0.70, True),
+    ("checked short answers that are wrong", "checked_wrong", ("dev", "held", "seed"), "≤ 0.05", 0.05, False),
+    ("unanswerable questions abstained", "abstain_unanswerable", ("held", "seed"), "≥ 0.85", 0.85, True),
+    ("false abstentions (answerable)", "false_abstention", ("dev", "seed"), "≤ 0.05", 0.05, False),
+    ("replies cut at the time cap", "timed_out", ("dev", "held", "seed"), "0", 0.0, False),
+)  # fmt: skip
+
+
+def run_all(
+    out: Path, *, dev: Path = DEV, overrides: dict | None = None, progress: bool = True
+) -> dict[str, dict]:
+    """The three runs into out/dev, out/held, out/seed (the dev index kept in out/index-dev so the
+    held-out run reuses it); returns each run's metrics.json content."""
+    out = Path(out)
+    dev_set = qset.load(dev)
+    runner.warn(dev_set.problems)
+    common = {"settings_overrides": overrides or {}, "progress": progress}
+    index = out / "index-dev"
+    results = {
+        "dev": runner.run(dev_set, out=out / "dev", sample=DEV_SAMPLE, index_dir=index, **common),
+        "held": runner.run(dev_set, out=out / "held", sample=HELD_SAMPLE, held_out=True, index_dir=index, **common),
+        "seed": runner.run(qset.load(SEED_SET, strict=True), docs=[SEEDS], out=out / "seed", **common),
+    }  # fmt: skip
+    return results
+
+
+def records_of(out: Path, name: str) -> list[dict]:
+    """Our pipeline's per-question records of run `name` under `out`."""
+    path = Path(out) / name / "results.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def table(out: Path) -> dict:
+    """The figures from the runs under `out`: {"rows": [{"figure", "metric", "runs", "target",
+    "by_lang": {lang: {"value", "low", "high", "n"}}, "met": {lang: bool | None}}], "warnings"}."""
+    out = Path(out)
+    records = {name: records_of(out, name) for name in ("dev", "held", "seed")}
+    rows = []
+    for label, metric, runs, target, goal, higher in FIGURES:
+        pooled = [r for name in runs for r in records[name]]
+        by_lang, met = {}, {}
+        for lang in ("en", "ar"):
+            part = [r for r in pooled if r["lang"] == lang]
+            cell = metrics.mean_with_count(
+                [metrics.score_of(r, metric) for r in part], name=metric, groups=[r.get("doc") for r in part]
+            )
+            by_lang[lang] = cell
+            met[lang] = (
+                None
+                if cell["value"] is None
+                else (cell["value"] >= goal if higher else cell["value"] <= goal)
+            )
+        rows.append(
+            {
+                "figure": label,
+                "metric": metric,
+                "runs": list(runs),
+                "target": target,
+                "by_lang": by_lang,
+                "met": met,
+            }
+        )
+    warnings = []
+    for name in records:
+        data = json.loads((out / name / "metrics.json").read_text(encoding="utf-8"))
+        warnings += [f"{name}: {w}" for w in data.get("warnings", [])]
+    return {"rows": rows, "warnings": warnings}
+
+
+def _cell(c: dict, met: bool | None) -> str:
+    if c["value"] is None:
+        return "–"
+    interval = f" [{c['low']:.2f}, {c['high']:.2f}]" if c["low"] is not None else ""
+    mark = "" if met is None else (" ✓" if met else " ✗")
+    return f"{c['value']:.2f}{interval} n={c['n']}{mark}"
+
+
+def to_markdown(result: dict) -> str:
+    """The table as Markdown: figure, English and Arabic questions (value [95% interval] n, ✓/✗
+    against the target), target, the runs pooled."""
+    lines = ["| figure | English questions | Arabic questions | target | runs |", "|---|---|---|---|---|"]
+    for r in result["rows"]:
+        en, ar = (_cell(r["by_lang"][k], r["met"][k]) for k in ("en", "ar"))
+        lines.append(f"| {r['figure']} | {en} | {ar} | {r['target']} | {' + '.join(r['runs'])} |")
+    lines += ["", *[f"> **Warning.** {w}" for w in result["warnings"]]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(out: Path, *, dev: Path = DEV, overrides: dict | None = None, progress: bool = True) -> dict:
+    """Run, tabulate, write out/quality.md and quality.json; returns the table with its run time (s)."""
+    t0 = time.perf_counter()
+    run_all(out, dev=dev, overrides=overrides, progress=progress)
+    result = {**table(out), "seconds": round(time.perf_counter() - t0, 1), "overrides": overrides or {}}
+    (Path(out) / "quality.json").write_text(
+        json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+    (Path(out) / "quality.md").write_text(to_markdown(result), encoding="utf-8")
+    return result
