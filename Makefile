@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast setup models index chromium lint format bench eval clean
+.PHONY: run test test-fast setup models index chromium lint format bench eval quality clean
 
 run: setup index
 	$(PY) app.py
@@ -56,3 +56,9 @@ clean:
 # The seed question set, our pipeline beside the two baselines (report in runs/seed/).
 eval: setup
 	$(PY) -m eval run eval/questions/seed.jsonl --docs seeds --baseline naive --baseline bm25 --out runs/seed
+
+# The README's quality table with 95% intervals: the dev sample, its held-out twin and the seed set
+# (report in runs/quality/; about 30 minutes on 2 cores). On a busy machine add
+# ARGS="--set llm_timeout_s=600" so that no reply is cut at the time cap.
+quality: setup
+	$(PY) -m eval quality $(ARGS)

@@ -20,7 +20,8 @@ on unanswerable ones (held-out: asked with their own article removed), and what 
 questions keep: short answers shown, verified, and wrong-but-shown (verified, matching no gold).
 It picks the triple with the most unanswerable abstentions at or under 5% false abstentions in each
 question language (then the fewest wrong-but-shown, then the lowest P, C and T), checks the choice
-by 2-fold cross-validation over articles (chosen on one half, measured on the other), and measures
+by 2-fold cross-validation over articles (chosen on one half, measured on the other; the two held-out
+halves pooled with Wilson 95% intervals, as every share here carries one), and measures
 the shipped T and P over the C grid in each half of three article splits (is C a knife edge?).
 Writes eval/calibration/abstention.json and abstention.png. Leaves out: running the questions.
 """
@@ -32,6 +33,7 @@ import sys
 import zlib
 from pathlib import Path
 
+from eval import stats
 from qa import reader
 from qa.config import Settings
 
@@ -111,6 +113,12 @@ def rates(rows: list[dict], threshold: float, p_min: float = 0.0, c_min: float =
     una = [abstains(r, threshold, p_min, c_min) for r in rows if not r["answerable"]]
     shown = [r for r, out in ans if r["short"] and not out]
     verified = [r for r in shown if r["verified"]]
+    counts = {
+        "false_abstained": sum(out for _, out in ans),
+        "unanswerable_abstained": sum(una),
+        "verified": len(verified),
+        "wrong_verified": sum(r["wrong"] for r in verified),
+    }
     return {
         "threshold": threshold,
         "p_min": p_min,
@@ -125,6 +133,32 @@ def rates(rows: list[dict], threshold: float, p_min: float = 0.0, c_min: float =
         "wrong_but_shown": round(sum(r["wrong"] for r in verified) / max(len(verified), 1), 3),
         "answerable": len(ans),
         "unanswerable": len(una),
+        **counts,
+        # Wilson 95% intervals of the three shares above (eval/stats.py)
+        "false_abstention_ci": _ci(counts["false_abstained"], len(ans)),
+        "abstain_unanswerable_ci": _ci(counts["unanswerable_abstained"], len(una)),
+        "wrong_but_shown_ci": _ci(counts["wrong_verified"], len(verified)),
+    }
+
+
+def _ci(k: int, n: int) -> list[float | None]:
+    return [None if x is None else round(x, 3) for x in stats.wilson(k, n)]
+
+
+def pooled(folds_: list[dict]) -> dict:
+    """The held-out halves of `cross_validated` added up: each question measured at the setting
+    chosen without its article, with Wilson 95% intervals."""
+    n_ans = sum(f["answerable"] for f in folds_)
+    n_una = sum(f["unanswerable"] for f in folds_)
+    false = sum(f["false_abstained"] for f in folds_)
+    abstained = sum(f["unanswerable_abstained"] for f in folds_)
+    return {
+        "answerable": n_ans,
+        "unanswerable": n_una,
+        "false_abstention": round(false / max(n_ans, 1), 3),
+        "false_abstention_ci": _ci(false, n_ans),
+        "abstain_unanswerable": round(abstained / max(n_una, 1), 3),
+        "abstain_unanswerable_ci": _ci(abstained, n_una),
     }
 
 
@@ -209,7 +243,8 @@ def main(argv: list[str]) -> None:
         "shipped": rates(rows, SHIPPED_T, SHIPPED_P, SHIPPED_C),
         "shipped_why": SHIPPED_WHY,
         "chosen_by_lang": by_lang,
-        "cross_validated_by_article": cross_validated(rows, p_grid, c_grid),
+        "cross_validated_by_article": (held := cross_validated(rows, p_grid, c_grid)),
+        "cross_validated_pooled": pooled(held) if len(held) == 2 else None,
         "shipped_c_by_fold": coverage_by_fold(rows) if len(c_grid) > 1 else [],
         "curve": curve,
         "curve_at_chosen": [rates(rows, t, chosen["p_min"], chosen["c_min"]) for t in T_GRID]

@@ -5,7 +5,8 @@ benchmark (parallel English/Arabic answers and questions, and shuffled pairs wit
 `python -m bench.calibrate_verify [rendering] [names] [support]` (all three by default) measures:
 - rendering: `check_rendering` on every pair, for each choice of query/document prompts, then the
   acceptance curve of the shipped choice per level (span, sentence): writes
-  `eval/calibration/rendering.json` and `rendering.png`;
+  `eval/calibration/rendering.json` and `rendering.png`, with 2-fold cross-validation over the dev
+  articles (the threshold chosen on one half, measured on the other, Wilson 95% intervals);
 - names: the name check of `verify()` (`name_support`) on `names.jsonl`: names the seed article
   spells (in Arabic) against their sentence, and names it never mentions against every sentence;
 - support: `verify()` itself on `support.jsonl` (hand-written faithful answers against their seed
@@ -20,6 +21,7 @@ import ast
 import json
 import random
 import time
+import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -243,6 +245,7 @@ def calibrate_rendering(embedder, pairs: list[dict]) -> dict:
             )
         ),
         "shipped_threshold": qverify.RENDERING_THRESHOLD,
+        "cross_validated_by_article": held_out_rendering(rows, _articles()) if DEV.is_dir() else None,
         "levels": {},
     }
     for level in levels:
@@ -280,6 +283,51 @@ def calibrate_rendering(embedder, pairs: list[dict]) -> dict:
             "curve": curves[level],
         }
     return out
+
+
+def _articles(dev: Path = DEV) -> dict[str, str]:
+    """pair_id -> article, from the dev benchmark's questions (the pairs file keeps only pair ids)."""
+    return {r["pair_id"]: r["article"] for r in _read_jsonl(dev / "questions.jsonl") if r.get("pair_id")}
+
+
+def held_out_rendering(rows: list[dict], articles: dict[str, str]) -> dict:
+    """2-fold cross-validation over articles (crc32 of the article name): the one-threshold rule of
+    `calibrate_rendering` chosen on one half's pairs, measured on the other's; the two held-out
+    halves pooled per level, each share with its Wilson 95% interval (eval/stats.py)."""
+    from eval import stats
+
+    levels = ("span", "sentence")
+    fold_of = {pid: zlib.crc32(a.encode()) % 2 for pid, a in articles.items()}
+    folds = [[r for r in rows if fold_of.get(r["pair_id"]) == k] for k in (0, 1)]
+    chosen, counts = [], defaultdict(lambda: [0, 0])
+    for k in (0, 1):
+        train, test = folds[1 - k], folds[k]
+        curves = {lv: _curve([r for r in train if r["level"] == lv]) for lv in levels}
+        both = [
+            {
+                "threshold": row["threshold"],
+                "positives": sum(curves[lv][i]["positives"] for lv in levels) / len(levels),
+                "negatives_max": max(curves[lv][i][key] for lv in levels for key in NEGATIVE_KEYS),
+            }
+            for i, row in enumerate(curves[levels[0]])
+        ]
+        t = _choose(both, ["negatives_max"], "positives")["threshold"]
+        chosen.append(t)
+        for r in test:
+            kind = "positive" if r["label"] == "positive" else r["kind"]
+            cell = counts[r["level"], kind]
+            cell[0] += bool(r["numbers_agree"] and r["similarity"] >= t)
+            cell[1] += 1
+    pooled = {}
+    for (level, kind), (k, n) in sorted(counts.items()):
+        low, high = stats.wilson(k, n)
+        pooled.setdefault(level, {})[kind] = {
+            "accepted": k,
+            "n": n,
+            "share": round(k / n, 4),
+            "ci": [round(low, 4), round(high, 4)],
+        }
+    return {"thresholds_chosen_by_fold": chosen, "held_out": pooled}
 
 
 def plot_rendering(result: dict, path: Path) -> None:

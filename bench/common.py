@@ -1,7 +1,8 @@
 """Helpers shared by the benchmarks: a throwaway assistant, percentiles, result files.
 
 Results: every benchmark `bench/bench_NAME.py` writes `bench/results/NAME.json` through `save`, and
-only there (a variant of a run, such as `bench_ingest --dev`, is a section of that file).
+only there (a variant of a run, such as `bench_ingest --dev`, is a section of that file), with the
+commit, the CPUs and the load average; latency percentiles carry bootstrap 95% intervals.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from eval import conditions, stats
 from eval.metrics import percentile
 from qa.assistant import Assistant
 from qa.config import PROJECT_DIR, Settings
@@ -36,13 +38,20 @@ def free_port() -> int:
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
-    """n, p50/p95 (`eval.metrics.percentile`: statistics.quantiles, inclusive), mean and max, rounded."""
+    """n, p50/p95 (`eval.metrics.percentile`: statistics.quantiles, inclusive) with their bootstrap
+    95% intervals (`p50_ci`, `p95_ci`: eval/stats.py), mean and max, rounded."""
     if not values:
         return {"n": 0, "p50": None, "p95": None, "mean": None, "max": None}
+
+    def ci(q: int) -> list[float | None]:
+        return [None if x is None else round(x, 1) for x in stats.bootstrap(values, q=q)]
+
     return {
         "n": len(values),
         "p50": round(percentile(values, 50), 1),
+        "p50_ci": ci(50),
         "p95": round(percentile(values, 95), 1),
+        "p95_ci": ci(95),
         "mean": round(sum(values) / len(values), 1),
         "max": round(max(values), 1),
     }
@@ -56,6 +65,9 @@ def save(name: str, data: dict, *, section: str | None = None) -> Path:
     data = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": platform.processor() or platform.machine(),
+        # CPUs and load average when the result was saved: a figure from a busy machine says so.
+        "machine_state": conditions.machine(),
+        **conditions.commit(),
         **data,
     }
     if section is not None:

@@ -84,9 +84,11 @@ class Settings(BaseSettings):
     # The reader's "no answer" turns a quoted answer into an abstention (with the closest passage)
     # when the best evidence scores below this; above it the quote stays (qa/reader.py). Calibrated
     # with `python -m bench.calibrate_abstention` (eval/calibration/abstention.json) on 120 answerable
-    # and 71 unanswerable questions (dev sample, its held-out twin, the seed set; re-run 2026-11-29):
-    # at 0.62, 2.5% false abstentions and 71.8% of unanswerable ones abstained, against 8.3% / 71.8%
-    # when the reader always decides and 0.8% / 63.4% on retrieval alone.
+    # and 71 unanswerable questions (dev sample, its held-out twin, the seed set; runs of 2026-11-29,
+    # commit 724f7a3; Wilson 95% intervals): at 0.62 without coverage, 3/120 false abstentions
+    # (2.5% [0.9, 7.1]) and 51/71 unanswerable ones abstained (71.8% [60.5, 81.0]), against 10/120
+    # (8.3% [4.6, 14.7]) / 51/71 when the reader always decides and 1/120 (0.8% [0.1, 4.6]) / 45/71
+    # (63.4% [51.8, 73.6]) on retrieval alone.
     reader_abstain_below: float = 0.62
     # Below `reader_abstain_below`, a reading the local model barely preferred to "no answer" (its
     # answer probability, qa.reader.ReaderSignals, under this) abstains like "no answer". Off (0):
@@ -97,9 +99,11 @@ class Settings(BaseSettings):
     # Below `reader_abstain_below`, an Arabic question whose distinctive words the best evidence's
     # chunk mostly lacks (qa.retrieve.Retrieval.coverage, idf-weighted, under this) abstains like
     # "no answer", whatever the reader found: the passage is about something else. Calibrated with
-    # bench/calibrate_abstention.py (2026-11-29): 0.25 raises unanswerable abstentions from 71.8% to
-    # 81.7% (Arabic 70.7% -> 87.8%); false abstentions 2.5% -> 5.0%, the three new ones all wrong
-    # answers from a wrong passage. Flat from 0.25 to 0.35 in each article half ("shipped_c_by_fold").
+    # bench/calibrate_abstention.py (the same runs): 0.25 raises unanswerable abstentions from 51/71 to
+    # 58/71 (81.7% [71.2, 89.0]; Arabic 70.7% -> 87.8%); false abstentions 3/120 -> 6/120 (5.0%
+    # [2.3, 10.5]), the three new ones all wrong answers from a wrong passage. Both changes lie inside
+    # the intervals: the gain is suggestive, not shown. Flat from 0.25 to 0.35 in each article half
+    # ("shipped_c_by_fold"). The current figures are the README's quality table (`python -m eval quality`).
     reader_min_coverage: float = 0.25
     max_question_chars: int = 2000
     max_file_mb: float = 50
@@ -111,6 +115,9 @@ class Settings(BaseSettings):
     llm_api_key: str | None = None
     ollama_url: str = "http://127.0.0.1:11434"
     llm_max_tokens: int = 256
+    # The time cap of one LLM reply (s). A reply cut at it is a time-out (qa.errors.LLMTimeout), noted
+    # as such and counted apart by evaluation; when measuring quality on a busy machine raise it
+    # (`python -m eval run … --set llm_timeout_s=600`) so that no reply is cut.
     llm_timeout_s: float = 60
 
     # Extra plugin modules to load (comma-separated), e.g. "tests.fakes" for the fast test lane.

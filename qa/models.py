@@ -211,12 +211,13 @@ def _verify_built(spec: BuiltSpec, models_dir: Path, *, full: bool) -> Path:
 
 def built_hashes(spec: BuiltSpec, models_dir: Path) -> dict[str, str]:
     """The sha256 of a built model's files as recorded in its stamp when it was built (checked on
-    load), plus its base model's pinned hash as "base"; {} when it is not built."""
+    load), plus its base model's pinned hashes as "base:<file>"; {} when it is not built."""
     stamp_path = model_path(spec, models_dir) / BUILT_STAMP
     if not stamp_path.is_file():
         return {}
     stamp = json.loads(stamp_path.read_text())
-    return {**stamp.get("sha256", {}), "base": stamp.get("base_sha256")}
+    base = {f"base:{rel}": sha for rel, sha in (stamp.get("base_sha256") or {}).items()}
+    return {**stamp.get("sha256", {}), **base}
 
 
 def write_built_stamp(spec: BuiltSpec, root: Path, facts: dict) -> None:

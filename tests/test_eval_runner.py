@@ -53,11 +53,11 @@ def test_run_writes_results_metrics_and_reports(seed_run, seed_set):
         assert [r["id"] for r in recs] == [q.id for q in seed_set.questions]
         assert all(r["answer"]["question"] and "scores" in r for r in recs)
     assert json.loads((out / "metrics.json").read_text())["systems"].keys() == {"ours", "naive", "bm25"}
-    for png in ("recall_at_k.png", "scores.png", "latency.png", "metrics.png"):
+    for png in ("recall_at_k.png", "scores.png", "latency.png", "metrics.png", "risk_coverage.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     html = (out / "report.html").read_text(encoding="utf-8")
     md = (out / "report.md").read_text(encoding="utf-8")
-    assert html.count("data:image/png;base64,") == 4
+    assert html.count("data:image/png;base64,") == 5
     assert "![recall@k by language](recall_at_k.png)" in md and "| citation_precision |" in md
     assert "Worst questions" in md
 
