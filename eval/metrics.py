@@ -355,7 +355,9 @@ def aggregate(records: list[dict]) -> dict:
 def score_of(record: dict, name: str) -> float | None:
     """One question's value of metric `name` (None where it does not apply)."""
     if name == "timed_out":  # a property of the run, not of the answer's quality: every answer counts
-        return float(bool((record.get("answer") or {}).get("timeouts"))) if record.get("answer") else None
+        answer = record.get("answer") or {}
+        # A run made before time-outs were recorded has no "timeouts": unknown, not zero.
+        return float(bool(answer["timeouts"])) if "timeouts" in answer else None
     return record["scores"].get(name)
 
 

@@ -111,7 +111,12 @@ def metrics_plot(path: Path, systems: dict[str, dict]) -> None:
     )
     ax.set(ylim=(0, 1.05), ylabel="value")
     ax.legend(fontsize=8)
-    ax.set_title("Headline metrics with 95% intervals (false_abstention, wrong answers: lower is better)")
+    ax.set_title(
+        "Headline metrics with 95% intervals ("
+        + ", ".join(sorted(metrics.LOWER_IS_BETTER))
+        + ": lower is better)",
+        fontsize=9,
+    )
     _save(fig, path)
 
 
@@ -122,9 +127,10 @@ def risk_coverage_plot(path: Path, selective: dict) -> None:
     titles = {"abstention": "Abstention (all questions)", "short_answer": "Short answer shown as checked"}
     for ax, (name, part) in zip(axes, selective.items()):
         for label, c in part["curves"].items():
-            xs = [p["coverage"] for p in c["points"]]
-            ys = [p["risk"] for p in c["points"]]
-            ax.step(xs, ys, where="post", lw=1.2, label=f"{label} (AURC {c['aurc']:.3f}, n={c['n']})")
+            # Each tie group's risk holds over the coverage it adds, as `selective.aurc` integrates it.
+            xs = [0.0] + [p["coverage"] for p in c["points"]]
+            ys = [c["points"][0]["risk"]] + [p["risk"] for p in c["points"]]
+            ax.step(xs, ys, where="pre", lw=1.2, label=f"{label} (AURC {c['aurc']:.3f}, n={c['n']})")
         shipped = part["shipped"]
         if shipped["risk"] is not None:
             ax.errorbar(
@@ -320,22 +326,44 @@ def _selective_blocks(selective: dict) -> list[tuple]:
     rows = []
     for name, part in selective.items():
         shipped = part["shipped"]
-        rows.append([name, "shipped decision", str(part["n"]), "–", *_point(shipped)])
+        rows.append([name, "shipped decision", str(part["n"]), "", *_point(shipped)])
         for lang, point in part["shipped_by_lang"].items():
-            rows.append([name, f"shipped, {lang} questions", str(point["n"]), "–", *_point(point)])
+            rows.append([name, f"shipped, {lang} questions", str(point["n"]), "", *_point(point)])
         for label, c in part["curves"].items():
-            rows.append([name, label, str(c["n"]), f"{c['aurc']:.3f}", *_point(c["shipped"])])
+            e = f"{c['e_aurc']:.3f}" if c.get("e_aurc") is not None else "–"
+            rows.append(
+                [
+                    name,
+                    label,
+                    str(c["n"]),
+                    f"{c['aurc']:.3f} / {e} / {c['error_rate']:.3f}",
+                    *_point(c["shipped"]),
+                ]
+            )
     return [
         ("h", 2, "Risk–coverage"),
         (
             "p",
             "Answering the questions whose signal is at least a threshold gives a coverage (share answered) "
-            "and a risk (share of those wrong); AURC is the area under that curve (lower is better). "
-            "Abstention: wrong if answered = unanswerable, or the quote misses the gold span. Short answer: "
-            "over questions given one, wrong = unanswerable or matching no gold (F1 < 0.5, no gold inside). "
-            "The shipped point is what the run did, with its risk's Wilson 95% interval.",
+            "and a risk (share of those wrong); AURC is the area under that curve (lower is better), E-AURC "
+            "the same less a perfect ordering's (0 is perfect: compare signals by it, since AURC depends on "
+            "the error rate of the questions a signal covers). Abstention: wrong if answered = unanswerable, "
+            "or the passage ranked first misses the gold span. Short answer: over questions given one, wrong = "
+            "unanswerable or matching no gold (F1 < 0.5, no gold inside). Coverage and risk are those of the "
+            "shipped decision (on the questions the signal covers), with the risk's Wilson 95% interval.",
         ),
-        ("table", ["decision", "signal", "n", "AURC", "coverage", "risk [95%]"], rows),
+        (
+            "table",
+            [
+                "decision",
+                "signal",
+                "n",
+                "AURC / E-AURC / error rate",
+                "shipped coverage",
+                "shipped risk [95%]",
+            ],
+            rows,
+        ),
         ("img", "risk_coverage.png", "risk-coverage curves"),
     ]
 

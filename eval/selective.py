@@ -5,12 +5,16 @@ questions whose confidence signal is at least t gives a coverage (the share answ
 (the share of those answered that are wrong); sweeping t traces the risk–coverage curve, and its
 area (AURC, Geifman & El-Yaniv 2017: the mean risk over all coverages, lower is better; a signal
 that orders every right answer before every wrong one reaches the minimum the error rate allows)
-makes one number of it. What the product ships is one point, marked on the curve with a Wilson
-interval on its risk. Two decisions are measured:
+makes one number of it. AURC depends on the error rate at full coverage, so each curve also gives
+E-AURC (AURC less the area a perfect ordering of the same questions would have; 0 is perfect), the
+figure to compare signals measured on different questions by. What the product ships is one point,
+marked on the curve with a Wilson interval on its risk. Two decisions are measured:
 
 - **Abstention** over every question: "wrong if answered" is an unanswerable question answered, or
-  an answerable one whose quote misses its gold span (citation recall 0 when it answered; when it
-  abstained, what its quote would have been: the passage ranked first missing the gold, hit@1 0).
+  an answerable one whose passage ranked first misses its gold span (hit@1 0): one criterion for
+  the questions the run answered and those it abstained on, whose quote was never made. (For an
+  answered question, the quote can cite another passage than the first: 6 of 61 answered dev
+  questions differ between the two criteria.)
   Signals: the best evidence score (retrieval), question coverage (Arabic questions only) and the
   reader's answer probability (where the reader ran).
 - **The short answer's check** over every question given a short answer (checked or not): wrong
@@ -22,6 +26,7 @@ Leaves out: choosing thresholds (bench/calibrate_abstention.py) and plotting (ev
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from eval import metrics, stats
@@ -32,9 +37,12 @@ MAX_POINTS = 200  # points kept per curve in metrics.json (the area uses all of 
 def curve(confidence: Sequence[float], wrong: Sequence[bool]) -> list[dict]:
     """The risk–coverage curve: answering questions with confidence >= t, for every distinct t
     (highest first). Returns [{"threshold", "coverage", "risk", "answered"}], coverage rising.
+    Raises `ValueError` for a confidence that is not a finite number.
     """
     if len(confidence) != len(wrong):
         raise ValueError("one confidence per question")
+    if not all(isinstance(c, int | float) and math.isfinite(c) for c in confidence):
+        raise ValueError("confidences must be finite numbers")
     pairs = sorted(zip(confidence, wrong), key=lambda p: -p[0])
     n, out, answered, bad, i = len(pairs), [], 0, 0, 0
     while i < n:
@@ -57,6 +65,17 @@ def aurc(points: list[dict]) -> float | None:
         area += p["risk"] * (p["coverage"] - last)
         last = p["coverage"]
     return area
+
+
+def e_aurc(points: list[dict], wrong: Sequence[bool]) -> float | None:
+    """Excess AURC: `aurc(points)` less the AURC of a perfect ordering of the same questions (every
+    right one before every wrong one), so signals measured on sets with different error rates can be
+    compared; 0 is a perfect ordering."""
+    if not points:
+        return None
+    ordered = sorted(bool(w) for w in wrong)  # every right answer first, each at its own threshold
+    optimal = aurc(curve([float(len(ordered) - i) for i in range(len(ordered))], ordered))
+    return aurc(points) - optimal
 
 
 def operating_point(answered: Sequence[bool], wrong: Sequence[bool]) -> dict:
@@ -86,13 +105,15 @@ def _thin(points: list[dict]) -> list[dict]:
 def _signal_curves(rows: list[dict], signals: dict[str, str]) -> dict:
     out = {}
     for label, key in signals.items():
-        kept = [r for r in rows if r.get(key) is not None]
+        kept = [r for r in rows if isinstance(r.get(key), int | float) and math.isfinite(r[key])]
         if len(kept) < 2:
             continue
-        points = curve([r[key] for r in kept], [r["wrong"] for r in kept])
+        wrong = [r["wrong"] for r in kept]
+        points = curve([r[key] for r in kept], wrong)
         out[label] = {
             "n": len(kept),
             "aurc": aurc(points),
+            "e_aurc": e_aurc(points, wrong),
             "error_rate": sum(r["wrong"] for r in kept) / len(kept),
             "shipped": operating_point([r["shipped"] for r in kept], [r["wrong"] for r in kept]),
             "points": _thin(points),
@@ -108,13 +129,7 @@ def abstention_rows(records: list[dict]) -> list[dict]:
         a = r.get("answer")
         if not a:
             continue
-        s = r["scores"]
-        if r["unanswerable"]:
-            wrong = True
-        elif a["abstained"]:
-            wrong = s.get("hit@1") != 1.0
-        else:
-            wrong = not s.get("citation_recall")
+        wrong = r["unanswerable"] or r["scores"].get("hit@1") != 1.0
         rows.append(
             {
                 "lang": r["lang"],
@@ -167,7 +182,7 @@ SHORT_SIGNALS = {
 def summarise(records: list[dict]) -> dict:
     """Risk–coverage of abstention and of the short answer's check, overall and the shipped point
     per question language: {"abstention": {...}, "short_answer": {...}}, each with "n", "shipped",
-    "shipped_by_lang" and "curves" (label -> {"n", "aurc", "error_rate", "shipped", "points"})."""
+    "shipped_by_lang" and "curves" (label -> {"n", "aurc", "e_aurc", "error_rate", "shipped", "points"})."""
     out = {}
     for name, rows, signals in (
         ("abstention", abstention_rows(records), ABSTENTION_SIGNALS),

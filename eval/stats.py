@@ -3,7 +3,10 @@
 - A rate (a share of questions: hit@1, abstentions, verified short answers) gets a Wilson score
   interval (`wilson`, scipy's `binomtest(...).proportion_ci(method="wilson")`): unlike the normal
   approximation it stays inside [0, 1] and keeps its coverage at the small counts an evaluation has
-  (17 of 27 is 44-79%, not 45-81%).
+  (17 of 27 is 44-78%). Where questions share articles (at least `MIN_CLUSTERS` of them) the count
+  is first divided by the design effect (`design_effect`: the cluster-robust variance of the share
+  over its variance as if questions were independent, at least 1), so the interval is that of the
+  effective number of independent questions (Kish's effective sample size; Korn & Graubard 1998).
 - A mean of graded scores (F1, MRR) and a latency percentile get a bootstrap interval
   (`bootstrap`, scipy's `stats.bootstrap`, BCa). Questions of one article are not independent
   (they share a passage, a topic, a translator), so where a set spans at least `MIN_CLUSTERS`
@@ -12,8 +15,11 @@
   articles (the seed set has one) it resamples questions.
 - Two runs on the same questions are compared paired: for a rate, McNemar's exact test on the
   questions both runs scored (`mcnemar`: a two-sided binomial test of the discordant pairs,
-  scipy's `binomtest`); for a mean or a percentile, a paired bootstrap interval of B − A
-  (`paired_bootstrap`). `verdict` turns either into "better", "worse" or "no difference".
+  scipy's `binomtest`), which assumes independent questions, so where they share at least
+  `MIN_CLUSTERS` articles the verdict comes from the paired bootstrap over articles instead; for a
+  mean or a percentile, a paired bootstrap interval of B − A (`paired_bootstrap`). Fewer than
+  `MIN_PAIRS` pairs get no verdict. `verdict` turns either into "better", "worse" or "no significant
+  difference".
 
 What we write here is only the glue scipy does not have: the cluster bootstrap's ratio statistic,
 the pairing and the verdict. Leaves out: which metric is a rate or a mean (eval.metrics) and
@@ -30,7 +36,7 @@ import numpy as np
 from scipy import stats as sps
 
 CONFIDENCE = 0.95
-ALPHA = 1 - CONFIDENCE
+ALPHA = 0.05  # 1 - CONFIDENCE, written out: 1 - 0.95 is 0.050000000000000044 in floating point
 # Bootstrap resamples. At 2,000 the 95% bounds of a mean over 68 dev questions move by about 0.005
 # between seeds (tests/test_eval_stats.py measures the spread), well under the figures' second
 # decimal; 10,000 would cost 5x the time for the third decimal.
@@ -39,6 +45,20 @@ SEED = 20261202  # fixed: a report made twice from the same results gives the sa
 # Fewer articles than this and a cluster bootstrap has too few units to resample (with 2 or 3 the
 # resampled sets are nearly all repeats of one article): questions are resampled instead.
 MIN_CLUSTERS = 8
+# Fewer pairs than this and a paired bootstrap's interval is the spread of 2-9 numbers: no verdict.
+MIN_PAIRS = 10
+
+
+def _finite(values: Sequence[float], what: str = "values") -> list[float]:
+    out = [float(v) for v in values]
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"{what} must be finite numbers (no NaN or infinity)")
+    return out
+
+
+def _check_groups(values: Sequence, groups: Sequence | None) -> None:
+    if groups is not None and len(groups) != len(values):
+        raise ValueError(f"{len(groups)} groups for {len(values)} values")
 
 
 def wilson(k: int, n: int, *, confidence: float = CONFIDENCE) -> tuple[float, float] | tuple[None, None]:
@@ -53,6 +73,27 @@ def wilson(k: int, n: int, *, confidence: float = CONFIDENCE) -> tuple[float, fl
         raise ValueError(f"k = {k} successes out of n = {n}")
     ci = sps.binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
+
+
+def design_effect(values: Sequence[float], groups: Sequence[str] | None) -> float:
+    """How much clustering inflates the variance of the mean of `values` (0/1 or graded): the
+    cluster-robust (linearised ratio) variance over the variance as if every value were independent,
+    at least 1. 1 when there are fewer than `MIN_CLUSTERS` clusters or no variance.
+
+    Example: 10 articles whose questions all agree within an article: about the article size.
+    """
+    grouped = _grouped(values, groups)
+    if grouped is None:
+        return 1.0
+    sums, counts = grouped
+    n, g = counts.sum(), len(counts)
+    mean = sums.sum() / n
+    xs = np.asarray(values, dtype=float)
+    iid = xs.var(ddof=1) / n if len(xs) > 1 else 0.0
+    if iid <= 0:
+        return 1.0
+    robust = g / (g - 1) * np.sum((sums - mean * counts) ** 2) / n**2
+    return max(1.0, float(robust / iid))
 
 
 def _grouped(values: Sequence[float], groups: Sequence[str] | None) -> list[np.ndarray] | None:
@@ -105,7 +146,8 @@ def bootstrap(
     on the machine, not the article). Returns (None, None) for fewer than 2 values; (v, v) when
     every value is the same.
     """
-    values = [float(v) for v in values]
+    values = _finite(values)
+    _check_groups(values, groups)
     if len(values) < 2:
         return None, None
     if len(set(values)) == 1:
@@ -122,33 +164,50 @@ def bootstrap(
 
 
 def summary(values: Sequence[float | None], *, kind: str, groups: Sequence[str | None] | None = None) -> dict:
-    """{"value", "low", "high", "n"} of the non-None `values`: a rate (0/1 values, `kind="rate"`,
-    Wilson) or a mean (`kind="mean"`, bootstrap over `groups` as in `bootstrap`). Value and bounds
-    are None when nothing applies.
+    """{"value", "low", "high", "n", "clusters"} of the non-None `values`: a rate (0/1 values,
+    `kind="rate"`, Wilson, on the effective count when `groups` holds at least `MIN_CLUSTERS`
+    articles) or a mean (`kind="mean"`, bootstrap over `groups` as in `bootstrap`). `clusters`: the
+    number of articles the interval resampled or adjusted for, None when questions were treated as
+    independent. Value and bounds are None when nothing applies.
     """
-    kept = [(float(v), g) for v, g in zip(values, groups or [None] * len(values)) if v is not None]
+    _check_groups(values, groups)
+    kept = [
+        (float(v), g) for v, g in zip(values, groups or [None] * len(values), strict=True) if v is not None
+    ]
     n = len(kept)
     if not n:
-        return {"value": None, "low": None, "high": None, "n": 0}
-    xs = [v for v, _ in kept]
+        return {"value": None, "low": None, "high": None, "n": 0, "clusters": None}
+    xs = _finite([v for v, _ in kept])
     value = sum(xs) / n
+    gs = [g for _, g in kept] if groups is not None and all(g is not None for _, g in kept) else None
+    clusters = len(set(gs)) if gs is not None and len(set(gs)) >= MIN_CLUSTERS else None
     if kind == "rate":
         if any(x not in (0.0, 1.0) for x in xs):
             raise ValueError("a rate's values must be 0 or 1")
-        low, high = wilson(round(sum(xs)), n)
+        n_eff = n / design_effect(xs, gs)
+        low, high = _wilson_real(value * n_eff, n_eff)
     elif kind == "mean":
-        gs = [g for _, g in kept] if groups is not None and all(g is not None for _, g in kept) else None
         low, high = bootstrap(xs, groups=gs)
     else:
         raise ValueError(f"unknown kind {kind!r}")
-    return {"value": value, "low": low, "high": high, "n": n}
+    return {"value": value, "low": low, "high": high, "n": n, "clusters": clusters}
+
+
+def _wilson_real(k: float, n: float, z: float = float(sps.norm.ppf(1 - ALPHA / 2))) -> tuple[float, float]:
+    """Wilson's interval written out, for a non-integer (effective) count; equals `wilson` for
+    integers (tests/test_eval_stats.py checks it)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(max(0.0, p * (1 - p) / n + z * z / (4 * n * n)))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def percentile_summary(values: Sequence[float], q: float) -> dict:
     """{"value", "low", "high", "n"}: the `q`-th percentile (numpy's linear interpolation, the same
     as `eval.metrics.percentile`) with its bootstrap interval."""
-    if not values:
+    if len(values) == 0:
         return {"value": None, "low": None, "high": None, "n": 0}
+    values = _finite(values)
     low, high = bootstrap(values, q=q)
     return {"value": float(np.percentile(values, q)), "low": low, "high": high, "n": len(values)}
 
@@ -183,11 +242,12 @@ def paired_bootstrap(
     """B − A of the mean (or of the `q`-th percentile) over paired values, with a paired bootstrap
     95% interval (clusters resampled whole as in `bootstrap`).
 
-    Returns {"diff", "low", "high", "n"}; bounds None for fewer than 2 pairs.
+    Returns {"diff", "low", "high", "n"}; bounds None for fewer than `MIN_PAIRS` pairs.
     """
     if len(a) != len(b):
         raise ValueError("paired values need the same number of questions")
-    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    _check_groups(a, groups)
+    xa, xb = np.asarray(_finite(a), dtype=float), np.asarray(_finite(b), dtype=float)
     n = len(xa)
     if n == 0:
         return {"diff": None, "low": None, "high": None, "n": 0}
@@ -209,7 +269,7 @@ def paired_bootstrap(
             def statistic(d, axis=-1):
                 return np.mean(d, axis=axis)
 
-    if n < 2:
+    if n < MIN_PAIRS:  # too few pairs for an interval that means anything
         return {"diff": diff, "low": None, "high": None, "n": n}
     if all(len(set(np.round(d, 12))) == 1 for d in ([xb - xa] if q is None else [xa, xb])):
         return {"diff": diff, "low": diff, "high": diff, "n": n}
@@ -226,12 +286,12 @@ def verdict(
     diff: float | None,
     higher_is_better: bool = True,
 ) -> str:
-    """ "better", "worse" or "no difference" (at 95%) for B against A.
+    """ "better", "worse" or "no significant difference" (at 95%) for B against A.
 
     A rate decides by McNemar's `p_value` < 0.05 and the sign of `diff`; a mean by whether its
     interval [low, high] excludes 0. "–" when nothing can be said (no pairs, no interval).
     """
-    if diff is None:
+    if diff is None or math.isnan(diff) or (p_value is not None and math.isnan(p_value)):
         return "–"
     if p_value is not None:
         significant = p_value < ALPHA
@@ -240,5 +300,5 @@ def verdict(
     else:
         return "–"
     if not significant or diff == 0:
-        return "no difference"
+        return "no significant difference"
     return "better" if (diff > 0) == higher_is_better else "worse"

