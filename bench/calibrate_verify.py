@@ -188,6 +188,21 @@ def _curve(rows: list[dict]) -> list[dict]:
     ]
 
 
+def _one_threshold(curves: dict[str, list[dict]]) -> float:
+    """One threshold for every level if one serves: `_choose`'s rule on all the levels' curves at
+    once (the mean of their positives, the worst of their negatives)."""
+    levels = list(curves)
+    both = [
+        {
+            "threshold": row["threshold"],
+            "positives": sum(curves[lv][i]["positives"] for lv in levels) / len(levels),
+            "negatives_max": max(curves[lv][i][k] for lv in levels for k in NEGATIVE_KEYS),
+        }
+        for i, row in enumerate(curves[levels[0]])
+    ]
+    return _choose(both, ["negatives_max"], "positives")["threshold"]
+
+
 def calibrate_rendering(embedder, pairs: list[dict]) -> dict:
     levels = ("span", "sentence")
     shipped = qverify.RENDERING_PROMPTS
@@ -212,16 +227,7 @@ def calibrate_rendering(embedder, pairs: list[dict]) -> dict:
     per_level = {
         level: _choose(curve, NEGATIVE_KEYS, "positives")["threshold"] for level, curve in curves.items()
     }
-    # One threshold for both levels if one serves: the same rule on both curves at once (mean positives).
-    both = [
-        {
-            "threshold": row["threshold"],
-            "positives": sum(curves[lv][i]["positives"] for lv in levels) / len(levels),
-            "negatives_max": max(curves[lv][i][k] for lv in levels for k in NEGATIVE_KEYS),
-        }
-        for i, row in enumerate(curves[levels[0]])
-    ]
-    t = _choose(both, ["negatives_max"], "positives")["threshold"]
+    t = _one_threshold(curves)
     out = {
         "data": str(PAIRS.relative_to(CAL.parent.parent)),
         "target": f"each kind of negative (shuffled; same-article) accepted <= {TARGET:.0%}",
@@ -302,16 +308,7 @@ def held_out_rendering(rows: list[dict], articles: dict[str, str]) -> dict:
     chosen, counts = [], defaultdict(lambda: [0, 0])
     for k in (0, 1):
         train, test = folds[1 - k], folds[k]
-        curves = {lv: _curve([r for r in train if r["level"] == lv]) for lv in levels}
-        both = [
-            {
-                "threshold": row["threshold"],
-                "positives": sum(curves[lv][i]["positives"] for lv in levels) / len(levels),
-                "negatives_max": max(curves[lv][i][key] for lv in levels for key in NEGATIVE_KEYS),
-            }
-            for i, row in enumerate(curves[levels[0]])
-        ]
-        t = _choose(both, ["negatives_max"], "positives")["threshold"]
+        t = _one_threshold({lv: _curve([r for r in train if r["level"] == lv]) for lv in levels})
         chosen.append(t)
         for r in test:
             kind = "positive" if r["label"] == "positive" else r["kind"]

@@ -9,7 +9,9 @@ them per figure:
   (`--sample 60 --held-out`: 55 questions), all unanswerable: abstention;
 - `seed`: the seed set on the seed article (68 questions, 16 unanswerable, 12 follow-ups).
 Each figure is given per question language with its 95% interval and count (eval/stats.py), beside
-its target; the runs' own folders keep their reports. Writes quality.md and quality.json.
+its target; the runs' own folders keep their reports. The risk–coverage curves of abstention and of
+the short answer's check are drawn over the three runs pooled (answerable and unanswerable
+questions together). Writes quality.md, quality.json and risk_coverage.png.
 Leaves out: the runs themselves (eval.runner) and latency (bench/bench_reader.py: quality does not
 depend on speed, except that a reply cut at the time cap is counted as no short answer, so the
 table warns when that happened).
@@ -21,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from eval import metrics, runner
+from eval import metrics, runner, selective
 from eval import questions as qset
 from qa.config import PROJECT_DIR
 
@@ -88,7 +90,7 @@ def records_of(out: Path, name: str) -> list[dict]:
 def table(out: Path) -> dict:
     """The figures from the runs under `out`: {"rows": [{"figure", "metric", "runs", "target",
     "by_lang": {lang: {"value", "low", "high", "n"}}, "met": {lang: "met" | "missed" | "open" |
-    None}}], "warnings"}."""
+    None}}], "warnings", "selective": risk–coverage over the three runs pooled (eval/selective.py)}."""
     out = Path(out)
     records = {name: records_of(out, name) for name in ("dev", "held", "seed")}
     rows = []
@@ -114,11 +116,13 @@ def table(out: Path) -> dict:
                 "met": met,
             }
         )
+    # Abstention is judged on answerable and unanswerable questions together: the three runs pooled.
+    pooled_all = [r for name in ("dev", "held", "seed") for r in records[name]]
     warnings = []
     for name in records:
         data = json.loads((out / name / "metrics.json").read_text(encoding="utf-8"))
         warnings += [f"{name}: {w}" for w in data.get("warnings", [])]
-    return {"rows": rows, "warnings": warnings}
+    return {"rows": rows, "warnings": warnings, "selective": selective.summarise(pooled_all)}
 
 
 def _cell(c: dict, met: str | None) -> str:
@@ -154,4 +158,7 @@ def main(out: Path, *, dev: Path = DEV, overrides: dict | None = None, progress:
         json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8"
     )
     (Path(out) / "quality.md").write_text(to_markdown(result), encoding="utf-8")
+    from eval import report
+
+    report.risk_coverage_plot(Path(out) / "risk_coverage.png", result["selective"])
     return result

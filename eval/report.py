@@ -95,8 +95,9 @@ def metrics_plot(path: Path, systems: dict[str, dict]) -> None:
     for i, (system, summary) in enumerate(systems.items()):
         cells = [summary["overall"][m] for m in HEADLINE]
         values = [c["value"] or 0 for c in cells]
-        below = [c["value"] - c["low"] if c.get("low") is not None else 0 for c in cells]
-        above = [c["high"] - c["value"] if c.get("high") is not None else 0 for c in cells]
+        # A bootstrap (BCa) interval need not hold its point estimate: an error bar is never negative.
+        below = [max(0.0, c["value"] - c["low"]) if c.get("low") is not None else 0 for c in cells]
+        above = [max(0.0, c["high"] - c["value"]) if c.get("high") is not None else 0 for c in cells]
         ax.bar(
             [x + i * width for x in range(len(HEADLINE))],
             values,
@@ -136,7 +137,10 @@ def risk_coverage_plot(path: Path, selective: dict) -> None:
             ax.errorbar(
                 [shipped["coverage"]],
                 [shipped["risk"]],
-                yerr=[[shipped["risk"] - shipped["risk_low"]], [shipped["risk_high"] - shipped["risk"]]],
+                yerr=[
+                    [max(0.0, shipped["risk"] - shipped["risk_low"])],
+                    [max(0.0, shipped["risk_high"] - shipped["risk"])],
+                ],
                 fmt="o",
                 color="black",
                 capsize=3,

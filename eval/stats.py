@@ -72,7 +72,8 @@ def wilson(k: int, n: int, *, confidence: float = CONFIDENCE) -> tuple[float, fl
     if not 0 <= k <= n:
         raise ValueError(f"k = {k} successes out of n = {n}")
     ci = sps.binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
+    p = k / n
+    return max(0.0, min(p, float(ci.low))), min(1.0, max(p, float(ci.high)))
 
 
 def design_effect(values: Sequence[float], groups: Sequence[str] | None) -> float:
@@ -199,7 +200,8 @@ def _wilson_real(k: float, n: float, z: float = float(sps.norm.ppf(1 - ALPHA / 2
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(max(0.0, p * (1 - p) / n + z * z / (4 * n * n)))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # Rounding can put a bound a hair past p when p is 0 or 1 (1e-17): the interval always holds p.
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def percentile_summary(values: Sequence[float], q: float) -> dict:

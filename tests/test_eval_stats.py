@@ -344,3 +344,17 @@ def test_quality_table_pools_runs_per_language_with_intervals_and_warnings(tmp_p
     assert result["warnings"] == ["held: 1 of 40 answers had a reply cut at the time cap"]
     md = quality.to_markdown(result)
     assert "| unanswerable questions abstained | 0.83 [0.64, 0.93] n=24 ? |" in md and "**Warning.**" in md
+
+
+def test_the_metrics_plot_draws_rates_of_zero_and_intervals_that_miss_their_value(tmp_path):
+    from eval import report
+
+    # A rate of 0 (its Wilson bound a hair above 0 in floating point) and a BCa interval that does
+    # not hold its point estimate: error bars are never negative.
+    overall = {
+        m: {"value": 0.0, "low": stats.wilson(0, 53)[0], "high": 0.07, "n": 53} for m in metrics.SCORED
+    }
+    overall["mrr"] = {"value": 0.5, "low": 0.52, "high": 0.6, "n": 9}
+    report.metrics_plot(tmp_path / "m.png", {"ours": {"overall": overall}})
+    assert (tmp_path / "m.png").read_bytes()[:4] == b"\x89PNG"
+    assert all(stats.wilson(0, n)[0] == 0.0 and stats.wilson(n, n)[1] == 1.0 for n in range(1, 300))
