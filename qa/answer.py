@@ -11,18 +11,11 @@ Leaves out: generated wording (llm.py builds on the same `Answer`) and retrieval
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Generator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from qa import plugins
 from qa.errors import InputError
 from qa.retrieve import Evidence, Retrieval
-
-if TYPE_CHECKING:
-    from qa.reader import ShortAnswer
-    from qa.stream import Event, Request
-    from qa.translate import Translation
+from qa.types import Answer as Answer  # re-exported: the stages name them as qa.answer's
+from qa.types import Citation as Citation
 
 PHRASES = {
     "en": {
@@ -38,76 +31,6 @@ PHRASES = {
         "empty": "لم تُفهرس أي وثيقة بعد: أضف وثيقة أولاً.",
     },
 }
-
-
-@dataclass(frozen=True)
-class Citation:
-    """One cited sentence: `quote == text of doc[start:end]`, inside chunk `chunk_id`."""
-
-    n: int
-    doc: str
-    chunk_id: str
-    start: int
-    end: int
-    quote: str
-    paragraph: int
-    score: float
-    passage: str  # the whole chunk the sentence sits in, for context
-    passage_start: int  # offset of `passage` in the document
-    page: int | None = None  # 1-based page of a PDF, None for other documents
-    translation: Translation | None = None  # qa.translate, on request
-
-
-@dataclass(frozen=True)
-class Answer:
-    """A finished answer: text with `[n]` markers, its citations, and how it was made.
-
-    `timings_ms` is built once by the stage that finishes the answer (qa.chain) and never mutated:
-    keys such as "embed", "retrieve", "llm", "answer", "total", in milliseconds.
-    """
-
-    question: str
-    question_lang: str
-    answer: str
-    mode: str
-    abstained: bool
-    citations: tuple[Citation, ...]
-    timings_ms: dict = field(default_factory=dict)
-    closest: tuple[Citation, ...] = ()  # best evidence when abstaining: shown apart, not cited
-    answer_lang: str = "en"
-    note: str | None = None  # e.g. why a generated answer fell back to extractive
-    short_answer: ShortAnswer | None = None  # qa.reader: the checked answer words, in the question's language
-    # How sure the reader's model was (qa.reader.ReaderSignals.to_dict()); empty when no reader ran.
-    signals: dict = field(default_factory=dict)
-    # The language-model calls of this answer cut at the time cap (`Settings.llm_timeout_s`):
-    # "reader", "reader_retry" (the second rendering), "llm" (the generative mode).
-    timeouts: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        """The JSON shape of `qa ask --json`."""
-        cite = ("n", "doc", "chunk_id", "start", "end", "quote", "paragraph", "page", "score")
-
-        def citation(c: Citation) -> dict:
-            row = {k: getattr(c, k) for k in cite}
-            if c.translation is not None:
-                row["translation"] = c.translation.to_dict()
-            return row
-
-        return {
-            "question": self.question,
-            "question_lang": self.question_lang,
-            "answer": self.answer,
-            "answer_lang": self.answer_lang,
-            "mode": self.mode,
-            "abstained": self.abstained,
-            "note": self.note,
-            "short_answer": self.short_answer.to_dict() if self.short_answer else None,
-            "citations": [citation(c) for c in self.citations],
-            "closest": [citation(c) for c in self.closest],
-            "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
-            "signals": dict(self.signals),
-            "timeouts": list(self.timeouts),
-        }
 
 
 # Invisible format characters (Unicode category Cf: RLM/LRM U+200E/F, zero-width space U+200B and
@@ -238,28 +161,3 @@ def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> An
         return abstain(retrieval, lang=lang, mode="extractive", note=note)
     evidence = select_evidence(retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin)
     return quote(retrieval, evidence, lang=lang, note=note)
-
-
-def extractive_mode(retrieval: Retrieval, request: Request, services) -> Generator[Event, None, Answer]:
-    """The `extractive` mode: the quoted answer at once, then (when the short answer is on and the
-    quote does not abstain) the same answer with its checked short answer (qa.reader). A question
-    about the whole document gets its overview instead (qa.overview)."""
-    from qa import overview  # questions about the whole document: its central sentences
-
-    if overview.is_about_document(request.question):
-        return overview.overview_answer(retrieval, services.retriever, request.settings)
-    quoted = extractive(retrieval, request.settings)
-    if quoted.abstained:
-        return quoted
-    from qa import reader  # the reader needs the LLM layer; a quote alone does not
-
-    if not reader.short_answer_enabled(request.settings):
-        return quoted
-    return (yield from reader.with_short_answer(quoted, retrieval, request, services))
-
-
-def register() -> None:
-    """Register the `extractive` mode (called once by `qa.plugins.load_plugins`)."""
-    plugins.register_mode(
-        plugins.Mode("extractive", "Extractive: quotes the documents verbatim", extractive_mode)
-    )

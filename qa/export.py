@@ -19,7 +19,6 @@ benchmark's texts. Left out, measured worse there: ONNX Runtime's per-tensor dyn
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -27,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-ONNX_FILE = "model.onnx"
+from qa.embedder import ONNX_FILE  # the runtime owns the folder's layout; re-exported for qa.models
+
 # Copied from the torch model's folder: the tokenizer, its prompts and the maximum sequence length.
 SIDE_FILES = (
     "tokenizer.json",
@@ -124,7 +124,7 @@ def build(base: Path, out: Path, *, threads: int = 2) -> dict:
         shutil.copy2(base / name, out / name)
 
     # The check: the built model must give (nearly) the torch model's vectors.
-    from qa.embeddings import OnnxEmbedder
+    from qa.embedder import OnnxEmbedder
 
     built = OnnxEmbedder(out, name="check", threads=threads)
     worst = 1.0
@@ -188,8 +188,3 @@ def half_gather_tables(model, *, min_elements: int = 1 << 24) -> list[str]:
             graph.node.insert(list(graph.node).index(node) + 1, cast)
         changed.append(init.name)
     return changed
-
-
-def read_json(path: Path) -> dict:
-    """A small JSON file of the built model's folder (prompts, settings)."""
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -532,7 +532,7 @@ def index_documents(
 
 def _second_vectors(second, chunks: list[Chunk], spans: list[tuple[int, int]], folded: list[str]):
     """The second embedder's vectors of a document's chunk and sentence texts (None without one)."""
-    from qa.store import DocVectors
+    from qa.records import DocVectors
 
     if second is None:
         return None

@@ -30,11 +30,10 @@ from qa.errors import InputError, LLMError
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from qa.answer import Answer
     from qa.config import Settings
-    from qa.embeddings import Embedder
+    from qa.embedder import Embedder
     from qa.retrieve import Retrieval, Retriever
-    from qa.stream import Event, Request
+    from qa.types import Answer, Event, Request
 
 
 class Services(Protocol):
@@ -105,7 +104,7 @@ _EMBEDDERS: dict[str, EmbedderFactory] = {}
 _LOCK = threading.RLock()
 _loaded: set[str] = set()
 
-DEFAULT_MODULES = ("qa.answer", "qa.llm", "qa.embeddings")
+DEFAULT_MODULES = ("qa.reader", "qa.llm", "qa.embeddings")  # reader: the extractive mode
 
 
 def register_mode(mode: Mode) -> Mode:

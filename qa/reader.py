@@ -47,12 +47,13 @@ from difflib import SequenceMatcher
 from pydantic import BaseModel, Field, ValidationError
 
 from qa import answer as qanswer
-from qa import plugins
+from qa import overview, plugins
 from qa import text as qtext
 from qa import verify as qverify
 from qa.errors import LLMError, LLMTimeout, QAError
 from qa.retrieve import Evidence, Retrieval
 from qa.stream import Draft, Event, Request
+from qa.types import ShortAnswer as ShortAnswer  # re-exported: named as qa.reader's
 
 log = logging.getLogger(__name__)
 
@@ -116,29 +117,6 @@ class Reading(BaseModel):
     n: int = Field(ge=0)
     span: str = Field(max_length=400)
     answer: str = Field(max_length=400)
-
-
-@dataclass(frozen=True)
-class ShortAnswer:
-    """A short answer: `text` in `lang`, from the exact span `quote == document[start:end]` of citation `n`.
-
-    `verified`: `text` is the span itself or a rendering that passed `qa.verify.check_rendering`;
-    False means `text` is the span (in the document's language) because the rendering failed.
-    """
-
-    text: str
-    lang: str
-    verified: bool
-    n: int
-    doc: str
-    start: int
-    end: int
-    quote: str
-
-    def to_dict(self) -> dict:
-        """The JSON shape of `qa ask --json`'s `short_answer`."""
-        source = {"n": self.n, "doc": self.doc, "start": self.start, "end": self.end, "quote": self.quote}
-        return {"text": self.text, "lang": self.lang, "verified": self.verified, "source": source}
 
 
 @dataclass(frozen=True)
@@ -699,3 +677,30 @@ def _say(
         return second, True, None
     log.info("short answer second rendering refused: %r for %r: %s", second, words, again[1] or again[0])
     return words, False, unchecked
+
+
+# The extractive mode ----------------------------------------------------------------------------
+
+
+def extractive_mode(
+    retrieval: Retrieval, request: Request, services
+) -> Generator[Event, None, qanswer.Answer]:
+    """The `extractive` mode: the quoted answer at once, then (when the short answer is on and the
+    quote does not abstain) the same answer with its checked short answer (qa.reader). A question
+    about the whole document gets its overview instead (qa.overview)."""
+    if overview.is_about_document(request.question):
+        return overview.overview_answer(retrieval, services.retriever, request.settings)
+    quoted = qanswer.extractive(retrieval, request.settings)
+    if quoted.abstained:
+        return quoted
+    if not short_answer_enabled(request.settings):
+        return quoted
+    return (yield from with_short_answer(quoted, retrieval, request, services))
+
+
+def register() -> None:
+    """Register the `extractive` mode (called once by `qa.plugins.load_plugins`): it lives here,
+    beside the reader it ends with, so that the quote (qa.answer) knows nothing of the LLM layer."""
+    plugins.register_mode(
+        plugins.Mode("extractive", "Extractive: quotes the documents verbatim", extractive_mode)
+    )

@@ -33,8 +33,6 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
 from urllib.parse import urlparse
 
 import numpy as np
@@ -42,54 +40,12 @@ import numpy as np
 from qa import lexical as qlexical
 from qa.errors import StoreError
 from qa.ingest import Chunk, Document
-from qa.records import DocInfo, Records
+from qa.records import DocInfo, DocVectors, Records
 
 SENTENCES_SUFFIX = "__sentences"
 SCHEMA = 2  # 2: ids carry the document version, a documents record beside the collections
 
 __all__ = ["DocInfo", "DocVectors", "Store", "connect", "damaged_message", "sentence_id"]
-
-
-@dataclass(frozen=True)
-class DocVectors:
-    """A document version's vectors under one embedding model, as the documents record keeps them.
-
-    `vectors` is (chunks + len(spans), dim) float32, L2-normalised: one row per chunk in chunk
-    order, then one per distinct sentence span `[start, end)` in `spans` (sorted). Kept in the
-    documents record as float16 (half the bytes; cosine changes by < 1e-3).
-    """
-
-    model: str
-    chunks: int
-    spans: tuple[tuple[int, int], ...]
-    vectors: np.ndarray
-
-    def chunk(self, index: int) -> np.ndarray:
-        """The vector of chunk number `index` (0-based)."""
-        return self.vectors[index]
-
-    def sentence(self, start: int, end: int) -> np.ndarray | None:
-        """The vector of the sentence at `[start, end)`, or None when the document has no such span."""
-        i = self.row_of(start, end)
-        return None if i is None else self.vectors[i]
-
-    def row_of(self, start: int, end: int) -> int | None:
-        """The row of `vectors` holding the sentence at `[start, end)`, or None."""
-        return self._rows.get((start, end))
-
-    @cached_property
-    def _rows(self) -> dict[tuple[int, int], int]:
-        return {span: self.chunks + i for i, span in enumerate(self.spans)}
-
-    def row(self) -> tuple:
-        """The documents-record row: (model, chunks, spans JSON, dim, float16 bytes)."""
-        data = np.ascontiguousarray(self.vectors, dtype=np.float16)
-        return (self.model, self.chunks, json.dumps(self.spans), data.shape[1], data.tobytes())
-
-    @classmethod
-    def from_row(cls, model: str, chunks: int, spans: str, dim: int, data: bytes) -> DocVectors:
-        vectors = np.frombuffer(data, dtype=np.float16).reshape(-1, dim).astype(np.float32)
-        return cls(model, chunks, tuple(tuple(s) for s in json.loads(spans)), vectors)
 
 
 def damaged_message(path, exc: BaseException) -> str:

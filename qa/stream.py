@@ -17,45 +17,12 @@ Leaves out: how events are made (the modes, through `qa.chain`).
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
 from typing import TypeVar
 
-from qa.answer import Answer
-from qa.config import Settings
-from qa.retrieve import Retrieval
+from qa.types import Answer, Delta, Event
+from qa.types import Draft as Draft  # re-exported: the events of a stream, named as qa.stream's
+from qa.types import Request as Request
 
-
-@dataclass(frozen=True)
-class Request:
-    """One question as the pipeline sees it: checked text, options, and the settings in force.
-
-    `history` is the earlier turns as (question, answer text) pairs, oldest first; `retrieval`, when
-    given (evaluation), is used instead of retrieving again.
-    """
-
-    question: str
-    mode: str
-    settings: Settings
-    k: int | None = None
-    history: tuple[tuple[str, str], ...] = ()
-    retrieval: Retrieval | None = field(default=None, compare=False)
-
-
-@dataclass(frozen=True)
-class Delta:
-    """A piece of draft text, in order; not yet verified."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Draft:
-    """An answer that may be shown now; a later `Draft` or the final `Answer` replaces it."""
-
-    answer: Answer
-
-
-Event = Delta | Draft
 T = TypeVar("T")
 
 

@@ -17,30 +17,17 @@ Leaves out: the answer's own wording (qa.answer, qa.reader) and translating whol
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from qa import text as qtext
 from qa import verify as qverify
 from qa.errors import LLMTimeout
 from qa.records import SQLiteStore
+from qa.types import Translation as Translation  # re-exported
 
 LANGUAGE_NAMES = {"en": "English", "ar": "Arabic"}
 # A news sentence is 20-60 words; English needs ~1.3 tokens per word: 160 tokens covers the long ones.
 TRANSLATION_MAX_TOKENS = 160
-
-
-@dataclass(frozen=True)
-class Translation:
-    """A cited sentence in `lang`: `text` is None when the translation failed its check (`note` says why)."""
-
-    text: str | None
-    lang: str
-    verified: bool
-    note: str | None = None
-
-    def to_dict(self) -> dict:
-        """The JSON shape on a citation of `qa ask --json --translate`."""
-        return {"text": self.text, "lang": self.lang, "verified": self.verified}
 
 
 class TranslationStore(SQLiteStore):
