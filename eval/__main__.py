@@ -119,7 +119,7 @@ def _load(args):
 
 
 def _run(args) -> int:
-    from eval import runner
+    from eval import report, runner
 
     qs, out = _load(args)
     result = runner.run(
@@ -153,22 +153,15 @@ def _run(args) -> int:
     )
     for w in result.get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
-    print(f"{'metric':22} " + " ".join(f"{system:>24}" for system in result["systems"]))
+    print(f"{'metric':22} " + " ".join(f"{system:>26}" for system in result["systems"]))
     for h in head:
         cells = [summary["overall"][h] for summary in result["systems"].values()]
-        print(f"{h:22} " + " ".join(f"{_cell(c):>24}" for c in cells))
-    print("(value [95% interval] n)")
+        print(f"{h:22} " + " ".join(f"{report.cell_text(c):>26}" for c in cells))
+    print("(value [95% interval] n=count)")
     mism = result["systems"]["ours"]["overall"]["quote_mismatches"]
     print(f"quote/offset mismatches (ours): {mism}")
     print(f"wrote {out}/results.jsonl, metrics.json" + ("" if args.no_report else ", report.md, report.html"))
     return 0
-
-
-def _cell(c: dict) -> str:
-    if c["value"] is None:
-        return "–"
-    interval = f" [{c['low']:.2f},{c['high']:.2f}]" if c["low"] is not None else ""
-    return f"{c['value']:.3f}{interval} {c['n']}"
 
 
 def _quality(args) -> int:

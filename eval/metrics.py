@@ -56,6 +56,8 @@ RATES = frozenset(
         "short_right", "checked_wrong", "timed_out",
     }
 )  # fmt: skip
+# Facts of the run, not estimates of anything beyond it: shown without an interval.
+FACTS = frozenset({"timed_out"})
 # Lower is better for these (for compare's verdicts); higher for every other metric.
 LOWER_IS_BETTER = frozenset(
     {"false_abstention", "wrong_but_shown", "checked_wrong", "short_fallback", "timed_out"}
@@ -318,9 +320,10 @@ def mean_with_count(
     values: list[float | None], *, name: str = "", groups: list[str | None] | None = None
 ) -> dict:
     """{"value": mean of the non-None values (None if there are none), "low", "high": its 95%
-    interval (Wilson when `name` is in `RATES`, else a bootstrap over `groups`, the articles),
-    "n": how many}."""
-    return stats.summary(values, kind="rate" if name in RATES else "mean", groups=groups)
+    interval (Wilson when `name` is in `RATES`, else a bootstrap over `groups`, the articles; none
+    for the `FACTS` of a run), "n": how many}."""
+    cell = stats.summary(values, kind="rate" if name in RATES else "mean", groups=groups)
+    return {**cell, "low": None, "high": None} if name in FACTS else cell
 
 
 def percentile(values: list[float], q: int) -> float | None:

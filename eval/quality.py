@@ -23,7 +23,7 @@ import json
 import time
 from pathlib import Path
 
-from eval import metrics, runner, selective
+from eval import compare, metrics, report, runner, selective
 from eval import questions as qset
 from qa.config import PROJECT_DIR
 
@@ -81,18 +81,13 @@ def run_all(
     return results
 
 
-def records_of(out: Path, name: str) -> list[dict]:
-    """Our pipeline's per-question records of run `name` under `out`."""
-    path = Path(out) / name / "results.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
 def table(out: Path) -> dict:
     """The figures from the runs under `out`: {"rows": [{"figure", "metric", "runs", "target",
     "by_lang": {lang: {"value", "low", "high", "n"}}, "met": {lang: "met" | "missed" | "open" |
     None}}], "warnings", "selective": risk–coverage over the three runs pooled (eval/selective.py)}."""
     out = Path(out)
-    records = {name: records_of(out, name) for name in ("dev", "held", "seed")}
+    runs_read = {name: compare.load_run(out / name) for name in ("dev", "held", "seed")}
+    records = {name: list(recs["ours"].values()) for name, (_, recs) in runs_read.items()}
     rows = []
     for label, metric, runs, target, goal, higher, langs in FIGURES:
         pooled = [r for name in runs for r in records[name]]
@@ -102,8 +97,6 @@ def table(out: Path) -> dict:
             cell = metrics.mean_with_count(
                 [metrics.score_of(r, metric) for r in part], name=metric, groups=[r.get("doc") for r in part]
             )
-            if metric == "timed_out":  # a fact of these runs, not an estimate of anything: no interval
-                cell = {**cell, "low": None, "high": None}
             by_lang[lang] = cell
             met[lang] = judge(cell, goal, higher=higher) if lang in langs else None
         rows.append(
@@ -119,17 +112,13 @@ def table(out: Path) -> dict:
     # Abstention is judged on answerable and unanswerable questions together: the three runs pooled.
     pooled_all = [r for name in ("dev", "held", "seed") for r in records[name]]
     warnings = []
-    for name in records:
-        data = json.loads((out / name / "metrics.json").read_text(encoding="utf-8"))
-        warnings += [f"{name}: {w}" for w in data.get("warnings", [])]
+    for name, (result, _) in runs_read.items():
+        warnings += [f"{name}: {w}" for w in result.get("warnings", [])]
     return {"rows": rows, "warnings": warnings, "selective": selective.summarise(pooled_all)}
 
 
 def _cell(c: dict, met: str | None) -> str:
-    if c["value"] is None:
-        return "–"
-    interval = f" [{c['low']:.2f}, {c['high']:.2f}]" if c["low"] is not None else ""
-    return f"{c['value']:.2f}{interval} n={c['n']}{MARKS.get(met, '')}"
+    return report.cell_text(c, digits=2) + ("" if c["value"] is None else MARKS.get(met, ""))
 
 
 def to_markdown(result: dict) -> str:
@@ -158,7 +147,5 @@ def main(out: Path, *, dev: Path = DEV, overrides: dict | None = None, progress:
         json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8"
     )
     (Path(out) / "quality.md").write_text(to_markdown(result), encoding="utf-8")
-    from eval import report
-
     report.risk_coverage_plot(Path(out) / "risk_coverage.png", result["selective"])
     return result

@@ -182,12 +182,14 @@ def _save(fig, path: Path) -> None:
 # The report as blocks, rendered to Markdown and HTML
 
 
-def _fmt(cell: dict | None) -> str:
-    """A metric cell: value, its 95% interval and its count, e.g. "0.630 [0.442, 0.788] n=27"."""
+def cell_text(cell: dict | None, digits: int = 3) -> str:
+    """A metric cell as text: value, its 95% interval and its count, e.g. "0.630 [0.442, 0.788] n=27";
+    "–" when nothing applies. The one format of the report, `eval run`'s table and the quality table."""
     if not cell or cell.get("value") is None:
         return "–"
-    interval = f" [{cell['low']:.3f}, {cell['high']:.3f}]" if cell.get("low") is not None else ""
-    return f"{cell['value']:.3f}{interval} n={cell['n']}"
+    f = f".{digits}f"
+    interval = f" [{cell['low']:{f}}, {cell['high']:{f}}]" if cell.get("low") is not None else ""
+    return f"{cell['value']:{f}}{interval} n={cell['n']}"
 
 
 def _ms(cell: dict) -> str:
@@ -199,7 +201,7 @@ def _ms(cell: dict) -> str:
 
 def _metric_table(groups: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
     head = ["metric", *groups]
-    rows = [[m, *(_fmt(g.get(m)) for g in groups.values())] for m in metrics.SCORED]
+    rows = [[m, *(cell_text(g.get(m)) for g in groups.values())] for m in metrics.SCORED]
     rows.append(
         ["cross-language, not scored", *(str(g["cross_language_not_scored"]) for g in groups.values())]
     )

@@ -13,7 +13,7 @@ marked on the curve with a Wilson interval on its risk. Two decisions are measur
 - **Abstention** over every question: "wrong if answered" is an unanswerable question answered, or
   an answerable one whose passage ranked first misses its gold span (hit@1 0): one criterion for
   the questions the run answered and those it abstained on, whose quote was never made. (For an
-  answered question, the quote can cite another passage than the first: 6 of 61 answered dev
+  answered question, the quote can cite another passage than the first: 6 of 62 answered dev
   questions differ between the two criteria.)
   Signals: the best evidence score (retrieval), question coverage (Arabic questions only) and the
   reader's answer probability (where the reader ran).
