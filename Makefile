@@ -19,8 +19,15 @@ test-fast: $(VENV)/.dev-installed
 
 setup: $(VENV)/.installed models
 
+# llama.cpp is compiled for AVX2 CPUs, not for this one (-march=native): where the CPU reports AMX
+# tiles that the virtual machine does not grant, a native build faults on its first matrix
+# product (seen here on 2026-12-02: ldtilecfg, a general protection fault in libggml-cpu). Built
+# first and uncached, so that a native wheel left in pip's cache is not reused.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-cache-dir "$$(grep -m1 '^llama-cpp-python' requirements.txt)"
 	$(PIP) install -r requirements.txt
 	touch $@
 

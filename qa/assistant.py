@@ -15,6 +15,7 @@ Leaves out: user messages (the edges turn `QAError`s into text) and any UI.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 from qa import answer as qanswer
 from qa import ingest as qingest
 from qa import plugins
+from qa import text as qtext
 from qa.config import Settings, get_settings
 from qa.errors import InputError, QAError
 from qa.retrieve import Retrieval
@@ -221,7 +223,8 @@ class Assistant:
         With an LLM mode the follow-up is condensed into a standalone question by the LLM. Otherwise
         both the question alone and the question after the previous one are tried, and the retrieval
         with the stronger evidence wins: a follow-up ("Which newspaper did he speak to?") needs its
-        context, a change of topic does not. Costs one more query embedding, only then.
+        context, a change of topic does not. Costs one more query embedding, only then. An English
+        question that names its subject (`may_follow_up` is False) is read alone.
         """
         question, k, history = request.question, request.k, list(request.history)
         if not history:
@@ -237,6 +240,8 @@ class Assistant:
             except QAError:
                 pass  # the LLM is unavailable: fall back to the cheap way below
         alone = self.retriever.retrieve(question, k=k)
+        if not may_follow_up(question):
+            return alone
         joined = self.retriever.retrieve(f"{history[-1][0]} {question}", k=k)
 
         def best(r) -> float:
@@ -288,6 +293,31 @@ class Assistant:
         path.rename(aside)
         self.store.reset()
         return aside
+
+
+# What points back to an earlier turn in an English question: a pronoun or a "what about". Without
+# one, the question stands alone: "Where would the joint operations room be?", asked after a
+# question about Zakharova, was joined to it and answered from her sentence ("In the region of
+# Aleppo", checked), though alone it gets "in Jordan".
+_BACK_REFERENCE = re.compile(
+    r"\b(?:he|him|his|she|her|hers|it|its|they|them|their|theirs|this|that|these|those|there|then|"
+    r"such|the same|what about|how about|else|other|former|latter)\b|^\W*(?:and|also|so|but)\b",
+    re.I,
+)
+# A question this short may lean on the previous one whatever its words ("Why?", "And Lavrov?").
+SHORT_QUESTION_WORDS = 3
+
+
+def may_follow_up(question: str) -> bool:
+    """Whether `question` may lean on the previous turn: any question not in English (Arabic drops
+    its subject pronouns: «منذ متى يشغل منصب المتحدث؟» is a follow-up with no pronoun to find), a
+    very short one, or one with a word that points back (`_BACK_REFERENCE`).
+
+    Example: may_follow_up("Where would the joint operations room be?") is False
+    """
+    if qtext.detect_language(question) != "en":
+        return True
+    return len(question.split()) <= SHORT_QUESTION_WORDS or bool(_BACK_REFERENCE.search(question))
 
 
 def _free_id(source: str, taken: dict[str, str]) -> str:

@@ -1,6 +1,6 @@
 """Reader: the short answer. The exact answer words inside a cited sentence, said in the question's language, checked.
 
-One LLM call per question, on the question and the top `READER_EVIDENCE` evidence sentences, with
+One LLM call per question (three with the second reading, below), on the question and the top `READER_EVIDENCE` evidence sentences, with
 structured output (`prompts/reader.txt`; a JSON schema the local model's grammar enforces, a
 `response_format` for OpenAI-compatible servers, pydantic validation for every backend): the
 number of the sentence that answers, the words copied from it, and the answer said in the
@@ -13,7 +13,12 @@ question's language, or `{"n": 0}` for "no answer". Nothing the model says is sh
 3. an English rendering must not merely repeat the question, must be English, and must agree with
    the span: `qa.verify.check_rendering` (same numbers, cross-lingual similarity above a threshold
    calibrated on the dev benchmark's parallel answers, see eval/calibration/), and every name in
-   it must be supported by the span (`qa.translate.unsupported_names`).
+   it must be supported by the span's own words (`qa.translate.unsupported_names`), never by the
+   question's alone.
+4. two readings must agree (`Settings.reader_second_reading`): the question is also put in the
+   other language (English <-> Arabic, one short call, checked like a sentence's rendering) and
+   read again on the same evidence, whose evaluated prompt the local model keeps; the short answer
+   is checked only when both readings pick overlapping words of the same sentence.
 For an Arabic question the short answer is the Arabic span itself. A refused rendering gets one
 second try (the span alone, `qa.translate.render`) held to a stricter bar; a rendering that fails is
 never shown: the span is shown (highlighted in the Arabic sentence) with a one-line note.
@@ -104,7 +109,17 @@ NOTES = {
     "unusable": "No short answer: the language model's reply could not be used ({reason}).",
     "timeout": "No short answer: the language model did not finish within the time cap of {limit:g} s "
     "(QA_LLM_TIMEOUT_S; a busy machine is the usual cause).",
+    "disagree": "Not checked: asked again with the question in {other}, the language model picked other "
+    "words; the short answer is the document's own words.",
+    "no_second": "Not checked: the question could not be put in {other} for a second reading; the short "
+    "answer is the document's own words.",
 }
+# The second reading asks the question in the other language of the pair.
+OTHER_LANGUAGE = {"en": "ar", "ar": "en"}
+# The question's rendering for the second reading is a sentence-level rendering: held to the
+# calibrated sentence threshold (qa.verify.RENDERING_THRESHOLD; 94% of true question renderings
+# pass, 2.3% of same-article wrong ones, eval/calibration/rendering.json).
+QUESTION_MAX_TOKENS = 64
 LANG_NAMES = {"en": "English", "ar": "Arabic"}
 # The notes of a quote kept without a short answer because the reader found none it could use (the
 # reader's "no answer", for abstention: bench/calibrate_abstention.py reads them back).
@@ -417,10 +432,12 @@ def parse(reply: str) -> Reading:
 
 
 def read(
-    question: str, evidence: list[Evidence], request: Request, services
+    question: str, evidence: list[Evidence], request: Request, services, *, again: bool = False
 ) -> tuple[Reading, dict, ReaderSignals]:
     """Ask the configured LLM once: the validated `Reading`, timings (ms: reader,
     reader_first_token) and the model's `ReaderSignals` (token probabilities: local backend only).
+    `again`: a second question on the evidence of the call just made; a backend that can keeps
+    that evaluated evidence and reads only the new question (the question comes last in the prompt).
 
     Raises `LLMTimeout` when the reply was cut at the time cap, `LLMError` when the backend fails,
     `ValueError` when its reply is not a valid reading.
@@ -434,6 +451,8 @@ def read(
     options = backend.json_options(SCHEMA)
     if backend.token_logprobs:
         options = {**options, "logprobs": True}
+    if again and backend.reuses_context:
+        options = {**options, "reuse_context": True}
     generation = llm.generate(model, prompt, settings, max_tokens=READER_MAX_TOKENS, **options)
     if generation.finish == "time":  # a cut reply is not the model's reading: say so, not "no JSON object"
         raise LLMTimeout(llm.timeout_message(settings))
@@ -477,17 +496,36 @@ def with_short_answer(
 
     When the reader finds no answer, the final answer abstains (with the closest passage) if
     the best evidence scores below `Settings.reader_abstain_below`, else the quote stays with a
-    note; a backend failure keeps the quoted answer with a note.
+    note; a backend failure keeps the quoted answer with a note. With
+    `Settings.reader_second_reading`, the question is also put in the other language (English <->
+    Arabic) and read again on the same evidence: the short answer is checked only when both
+    readings pick overlapping words of the same sentence (`second_reading`).
     """
     yield Draft(quoted)
     settings = request.settings
     evidence = evidence_for(retrieval)
     lang = quoted.answer_lang
+    timings: dict = {}
+    timeouts: list[str] = []
+    other_lang = OTHER_LANGUAGE.get(lang) if settings.reader_second_reading else None
+    # Made before the first reading, so that the second one follows it on the same evidence.
+    other_question = (
+        question_in(
+            request.question,
+            other_lang,
+            services=services,
+            settings=settings,
+            timings=timings,
+            timeouts=timeouts,
+        )
+        if other_lang
+        else None
+    )
     try:
         # The user's own words: a follow-up's retrieval may have joined the previous question to
         # it, and given the joined text the model answered the previous question (9 of 11 seed
         # follow-ups did: "Who would it include?" got "in Jordan"); retrieval already resolved "it".
-        reading, timings, signals = read(request.question, evidence, request, services)
+        reading, read_timings, signals = read(request.question, evidence, request, services)
     except LLMTimeout:
         note = NOTES["timeout"].format(limit=settings.llm_timeout_s)
         return replace(quoted, note=note, timeouts=(*quoted.timeouts, "reader"))
@@ -495,7 +533,7 @@ def with_short_answer(
         return replace(quoted, note=NOTES["backend"].format(error=exc))
     except ValueError as exc:
         return replace(quoted, note=NOTES["unusable"].format(reason=exc))
-    timings = {**quoted.timings_ms, **timings}
+    timings = {**quoted.timings_ms, **timings, **read_timings}
     located = locate(reading, evidence) if reading.n > 0 and reading.span.strip() else None
     words = "" if located is None else _document_text(evidence[located.index], located)
     unfound = _unfound(reading, located, words, request.question)
@@ -509,10 +547,16 @@ def with_short_answer(
     )
     # The passage lacks most of the question's distinctive words (names, rare nouns): whatever the
     # reader copied from it answers some other question (held-out questions asked without their
-    # article, bench/calibrate_abstention.py).
-    uncovered = retrieval.coverage is not None and retrieval.coverage < settings.reader_min_coverage
+    # article, bench/calibrate_abstention.py). An English question is measured by its Arabic
+    # rendering (words of two languages never match).
+    coverage_other = (
+        services.retriever.coverage(other_question, retrieval) if other_question and lang == "en" else None
+    )
+    uncovered = (retrieval.coverage is not None and retrieval.coverage < settings.reader_min_coverage) or (
+        coverage_other is not None and coverage_other < settings.reader_min_coverage_rendered
+    )
     best = retrieval.evidence[0].score if retrieval.evidence else float("-inf")
-    signals_dict = {**signals.to_dict(), "coverage": retrieval.coverage}
+    signals_dict = {**signals.to_dict(), "coverage": retrieval.coverage, "coverage_other": coverage_other}
     # A yes/no question has no span to copy: the reader's silence there is not an abstention.
     if (
         (unfound or doubtful or uncovered)
@@ -526,13 +570,27 @@ def with_short_answer(
         )
     if unfound:
         return replace(quoted, timings_ms=timings, note=NOTES[unfound], signals=signals_dict)
+    agreed = None
+    if other_lang:  # straight after the first reading: the evidence is still evaluated
+        agreed = second_reading(
+            other_question, located, evidence, request, services, timings=timings, timeouts=timeouts
+        )
+        signals_dict |= {
+            "agreement": None if agreed is None else float(agreed),
+            "question_other": other_question,
+        }
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
     n = next(c.n for c in result.citations if _same_sentence(c, chosen))
     t0 = time.perf_counter()
-    timeouts: list[str] = []
     text, verified, note = _say(reading, words, request, lang, services, timings, timeouts)
     timings["reader_check"] = (time.perf_counter() - t0) * 1000
+    if other_lang:
+        signals_dict["checked_alone"] = verified  # the verdict without the second reading (calibration)
+        if verified and not agreed:
+            name = LANG_NAMES[other_lang]
+            text, verified = words, False
+            note = NOTES["disagree" if agreed is False else "no_second"].format(other=name)
     short = ShortAnswer(
         text=text,
         lang=lang if verified else qtext.detect_language(words),
@@ -551,6 +609,84 @@ def with_short_answer(
         signals=signals_dict,
         timeouts=(*result.timeouts, *timeouts),
     )
+
+
+def question_in(
+    question: str, lang: str, *, services, settings, timings: dict, timeouts: list[str]
+) -> str | None:
+    """The question said in `lang` by the LLM (`qa.llm.translate_question`), checked like a
+    sentence's rendering (`qa.verify.check_rendering`: the same numbers, similarity at the
+    calibrated `RENDERING_THRESHOLD`); None when it fails or the backend does (a time-out adds
+    "question_rendering" to `timeouts`). Adds its time (ms) to `timings["question_rendering"]`."""
+    from qa import llm
+
+    t0 = time.perf_counter()
+    try:
+        rendered = llm.translate_question(
+            question, lang, model=services.chat_model(max_tokens=QUESTION_MAX_TOKENS), settings=settings
+        )
+    except LLMTimeout:  # the second reading is then not made, and the short answer not checked
+        rendered = None
+        timeouts.append("question_rendering")
+    except LLMError:
+        rendered = None
+    finally:
+        timings["question_rendering"] = (time.perf_counter() - t0) * 1000
+    if not rendered or rendered == question:
+        return None
+    try:
+        check = qverify.check_rendering(rendered, question, embedder=services.embedder)
+    except QAError:
+        return None
+    if not check.ok:
+        log.info("question rendering refused: %r for %r: %s", rendered, question, check.reason)
+        return None
+    return rendered
+
+
+def second_reading(
+    other_question: str | None,
+    first: Located,
+    evidence: list[Evidence],
+    request: Request,
+    services,
+    *,
+    timings: dict,
+    timeouts: list[str],
+) -> bool | None:
+    """Whether a reading of `other_question` (the question in the other language) on the same
+    evidence picks words overlapping `first` in the same sentence: True or False, or None when no
+    second reading could be made (no rendering of the question, a backend failure, a time-out:
+    "reader_second" is then added to `timeouts`). Adds its time (ms) to `timings["reader_second"]`.
+
+    Two readings that do not share their failure: a 1.5B reader's wrong pick depends on how the
+    question is worded, and a right answer does not (self-consistency, Wang et al. 2023).
+    """
+    if not other_question:
+        return None
+    t0 = time.perf_counter()
+    try:
+        reading, _, _ = read(other_question, evidence, request, services, again=True)
+    except LLMTimeout:
+        timeouts.append("reader_second")
+        return None
+    except (LLMError, ValueError):
+        return None
+    finally:
+        timings["reader_second"] = (time.perf_counter() - t0) * 1000
+    if reading.n <= 0 or not reading.span.strip():
+        return False
+    other = locate(reading, evidence)
+    log.info("second reading: %r", reading.span)
+    return other is not None and overlaps(first, other)
+
+
+def overlaps(a: Located, b: Located) -> bool:
+    """True when two located spans share characters of the same evidence sentence.
+
+    Example: overlaps(Located(0, 10, 20, False), Located(0, 15, 30, False)) is True
+    """
+    return a.index == b.index and max(a.start, b.start) < min(a.end, b.end)
 
 
 def _unfound(reading: Reading, located: Located | None, words: str, question: str) -> str | None:
@@ -620,7 +756,10 @@ def refusal(
         return "the language model's wording did not match the cited words closely enough", check.reason
     from qa.translate import unsupported_names
 
-    invented = unsupported_names(rendering, words, embedder=services.embedder, question=question)
+    # The span's own words only: a name that only the question holds never supports a rendering (a
+    # reading of another speaker's words was shown under the asked person's name, because the
+    # name was in the question).
+    invented = unsupported_names(rendering, words, embedder=services.embedder)
     if invented:
         detail = f"the name «{invented[0]}» is not in the cited words"
         return "the language model's wording added a name that the cited words do not contain", detail

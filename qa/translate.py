@@ -17,6 +17,7 @@ Leaves out: the answer's own wording (qa.answer, qa.reader) and translating whol
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import replace
 
 from qa import text as qtext
@@ -64,6 +65,14 @@ class TranslationStore(SQLiteStore):
             )
 
 
+# A reply that names its own language first ("English translation: …"): the label is not part of
+# the translation, and "English" is not a name of the sentence's (a new user's translation was
+# refused for "the name «English» is not in the sentence").
+_LABEL = re.compile(
+    r"^\W*(?:in\s+)?(?:English|Arabic|العربية|الإنجليزية)(?:\s+(?:translation|الترجمة))?\s*[:：]\s*", re.I
+)
+
+
 def unsupported_names(rendering: str, source: str, *, embedder, question: str = "") -> list[str]:
     """Names in `rendering` (capitalised Latin words) that `source` does not support word for word,
     transliterated, or as a checked rendering (`qa.verify.name_support`); names the user typed in
@@ -72,7 +81,8 @@ def unsupported_names(rendering: str, source: str, *, embedder, question: str = 
     return [
         name
         for name in qverify.names(rendering)
-        if qverify.name_support(name, [source], question=question, embedder=embedder) is None
+        if name not in LANGUAGE_NAMES.values()  # "in English", the language asked for, is not the source's
+        and qverify.name_support(name, [source], question=question, embedder=embedder) is None
     ]
 
 
@@ -92,7 +102,7 @@ def render(
         raise LLMTimeout(llm.timeout_message(settings))
     if generation.finish != "stop":
         return None
-    return generation.text.strip().strip("\"'«»“”").strip()
+    return _LABEL.sub("", generation.text.strip()).strip().strip("\"'«»“”").strip()
 
 
 def translate_sentence(sentence: str, lang: str, *, services, store: TranslationStore) -> Translation:

@@ -69,13 +69,18 @@ def _plugins():
 
 @pytest.fixture
 def fast_settings(settings: Settings) -> Settings:
-    """Settings for the fast lane: the `hash` embedder and `scripted` LLM, a fresh Chroma in tmp_path."""
+    """Settings for the fast lane: the `hash` embedder and `scripted` LLM, a fresh Chroma in tmp_path.
+
+    One planted reply is one reading: the second reading (the question put in the other language and
+    read again) is off here, and on in the tests that plant its replies (tests/test_reader.py).
+    """
     return settings.model_copy(
         update={
             "embedding_model": "hash",
             "second_embedding_model": "hash2",
             "llm_backend": "scripted",
             "short_answer": "auto",
+            "reader_second_reading": False,
         }
     )
 
@@ -158,6 +163,7 @@ def env(real_env) -> dict[str, str]:
         "QA_EMBEDDING_MODEL": "hash",
         "QA_SECOND_EMBEDDING_MODEL": "hash2",
         "QA_LLM_BACKEND": "scripted",
+        "QA_READER_SECOND_READING": "false",  # one planted reply is one reading, as in fast_settings
     }
 
 

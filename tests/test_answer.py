@@ -96,3 +96,32 @@ def test_follow_up_is_resolved_against_the_previous_question(seeded):
     assert any("التلغراف البريطانية" in c.quote for c in answer.citations)
     # without the conversation the same words find nothing strong enough
     assert alone.abstained or not any("التلغراف" in c.quote for c in alone.citations)
+
+
+def test_a_question_that_names_its_subject_is_not_joined_to_the_previous_one(seeded):
+    # Asked after a question about Zakharova, "Where would the joint operations room be?" was joined
+    # to it and answered from her sentence about Aleppo; alone it cites the sentence about Jordan.
+    question = "Where would the joint operations room be?"
+    history = [("What did Zakharova say about Aleppo?", "")]
+    alone = seeded.ask(question)
+    after = seeded.ask(question, history=history)
+    assert [c.quote for c in after.citations] == [c.quote for c in alone.citations]
+    assert any("الأردن" in c.quote for c in after.citations)
+
+
+@pytest.mark.parametrize(
+    ("question", "follows"),
+    [
+        ("Where would the joint operations room be?", False),
+        ("What did the Kremlin deny?", False),
+        ("Which newspaper did he speak to?", True),
+        ("In what atmosphere did she say Lavrov and Kerry are working?", True),
+        ("And Lavrov?", True),
+        ("Why?", True),
+        ("منذ متى يشغل منصب المتحدث باسم الكرملين؟", True),  # Arabic drops its subject pronouns
+    ],
+)
+def test_may_follow_up(question, follows):
+    from qa.assistant import may_follow_up
+
+    assert may_follow_up(question) is follows

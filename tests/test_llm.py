@@ -102,7 +102,7 @@ def test_condense_without_history_returns_the_question(settings):
 
 
 def test_prompts_are_data_files_rendered_strictly():
-    for name in ("answer", "condense", "translate", "reader"):
+    for name in ("answer", "condense", "translate_question", "reader"):
         roles = [role for role, _ in llm.load_prompt(name)]
         assert roles[0] == "system" and roles[-1] == "user"
     msgs = llm.messages("answer", language="English", abstain="-", evidence="[1] «x»", question="q?")
@@ -296,3 +296,26 @@ def test_token_logprobs_spell_the_reply_and_leave_it_unchanged(llama):
     assert all(t.logprob <= 0 for t in traced.tokens)
     paris = next(t for t in traced.tokens if b"Paris" in t.piece)
     assert paris.logprob > math.log(0.5)
+
+
+def test_a_translation_labelled_with_its_language_is_not_refused_for_the_name(fast_settings):
+    # A new user's translation was refused with "the name «English» is not in the sentence": the
+    # reply began with its language's name.
+    from qa import translate
+    from tests.fakes import ScriptedChat
+
+    class Services:
+        settings = fast_settings
+
+        @staticmethod
+        def chat_model(*, max_tokens=None):
+            return llm.chat_model(fast_settings, max_tokens=max_tokens)
+
+    ScriptedChat.script[:] = ["English translation: The room would be in Jordan."]
+    try:
+        text = translate.render("ستكون الغرفة في الأردن.", "en", services=Services, settings=fast_settings)
+    finally:
+        ScriptedChat.script.clear()
+    assert text == "The room would be in Jordan."
+    # The language asked for is never taken for a name of the sentence's (no embedder is needed).
+    assert translate.unsupported_names("said in English", "قيل", embedder=None) == []

@@ -226,8 +226,9 @@ def harbour(assistant, tmp_path: Path):
     docs.mkdir()
     (docs / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
     assistant.ingest([docs], progress=False)
+    # One planted reply is one reading: the second reading is turned on by the tests that plant it.
     assistant.settings = assistant.settings.model_copy(
-        update={"llm_backend": "scripted", "short_answer": "on"}
+        update={"llm_backend": "scripted", "short_answer": "on", "reader_second_reading": False}
     )
     ScriptedChat.script.clear()
     yield assistant
@@ -283,6 +284,77 @@ def test_a_faithful_rendering_is_shown(harbour):
     short = harbour.ask("When was the new harbour opened?").short_answer
     assert short.verified and short.text == "In 2016" and short.lang == "en"
     assert HARBOUR[short.start : short.end] == "عام 2016"
+
+
+# The second reading: the question in the other language, read again on the same evidence ---------
+
+HARBOUR_QUESTION = "When was the new harbour opened?"
+HARBOUR_QUESTION_AR = "متى افتتح الميناء الجديد؟"
+
+
+def _second(harbour, *replies):
+    harbour.settings = harbour.settings.model_copy(update={"reader_second_reading": True})
+    ScriptedChat.script.extend(replies)
+    return harbour.ask(HARBOUR_QUESTION)
+
+
+def test_two_readings_that_agree_give_a_checked_short_answer(harbour):
+    result = _second(
+        harbour, HARBOUR_QUESTION_AR, _reply(1, "عام 2016", "In 2016"), _reply(1, "2016", "2016")
+    )
+    assert result.short_answer.verified and result.short_answer.text == "In 2016"
+    assert result.signals["agreement"] == 1.0 and result.signals["question_other"] == HARBOUR_QUESTION_AR
+    # The second reading was asked the Arabic question on the same numbered sentences.
+    first, second = ScriptedChat.prompts[-2][-1].content, ScriptedChat.prompts[-1][-1].content
+    assert second.endswith(HARBOUR_QUESTION_AR) and first.endswith(HARBOUR_QUESTION)
+    assert first.split("Question:")[0] == second.split("Question:")[0]
+    assert result.timings_ms["reader_second"] > 0 and result.timings_ms["question_rendering"] > 0
+
+
+def test_a_planted_disagreement_is_not_labelled_checked(harbour):
+    result = _second(
+        harbour,
+        HARBOUR_QUESTION_AR,
+        _reply(1, "عام 2016", "In 2016"),
+        _reply(1, "رئيس البلدية", "رئيس البلدية"),
+    )
+    short = result.short_answer
+    assert short is not None and not short.verified and short.text == short.quote == "عام 2016"
+    assert result.signals["agreement"] == 0.0 and result.signals["checked_alone"] is True
+    assert result.note == reader.NOTES["disagree"].format(other="Arabic")
+
+
+def test_a_second_reading_that_finds_no_answer_is_a_disagreement(harbour):
+    result = _second(harbour, HARBOUR_QUESTION_AR, _reply(1, "عام 2016", "In 2016"), _reply(0, "", ""))
+    assert not result.short_answer.verified and result.signals["agreement"] == 0.0
+
+
+def test_a_question_that_cannot_be_put_in_the_other_language_leaves_the_answer_unchecked(harbour):
+    # The model answers instead of translating: the rendering is refused, no second reading is made.
+    result = _second(harbour, "In 2016.", _reply(1, "عام 2016", "In 2016"))
+    assert not result.short_answer.verified and result.signals["agreement"] is None
+    assert result.note == reader.NOTES["no_second"].format(other="Arabic")
+
+
+def test_overlapping_spans_must_share_characters_of_one_sentence():
+    a = reader.Located(0, 10, 20, False)
+    assert reader.overlaps(a, reader.Located(0, 15, 30, False))
+    assert not reader.overlaps(a, reader.Located(0, 20, 30, False))  # [start, end): touching is not sharing
+    assert not reader.overlaps(a, reader.Located(1, 10, 20, False))
+
+
+def test_a_name_only_the_question_holds_never_supports_a_rendering(harbour):
+    # Asked about a person the article never mentions, the reader took another speaker's words and
+    # put the asked person's name in front; the name check let it through because the name was in
+    # the question (the new user's report in issue 20).
+    span = "اتفقتا على خطوات ملموسة لإنقاذ التهدئة في سوريا"
+    question = "What did Sergei Shoigu say about the talks?"
+    ask = {"question": question, "lang": "en", "services": harbour}
+    refused = reader.refusal(
+        "Sergei Shoigu: agreed on concrete steps to save the truce in Syria", span, **ask
+    )
+    assert refused is not None and "name" in refused[0]
+    assert reader.refusal("They agreed on concrete steps to save the truce in Syria", span, **ask) is None
 
 
 # The real local model ------------------------------------------------------------------------------
