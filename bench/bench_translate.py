@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for q in seed_questions("en", args.limit):
         t0 = time.perf_counter()
-        arabic = llm.translate_question(q.question, "ar", model=model, settings=assistant.settings)
+        arabic = llm.translate_question(q.question, model=model, settings=assistant.settings)
         ms = (time.perf_counter() - t0) * 1000
         hits = {}
         for label, asked in (("asked", q.question), ("translated", arabic)):

@@ -112,14 +112,9 @@ class Settings(BaseSettings):
     # on the other (17.9% [7.9, 35.6]): out of sample the 5% target is not met. The current figures
     # are the README's quality table (`python -m eval quality`).
     reader_min_coverage: float = 0.25
-    # The same for an English question, measured by its Arabic rendering (the second reading's
-    # question, qa.reader.question_in). Off (0) until calibrated on runs that record it
-    # (signals["coverage_other"]).
-    reader_min_coverage_rendered: float = 0.0
-    # A second reading with the question in the other language (English <-> Arabic) on the same
-    # evidence; a short answer is shown as checked only when both readings pick overlapping words of
-    # the same sentence (qa.reader.second_reading). Costs the question's rendering and a second
-    # reading of the question alone (the evidence stays evaluated).
+    # A second reading of the question with the evidence sentences in reverse order; a short answer
+    # is shown as checked only when both readings pick overlapping words of the same sentence
+    # (qa.reader.second_reading). Costs a second reader call on the reordered evidence.
     reader_second_reading: bool = True
     max_question_chars: int = 2000
     max_file_mb: float = 50

@@ -39,7 +39,7 @@ from qa import models, plugins
 from qa import text as qtext
 from qa import verify as qverify
 from qa.config import PROJECT_DIR, Settings
-from qa.errors import LLMError, LLMTimeout, QAError
+from qa.errors import LLMError, QAError
 from qa.retrieve import Retrieval
 from qa.stream import Event, Request, deltas
 
@@ -176,9 +176,7 @@ class LlamaCppChat(StreamingChatModel):
     state and evaluates only the rest. So the same messages always give the same reply, whatever
     was asked before (reusing whatever prefix happened to be in the context made replies depend on
     the previous question), and a prompt's instructions are read once, not per question.
-    `response_format={"type": "json_object", "schema": ...}` constrains the reply with a grammar;
-    `reuse_context=True` keeps what the previous call evaluated after the prefix where the new
-    prompt repeats it (the reader's second reading: same evidence, the question in another language).
+    `response_format={"type": "json_object", "schema": ...}` constrains the reply with a grammar.
     """
 
     llama: Any
@@ -220,15 +218,10 @@ class LlamaCppChat(StreamingChatModel):
         if response_format.get("schema"):
             grammar = LlamaGrammar.from_json_schema(json.dumps(response_format["schema"]), verbose=False)
         with _LLAMA_LOCK:
-            if not prefix:
-                self.llama.reset()
+            if prefix:
+                self._prefix_state(prefix).load(self.llama)
             else:
-                state = self._prefix_state(prefix)
-                # `reuse_context`: a second question on the same evidence keeps the context the
-                # last call left when it starts with this prefix; llama.cpp then evaluates only
-                # what differs from the last prompt (the question), not the evidence again.
-                if not (kwargs.get("reuse_context") and _starts_with(self.llama, state)):
-                    state.load(self.llama)
+                self.llama.reset()
             stream = self.llama.create_completion(
                 prompt,
                 stream=True,
@@ -336,12 +329,6 @@ class PrefixState:
         buffer = (ctypes.c_uint8 * len(self.data)).from_buffer_copy(self.data)
         if llama_cpp.llama_state_set_data(llama._ctx.ctx, buffer, len(self.data)) != len(self.data):
             raise LLMError("The local LLM's saved state could not be restored.")
-
-
-def _starts_with(llama, state: PrefixState) -> bool:
-    """True when the context's evaluated tokens begin with `state`'s prefix tokens."""
-    n = state.n_tokens
-    return llama.n_tokens >= n and np.array_equal(llama.input_ids[:n], state.input_ids[:n])
 
 
 _STATES: dict[tuple[int, str], PrefixState] = {}  # (model, prefix text) -> its state, oldest first
@@ -622,19 +609,13 @@ def condense_question(
     return rewritten
 
 
-def translate_question(question: str, lang: str = "ar", *, model: BaseChatModel, settings: Settings) -> str:
-    """`question` said in `lang` (`prompts/translate_question.txt`, one short call), unchecked; the
-    question itself when it is already in `lang` or the reply is not in `lang`. Raises `LLMTimeout`
-    when the reply was cut at the time cap and `LLMError` when the backend fails."""
-    if qtext.detect_language(question) == lang:
+def translate_question(question: str, *, model: BaseChatModel, settings: Settings) -> str:
+    """An English question in Arabic (for lexical retrieval); the question itself if it is not English."""
+    if qtext.detect_language(question) != "en":
         return question
-    prompt = messages("translate_question", language=LANGUAGE_NAMES[lang], question=quote(question))
-    generation = generate(model, prompt, settings, max_tokens=64)
-    if generation.finish == "time":
-        raise LLMTimeout(timeout_message(settings))
-    rewritten = generation.text.strip().strip("\"'«»“”")
-    rewritten = rewritten.splitlines()[0].strip() if rewritten.strip() else ""
-    return rewritten if rewritten and qtext.detect_language(rewritten) == lang else question
+    rewritten = complete(model, messages("translate", question=quote(question)), settings, max_tokens=64)
+    rewritten = rewritten.strip().strip("\"'«»“”").splitlines()[0].strip() if rewritten.strip() else ""
+    return rewritten if qtext.detect_language(rewritten) == "ar" else question
 
 
 def register() -> None:
@@ -647,7 +628,6 @@ def register() -> None:
             # llama-cpp-python turns a JSON schema into a grammar: the reply cannot leave the schema.
             json_options=lambda schema: {"response_format": {"type": "json_object", "schema": schema}},
             token_logprobs=True,
-            reuses_context=True,
         )
     )
     plugins.register_backend(

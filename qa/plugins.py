@@ -76,8 +76,7 @@ class Backend:
     `json_options(schema)` gives the options of its `stream` call that constrain a reply to a JSON
     schema (none: the reply is parsed and validated anyway). `token_logprobs`: its `stream` called
     with `logprobs=True` puts each token's log-probability (`qa.llm.TokenLogprob`) in the last
-    chunk's `response_metadata["token_logprobs"]`. `reuses_context`: its `stream` takes
-    `reuse_context=True` (keep the evaluated evidence for a second question on it).
+    chunk's `response_metadata["token_logprobs"]`.
     """
 
     name: str
@@ -85,7 +84,6 @@ class Backend:
     where: Callable[[Settings], str]
     json_options: Callable[[dict], dict] = lambda schema: {}
     token_logprobs: bool = False
-    reuses_context: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Reader: the short answer. The exact answer words inside a cited sentence, said in the question's language, checked.
 
-One LLM call per question (three with the second reading, below), on the question and the top `READER_EVIDENCE` evidence sentences, with
+One LLM call per question (two with the second reading, below), on the question and the top `READER_EVIDENCE` evidence sentences, with
 structured output (`prompts/reader.txt`; a JSON schema the local model's grammar enforces, a
 `response_format` for OpenAI-compatible servers, pydantic validation for every backend): the
 number of the sentence that answers, the words copied from it, and the answer said in the
@@ -12,13 +12,17 @@ question's language, or `{"n": 0}` for "no answer". Nothing the model says is sh
    time word (the classic answer-type check of extractive QA);
 3. an English rendering must not merely repeat the question, must be English, and must agree with
    the span: `qa.verify.check_rendering` (same numbers, cross-lingual similarity above a threshold
-   calibrated on the dev benchmark's parallel answers, see eval/calibration/), and every name in
+   calibrated on the dev benchmark's parallel answers, see eval/calibration/), no day or month
+   that no word of the span glosses to (`qa.glossary`, FreeDict's Arabic-English), and every name in
    it must be supported by the span's own words (`qa.translate.unsupported_names`), never by the
    question's alone.
-4. two readings must agree (`Settings.reader_second_reading`): the question is also put in the
-   other language (English <-> Arabic, one short call, checked like a sentence's rendering) and
-   read again on the same evidence, whose evaluated prompt the local model keeps; the short answer
-   is checked only when both readings pick overlapping words of the same sentence.
+4. two readings must agree (`Settings.reader_second_reading`): the same question is read again
+   with the evidence sentences in reverse order; the short answer is checked only when both
+   readings pick overlapping words of the same sentence. A 1.5B reader's wrong pick leans on where
+   a sentence sits (the seed's "What did the Kremlin deny?" took the first sentence's words); a
+   right one does not. Asking the question in the other language instead (the "translate-test"
+   reading) was tried and dropped: the local model's question renderings were unusable (3 of 6
+   seed questions refused by the rendering check, and «ما هي مكان جointات العملية؟» passed it).
 For an Arabic question the short answer is the Arabic span itself. A refused rendering gets one
 second try (the span alone, `qa.translate.render`) held to a stricter bar; a rendering that fails is
 never shown: the span is shown (highlighted in the Arabic sentence) with a one-line note.
@@ -52,6 +56,7 @@ from difflib import SequenceMatcher
 from pydantic import BaseModel, Field, ValidationError
 
 from qa import answer as qanswer
+from qa import glossary as qglossary
 from qa import overview, plugins
 from qa import text as qtext
 from qa import verify as qverify
@@ -109,17 +114,11 @@ NOTES = {
     "unusable": "No short answer: the language model's reply could not be used ({reason}).",
     "timeout": "No short answer: the language model did not finish within the time cap of {limit:g} s "
     "(QA_LLM_TIMEOUT_S; a busy machine is the usual cause).",
-    "disagree": "Not checked: asked again with the question in {other}, the language model picked other "
-    "words; the short answer is the document's own words.",
-    "no_second": "Not checked: the question could not be put in {other} for a second reading; the short "
-    "answer is the document's own words.",
+    "disagree": "Not checked: read again with the sentences in another order, the language model picked "
+    "other words; the short answer is the document's own words.",
+    "no_second": "Not checked: the second reading could not be made ({reason}); the short answer is the "
+    "document's own words.",
 }
-# The second reading asks the question in the other language of the pair.
-OTHER_LANGUAGE = {"en": "ar", "ar": "en"}
-# The question's rendering for the second reading is a sentence-level rendering: held to the
-# calibrated sentence threshold (qa.verify.RENDERING_THRESHOLD; 94% of true question renderings
-# pass, 2.3% of same-article wrong ones, eval/calibration/rendering.json).
-QUESTION_MAX_TOKENS = 64
 LANG_NAMES = {"en": "English", "ar": "Arabic"}
 # The notes of a quote kept without a short answer because the reader found none it could use (the
 # reader's "no answer", for abstention: bench/calibrate_abstention.py reads them back).
@@ -432,12 +431,10 @@ def parse(reply: str) -> Reading:
 
 
 def read(
-    question: str, evidence: list[Evidence], request: Request, services, *, again: bool = False
+    question: str, evidence: list[Evidence], request: Request, services
 ) -> tuple[Reading, dict, ReaderSignals]:
     """Ask the configured LLM once: the validated `Reading`, timings (ms: reader,
     reader_first_token) and the model's `ReaderSignals` (token probabilities: local backend only).
-    `again`: a second question on the evidence of the call just made; a backend that can keeps
-    that evaluated evidence and reads only the new question (the question comes last in the prompt).
 
     Raises `LLMTimeout` when the reply was cut at the time cap, `LLMError` when the backend fails,
     `ValueError` when its reply is not a valid reading.
@@ -451,8 +448,6 @@ def read(
     options = backend.json_options(SCHEMA)
     if backend.token_logprobs:
         options = {**options, "logprobs": True}
-    if again and backend.reuses_context:
-        options = {**options, "reuse_context": True}
     generation = llm.generate(model, prompt, settings, max_tokens=READER_MAX_TOKENS, **options)
     if generation.finish == "time":  # a cut reply is not the model's reading: say so, not "no JSON object"
         raise LLMTimeout(llm.timeout_message(settings))
@@ -497,30 +492,15 @@ def with_short_answer(
     When the reader finds no answer, the final answer abstains (with the closest passage) if
     the best evidence scores below `Settings.reader_abstain_below`, else the quote stays with a
     note; a backend failure keeps the quoted answer with a note. With
-    `Settings.reader_second_reading`, the question is also put in the other language (English <->
-    Arabic) and read again on the same evidence: the short answer is checked only when both
-    readings pick overlapping words of the same sentence (`second_reading`).
+    `Settings.reader_second_reading`, the question is read again with the evidence in reverse
+    order: the short answer is checked only when both readings pick overlapping words of the same
+    sentence (`second_reading`).
     """
     yield Draft(quoted)
     settings = request.settings
     evidence = evidence_for(retrieval)
     lang = quoted.answer_lang
-    timings: dict = {}
     timeouts: list[str] = []
-    other_lang = OTHER_LANGUAGE.get(lang) if settings.reader_second_reading else None
-    # Made before the first reading, so that the second one follows it on the same evidence.
-    other_question = (
-        question_in(
-            request.question,
-            other_lang,
-            services=services,
-            settings=settings,
-            timings=timings,
-            timeouts=timeouts,
-        )
-        if other_lang
-        else None
-    )
     try:
         # The user's own words: a follow-up's retrieval may have joined the previous question to
         # it, and given the joined text the model answered the previous question (9 of 11 seed
@@ -533,7 +513,7 @@ def with_short_answer(
         return replace(quoted, note=NOTES["backend"].format(error=exc))
     except ValueError as exc:
         return replace(quoted, note=NOTES["unusable"].format(reason=exc))
-    timings = {**quoted.timings_ms, **timings, **read_timings}
+    timings = {**quoted.timings_ms, **read_timings}
     located = locate(reading, evidence) if reading.n > 0 and reading.span.strip() else None
     words = "" if located is None else _document_text(evidence[located.index], located)
     unfound = _unfound(reading, located, words, request.question)
@@ -547,16 +527,10 @@ def with_short_answer(
     )
     # The passage lacks most of the question's distinctive words (names, rare nouns): whatever the
     # reader copied from it answers some other question (held-out questions asked without their
-    # article, bench/calibrate_abstention.py). An English question is measured by its Arabic
-    # rendering (words of two languages never match).
-    coverage_other = (
-        services.retriever.coverage(other_question, retrieval) if other_question and lang == "en" else None
-    )
-    uncovered = (retrieval.coverage is not None and retrieval.coverage < settings.reader_min_coverage) or (
-        coverage_other is not None and coverage_other < settings.reader_min_coverage_rendered
-    )
+    # article, bench/calibrate_abstention.py).
+    uncovered = retrieval.coverage is not None and retrieval.coverage < settings.reader_min_coverage
     best = retrieval.evidence[0].score if retrieval.evidence else float("-inf")
-    signals_dict = {**signals.to_dict(), "coverage": retrieval.coverage, "coverage_other": coverage_other}
+    signals_dict = {**signals.to_dict(), "coverage": retrieval.coverage}
     # A yes/no question has no span to copy: the reader's silence there is not an abstention.
     if (
         (unfound or doubtful or uncovered)
@@ -570,27 +544,30 @@ def with_short_answer(
         )
     if unfound:
         return replace(quoted, timings_ms=timings, note=NOTES[unfound], signals=signals_dict)
-    agreed = None
-    if other_lang:  # straight after the first reading: the evidence is still evaluated
-        agreed = second_reading(
-            other_question, located, evidence, request, services, timings=timings, timeouts=timeouts
+    agreed, why_not = None, None
+    if settings.reader_second_reading:
+        agreed, why_not = second_reading(
+            request.question,
+            located,
+            evidence,
+            retrieval,
+            request,
+            services,
+            timings=timings,
+            timeouts=timeouts,
         )
-        signals_dict |= {
-            "agreement": None if agreed is None else float(agreed),
-            "question_other": other_question,
-        }
+        signals_dict["agreement"] = None if agreed is None else float(agreed)
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
     n = next(c.n for c in result.citations if _same_sentence(c, chosen))
     t0 = time.perf_counter()
     text, verified, note = _say(reading, words, request, lang, services, timings, timeouts)
     timings["reader_check"] = (time.perf_counter() - t0) * 1000
-    if other_lang:
+    if settings.reader_second_reading:
         signals_dict["checked_alone"] = verified  # the verdict without the second reading (calibration)
         if verified and not agreed:
-            name = LANG_NAMES[other_lang]
             text, verified = words, False
-            note = NOTES["disagree" if agreed is False else "no_second"].format(other=name)
+            note = NOTES["disagree"] if agreed is False else NOTES["no_second"].format(reason=why_not)
     short = ShortAnswer(
         text=text,
         lang=lang if verified else qtext.detect_language(words),
@@ -611,82 +588,60 @@ def with_short_answer(
     )
 
 
-def question_in(
-    question: str, lang: str, *, services, settings, timings: dict, timeouts: list[str]
-) -> str | None:
-    """The question said in `lang` by the LLM (`qa.llm.translate_question`), checked like a
-    sentence's rendering (`qa.verify.check_rendering`: the same numbers, similarity at the
-    calibrated `RENDERING_THRESHOLD`); None when it fails or the backend does (a time-out adds
-    "question_rendering" to `timeouts`). Adds its time (ms) to `timings["question_rendering"]`."""
-    from qa import llm
-
-    t0 = time.perf_counter()
-    try:
-        rendered = llm.translate_question(
-            question, lang, model=services.chat_model(max_tokens=QUESTION_MAX_TOKENS), settings=settings
-        )
-    except LLMTimeout:  # the second reading is then not made, and the short answer not checked
-        rendered = None
-        timeouts.append("question_rendering")
-    except LLMError:
-        rendered = None
-    finally:
-        timings["question_rendering"] = (time.perf_counter() - t0) * 1000
-    if not rendered or rendered == question:
-        return None
-    try:
-        check = qverify.check_rendering(rendered, question, embedder=services.embedder)
-    except QAError:
-        return None
-    if not check.ok:
-        log.info("question rendering refused: %r for %r: %s", rendered, question, check.reason)
-        return None
-    return rendered
+def second_evidence(evidence: list[Evidence], retrieval: Retrieval) -> list[Evidence]:
+    """The evidence of the second reading: the first reading's in reverse order, so that every
+    sentence sits elsewhere; a single sentence gets the next-best evidence sentence before it."""
+    if len(evidence) == 1:
+        spans = {(e.doc_id, e.start, e.end) for e in evidence}
+        more = [e for e in retrieval.evidence if (e.doc_id, e.start, e.end) not in spans][:1]
+        evidence = [*evidence, *more]
+    return list(reversed(evidence))
 
 
 def second_reading(
-    other_question: str | None,
+    question: str,
     first: Located,
     evidence: list[Evidence],
+    retrieval: Retrieval,
     request: Request,
     services,
     *,
     timings: dict,
     timeouts: list[str],
-) -> bool | None:
-    """Whether a reading of `other_question` (the question in the other language) on the same
-    evidence picks words overlapping `first` in the same sentence: True or False, or None when no
-    second reading could be made (no rendering of the question, a backend failure, a time-out:
-    "reader_second" is then added to `timeouts`). Adds its time (ms) to `timings["reader_second"]`.
+) -> tuple[bool | None, str | None]:
+    """Whether a second reading of `question`, with the evidence in another order
+    (`second_evidence`), picks words overlapping `first` in the same sentence: (True or False,
+    None), or (None, why) when it could not be made (one sentence only, a backend failure, an
+    unusable reply, a time-out: "reader_second" is then added to `timeouts`). Adds its time (ms)
+    to `timings["reader_second"]`.
 
-    Two readings that do not share their failure: a 1.5B reader's wrong pick depends on how the
-    question is worded, and a right answer does not (self-consistency, Wang et al. 2023).
+    Two readings that do not share their failure: a small reader's wrong pick depends on where a
+    sentence sits, a right answer does not (self-consistency, Wang et al. 2023).
     """
-    if not other_question:
-        return None
+    reordered = second_evidence(evidence, retrieval)
+    if len(reordered) < 2:
+        return None, "there is only one sentence to read"
     t0 = time.perf_counter()
     try:
-        reading, _, _ = read(other_question, evidence, request, services, again=True)
+        reading, _, _ = read(question, reordered, request, services)
     except LLMTimeout:
         timeouts.append("reader_second")
-        return None
-    except (LLMError, ValueError):
-        return None
+        return None, "the language model did not finish within the time cap"
+    except LLMError as exc:
+        return None, str(exc).rstrip(".")
+    except ValueError:
+        return None, "the language model's reply could not be used"
     finally:
         timings["reader_second"] = (time.perf_counter() - t0) * 1000
     if reading.n <= 0 or not reading.span.strip():
-        return False
-    other = locate(reading, evidence)
+        return False, None
+    other = locate(reading, reordered)
     log.info("second reading: %r", reading.span)
-    return other is not None and overlaps(first, other)
-
-
-def overlaps(a: Located, b: Located) -> bool:
-    """True when two located spans share characters of the same evidence sentence.
-
-    Example: overlaps(Located(0, 10, 20, False), Located(0, 15, 30, False)) is True
-    """
-    return a.index == b.index and max(a.start, b.start) < min(a.end, b.end)
+    if other is None:
+        return False, None
+    chosen, picked = evidence[first.index], reordered[other.index]
+    same = (chosen.doc_id, chosen.start) == (picked.doc_id, picked.start)
+    return same and max(first.start, other.start) < min(first.end, other.end), None
 
 
 def _unfound(reading: Reading, located: Located | None, words: str, question: str) -> str | None:
@@ -754,6 +709,8 @@ def refusal(
         if check.missing_numbers:
             return "the language model's wording changed a number", check.reason
         return "the language model's wording did not match the cited words closely enough", check.reason
+    if named := qglossary.witness(rendering, words).contradicted:
+        return "the language model's wording named a day or month the cited words do not", named[0]
     from qa.translate import unsupported_names
 
     # The span's own words only: a name that only the question holds never supports a rendering (a

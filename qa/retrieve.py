@@ -106,14 +106,6 @@ class Retriever:
         self._lexical.refresh(self.store.revision(), background=background)
         return self._lexical
 
-    def coverage(self, question: str, retrieval: Retrieval) -> float | None:
-        """`Retrieval.coverage` of another wording of the retrieved question (the reader's Arabic
-        rendering of an English one, qa.reader): its idf-weighted words found in the chunk of
-        `retrieval`'s best evidence, in [0, 1]; None unless both are Arabic."""
-        language = qtext.detect_language(question)
-        tokens = qtext.tokens(question)
-        return _coverage(language, tokens, retrieval.hits, retrieval.evidence, self.lexical())
-
     def retrieve(self, question: str, *, k: int | None = None) -> Retrieval:
         """The top `k` chunks for `question` and the evidence sentences inside them."""
         s = self.settings

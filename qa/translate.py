@@ -4,7 +4,8 @@ On request (`qa ask --translate`, the Sources panel's control), every cited sent
 that is not already in the answer's language is translated by the configured LLM
 (`prompts/translate_sentence.txt`) and checked like a short answer's rendering
 (`qa.verify.check_rendering`: the same numbers, and a cross-lingual similarity above the
-calibrated threshold) plus `unsupported_names`. A translation that fails the check is never shown: the citation carries
+calibrated threshold) plus `unsupported_names` and, into English, the dictionary's days and months
+(`qa.glossary`). A translation that fails the check is never shown: the citation carries
 `Translation(text=None, verified=False)`. Results are kept in SQLite (`Settings.translations_path`),
 keyed by the sentence, the language and the backend, so a sentence is translated once.
 
@@ -20,6 +21,7 @@ import hashlib
 import re
 from dataclasses import replace
 
+from qa import glossary as qglossary
 from qa import text as qtext
 from qa import verify as qverify
 from qa.errors import LLMTimeout
@@ -120,8 +122,11 @@ def translate_sentence(sentence: str, lang: str, *, services, store: Translation
     else:
         check = qverify.check_rendering(text, sentence, embedder=services.embedder)
         invented = unsupported_names(text, sentence, embedder=services.embedder) if check.ok else []
+        named = qglossary.witness(text, sentence).contradicted if check.ok and lang == "en" else ()
         if not check.ok:
             result = Translation(None, lang, False, check.reason)
+        elif named:
+            result = Translation(None, lang, False, f"the day or month «{named[0]}» is not the sentence's")
         elif invented:
             result = Translation(None, lang, False, f"the name «{invented[0]}» is not in the sentence")
         else:

@@ -102,7 +102,7 @@ def test_condense_without_history_returns_the_question(settings):
 
 
 def test_prompts_are_data_files_rendered_strictly():
-    for name in ("answer", "condense", "translate_question", "reader"):
+    for name in ("answer", "condense", "translate", "reader"):
         roles = [role for role, _ in llm.load_prompt(name)]
         assert roles[0] == "system" and roles[-1] == "user"
     msgs = llm.messages("answer", language="English", abstain="-", evidence="[1] «x»", question="q?")

@@ -286,61 +286,86 @@ def test_a_faithful_rendering_is_shown(harbour):
     assert HARBOUR[short.start : short.end] == "عام 2016"
 
 
-# The second reading: the question in the other language, read again on the same evidence ---------
+# The second reading: the same question, the evidence in reverse order ---------------------------
 
 HARBOUR_QUESTION = "When was the new harbour opened?"
-HARBOUR_QUESTION_AR = "متى افتتح الميناء الجديد؟"
+FISHERMEN = "ويعمل في الميناء ثلاثون صياداً من القرية المجاورة منذ افتتاحه.\n"
 
 
-def _second(harbour, *replies):
-    harbour.settings = harbour.settings.model_copy(update={"reader_second_reading": True})
-    ScriptedChat.script.extend(replies)
-    return harbour.ask(HARBOUR_QUESTION)
-
-
-def test_two_readings_that_agree_give_a_checked_short_answer(harbour):
-    result = _second(
-        harbour, HARBOUR_QUESTION_AR, _reply(1, "عام 2016", "In 2016"), _reply(1, "2016", "2016")
+@pytest.fixture
+def harbours(assistant, tmp_path: Path):
+    """The harbour article with a second sentence, so that a second reading can reorder them."""
+    docs = tmp_path / "harbours"
+    docs.mkdir()
+    (docs / "harbour.txt").write_text(HARBOUR + FISHERMEN, encoding="utf-8")
+    assistant.ingest([docs], progress=False)
+    assistant.settings = assistant.settings.model_copy(
+        update={"llm_backend": "scripted", "short_answer": "on"}
     )
+    ScriptedChat.script.clear()
+    yield assistant
+    ScriptedChat.script.clear()
+
+
+def _numbers(assistant) -> tuple[int, int]:
+    """The harbour sentence's number in the first and in the second reading's prompt."""
+    retrieval = assistant.retriever.retrieve(HARBOUR_QUESTION)
+    evidence = reader.evidence_for(retrieval)
+    first = 1 + next(i for i, e in enumerate(evidence) if "2016" in e.text)
+    second = 1 + next(
+        i for i, e in enumerate(reader.second_evidence(evidence, retrieval)) if "2016" in e.text
+    )
+    return first, second
+
+
+def _second(assistant, *replies):
+    ScriptedChat.script.extend(replies)
+    return assistant.ask(HARBOUR_QUESTION)
+
+
+def test_two_readings_that_agree_give_a_checked_short_answer(harbours):
+    first, second = _numbers(harbours)
+    assert first != second  # the sentence sits elsewhere in the second reading
+    result = _second(harbours, _reply(first, "عام 2016", "In 2016"), _reply(second, "2016", "2016"))
     assert result.short_answer.verified and result.short_answer.text == "In 2016"
-    assert result.signals["agreement"] == 1.0 and result.signals["question_other"] == HARBOUR_QUESTION_AR
-    # The second reading was asked the Arabic question on the same numbered sentences.
+    assert result.signals["agreement"] == 1.0
     first, second = ScriptedChat.prompts[-2][-1].content, ScriptedChat.prompts[-1][-1].content
-    assert second.endswith(HARBOUR_QUESTION_AR) and first.endswith(HARBOUR_QUESTION)
-    assert first.split("Question:")[0] == second.split("Question:")[0]
-    assert result.timings_ms["reader_second"] > 0 and result.timings_ms["question_rendering"] > 0
+    assert first.endswith(HARBOUR_QUESTION) and second.endswith(HARBOUR_QUESTION) and first != second
+    assert result.timings_ms["reader_second"] > 0
 
 
-def test_a_planted_disagreement_is_not_labelled_checked(harbour):
+def test_a_planted_disagreement_is_not_labelled_checked(harbours):
+    first, second = _numbers(harbours)
+    other = 3 - second  # the fishermen's sentence in the second reading
     result = _second(
-        harbour,
-        HARBOUR_QUESTION_AR,
-        _reply(1, "عام 2016", "In 2016"),
-        _reply(1, "رئيس البلدية", "رئيس البلدية"),
+        harbours, _reply(first, "عام 2016", "In 2016"), _reply(other, "ثلاثون صياداً", "ثلاثون صياداً")
     )
     short = result.short_answer
     assert short is not None and not short.verified and short.text == short.quote == "عام 2016"
     assert result.signals["agreement"] == 0.0 and result.signals["checked_alone"] is True
-    assert result.note == reader.NOTES["disagree"].format(other="Arabic")
+    assert result.note == reader.NOTES["disagree"]
 
 
-def test_a_second_reading_that_finds_no_answer_is_a_disagreement(harbour):
-    result = _second(harbour, HARBOUR_QUESTION_AR, _reply(1, "عام 2016", "In 2016"), _reply(0, "", ""))
+def test_a_second_reading_that_finds_no_answer_is_a_disagreement(harbours):
+    first, _ = _numbers(harbours)
+    result = _second(harbours, _reply(first, "عام 2016", "In 2016"), _reply(0, "", ""))
     assert not result.short_answer.verified and result.signals["agreement"] == 0.0
 
 
-def test_a_question_that_cannot_be_put_in_the_other_language_leaves_the_answer_unchecked(harbour):
-    # The model answers instead of translating: the rendering is refused, no second reading is made.
-    result = _second(harbour, "In 2016.", _reply(1, "عام 2016", "In 2016"))
+def test_an_unusable_second_reading_leaves_the_answer_unchecked(harbours):
+    first, _ = _numbers(harbours)
+    result = _second(harbours, _reply(first, "عام 2016", "In 2016"), "I think it opened in 2016.")
     assert not result.short_answer.verified and result.signals["agreement"] is None
-    assert result.note == reader.NOTES["no_second"].format(other="Arabic")
+    assert result.note.startswith("Not checked: the second reading could not be made")
 
 
-def test_overlapping_spans_must_share_characters_of_one_sentence():
-    a = reader.Located(0, 10, 20, False)
-    assert reader.overlaps(a, reader.Located(0, 15, 30, False))
-    assert not reader.overlaps(a, reader.Located(0, 20, 30, False))  # [start, end): touching is not sharing
-    assert not reader.overlaps(a, reader.Located(1, 10, 20, False))
+def test_the_second_reading_sees_every_sentence_elsewhere(seeded):
+    retrieval = seeded.retriever.retrieve("What did the Kremlin deny?")
+    evidence = reader.evidence_for(retrieval)
+    reordered = reader.second_evidence(evidence, retrieval)
+    assert len(evidence) >= 2 and reordered == evidence[::-1]
+    one = reader.second_evidence(evidence[:1], retrieval)
+    assert len(one) == 2 and one[-1] == evidence[0]  # a single sentence gets a neighbour before it
 
 
 def test_a_name_only_the_question_holds_never_supports_a_rendering(harbour):
