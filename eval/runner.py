@@ -103,6 +103,9 @@ def prepared(
         try:
             settings = Settings(
                 **{
+                    # No metric scores the automatic translations for English readers (qa.reader.readable):
+                    # off unless asked for (--set auto_translate=true), so a run does not wait on them.
+                    "auto_translate": False,
                     **(settings_overrides or {}),
                     "chroma_path": index,
                     "chroma_url": None,

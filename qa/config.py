@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     # is shown as checked only when both readings pick overlapping words of the same sentence
     # (qa.reader.second_reading). Costs a second reader call on the reordered evidence.
     reader_second_reading: bool = True
+    # An English reader left without a checked English short answer gets the cited sentence's
+    # checked machine translation (qa.translate, kept in its store), and an English overview gets its
+    # sentences' ones: made after the answer, one LLM call per sentence the first time.
+    auto_translate: bool = True
     max_question_chars: int = 2000
     max_file_mb: float = 50
 

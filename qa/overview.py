@@ -6,7 +6,8 @@ it. Such questions (`is_about_document`) are answered with the document's overvi
 `OVERVIEW_SENTENCES` sentences nearest the centroid of its sentence vectors (the centroid method of
 MEAD, Radev et al. 2004, on the vectors the index already holds), shown in document order and cited
 like any quote, so `quote == document[start:end]` as everywhere else. The document is the one
-retrieval ranks first for the question (the only one, in a one-document index).
+retrieval ranks first for the question (the only one, in a one-document index); with several
+indexed, the answer's note names it and says how many there are.
 
 Example:
     is_about_document("What is this article about?") is True
@@ -42,8 +43,18 @@ _ABOUT_PATTERN = r"""
 _ABOUT = re.compile(qtext.normalize(_ABOUT_PATTERN), re.X)
 
 PHRASES = {
-    "en": {"lead": "In brief, in the document's own words: ", "item": "{n} «{quote}»"},
-    "ar": {"lead": "باختصار، بكلمات الوثيقة نفسها: ", "item": "{n} «{quote}»"},
+    "en": {
+        "lead": "In brief, in the document's own words: ",
+        "item": "{n} «{quote}»",
+        "which": "{count} documents are indexed; this is the overview of {doc}, the one closest to the "
+        "question. Name another in the question for its overview.",
+    },
+    "ar": {
+        "lead": "باختصار، بكلمات الوثيقة نفسها: ",
+        "item": "{n} «{quote}»",
+        "which": "في الفهرس {count} وثائق؛ هذه خلاصة {doc}، الأقرب إلى السؤال. اذكر وثيقة أخرى في السؤال لتحصل "
+        "على خلاصتها.",
+    },
 }
 
 
@@ -103,6 +114,10 @@ def overview_answer(retrieval: Retrieval, retriever, settings) -> qanswer.Answer
     citations = qanswer.to_citations(evidence, hits)
     phrases = PHRASES[lang]
     items = " ".join(phrases["item"].format(n=f"[{c.n}]", quote=c.quote) for c in citations)
+    # With several documents, say which one this is: a user asking "the article" may mean another
+    # (a new user's question got the overview of a note they had uploaded, with no word of it).
+    count = len(retriever.store.documents())
+    note = phrases["which"].format(count=count, doc=f"«{doc_id}»") if count > 1 else None
     return qanswer.Answer(
         question=retrieval.question,
         question_lang=retrieval.language,
@@ -112,4 +127,5 @@ def overview_answer(retrieval: Retrieval, retriever, settings) -> qanswer.Answer
         citations=citations,
         timings_ms=dict(retrieval.timings_ms),
         answer_lang=lang,
+        note=note,
     )

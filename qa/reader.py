@@ -783,15 +783,56 @@ def extractive_mode(
 ) -> Generator[Event, None, qanswer.Answer]:
     """The `extractive` mode: the quoted answer at once, then (when the short answer is on and the
     quote does not abstain) the same answer with its checked short answer (qa.reader). A question
-    about the whole document gets its overview instead (qa.overview)."""
+    about the whole document gets its overview instead (qa.overview). An English reader without a
+    checked English short answer then gets the cited sentences' checked translations (`readable`)."""
     if overview.is_about_document(request.question):
-        return overview.overview_answer(retrieval, services.retriever, request.settings)
+        result = overview.overview_answer(retrieval, services.retriever, request.settings)
+        return (yield from readable(result, request, services))
     quoted = qanswer.extractive(retrieval, request.settings)
     if quoted.abstained:
         return quoted
     if not short_answer_enabled(request.settings):
         return quoted
-    return (yield from with_short_answer(quoted, retrieval, request, services))
+    result = yield from with_short_answer(quoted, retrieval, request, services)
+    return (yield from readable(result, request, services))
+
+
+def readable(answer: qanswer.Answer, request: Request, services) -> Generator[Event, None, qanswer.Answer]:
+    """The answer with checked English translations where an English reader would otherwise get
+    Arabic only (`Settings.auto_translate`): the cited sentence that holds an unchecked short
+    answer (or the first cited one, when there is no short answer), or every sentence of an
+    overview. The answer is shown first (a `Draft`); translations are kept in the assistant's
+    store (qa.translate), so each sentence costs one LLM call once. A translation that fails its
+    check, or a backend that fails, leaves the answer as it was: the Arabic stays highlighted."""
+    settings = request.settings
+    store = getattr(services, "translations", None)
+    short = answer.short_answer
+    if (
+        not settings.auto_translate
+        or store is None
+        or answer.abstained
+        or answer.answer_lang != "en"
+        or (short is not None and short.verified)
+        or not short_answer_enabled(settings)
+    ):
+        return answer
+    wanted = {c.n for c in answer.citations} if answer.mode == "overview" else {short.n if short else 1}
+    if not any(c.n in wanted and qtext.detect_language(c.quote) != "en" for c in answer.citations):
+        return answer
+    yield Draft(answer)
+    from qa.translate import translate_sentence
+
+    t0 = time.perf_counter()
+    citations = []
+    for c in answer.citations:
+        if c.n in wanted and qtext.detect_language(c.quote) != "en":
+            try:
+                c = replace(c, translation=translate_sentence(c.quote, "en", services=services, store=store))
+            except LLMError as exc:
+                log.info("automatic translation not made: %s", exc)
+        citations.append(c)
+    timings = {**answer.timings_ms, "translate": (time.perf_counter() - t0) * 1000}
+    return replace(answer, citations=tuple(citations), timings_ms=timings)
 
 
 def register() -> None:

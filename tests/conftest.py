@@ -71,8 +71,9 @@ def _plugins():
 def fast_settings(settings: Settings) -> Settings:
     """Settings for the fast lane: the `hash` embedder and `scripted` LLM, a fresh Chroma in tmp_path.
 
-    One planted reply is one reading: the second reading (the question put in the other language and
-    read again) is off here, and on in the tests that plant its replies (tests/test_reader.py).
+    One planted reply is one LLM call: the second reading (the question read again on the evidence in
+    another order) and the automatic translations for English readers are off here, and on in the
+    tests that plant their replies (tests/test_reader.py).
     """
     return settings.model_copy(
         update={
@@ -81,6 +82,7 @@ def fast_settings(settings: Settings) -> Settings:
             "llm_backend": "scripted",
             "short_answer": "auto",
             "reader_second_reading": False,
+            "auto_translate": False,
         }
     )
 
@@ -163,7 +165,8 @@ def env(real_env) -> dict[str, str]:
         "QA_EMBEDDING_MODEL": "hash",
         "QA_SECOND_EMBEDDING_MODEL": "hash2",
         "QA_LLM_BACKEND": "scripted",
-        "QA_READER_SECOND_READING": "false",  # one planted reply is one reading, as in fast_settings
+        "QA_READER_SECOND_READING": "false",  # one planted reply is one LLM call, as in fast_settings
+        "QA_AUTO_TRANSLATE": "false",
     }
 
 

@@ -57,3 +57,19 @@ def test_overview_cites_central_sentences_in_document_order(seeded):
 def test_overview_of_an_empty_index_says_so(fast_assistant):
     result = fast_assistant.ask("Summarize the article")
     assert result.abstained and result.citations == ()
+
+
+def test_with_two_documents_the_overview_says_which_one_it_is(seeded, tmp_path):
+    # A new user uploaded a note and asked "What is this article about?": the overview of the note
+    # came back with no word that there were two documents, or which one it was.
+    assert seeded.ask("What is this article about?").note is None  # one document: nothing to say
+    note = tmp_path / "note"
+    note.mkdir()
+    (note / "meeting.txt").write_text(
+        "The committee met on Tuesday to plan the harbour festival. It chose the music and the boats.\n",
+        encoding="utf-8",
+    )
+    seeded.ingest([note], progress=False)
+    result = seeded.ask("What is this article about?")
+    doc = result.citations[0].doc
+    assert result.note.startswith("2 documents are indexed") and f"«{doc}»" in result.note

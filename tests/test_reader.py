@@ -228,7 +228,12 @@ def harbour(assistant, tmp_path: Path):
     assistant.ingest([docs], progress=False)
     # One planted reply is one reading: the second reading is turned on by the tests that plant it.
     assistant.settings = assistant.settings.model_copy(
-        update={"llm_backend": "scripted", "short_answer": "on", "reader_second_reading": False}
+        update={
+            "llm_backend": "scripted",
+            "short_answer": "on",
+            "reader_second_reading": False,
+            "auto_translate": False,
+        }
     )
     ScriptedChat.script.clear()
     yield assistant
@@ -300,7 +305,7 @@ def harbours(assistant, tmp_path: Path):
     (docs / "harbour.txt").write_text(HARBOUR + FISHERMEN, encoding="utf-8")
     assistant.ingest([docs], progress=False)
     assistant.settings = assistant.settings.model_copy(
-        update={"llm_backend": "scripted", "short_answer": "on"}
+        update={"llm_backend": "scripted", "short_answer": "on", "auto_translate": False}
     )
     ScriptedChat.script.clear()
     yield assistant
@@ -366,6 +371,39 @@ def test_the_second_reading_sees_every_sentence_elsewhere(seeded):
     assert len(evidence) >= 2 and reordered == evidence[::-1]
     one = reader.second_evidence(evidence[:1], retrieval)
     assert len(one) == 2 and one[-1] == evidence[0]  # a single sentence gets a neighbour before it
+
+
+HARBOUR_EN = (
+    "The new harbour was opened in 2016 in the presence of the mayor, and it holds forty fishing boats."
+)
+
+
+def test_an_english_reader_without_a_checked_short_answer_gets_the_sentence_translated(harbour):
+    harbour.settings = harbour.settings.model_copy(update={"auto_translate": True})
+    # The rendering and its second try both change the number: the short answer stays Arabic.
+    ScriptedChat.script.extend([_reply(1, "عام 2016", "In 2015"), "In 2015", HARBOUR_EN])
+    stream = harbour.stream(HARBOUR_QUESTION)
+    events = list(stream.events())
+    result = stream.answer()
+    assert not result.short_answer.verified
+    cited = result.citations[result.short_answer.n - 1]
+    assert cited.translation.verified and cited.translation.text == HARBOUR_EN
+    assert isinstance(events[-1], Draft) and events[-1].answer.citations[0].translation is None  # shown first
+    # Kept: asked again, the sentence is not translated again.
+    asked = len(ScriptedChat.prompts)
+    ScriptedChat.script.extend([_reply(1, "عام 2016", "In 2015"), "In 2015"])
+    assert harbour.ask(HARBOUR_QUESTION).citations[0].translation.text == HARBOUR_EN
+    assert len(ScriptedChat.prompts) == asked + 2
+
+
+def test_a_rendering_naming_another_day_is_refused_by_the_dictionary(harbour):
+    from qa import glossary
+
+    assert glossary.available(), "dict-freedict-ara-eng is not installed (make setup installs it)"
+    ask = {"question": "When did Kerry arrive?", "lang": "en", "services": harbour}
+    refused = reader.refusal("On Sunday", "يوم الجمعة", **ask)
+    assert refused is not None and "day or month" in refused[0]
+    assert reader.refusal("On Friday", "يوم الجمعة", **ask) is None
 
 
 def test_a_name_only_the_question_holds_never_supports_a_rendering(harbour):

@@ -392,6 +392,10 @@ def test_a_draft_is_still_working_until_the_final_answer():
     html = render.answer_html(draft)
     assert html.startswith('<div class="qa-msg qa-answer qa-streaming" dir="ltr">')
     assert "Finding the short answer…" in html and "qa-short" not in html
+    # It says what it is before its quote: it may still end as an abstention.
+    assert html.index("Not yet an answer") < html.index(
+        "qa-quote"
+    ) and "qa-draft-title" not in render.answer_html(final)
     arabic = replace(draft, answer=replace(draft.answer, answer_lang="ar"))
     assert "جارٍ البحث عن الجواب المختصر…" in render.answer_html(arabic)
     assert "qa-streaming" not in render.answer_html(final) and "qa-working" not in render.answer_html(final)
@@ -505,7 +509,16 @@ def test_translations_leave_the_chat_bubble_and_already_translated_answers_alone
             turn.answer, citations=tuple(replace(c, translation=None) for c in turn.answer.citations)
         ),
     )
-    assert render.answer_html(turn) == render.answer_html(plain)  # translations live in Sources only
+    # An English reader with no checked short answer reads the cited sentence's checked translation
+    # in the bubble itself (qa.reader.readable makes it); the others live in Sources only.
+    bubble = render.answer_html(turn)
+    first = turn.answer.citations[0].translation.text
+    assert bubble.count('class="qa-translation"') == 1 and render.esc(first) in bubble
+    assert "qa-translation" not in render.answer_html(plain)
+    checked = replace(
+        turn, answer=replace(turn.answer, short_answer=replace(jordan_turn().answer.short_answer, n=1))
+    )
+    assert "qa-translation" not in render.answer_html(checked)  # a checked short answer needs none
     assert [c.n for c in render.untranslated(plain.answer)] == [1, 2]
     assert render.untranslated(turn.answer) == [] and render.untranslated(None) == []
     arabic = replace(plain, answer=replace(plain.answer, answer_lang="ar"))

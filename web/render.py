@@ -60,6 +60,8 @@ WORDS = {
         "short_rendered": "machine rendering, checked against the cited words",
         "short_unchecked": "the cited words as written",
         "working": "Finding the short answer…",
+        "draft": "Not yet an answer: the closest sentences, still being read and checked (this may end as "
+        "“not in the documents”).",
         "translate": "Translate cited sentences",
         "translated": "Machine translation, checked against the sentence",
         "untranslated": "No translation shown",
@@ -79,6 +81,7 @@ WORDS = {
         "short_rendered": "صياغة آلية، مطابَقة مع الكلمات المقتبسة",
         "short_unchecked": "الكلمات المقتبسة كما وردت",
         "working": "جارٍ البحث عن الجواب المختصر…",
+        "draft": "ليس جواباً بعد: أقرب الجمل، قيد القراءة والتحقق (وقد ينتهي إلى «غير موجود في الوثائق»).",
         "translate": "ترجمة الجمل المقتبسة",
         "translated": "ترجمة آلية، مطابَقة مع الجملة",
         "untranslated": "لم تُعرض ترجمة",
@@ -113,6 +116,7 @@ CSS = """
 .qa-error-title { font-weight: 700; color: #b91c1c; }
 .qa-streaming { opacity: .75; }
 .qa-working { margin-top: .4em; font-size: .82em; color: var(--body-text-color-subdued); }
+.qa-draft-title { margin-bottom: .3em; font-size: .82em; font-style: italic; color: var(--body-text-color-subdued); }
 .qa-short { margin: .1em 0 .45em; }
 .qa-short-caption { font-size: .78em; color: var(--body-text-color-subdued); }
 .qa-short-text { font-size: 1.12em; font-weight: 600; }
@@ -387,6 +391,26 @@ def short_answer_html(answer: Answer) -> str:
     )
 
 
+def readable_html(answer: Answer) -> str:
+    """For an English reader without a checked English short answer: the checked machine
+    translations of the sentences that hold the answer (qa.reader.readable), in the bubble itself,
+    each labelled and numbered like its citation; "" when there are none."""
+    short = answer.short_answer
+    if answer.answer_lang != "en" or answer.abstained or (short is not None and short.verified):
+        return ""
+    wanted = None if answer.mode == "overview" else {short.n if short else 1}
+    out = []
+    for c in answer.citations:
+        t = c.translation
+        if (wanted is None or c.n in wanted) and t is not None and t.verified and t.text:
+            out.append(
+                f'<div class="qa-translation" dir="ltr"><div class="qa-translation-label">'
+                f"{words('en')['translated']} {badge(c.n, c)}</div>"
+                f'<p class="qa-translation-text" {text_dir(t.text)} lang="{esc(t.lang)}">{esc(t.text)}</p></div>'
+            )
+    return "".join(out)
+
+
 def user_html(question: str) -> str:
     """A user's question as a chat bubble, its direction taken from its own text."""
     return f'<div class="qa-msg qa-user" {text_dir(question)}>{esc(question)}</div>'
@@ -425,7 +449,13 @@ def answer_html(turn: Turn) -> str:
             f'<div class="qa-abstain-title">{words(lang)["abstain"]}</div>'
             f"{esc(answer.answer)}{closest}{tail}</div>"
         )
-    body = short_answer_html(answer) + answer_body(answer.answer, answer.citations, short)
+    body = (
+        short_answer_html(answer)
+        + answer_body(answer.answer, answer.citations, short)
+        + readable_html(answer)
+    )
+    if turn.draft:  # a draft must not read like an answer: it may still end as an abstention
+        body = f'<div class="qa-draft-title">{words(lang)["draft"]}</div>' + body
     refs = " · ".join(f'<span class="qa-ref">[{c.n}]</span> {_where(c, lang)}' for c in answer.citations)
     meta = f'<div class="qa-meta">{words(lang)["sources"]}: {refs}</div>' if refs else ""
     return f'<div class="{classes}" dir="{dir_}">{body}{meta}{tail}</div>'
