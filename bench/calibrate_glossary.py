@@ -57,11 +57,15 @@ def main() -> None:
         for r in part:
             groups["positives" if r["label"] == "positive" else f"negatives_{r['kind']}"].append(r)
         judged_pos = [r["gloss_share"] for r in groups["positives"] if r["gloss_share"] is not None]
-        judged_neg = [r["gloss_share"] for r in part if r["label"] == "negative" and r["gloss_share"] is not None]
+        judged_neg = [
+            r["gloss_share"] for r in part if r["label"] == "negative" and r["gloss_share"] is not None
+        ]
         level_out = {
             "gloss_share_auc": _auc(judged_pos, judged_neg),
             "judged_positives": len(judged_pos),
-            "contradicted": {g: _share(sum(r["contradicted"] for r in rs), len(rs)) for g, rs in groups.items()},
+            "contradicted": {
+                g: _share(sum(r["contradicted"] for r in rs), len(rs)) for g, rs in groups.items()
+            },
             "rules": {},
         }
         for name, accept in rules.items():
@@ -71,7 +75,9 @@ def main() -> None:
         out["levels"][level] = level_out
     OUT.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     for level, data in out["levels"].items():
-        print(f"{level}: gloss share AUC {data['gloss_share_auc']} ({data['judged_positives']} positives judged)")
+        print(
+            f"{level}: gloss share AUC {data['gloss_share_auc']} ({data['judged_positives']} positives judged)"
+        )
         for name, groups in data["rules"].items():
             cells = ", ".join(
                 f"{g} {c['k']}/{c['n']} [{c['ci95'][0]:.1%}, {c['ci95'][1]:.1%}]" for g, c in groups.items()

@@ -162,6 +162,7 @@ def short_answer_rows(records: list[dict]) -> list[dict]:
                 "score": r.get("best_score"),
                 "answer_probability": signals.get("answer_probability"),
                 "span_logprob": signals.get("span_logprob"),
+                "agreement": signals.get("agreement"),
             }
         )
     return rows
@@ -176,6 +177,7 @@ SHORT_SIGNALS = {
     "reader answer probability": "answer_probability",
     "span log-probability": "span_logprob",
     "evidence score": "score",
+    "second reading agrees": "agreement",  # 1 or 0 (qa.reader.second_reading): a two-step curve
 }
 
 

@@ -566,6 +566,8 @@ def with_short_answer(
     if settings.reader_second_reading:
         signals_dict["checked_alone"] = verified  # the verdict without the second reading (calibration)
         if verified and not agreed:
+            if text != words:
+                signals_dict["rendering"] = text  # kept for evaluation: the words shown are the span's
             text, verified = words, False
             note = NOTES["disagree"] if agreed is False else NOTES["no_second"].format(reason=why_not)
     short = ShortAnswer(
