@@ -39,6 +39,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ANSWER_TIMEOUT_MS = 180_000  # a bound against a hung page on a loaded CI machine, not a speed test
+# Every other wait (a page drawn, a control shown) gets one generous bound, set here once: Playwright's
+# 5 s default failed six tests on a busy 2-core machine whose page took longer to draw.
+UI_TIMEOUT_MS = 60_000
+expect.set_options(timeout=UI_TIMEOUT_MS)
 TRANSLATE_TIMEOUT_MS = 600_000  # loading the local LLM, then three sentences: the same kind of bound
 BOT = "#qa-chat [data-testid='bot']"
 
@@ -79,6 +83,7 @@ def browser():
 def page(browser, served):
     """A fresh page on the app (a new session: empty conversation), recording any dialog."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.set_default_timeout(UI_TIMEOUT_MS)
     page = context.new_page()
     page.dialogs = []
     page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
@@ -285,6 +290,7 @@ def test_short_answer_follows_the_draft_and_is_marked_in_its_sentence(browser, s
     """The quote first, visibly still working; then the short answer above it, its words marked by
     offsets inside the cited sentence in the chat and in the sources (one real reader call)."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT_MS)
     page = context.new_page()
     try:
         page.goto(served_short[1])
@@ -360,6 +366,7 @@ def served_bidi(tmp_path_factory, embedder):
 def bidi_page(browser, served_bidi):
     """A fresh page (a new session) on the app of `served_bidi`."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT_MS)
     page = context.new_page()
     page.goto(served_bidi[1])
     expect(page.locator("#qa-question textarea")).to_be_visible()
@@ -471,6 +478,7 @@ def test_login_page_then_the_chat_with_auth_on(browser, served):
     )
     demo, url = app.launch(assistant, settings, block=False)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.set_default_timeout(UI_TIMEOUT_MS)
     page = context.new_page()
     refused = []
     page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
