@@ -544,9 +544,9 @@ def with_short_answer(
         )
     if unfound:
         return replace(quoted, timings_ms=timings, note=NOTES[unfound], signals=signals_dict)
-    agreed, why_not = None, None
+    second = None
     if settings.reader_second_reading:
-        agreed, why_not = second_reading(
+        second = second_reading(
             request.question,
             located,
             evidence,
@@ -556,20 +556,23 @@ def with_short_answer(
             timings=timings,
             timeouts=timeouts,
         )
-        signals_dict["agreement"] = None if agreed is None else float(agreed)
+        agreement = None if second.agreed is None else float(second.agreed)
+        signals_dict |= {"agreement": agreement, "second_span": second.span}
     chosen = evidence[located.index]
     result = _cite_first(quoted, chosen, retrieval, settings)
     n = next(c.n for c in result.citations if _same_sentence(c, chosen))
     t0 = time.perf_counter()
     text, verified, note = _say(reading, words, request, lang, services, timings, timeouts)
     timings["reader_check"] = (time.perf_counter() - t0) * 1000
-    if settings.reader_second_reading:
+    if second is not None:
         signals_dict["checked_alone"] = verified  # the verdict without the second reading (calibration)
-        if verified and not agreed:
+        if verified and not second.agreed:
             if text != words:
                 signals_dict["rendering"] = text  # kept for evaluation: the words shown are the span's
             text, verified = words, False
-            note = NOTES["disagree"] if agreed is False else NOTES["no_second"].format(reason=why_not)
+            note = (
+                NOTES["disagree"] if second.agreed is False else NOTES["no_second"].format(reason=second.why)
+            )
     short = ShortAnswer(
         text=text,
         lang=lang if verified else qtext.detect_language(words),
@@ -600,6 +603,16 @@ def second_evidence(evidence: list[Evidence], retrieval: Retrieval) -> list[Evid
     return list(reversed(evidence))
 
 
+@dataclass(frozen=True)
+class SecondReading:
+    """The second reading's verdict: `agreed` True or False, or None when it could not be made
+    (`why` says why, for the note); `span` is the words it copied (None when it named none)."""
+
+    agreed: bool | None
+    why: str | None = None
+    span: str | None = None
+
+
 def second_reading(
     question: str,
     first: Located,
@@ -610,40 +623,41 @@ def second_reading(
     *,
     timings: dict,
     timeouts: list[str],
-) -> tuple[bool | None, str | None]:
+) -> SecondReading:
     """Whether a second reading of `question`, with the evidence in another order
-    (`second_evidence`), picks words overlapping `first` in the same sentence: (True or False,
-    None), or (None, why) when it could not be made (one sentence only, a backend failure, an
-    unusable reply, a time-out: "reader_second" is then added to `timeouts`). Adds its time (ms)
-    to `timings["reader_second"]`.
+    (`second_evidence`), picks words overlapping `first` in the same sentence. It cannot be made
+    with one sentence only, or when the backend fails, its reply is unusable or it is cut at the
+    time cap ("reader_second" is then added to `timeouts`). Adds its time (ms) to
+    `timings["reader_second"]`.
 
     Two readings that do not share their failure: a small reader's wrong pick depends on where a
     sentence sits, a right answer does not (self-consistency, Wang et al. 2023).
     """
     reordered = second_evidence(evidence, retrieval)
     if len(reordered) < 2:
-        return None, "there is only one sentence to read"
+        return SecondReading(None, "there is only one sentence to read")
     t0 = time.perf_counter()
     try:
         reading, _, _ = read(question, reordered, request, services)
     except LLMTimeout:
         timeouts.append("reader_second")
-        return None, "the language model did not finish within the time cap"
+        return SecondReading(None, "the language model did not finish within the time cap")
     except LLMError as exc:
-        return None, str(exc).rstrip(".")
+        return SecondReading(None, str(exc).rstrip("."))
     except ValueError:
-        return None, "the language model's reply could not be used"
+        return SecondReading(None, "the language model's reply could not be used")
     finally:
         timings["reader_second"] = (time.perf_counter() - t0) * 1000
     if reading.n <= 0 or not reading.span.strip():
-        return False, None
+        return SecondReading(False)
     other = locate(reading, reordered)
     log.info("second reading: %r", reading.span)
     if other is None:
-        return False, None
+        return SecondReading(False, span=reading.span)
     chosen, picked = evidence[first.index], reordered[other.index]
     same = (chosen.doc_id, chosen.start) == (picked.doc_id, picked.start)
-    return same and max(first.start, other.start) < min(first.end, other.end), None
+    agreed = same and max(first.start, other.start) < min(first.end, other.end)
+    return SecondReading(agreed, span=_document_text(picked, other))
 
 
 def _unfound(reading: Reading, located: Located | None, words: str, question: str) -> str | None:

@@ -450,6 +450,24 @@ def test_local_model_finds_the_short_answer(local, question, expected_span, expe
 
 
 @pytest.mark.slow
+def test_local_model_on_the_kremlins_denial_is_checked_or_translated(local):
+    # The mission's question: the reader used to take the Russian media's sentence and show
+    # "In cooperation between the two countries in Syria" as checked. Now the English reader gets
+    # either a checked English short answer about the denied direct military cooperation, or, with
+    # the short answer unchecked, the cited sentence's checked translation.
+    local.settings = local.settings.model_copy(update={"auto_translate": True})
+    result = local.ask("What did the Kremlin deny?")
+    short = result.short_answer
+    if short is not None and short.verified:
+        assert "military cooperation" in short.text.lower()
+        return
+    held = [c for c in result.citations if short is None or c.n == short.n]
+    translated = [c.translation for c in held if c.translation is not None and c.translation.verified]
+    assert translated, result.note
+    assert "cooperation" in translated[0].text.lower()
+
+
+@pytest.mark.slow
 def test_local_model_answers_a_follow_up_not_the_previous_question(local):
     previous = "Where would the joint operations room be?"
     history = [(previous, local.ask(previous).answer)]
