@@ -48,6 +48,8 @@ import numpy as np
 from qa import text as qtext
 
 log = logging.getLogger(__name__)
+# bm25s logs each index build at DEBUG through its own logger, which reached the app's log.
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 K1, B = 1.5, 0.75  # Robertson and Zaragoza's usual values; the hand-written BM25 used them too
 # Rebuild the base once the delta rows plus the masked rows pass this share of its rows. 0.1 keeps
