@@ -147,7 +147,9 @@ def test_our_pipeline_retrieves_the_evidence_and_cites_more_precisely_than_naive
 
 def test_answers_are_what_assistant_ask_returns(seed_run, embedder):
     out, index, _ = seed_run
-    assistant = Assistant(Settings(chroma_path=index, chroma_url=None, collection="eval"))
+    # As the runner asks: no automatic translations for English readers (no metric scores them).
+    settings = Settings(chroma_path=index, chroma_url=None, collection="eval", auto_translate=False)
+    assistant = Assistant(settings)
     assistant.embedder = embedder
     for rec in [r for r in _records(out) if not r["follows"]][:4]:
         asked = assistant.ask(rec["question"]).to_dict()
