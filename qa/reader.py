@@ -12,8 +12,8 @@ question's language, or `{"n": 0}` for "no answer". Nothing the model says is sh
    time word (the classic answer-type check of extractive QA);
 3. an English rendering must not merely repeat the question, must be English, and must agree with
    the span: `qa.verify.check_rendering` (same numbers, cross-lingual similarity above a threshold
-   calibrated on the dev benchmark's parallel answers, see eval/calibration/), no day or month
-   that no word of the span glosses to (`qa.glossary`, FreeDict's Arabic-English), and every name in
+   calibrated on the dev benchmark's parallel answers, see eval/calibration/, and no day or month
+   that no word of the span glosses to, FreeDict's Arabic-English), and every name in
    it must be supported by the span's own words (`qa.translate.unsupported_names`), never by the
    question's alone.
 4. two readings must agree (`Settings.reader_second_reading`): the same question is read again
@@ -24,7 +24,7 @@ question's language, or `{"n": 0}` for "no answer". Nothing the model says is sh
    right ones lost (eval/calibration/second-reading.json, runs/dev2 of 2026-12-02). A 1.5B reader's wrong pick leans on where
    a sentence sits (the seed's "What did the Kremlin deny?" took the first sentence's words); a
    right one does not. Asking the question in the other language instead (the "translate-test"
-   reading) was tried and dropped: the local model's question renderings were unusable (3 of 6
+   reading) was tried and dropped: the local model's question renderings were unusable (3 of 5
    seed questions refused by the rendering check, and «ما هي مكان جointات العملية؟» passed it).
 For an Arabic question the short answer is the Arabic span itself. A refused rendering gets one
 second try (the span alone, `qa.translate.render`) held to a stricter bar; a rendering that fails is
@@ -464,12 +464,16 @@ def warm(services) -> None:
     """Load the local LLM and evaluate the reader prompt's fixed part once (its instructions and
     worked examples: ~550 tokens, ~7 s on 2 cores), so that the first question does not wait for
     it: measured on a fresh `make run`, the first question's reader took 10 s to its first token,
-    later ones 1.3-1.5 s. Does nothing unless the short answer is on with the local backend.
+    later ones 1.3-1.5 s. Does nothing unless the short answer is on; with another backend only the
+    dictionary of the rendering check (qa.glossary) is read.
     Raises what loading the model raises (`LLMError`)."""
     from qa import llm
 
     settings = services.settings
-    if settings.llm_backend != "local" or not short_answer_enabled(settings):
+    if not short_answer_enabled(settings):
+        return
+    qglossary.glosses()  # the dictionary the rendering check reads (~0.5 s to parse), once
+    if settings.llm_backend != "local":
         return
     prompt = llm.messages("reader", sentences="[1] .", question="?")
     llm.generate(services.chat_model(max_tokens=1), prompt, settings, max_tokens=1)
@@ -727,9 +731,9 @@ def refusal(
     if not check.ok:
         if check.missing_numbers:
             return "the language model's wording changed a number", check.reason
+        if check.contradicted:
+            return "the language model's wording named a day or month the cited words do not", check.reason
         return "the language model's wording did not match the cited words closely enough", check.reason
-    if named := qglossary.witness(rendering, words).contradicted:
-        return "the language model's wording named a day or month the cited words do not", named[0]
     from qa.translate import unsupported_names
 
     # The span's own words only: a name that only the question holds never supports a rendering (a
@@ -835,8 +839,9 @@ def readable(answer: qanswer.Answer, request: Request, services) -> Generator[Ev
         or not short_answer_enabled(settings)
     ):
         return answer
-    wanted = {c.n for c in answer.citations} if answer.mode == "overview" else {short.n if short else 1}
-    if not any(c.n in wanted and qtext.detect_language(c.quote) != "en" for c in answer.citations):
+    targets = translation_targets(answer)
+    wanted = {c.n for c in answer.citations if c.n in targets and qtext.detect_language(c.quote) != "en"}
+    if not wanted:
         return answer
     yield Draft(answer)
     from qa.translate import translate_sentence
@@ -844,7 +849,7 @@ def readable(answer: qanswer.Answer, request: Request, services) -> Generator[Ev
     t0 = time.perf_counter()
     citations = []
     for c in answer.citations:
-        if c.n in wanted and qtext.detect_language(c.quote) != "en":
+        if c.n in wanted:
             try:
                 c = replace(c, translation=translate_sentence(c.quote, "en", services=services, store=store))
             except LLMError as exc:
@@ -852,6 +857,15 @@ def readable(answer: qanswer.Answer, request: Request, services) -> Generator[Ev
         citations.append(c)
     timings = {**answer.timings_ms, "translate": (time.perf_counter() - t0) * 1000}
     return replace(answer, citations=tuple(citations), timings_ms=timings)
+
+
+def translation_targets(answer: qanswer.Answer) -> set[int]:
+    """The numbers of the citations an English reader is given translated (`readable`; the page
+    shows them in the answer): every sentence of an overview, else the one that holds the short
+    answer, or [1] when there is none."""
+    if answer.mode == "overview":
+        return {c.n for c in answer.citations}
+    return {answer.short_answer.n if answer.short_answer else 1}
 
 
 def register() -> None:

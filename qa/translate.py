@@ -3,9 +3,9 @@
 On request (`qa ask --translate`, the Sources panel's control), every cited sentence of an answer
 that is not already in the answer's language is translated by the configured LLM
 (`prompts/translate_sentence.txt`) and checked like a short answer's rendering
-(`qa.verify.check_rendering`: the same numbers, and a cross-lingual similarity above the
-calibrated threshold) plus `unsupported_names` and, into English, the dictionary's days and months
-(`qa.glossary`). A translation that fails the check is never shown: the citation carries
+(`qa.verify.check_rendering`: the same numbers, a cross-lingual similarity above the calibrated
+threshold, no day or month the sentence does not name) plus `unsupported_names`. A translation that
+fails the check is never shown: the citation carries
 `Translation(text=None, verified=False)`. Results are kept in SQLite (`Settings.translations_path`),
 keyed by the sentence, the language and the backend, so a sentence is translated once.
 
@@ -21,7 +21,6 @@ import hashlib
 import re
 from dataclasses import replace
 
-from qa import glossary as qglossary
 from qa import text as qtext
 from qa import verify as qverify
 from qa.errors import LLMTimeout
@@ -83,8 +82,7 @@ def unsupported_names(rendering: str, source: str, *, embedder, question: str = 
     return [
         name
         for name in qverify.names(rendering)
-        if name not in LANGUAGE_NAMES.values()  # "in English", the language asked for, is not the source's
-        and qverify.name_support(name, [source], question=question, embedder=embedder) is None
+        if qverify.name_support(name, [source], question=question, embedder=embedder) is None
     ]
 
 
@@ -122,11 +120,8 @@ def translate_sentence(sentence: str, lang: str, *, services, store: Translation
     else:
         check = qverify.check_rendering(text, sentence, embedder=services.embedder)
         invented = unsupported_names(text, sentence, embedder=services.embedder) if check.ok else []
-        named = qglossary.witness(text, sentence).contradicted if check.ok and lang == "en" else ()
         if not check.ok:
             result = Translation(None, lang, False, check.reason)
-        elif named:
-            result = Translation(None, lang, False, f"the day or month «{named[0]}» is not the sentence's")
         elif invented:
             result = Translation(None, lang, False, f"the name «{invented[0]}» is not in the sentence")
         else:

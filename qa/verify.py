@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qa import glossary as qglossary
 from qa import text as qtext
 
 # Renderings: both sides embedded with the query prompt (symmetric: a rendering and its source are
@@ -83,12 +84,13 @@ _AFTER_STOP = re.compile(rf"([.!?؟])\s*((?:{_MARKER.pattern}\s*)+)")
 _NUMBER = re.compile(r"\d+(?:[.,٫]\d+)*")
 # A name: capitalised Latin words joined by spaces or hyphens ("Russia-Now.com", "Henry Jackson Society").
 _NAME = re.compile(r"[A-Z][\w'’.-]*[\w](?:[ -][A-Z][\w'’.-]*[\w]|[ -][A-Z])*")
-# Capitalised only because they start a sentence or are common words, not names.
+# Capitalised only because they start a sentence or are common words, not names; nor are the two
+# languages' names ("in English": a translation was refused for the name «English»).
 _NOT_NAMES = frozenset(
     """
     according also although answer because before after both but during each evidence however
     i if instead it its he her his she they their there these this those we you yes no not
-    only our so then though thus while yet
+    only our so then though thus while yet english arabic
     """.split()
 )
 
@@ -101,6 +103,8 @@ class RenderingCheck:
     similarity: float  # cosine of rendering and source, the calibrated signal
     missing_numbers: tuple[str, ...]  # numbers in one but not the other
     reason: str | None  # one sentence, None when ok
+    # Days or months the rendering names that no word of the source glosses to (qa.glossary).
+    contradicted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,6 +262,9 @@ def check_rendering(
     set, so a rendering may not add, drop or change one, and a number spelled in words on one side
     only ("three" for «3», "3" for «ثلاثة») is a mismatch too: renderings copy digits as digits.
     Then the meaning: `rendering_similarity` must reach `threshold` (default `RENDERING_THRESHOLD`).
+    Last, a day or month named in the rendering must be one a word of the source glosses to
+    (`qa.glossary.witness`, FreeDict's Arabic-English: "Sunday" for «يوم الجمعة» is refused; on the
+    dev parallel renderings no true one is, eval/calibration/glossary.json).
 
     Example: check_rendering("In 2015", "في عام 2016", embedder=e).missing_numbers == ("2015", "2016")
     """
@@ -275,7 +282,10 @@ def check_rendering(
         reason = (
             f"the rendering is not close enough to its source (similarity {similarity:.2f} < {threshold:.2f})"
         )
-    return RenderingCheck(reason is None, similarity, tuple(sorted(ours ^ theirs)), reason)
+    contradicted = () if reason else qglossary.witness(rendering, source).contradicted
+    if contradicted:
+        reason = f"the day or month «{contradicted[0]}» is not the source's"
+    return RenderingCheck(reason is None, similarity, tuple(sorted(ours ^ theirs)), reason, contradicted)
 
 
 def content_words(text: str) -> list[str]:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from qa import text as qtext
 from qa.answer import Answer, Citation
 from qa.conversations import answer_record
+from qa.reader import translation_targets
 
 if TYPE_CHECKING:
     from qa.conversations import Conversation
@@ -398,11 +399,11 @@ def readable_html(answer: Answer) -> str:
     short = answer.short_answer
     if answer.answer_lang != "en" or answer.abstained or (short is not None and short.verified):
         return ""
-    wanted = None if answer.mode == "overview" else {short.n if short else 1}
+    wanted = translation_targets(answer)
     out = []
     for c in answer.citations:
         t = c.translation
-        if (wanted is None or c.n in wanted) and t is not None and t.verified and t.text:
+        if c.n in wanted and t is not None and t.verified and t.text:
             out.append(
                 f'<div class="qa-translation" dir="ltr"><div class="qa-translation-label">'
                 f"{words('en')['translated']} {badge(c.n, c)}</div>"
