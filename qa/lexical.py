@@ -48,8 +48,16 @@ import numpy as np
 from qa import text as qtext
 
 log = logging.getLogger(__name__)
-# bm25s logs each index build at DEBUG through its own logger, which reached the app's log.
-logging.getLogger("bm25s").setLevel(logging.WARNING)
+
+
+def _bm25s():
+    """The bm25s module, imported on first use (off the start-up path). Its import sets its own
+    logger to DEBUG, which put a line per index build in the app's log: set back to WARNING here."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
 
 K1, B = 1.5, 0.75  # Robertson and Zaragoza's usual values; the hand-written BM25 used them too
 # Rebuild the base once the delta rows plus the masked rows pass this share of its rows. 0.1 keeps
@@ -135,8 +143,7 @@ def bm25_scores(
 
 def build_bm25(corpus: Sequence[Sequence[str]]):
     """A bm25s index ("lucene", k1 1.5, b 0.75) over token lists; None for an empty corpus."""
-    import bm25s
-
+    bm25s = _bm25s()
     if not corpus:
         return None
     bm25 = bm25s.BM25(method="lucene", k1=K1, b=B)
@@ -221,7 +228,7 @@ class _Base:
     @classmethod
     def load_latest(cls, folder: Path) -> _Base | None:
         """The newest saved base, or None when there is none or it cannot be read (then it is rebuilt)."""
-        import bm25s
+        bm25s = _bm25s()
 
         for path in sorted(folder.glob("rev-*"), reverse=True):
             try:
