@@ -56,7 +56,7 @@ chromium:
 		(apt-get update -qq && apt-get install -y -qq chromium fonts-dejavu-core)
 
 lint: $(VENV)/.dev-installed
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 format: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .

@@ -44,7 +44,7 @@ def main() -> None:
                 if isinstance(event, Draft) and quote_ms is None:
                     quote_ms = (time.perf_counter() - t0) * 1000
                 # The short answer is shown as soon as a draft carries it; an automatic translation
-                # for an English reader follows it (qa.reader.readable).
+                # for an English reader follows it (qa.extractive.readable).
                 if isinstance(event, Draft) and event.answer.short_answer is not None and short_ms is None:
                     short_ms = (time.perf_counter() - t0) * 1000
             answer = stream.answer()

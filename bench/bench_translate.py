@@ -2,7 +2,7 @@
 
 `python -m bench.bench_translate [--limit N]`: for the seed question set's answerable, standalone
 English questions, the share whose top evidence sentence holds the gold evidence, asked as is and
-as translated by `qa.llm.translate_question`, and the translation time. Writes
+as translated by `qa.condense.translate_question`, and the translation time. Writes
 bench/results/translate.json. Leaves out: the dev benchmark (bench_retrieval, eval/).
 """
 
@@ -13,7 +13,7 @@ import time
 
 from bench.bench_llm import seed_questions
 from bench.common import fresh_assistant, percentiles, save
-from qa import llm
+from qa import condense, llm
 from qa.config import SEED_DOCUMENT
 
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for q in seed_questions("en", args.limit):
         t0 = time.perf_counter()
-        arabic = llm.translate_question(q.question, model=model, settings=assistant.settings)
+        arabic = condense.translate_question(q.question, model=model, settings=assistant.settings)
         ms = (time.perf_counter() - t0) * 1000
         hits = {}
         for label, asked in (("asked", q.question), ("translated", arabic)):

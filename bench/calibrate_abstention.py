@@ -34,7 +34,7 @@ import zlib
 from pathlib import Path
 
 from eval import stats
-from qa import reader
+from qa import answer_checks, reader
 from qa.config import Settings
 
 OUT = Path(__file__).resolve().parent.parent / "eval" / "calibration"
@@ -82,7 +82,7 @@ def load(runs: list[Path]) -> list[dict]:
                     "best": r["best_score"] if r["best_score"] is not None else float("-inf"),
                     "reader_no": a.get("note") in {reader.NOTES[k] for k in reader.NO_READING},
                     "weak": a["abstained"],
-                    "yes_no": reader.asks_yes_no(r["question"]),
+                    "yes_no": answer_checks.asks_yes_no(r["question"]),
                     "lang": r["lang"],
                     "p": (a.get("signals") or {}).get("answer_probability"),
                     "coverage": (a.get("signals") or {}).get("coverage"),

@@ -3,7 +3,7 @@
 `python -m bench.replay_second_reading runs/quality/dev runs/quality/held-out runs/quality/seed`:
 each run's answers record the short answer's verdict without the second reading
 (`signals["checked_alone"]`) beside the shipped one (checked only when the two readings agree,
-qa.reader.second_reading). Per question language this reports, with Wilson 95% intervals, the
+qa.reading.second_reading). Per question language this reports, with Wilson 95% intervals, the
 answerable questions shown a checked short answer that is right, and the checked short answers
 that are wrong, under both rules, with McNemar's exact test on the questions that differ. Writes
 eval/calibration/second-reading.json.

@@ -4,8 +4,8 @@ Every loader returns a `QuestionSet`: the questions, the problems found (one lin
 line or item number; the other questions still load), and for formats that carry their own
 documents (SQuAD JSON, the dev layout) the document files or texts to index. Gold evidence is kept
 as strings or as explicit [start, end) spans; the runner resolves both against the indexed text.
-`feedback_record` writes the other way: a rated answer from the web app as one question-set line,
-so `.qa/feedback.jsonl` loads like any JSONL set.
+The web app's ratings (qa.feedback) are lines of this JSONL format, so `.qa/feedback.jsonl` loads
+like any question set; `feedback_record` is re-exported here beside the loader that reads it.
 Leaves out: running anything (runner.py) and scoring (metrics.py).
 """
 
@@ -15,17 +15,16 @@ import csv
 import dataclasses
 import json
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING
 
 from qa import text as qtext
 from qa.errors import InputError
+from qa.feedback import feedback_record as feedback_record  # the writer of the format `load` reads
 
 if TYPE_CHECKING:
-    from qa.answer import Answer
+    pass
 
 KNOWN = {"id", "question", "lang", "answers", "evidence", "unanswerable", "doc", "follows"}
 
@@ -351,59 +350,3 @@ def load_dev_layout(root: Path) -> QuestionSet:
     qs.questions = [_replace(q, spans=spans.get(q.id, ())) for q in qs.questions]
     qs.doc_paths = doc_paths
     return qs
-
-
-# ---------------------------------------------------------------------------------------------
-# Feedback: a rated answer from the web app as a question-set line
-
-
-class Exchange(Protocol):
-    """One turn of a conversation as the web app keeps it (`web.render.Turn` is one)."""
-
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def question(self) -> str: ...
-
-    @property
-    def answer(self) -> Answer | None: ...
-
-
-def feedback_record(turns: Sequence[Exchange], index: int, *, rating: Literal["up", "down"]) -> dict:
-    """`turns[index]` rated, as one question-set line: id, question, lang, doc, answers, evidence, …
-
-    `load` reads the line back as a `Question`: the answer text becomes the gold answer (none when it
-    abstained: then `unanswerable`), its cited sentences the gold evidence. A follow-up names the
-    turn before it in `follows` and carries the earlier turns as `history` ([question, answer]
-    pairs, oldest first); `rating`, `citations` (each with its passage), `mode`, `history` and
-    `timestamp` arrive in `Question.extra`. Raises `ValueError` for a turn without an answer.
-    """
-    turn = turns[index]
-    answer = turn.answer
-    if answer is None:
-        raise ValueError(f"turn {turn.id!r} has no answer to rate")
-    data = answer.to_dict()
-    citations = [
-        {**row, "passage": cite.passage, "passage_start": cite.passage_start}
-        for row, cite in zip(data["citations"], answer.citations)
-    ]
-    record: dict = {
-        "id": turn.id,
-        "question": turn.question,
-        "lang": answer.question_lang,
-        "doc": answer.citations[0].doc if answer.citations else None,
-        "answers": [] if answer.abstained else [answer.answer],
-        "evidence": [c.quote for c in answer.citations],
-        "rating": rating,
-        "citations": citations,
-        "mode": answer.mode,
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    if answer.abstained:
-        record["unanswerable"] = True
-    if index > 0:
-        # A follow-up: the eval runner rebuilds its history from the earlier turns.
-        record["follows"] = turns[index - 1].id
-        record["history"] = [[t.question, t.answer.answer] for t in turns[:index] if t.answer]
-    return record

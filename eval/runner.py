@@ -103,7 +103,7 @@ def prepared(
         try:
             settings = Settings(
                 **{
-                    # No metric scores the automatic translations for English readers (qa.reader.readable):
+                    # No metric scores the automatic translations for English readers (qa.extractive.readable):
                     # off unless asked for (--set auto_translate=true), so a run does not wait on them.
                     "auto_translate": False,
                     **(settings_overrides or {}),

@@ -177,7 +177,7 @@ SHORT_SIGNALS = {
     "reader answer probability": "answer_probability",
     "span log-probability": "span_logprob",
     "evidence score": "score",
-    "second reading agrees": "agreement",  # 1 or 0 (qa.reader.second_reading): a two-step curve
+    "second reading agrees": "agreement",  # 1 or 0 (qa.reading.second_reading): a two-step curve
 }
 
 

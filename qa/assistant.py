@@ -24,10 +24,16 @@ from qa import answer as qanswer
 from qa import ingest as qingest
 from qa import plugins
 from qa import text as qtext
+from qa.chain import answer_chain
+from qa.condense import condense_question
 from qa.config import Settings, get_settings
-from qa.errors import InputError, QAError
-from qa.retrieve import Retrieval
+from qa.embeddings import load_embedder
+from qa.errors import InputError, QAError, StoreError
+from qa.records import Records
+from qa.retrieve import Retrieval, Retriever
+from qa.store import Store, connect, release_path
 from qa.stream import AnswerStream, Request
+from qa.translate import TranslationStore, translate_answer
 
 
 class Assistant:
@@ -39,9 +45,6 @@ class Assistant:
     @cached_property
     def store(self):
         """The index: Chroma and the documents record beside it (`StoreError` when damaged)."""
-        from qa.records import Records
-        from qa.store import Store, connect
-
         s = self.settings
 
         def reconnect():
@@ -58,16 +61,12 @@ class Assistant:
 
     @cached_property
     def embedder(self):
-        from qa.embeddings import load_embedder
-
         s = self.settings
         return load_embedder(s.embedding_model, s.models_dir, s.threads, s.embedding_batch_size)
 
     @cached_property
     def second_embedder(self):
         """The second embedder that rescores candidates, or None when `QA_SECOND_EMBEDDING_MODEL` is empty."""
-        from qa.embeddings import load_embedder
-
         s = self.settings
         if not s.second_embedding_model:
             return None
@@ -75,15 +74,11 @@ class Assistant:
 
     @cached_property
     def retriever(self):
-        from qa.retrieve import Retriever
-
         return Retriever(self.store, self.embedder, self.settings, second=self.second_embedder)
 
     @cached_property
     def chain(self):
         """The LangChain runnable every answer goes through (built once)."""
-        from qa.chain import answer_chain
-
         return answer_chain(self.retrieve, self)
 
     def chat_model(self, *, max_tokens: int | None = None, settings: Settings | None = None):
@@ -204,8 +199,6 @@ class Assistant:
 
     @cached_property
     def translations(self):
-        from qa.translate import TranslationStore
-
         return TranslationStore(self.settings.translations_path)
 
     def translate(self, answer: qanswer.Answer, *, lang: str | None = None) -> qanswer.Answer:
@@ -213,8 +206,6 @@ class Assistant:
 
         Raises `LLMError` when the LLM backend is not usable.
         """
-        from qa.translate import translate_answer
-
         return translate_answer(answer, lang=lang, services=self, store=self.translations)
 
     def retrieve(self, request: Request) -> Retrieval:
@@ -230,8 +221,6 @@ class Assistant:
         if not history:
             return self.retriever.retrieve(question, k=k)
         if plugins.get_mode(request.mode).uses_llm:
-            from qa.llm import condense_question
-
             try:
                 standalone = condense_question(
                     question, history, model=self.chat_model(max_tokens=64), settings=self.settings
@@ -260,6 +249,18 @@ class Assistant:
         """Every indexed document (`qa.records.DocInfo`), from the documents record."""
         return self.store.documents()
 
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the page stages an upload while it is indexed (beside the index; emptied after)."""
+        return Path(self.settings.chroma_path).parent / "uploads"
+
+    def source_label(self, info) -> str:
+        """Where a document (`DocInfo`) came from, for people: its path, or "uploaded through the
+        page" for an upload, whose staged copy is deleted once indexed (its path would lead nowhere)."""
+        if Path(info.source).parent == self.uploads_dir.expanduser().resolve():
+            return "uploaded through the page (the file is not kept)"
+        return info.source
+
     def resolve(self, ref: str) -> str | None:
         """The id of the document a reference names: an id, or a path (as given or resolved)."""
         store = self.store
@@ -276,20 +277,16 @@ class Assistant:
     def reset(self) -> Path | None:
         """Empty the index. A damaged embedded index is moved aside (to a `.damaged-<time>` sibling)
         and a new one started; returns where it went, or None when nothing was damaged."""
-        from qa.errors import StoreError
-
         try:
             self.store.reset()
             return None
         except StoreError:
             if self.settings.chroma_url or not self.settings.chroma_path.exists():
                 raise
-        from qa.store import _release_path
-
         self.__dict__.pop("store", None)
         path = self.settings.chroma_path
         aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
-        _release_path(str(path))  # chromadb keeps one client per path per process: drop the old one
+        release_path(str(path))  # chromadb keeps one client per path per process: drop the old one
         path.rename(aside)
         self.store.reset()
         return aside

@@ -80,6 +80,7 @@ def _positive(value: str) -> int:
 
 
 def _assistant():
+    # deferred: the assistant loads LangChain and every stage; `qa --help` and `qa models` need neither
     from qa.assistant import Assistant
 
     return Assistant()
@@ -131,12 +132,15 @@ def _ask(args) -> int:
 
 
 def _docs(args) -> int:
-    docs = _assistant().documents()
+    assistant = _assistant()
+    docs = assistant.documents()
     if not docs:
         print("Nothing is indexed. Add documents with `python -m qa ingest PATH`.")
     for d in docs:
         pages = f"\t{d.pages} pages" if d.pages else ""
-        print(f"{d.id}\t{d.chunks} chunks\t{d.chars} chars{pages}\tsha256 {d.sha256[:12]}\t{d.source}")
+        print(
+            f"{d.id}\t{d.chunks} chunks\t{d.chars} chars{pages}\tsha256 {d.sha256[:12]}\t{assistant.source_label(d)}"
+        )
     return 0
 
 
@@ -157,6 +161,8 @@ def _reset(args) -> int:
 
 
 def _models(args) -> int:
+    # deferred: qa.models loads the embedder's runtime types (LangChain, ~0.5 s) and the settings
+    # pydantic (~0.2 s); `qa --help` needs neither
     from qa import models
     from qa.config import get_settings
 

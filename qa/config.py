@@ -10,8 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from qa.errors import InputError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_DIR / ".qa"
@@ -96,7 +98,7 @@ class Settings(BaseSettings):
     # (63.4% [51.8, 73.6]) on retrieval alone.
     reader_abstain_below: float = 0.62
     # Below `reader_abstain_below`, a reading the local model barely preferred to "no answer" (its
-    # answer probability, qa.reader.ReaderSignals, under this) abstains like "no answer". Off (0):
+    # answer probability, qa.reading.ReaderSignals, under this) abstains like "no answer". Off (0):
     # the best setting within 5% false abstentions per language (0.88, with the bar at 0.68) abstains
     # on 2 more of 71 unanswerable questions for 2 more false abstentions of 120
     # (eval/calibration/abstention.json, "shipped_why").
@@ -114,7 +116,7 @@ class Settings(BaseSettings):
     reader_min_coverage: float = 0.25
     # A second reading of the question with the evidence sentences in reverse order; a short answer
     # is shown as checked only when both readings pick overlapping words of the same sentence
-    # (qa.reader.second_reading). Costs a second reader call on the reordered evidence.
+    # (qa.reading.second_reading). Costs a second reader call on the reordered evidence.
     reader_second_reading: bool = True
     # An English reader left without a checked English short answer gets the cited sentence's
     # checked machine translation (qa.translate, kept in its store), and an English overview gets its
@@ -161,10 +163,6 @@ def get_settings() -> Settings:
 
     Raises `InputError` naming the variable when a `QA_*` value is invalid (e.g. QA_PORT=abc).
     """
-    from pydantic import ValidationError
-
-    from qa.errors import InputError
-
     try:
         return Settings()
     except ValidationError as exc:

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 from qa.answer import Answer, Citation
 from qa.errors import InputError
-from qa.reader import ShortAnswer
 from qa.records import SQLiteStore
 from qa.translate import Translation
+from qa.types import ShortAnswer
 
 TITLE_CHARS = 80  # a conversation's title: its first question, cut to this
 

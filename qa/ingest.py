@@ -23,7 +23,6 @@ store.py).
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import io
 import logging
@@ -33,55 +32,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from qa import text as qtext
 from qa.errors import InputError
+from qa.records import DocVectors
+from qa.types import Chunk as Chunk  # re-exported: the stages name them as qa.ingest's
+from qa.types import Document as Document
 
 SUPPORTED = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
 # A sentence (so a citation) is at most this many characters: longer runs are split (qtext.split_long).
 MAX_SENTENCE_CHARS = 600
-
-
-@dataclass(frozen=True)
-class Document:
-    """A document's extracted text and identity with a hash of that text.
-
-    `id` is the file name unless another indexed file has that name (then the shortest distinct
-    tail of its path, e.g. "b/report.txt"; the assistant decides, see qa.assistant). `source` is the
-    file's resolved path. `page_starts[i]` is the offset in `text` where page i + 1 begins (PDFs
-    only; empty for other formats).
-    """
-
-    id: str
-    text: str
-    sha256: str
-    source: str
-    page_starts: tuple[int, ...] = ()
-
-    def page_at(self, offset: int) -> int | None:
-        """The 1-based page of a character offset, or None for a document without pages."""
-        if not self.page_starts:
-            return None
-        return max(1, bisect.bisect_right(self.page_starts, offset))
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """A passage of a document: its exact text, offsets, paragraph, sentence spans and page."""
-
-    id: str
-    doc_id: str
-    index: int
-    paragraph: int
-    start: int
-    end: int
-    text: str
-    sentences: tuple[tuple[int, int], ...]  # absolute [start, end) offsets in the document
-    page: int | None = None  # 1-based page for PDFs (a chunk never crosses a page)
-    doc_sha: str = ""  # the document version this chunk belongs to
-
-    def text_of(self, start: int, end: int) -> str:
-        """The text at document offsets `[start, end)`, which lie inside this chunk (a sentence)."""
-        return self.text[start - self.start : end - self.start]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,6 +138,7 @@ def _looks_cp1256_arabic(data: bytes) -> bool:
 
 def _pdf_text(data: bytes, name: str) -> tuple[str, tuple[int, ...]]:
     """The text of a PDF, pages joined by blank lines, and the offset where each page starts."""
+    # deferred: each format's parser loads with the first file of its format
     from pypdf import PdfReader
 
     # pypdf logs what it repairs ("invalid pdf header", "EOF marker not found"); a file it cannot
@@ -273,6 +235,7 @@ def check_zip(data: bytes, name: str, *, max_mb: float) -> None:
 
 def _docx_text(data: bytes, name: str, *, max_mb: float = 50) -> str:
     """Body text of a .docx in document order: paragraphs, and tables (nested ones too) in place."""
+    # deferred: each format's parser loads with the first file of its format
     import docx
 
     check_zip(data, name, max_mb=max_mb)
@@ -286,6 +249,7 @@ def _docx_text(data: bytes, name: str, *, max_mb: float = 50) -> str:
 
 def _docx_blocks(container):
     """Paragraph texts and table rows of a document body or a table cell, in document order."""
+    # deferred: python-docx loads with the first .docx
     from docx.table import Table
 
     for block in container.iter_inner_content():
@@ -297,6 +261,7 @@ def _docx_blocks(container):
 
 def _docx_table(table):
     """One line per row, cells joined by " | " (merged cells once); a nested table follows its row."""
+    # deferred: python-docx loads with the first .docx
     from docx.table import Table
 
     for row in table.rows:
@@ -354,6 +319,7 @@ def html_to_text(html: str) -> str:
 
     Example: html_to_text("<table><tr><td>الحديقة</td><td>شركة الواحة</td></tr></table>") == "الحديقة | شركة الواحة"
     """
+    # deferred: each format's parser loads with the first file of its format
     import trafilatura
     from inscriptis import get_text
     from inscriptis.model.config import ParserConfig
@@ -504,7 +470,6 @@ def index_documents(
     Embedded texts have their presentation forms folded (the embedder reads ordinary letters).
     `second`, when given, is the second embedder: its vectors of the same texts are stored too.
     """
-    from tqdm import tqdm
 
     added, replaced, unchanged, total = [], [], [], 0
     for doc in tqdm(docs, desc="ingest", unit="doc", disable=not progress or len(docs) < 2):
@@ -532,8 +497,6 @@ def index_documents(
 
 def _second_vectors(second, chunks: list[Chunk], spans: list[tuple[int, int]], folded: list[str]):
     """The second embedder's vectors of a document's chunk and sentence texts (None without one)."""
-    from qa.records import DocVectors
-
     if second is None:
         return None
     return DocVectors(second.name, len(chunks), tuple(spans), second.encode_documents(folded))
@@ -547,7 +510,6 @@ def add_kept_vectors(store, second=None, *, progress: bool = True) -> int:
     index model's vectors are read back from Chroma, the second embedder's are computed from the
     texts. One document at a time, so a stop halfway keeps what was done.
     """
-    from tqdm import tqdm
 
     main = set(store.records.missing_vectors(store.embedding_model))
     other = set(store.records.missing_vectors(second.name)) if second is not None else set()

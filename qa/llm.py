@@ -1,29 +1,29 @@
-"""Generated answers: a LangChain chat model per backend, the `generative` mode, follow-ups, translation.
+"""LLM backends: a LangChain chat model per backend, prompts, and capped, streamed generations.
 
 Backends (`QA_LLM_BACKEND`): `local` runs the verified Qwen2.5-Coder-1.5B GGUF in-process through
 `llama_cpp.Llama` behind a thin LangChain `BaseChatModel` (loaded once per process, 2 threads);
 `openai` is any OpenAI-compatible server (`ChatOpenAI`); `ollama` is `ChatOllama`. A backend that is
-missing, misconfigured or unreachable raises `LLMError` with one sentence, and the generative mode
-then shows the extractive answer with a note.
+missing, misconfigured or unreachable raises `LLMError` with one sentence; the stage that called it
+(the reader, the generative mode, translation) says what it shows instead.
 
-The generative mode gives the model only the few numbered evidence sentences (quoted as data, so a
-document cannot instruct the model), streams its words, caps tokens and seconds, and shows the
-result only if `qa.verify` accepts it; the final `Answer` cites only the sentences the text cites,
-renumbered [1], [2], …. When the generated text is not shown, the answer is the extractive one with
-mode `generative-fallback` and a `note` that says why. Streamed deltas are a draft: the final
-`Answer` is what may be displayed as fact.
-Leaves out: retrieval (a follow-up is condensed by `condense_question`, which the assistant calls
-before retrieving) and UI wording beyond the notes.
+Every call goes through `stream_text` (or `generate`/`complete`, which drain it): it caps tokens
+and seconds (`QA_LLM_TIMEOUT_S`), reports why a generation stopped, and turns any client or server
+failure into `LLMError`. Prompts are files in `prompts/` (`load_prompt`, `messages`); evidence goes
+into them through `quote`, as inert one-line data, so a document cannot instruct the model.
+
+Leaves out: what is asked (qa.reader, qa.generative, qa.condense, qa.translate) and how a reply is
+checked (qa.verify).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import re
 import threading
 import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from string import Template
 from typing import Any
@@ -34,21 +34,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from qa import answer as qanswer
 from qa import models, plugins
-from qa import text as qtext
-from qa import verify as qverify
 from qa.config import PROJECT_DIR, Settings
 from qa.errors import LLMError, QAError
-from qa.retrieve import Retrieval
-from qa.stream import Event, Request, deltas
 
 PROMPTS_DIR = PROJECT_DIR / "prompts"
-LANGUAGE_NAMES = {"en": "English", "ar": "Arabic"}
 N_CTX = 2048
-# The model sees at most this many evidence sentences: more context makes a 1.5B model wander.
-GEN_EVIDENCE = 3
-HISTORY_TURNS = 3
 # Saved prompt-prefix states kept per process (one per prompt file in use: reader, answer, condense).
 # A state holds the KV cache of its tokens: ~28 KB per token for Qwen2.5-1.5B (28 layers x 2 x 256 x 2 B),
 # so ~15 MB for the reader's 550-token instructions and examples (`PrefixState`: without the
@@ -109,7 +100,7 @@ _LLAMA_LOCK = threading.Lock()  # one llama.cpp context: one generation at a tim
 def _llama(path: str, n_ctx: int, n_threads: int):
     """Load the GGUF once per process."""
     try:
-        from llama_cpp import Llama
+        from llama_cpp import Llama  # deferred: the compiled library loads only with the local backend
     except ImportError as exc:
         raise LLMError(
             "The local LLM needs llama-cpp-python; install it (`pip install llama-cpp-python`) or set QA_LLM_BACKEND."
@@ -208,7 +199,7 @@ class LlamaCppChat(StreamingChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        from llama_cpp import LlamaGrammar
+        from llama_cpp import LlamaGrammar  # deferred: the compiled library loads only with the local backend
 
         prefix = chatml(messages[:-1], generation_prompt=False)
         prompt = prefix + chatml(messages[-1:], generation_prompt=True)
@@ -306,9 +297,7 @@ class PrefixState:
 
     @classmethod
     def save(cls, llama) -> PrefixState:
-        import ctypes
-
-        import llama_cpp
+        import llama_cpp  # deferred: the compiled library loads only with the local backend
 
         size = llama_cpp.llama_state_get_size(llama._ctx.ctx)
         buffer = (ctypes.c_uint8 * int(size))()
@@ -318,9 +307,7 @@ class PrefixState:
         return cls(llama.input_ids.copy(), llama.n_tokens, ctypes.string_at(buffer, n), llama._seed)
 
     def load(self, llama) -> None:
-        import ctypes
-
-        import llama_cpp
+        import llama_cpp  # deferred: the compiled library loads only with the local backend
 
         llama.input_ids = self.input_ids.copy()
         llama.n_tokens = self.n_tokens
@@ -344,7 +331,7 @@ def _local(settings: Settings, max_tokens: int) -> BaseChatModel:
 def _openai(settings: Settings, max_tokens: int) -> BaseChatModel:
     if not settings.llm_base_url and not settings.llm_api_key:
         raise LLMError("The openai LLM backend needs QA_LLM_BASE_URL (or QA_LLM_API_KEY for OpenAI itself).")
-    from langchain_openai import ChatOpenAI
+    from langchain_openai import ChatOpenAI  # deferred: the OpenAI client loads only with its backend
 
     return ChatOpenAI(
         model=settings.llm_model or "default",
@@ -360,7 +347,7 @@ def _openai(settings: Settings, max_tokens: int) -> BaseChatModel:
 def _ollama(settings: Settings, max_tokens: int) -> BaseChatModel:
     if not settings.llm_model:
         raise LLMError("The ollama LLM backend needs QA_LLM_MODEL (an Ollama model name, e.g. qwen2.5:1.5b).")
-    from langchain_ollama import ChatOllama
+    from langchain_ollama import ChatOllama  # deferred: the Ollama client loads only with its backend
 
     return ChatOllama(
         model=settings.llm_model,
@@ -475,149 +462,6 @@ def complete(model: BaseChatModel, prompt: list[BaseMessage], settings: Settings
     return generate(model, prompt, settings, max_tokens=max_tokens).text.strip()
 
 
-# The generative mode ---------------------------------------------------------------------------
-
-FALLBACK = {
-    "unverified": "The generated answer could not be verified against the cited text ({reason}), so the quoted evidence is shown instead.",
-    "backend": "{error} The quoted evidence is shown instead.",
-    "declined": "The language model found no answer in the evidence, so the closest quoted evidence is shown instead.",
-    "cap": "The language model stopped at the limit of {limit} before finishing, so the quoted evidence is shown instead.",
-}
-CUT_NOTE = "The generated answer was cut at the limit of {limit}; the part shown is complete and verified."
-
-
-def evidence_for(retrieval: Retrieval, settings: Settings):
-    """The few evidence sentences the model may use: chosen like the extractive mode's, at most 3."""
-    return qanswer.select_evidence(
-        retrieval, max_evidence=max(settings.max_evidence, GEN_EVIDENCE), margin=settings.evidence_margin
-    )
-
-
-def _fallback(retrieval: Retrieval, settings: Settings, note: str, timings: dict) -> qanswer.Answer:
-    result = qanswer.extractive(retrieval, settings, note=note)
-    return replace(result, mode="generative-fallback", timings_ms={**result.timings_ms, **timings})
-
-
-def _declined(text: str) -> bool:
-    """True when the model replied with (or mostly with) the abstention sentence."""
-    norm = qtext.normalize(qverify.strip_markers(text))
-    return any(qtext.normalize(p["abstain"]).rstrip(".") in norm for p in qanswer.PHRASES.values())
-
-
-def _complete_part(text: str) -> str:
-    """A cut generation up to its last sentence that ends with a citation marker."""
-    ends = [m.end() for m in re.finditer(r"\]\s*[.!?؟]?", text)]
-    return text[: ends[-1]].strip() if ends else ""
-
-
-def generative_mode(
-    retrieval: Retrieval, request: Request, services: plugins.Services
-) -> Generator[Event, None, qanswer.Answer]:
-    """The `generative` mode: yield the model's text as `Delta`s (a draft), return the verified
-    `Answer`, or the extractive answer (mode `generative-fallback`) with a note saying why."""
-    settings: Settings = request.settings
-    lang = qanswer.answer_language(retrieval, settings.answer_language)
-    from qa import overview  # questions about the whole document: its central sentences
-
-    if overview.is_about_document(request.question):
-        return overview.overview_answer(retrieval, services.retriever, settings)
-    if qanswer.is_weak(retrieval, settings):
-        return qanswer.abstain(retrieval, lang=lang, mode="generative")  # the LLM is not even asked
-    evidence = evidence_for(retrieval, settings)
-    prompt = messages(
-        "answer",
-        language=LANGUAGE_NAMES[lang],
-        abstain=qanswer.PHRASES[lang]["abstain"],
-        evidence="\n".join(f"[{n}] «{quote(e.text)}»" for n, e in enumerate(evidence, start=1)),
-        question=quote(retrieval.question),
-    )
-    timings: dict[str, float] = {}
-    try:
-        model = services.chat_model()
-        generation = yield from deltas(stream_text(model, prompt, settings))
-    except LLMError as exc:
-        return _fallback(retrieval, settings, FALLBACK["backend"].format(error=exc), timings)
-    timings["llm"] = generation.seconds * 1000
-    if generation.first_token_s is not None:
-        timings["first_token"] = generation.first_token_s * 1000
-    text, note = generation.text.strip(), None
-    timeouts = ("llm",) if generation.finish == "time" else ()
-    if generation.finish != "stop":
-        limit = (
-            f"{settings.llm_max_tokens} tokens"
-            if generation.finish == "length"
-            else f"{settings.llm_timeout_s:g} s"
-        )
-        text = _complete_part(text)
-        if not text:
-            fallback = _fallback(retrieval, settings, FALLBACK["cap"].format(limit=limit), timings)
-            return replace(fallback, timeouts=timeouts)
-        note = CUT_NOTE.format(limit=limit)
-    if _declined(text):
-        return replace(_fallback(retrieval, settings, FALLBACK["declined"], timings), timeouts=timeouts)
-    t0 = time.perf_counter()
-    verdict = qverify.verify(
-        text, [e.text for e in evidence], question=retrieval.question, embedder=services.embedder
-    )
-    timings["verify"] = (time.perf_counter() - t0) * 1000
-    if not verdict.ok:
-        fallback = _fallback(
-            retrieval, settings, FALLBACK["unverified"].format(reason=verdict.reason), timings
-        )
-        return replace(fallback, timeouts=timeouts)
-    mapping = {old: new for new, old in enumerate(verdict.cited, start=1)}
-    cited = [evidence[old - 1] for old in verdict.cited]
-    return qanswer.Answer(
-        question=retrieval.question,
-        question_lang=retrieval.language,
-        answer=qverify.renumber(text, mapping),
-        mode="generative",
-        abstained=False,
-        citations=qanswer.to_citations(cited, retrieval.hits),
-        timings_ms={**retrieval.timings_ms, **timings},
-        answer_lang=lang,
-        note=note,
-        timeouts=timeouts,
-    )
-
-
-# Follow-ups and translation --------------------------------------------------------------------
-
-
-def condense_question(
-    question: str, history: list[tuple[str, str]], *, model: BaseChatModel, settings: Settings
-) -> str:
-    """A standalone version of a follow-up question, or the question itself when there is no history.
-
-    The LLM sees the last few turns (answers without markers, shortened); a backend failure or an
-    implausible rewrite (empty, several lines, far longer than the question) keeps the question as is.
-    """
-    if not history:
-        return question
-    turns = []
-    for q, a in history[-HISTORY_TURNS:]:
-        answer = qverify.strip_markers(a)
-        turns.append(f"User: {quote(q)}\nAssistant: {quote(answer[:400])}")
-    prompt = messages("condense", history="\n".join(turns), question=quote(question))
-    try:
-        rewritten = complete(model, prompt, settings, max_tokens=64)
-    except LLMError:
-        return question
-    rewritten = rewritten.strip().strip("\"'«»“”").strip()
-    if not rewritten or "\n" in rewritten or len(rewritten) > 3 * len(question) + 80:
-        return question
-    return rewritten
-
-
-def translate_question(question: str, *, model: BaseChatModel, settings: Settings) -> str:
-    """An English question in Arabic (for lexical retrieval); the question itself if it is not English."""
-    if qtext.detect_language(question) != "en":
-        return question
-    rewritten = complete(model, messages("translate", question=quote(question)), settings, max_tokens=64)
-    rewritten = rewritten.strip().strip("\"'«»“”").splitlines()[0].strip() if rewritten.strip() else ""
-    return rewritten if qtext.detect_language(rewritten) == "ar" else question
-
-
 def register() -> None:
     """Register the LLM backends and the `generative` mode (called once by `qa.plugins.load_plugins`)."""
     plugins.register_backend(
@@ -646,13 +490,5 @@ def register() -> None:
             _ollama,
             lambda s: f"the ollama LLM backend at {s.ollama_url}",
             json_options=lambda schema: {"format": schema},
-        )
-    )
-    plugins.register_mode(
-        plugins.Mode(
-            "generative",
-            "Generative: a local language model writes a cited answer",
-            generative_mode,
-            uses_llm=True,
         )
     )

@@ -235,8 +235,6 @@ def write_built_stamp(spec: BuiltSpec, root: Path, facts: dict) -> None:
 
 def _build(spec: BuiltSpec, models_dir: Path) -> Path:
     """Build `spec` from its fetched base into a temporary folder, hash it, and move it into place."""
-    from qa import export
-
     base = fetch(spec.base, models_dir)
     root = model_path(spec, models_dir)
     with tempfile.TemporaryDirectory(dir=models_dir, prefix=".build-") as tmp:

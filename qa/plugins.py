@@ -1,8 +1,8 @@
 """The registry: answer modes, LLM backends and embedders, declared once and looked up by name.
 
 Modelled on simonw/llm's `plugins.py`: `load_plugins()` runs once per process; it registers the
-defaults (the `extractive` mode in qa.answer, the `generative` mode and the LLM backends in
-qa.llm, the embedders in qa.embeddings) and then the modules named in `QA_PLUGINS`
+defaults (the `extractive` mode in qa.extractive, the LLM backends in qa.llm, the `generative`
+mode in qa.generative, the embedders in qa.embeddings) and then the modules named in `QA_PLUGINS`
 (comma-separated, e.g. `tests.fakes`) and any installed package's `qa.plugins` entry point.
 Settings, CLI, UI and evaluation all resolve a name through `get_mode()`, `get_backend()` and
 `get_embedder()`; nothing patches the assistant. Registering loads no model: a factory runs only
@@ -25,12 +25,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from qa.config import Settings, get_settings
 from qa.errors import InputError, LLMError
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
-    from qa.config import Settings
     from qa.embedder import Embedder
     from qa.retrieve import Retrieval, Retriever
     from qa.types import Answer, Event, Request
@@ -104,7 +104,7 @@ _EMBEDDERS: dict[str, EmbedderFactory] = {}
 _LOCK = threading.RLock()
 _loaded: set[str] = set()
 
-DEFAULT_MODULES = ("qa.reader", "qa.llm", "qa.embeddings")  # reader: the extractive mode
+DEFAULT_MODULES = ("qa.extractive", "qa.llm", "qa.generative", "qa.embeddings")
 
 
 def register_mode(mode: Mode) -> Mode:
@@ -131,8 +131,6 @@ def load_plugins() -> None:
     Each module registers its entries at import time (or in a `register()` function it exposes).
     Raises `InputError` when a module named in `QA_PLUGINS` cannot be imported.
     """
-    from qa.config import get_settings
-
     extra = tuple(m.strip() for m in get_settings().plugins.split(",") if m.strip())
     with _LOCK:
         for name in (*DEFAULT_MODULES, *extra):

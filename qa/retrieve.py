@@ -19,60 +19,16 @@ Leaves out: answer wording (answer.py) and LangChain types (chain.py).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
 from qa import text as qtext
-from qa.ingest import Chunk
 from qa.lexical import LexicalIndex, query_coverage
 from qa.store import sentence_id
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A retrieved chunk: `score` orders hits; `dense` is the absolute similarity it came from."""
-
-    chunk: Chunk
-    score: float  # fused, relative to the other candidates of this question
-    dense: float  # mix of chunk and best-sentence cosine similarity (main embedder)
-    sentence: float  # best sentence cosine similarity (main embedder)
-    lexical: float  # raw BM25, qa.lexical's Lucene form (0 for questions not in Arabic)
-    second: float | None = None  # `dense` under the second embedder (None: not used for this question)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """A sentence inside a retrieved chunk, scored as support for the question."""
-
-    doc_id: str
-    chunk_id: str
-    paragraph: int
-    start: int
-    end: int
-    text: str
-    score: float
-    similarity: float
-    overlap: float
-    page: int | None = None  # 1-based page of a PDF
-
-
-@dataclass(frozen=True)
-class Retrieval:
-    """Everything retrieval found for one question."""
-
-    question: str
-    language: str
-    hits: tuple[Hit, ...]
-    evidence: tuple[Evidence, ...]
-    timings_ms: dict
-    # For a follow-up: the best evidence of the other reading (the question alone, or joined to the
-    # previous one), for the reader to choose between (qa.reader.evidence_for).
-    alternatives: tuple[Evidence, ...] = ()
-    # The idf-weighted share of the question's words found in the best evidence's chunk
-    # (qa.lexical.query_coverage), in [0, 1]; None unless both are Arabic (words of two languages
-    # never match).
-    coverage: float | None = None
+from qa.types import Chunk
+from qa.types import Evidence as Evidence  # re-exported: the stages name them as qa.retrieve's
+from qa.types import Hit as Hit
+from qa.types import Retrieval as Retrieval
 
 
 def _coverage(

@@ -61,6 +61,7 @@ def connect(*, chroma_path, chroma_url: str | None):
 
     Raises `StoreError` for an unreachable server or a damaged embedded index.
     """
+    # deferred: chromadb loads with the first use of the index, not with `qa --help`
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -85,16 +86,17 @@ def connect(*, chroma_path, chroma_url: str | None):
         chroma_path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(chroma_path), settings=settings)
     except Exception as exc:  # "file is not a database", a truncated segment, …
-        _release_path(str(chroma_path))  # else the half-started system is reused for this path
+        release_path(str(chroma_path))  # else the half-started system is reused for this path
         raise StoreError(damaged_message(chroma_path, exc)) from None
 
 
 def _release(client) -> None:
     """Stop an embedded client's shared system so the next client for its path reads the disk afresh."""
-    _release_path(getattr(client, "_identifier", None))
+    release_path(getattr(client, "_identifier", None))
 
 
-def _release_path(identifier: str | None) -> None:
+def release_path(identifier: str | None) -> None:
+    # deferred: chromadb loads with the first use of the index
     from chromadb.api.shared_system_client import SharedSystemClient
 
     system = SharedSystemClient._identifier_to_system.pop(identifier, None)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Harakat, Quranic marks, superscript alef, and tatweel: dropped for matching.
+LANGUAGE_NAMES = {"en": "English", "ar": "Arabic"}  # the languages detect_language tells apart
 _DIACRITICS = re.compile(r"[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
 _CHAR_MAP = str.maketrans(
     {

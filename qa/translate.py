@@ -21,13 +21,13 @@ import hashlib
 import re
 from dataclasses import replace
 
+from qa import llm
 from qa import text as qtext
 from qa import verify as qverify
 from qa.errors import LLMTimeout
 from qa.records import SQLiteStore
 from qa.types import Translation as Translation  # re-exported
 
-LANGUAGE_NAMES = {"en": "English", "ar": "Arabic"}
 # A news sentence is 20-60 words; English needs ~1.3 tokens per word: 160 tokens covers the long ones.
 TRANSLATION_MAX_TOKENS = 160
 
@@ -93,9 +93,7 @@ def render(
     stripped of quotes; None when the reply was cut at `max_tokens`. Raises `LLMTimeout` when it was
     cut at the time cap (so a busy machine's failure is not kept as the sentence's translation) and
     `LLMError` when the backend fails."""
-    from qa import llm
-
-    prompt = llm.messages("translate_sentence", language=LANGUAGE_NAMES[lang], sentence=llm.quote(text))
+    prompt = llm.messages("translate_sentence", language=qtext.LANGUAGE_NAMES[lang], sentence=llm.quote(text))
     model = services.chat_model(max_tokens=max_tokens)
     generation = llm.generate(model, prompt, settings, max_tokens=max_tokens)
     if generation.finish == "time":
@@ -116,7 +114,7 @@ def translate_sentence(sentence: str, lang: str, *, services, store: Translation
     if text is None:
         result = Translation(None, lang, False, "the translation was cut before its end")
     elif not text or qtext.detect_language(text) != lang:
-        result = Translation(None, lang, False, f"the model did not reply in {LANGUAGE_NAMES[lang]}")
+        result = Translation(None, lang, False, f"the model did not reply in {qtext.LANGUAGE_NAMES[lang]}")
     else:
         check = qverify.check_rendering(text, sentence, embedder=services.embedder)
         invented = unsupported_names(text, sentence, embedder=services.embedder) if check.ok else []

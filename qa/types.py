@@ -1,21 +1,111 @@
-"""The plain types every stage passes on: a question (`Request`), the events of its answer
-(`Delta`, `Draft`), and the answer itself (`Answer` with its `Citation`s, `ShortAnswer` and
-`Translation`s).
+"""The plain types every stage passes on, in pipeline order: a document and its chunks (`Document`,
+`Chunk`), what retrieval found (`Hit`, `Evidence`, `Retrieval`), a question (`Request`), the
+events of its answer (`Delta`, `Draft`), and the answer itself (`Answer` with its `Citation`s,
+`ShortAnswer` and `Translation`s).
 
-Frozen dataclasses with no behaviour beyond their JSON shapes (`to_dict`). They live here, below
-every stage, so that a stage names them without importing the stage that makes them (the reader
-makes `ShortAnswer`, the quote makes `Answer`, the stream carries both). Leaves out: the chunks and
-documents of ingest (`qa.ingest`) and the retrieval results (`qa.retrieve`), which those stages own.
+Frozen dataclasses with no behaviour beyond small pure helpers and their JSON shapes (`to_dict`).
+They live here, below every stage, so that a stage names them without importing the stage that
+makes them (ingest makes `Chunk`, the reader `ShortAnswer`, the quote `Answer`, the stream carries
+both); the stages re-export the ones they make (`qa.ingest.Chunk`, `qa.retrieve.Retrieval`).
+Imports nothing of `qa` but the settings' type. Leaves out: the stages' working types that no other
+stage passes on (`qa.ingest.IngestReport`, `qa.records.DocInfo`).
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from qa.config import Settings
-    from qa.retrieve import Retrieval
+from qa.config import Settings
+
+
+@dataclass(frozen=True)
+class Document:
+    """A document's extracted text and identity with a hash of that text.
+
+    `id` is the file name unless another indexed file has that name (then the shortest distinct
+    tail of its path, e.g. "b/report.txt"; the assistant decides, see qa.assistant). `source` is the
+    file's resolved path. `page_starts[i]` is the offset in `text` where page i + 1 begins (PDFs
+    only; empty for other formats).
+    """
+
+    id: str
+    text: str
+    sha256: str
+    source: str
+    page_starts: tuple[int, ...] = ()
+
+    def page_at(self, offset: int) -> int | None:
+        """The 1-based page of a character offset, or None for a document without pages."""
+        if not self.page_starts:
+            return None
+        return max(1, bisect.bisect_right(self.page_starts, offset))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of a document: its exact text, offsets, paragraph, sentence spans and page."""
+
+    id: str
+    doc_id: str
+    index: int
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    sentences: tuple[tuple[int, int], ...]  # absolute [start, end) offsets in the document
+    page: int | None = None  # 1-based page for PDFs (a chunk never crosses a page)
+    doc_sha: str = ""  # the document version this chunk belongs to
+
+    def text_of(self, start: int, end: int) -> str:
+        """The text at document offsets `[start, end)`, which lie inside this chunk (a sentence)."""
+        return self.text[start - self.start : end - self.start]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk: `score` orders hits; `dense` is the absolute similarity it came from."""
+
+    chunk: Chunk
+    score: float  # fused, relative to the other candidates of this question
+    dense: float  # mix of chunk and best-sentence cosine similarity (main embedder)
+    sentence: float  # best sentence cosine similarity (main embedder)
+    lexical: float  # raw BM25, qa.lexical's Lucene form (0 for questions not in Arabic)
+    second: float | None = None  # `dense` under the second embedder (None: not used for this question)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A sentence inside a retrieved chunk, scored as support for the question."""
+
+    doc_id: str
+    chunk_id: str
+    paragraph: int
+    start: int
+    end: int
+    text: str
+    score: float
+    similarity: float
+    overlap: float
+    page: int | None = None  # 1-based page of a PDF
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Everything retrieval found for one question."""
+
+    question: str
+    language: str
+    hits: tuple[Hit, ...]
+    evidence: tuple[Evidence, ...]
+    timings_ms: dict
+    # For a follow-up: the best evidence of the other reading (the question alone, or joined to the
+    # previous one), for the reader to choose between (qa.reading.evidence_for).
+    alternatives: tuple[Evidence, ...] = ()
+    # The idf-weighted share of the question's words found in the best evidence's chunk
+    # (qa.lexical.query_coverage), in [0, 1]; None unless both are Arabic (words of two languages
+    # never match).
+    coverage: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +182,7 @@ class Answer:
     answer_lang: str = "en"
     note: str | None = None  # e.g. why a generated answer fell back to extractive
     short_answer: ShortAnswer | None = None  # qa.reader: the checked answer words, in the question's language
-    # How sure the reader's model was (qa.reader.ReaderSignals.to_dict()); empty when no reader ran.
+    # How sure the reader's model was (qa.reading.ReaderSignals.to_dict()); empty when no reader ran.
     signals: dict = field(default_factory=dict)
     # The language-model calls of this answer cut at the time cap (`Settings.llm_timeout_s`):
     # "reader", "reader_retry" (the second rendering), "llm" (the generative mode).

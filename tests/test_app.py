@@ -329,6 +329,9 @@ def test_uploads_keep_their_name_and_never_linger(fast_assistant, tmp_path):
     assert list((tmp_path / "gradio-cache").iterdir()) == []
     assert not (fast_assistant.settings.chroma_path.parent / "uploads").exists()
     assert [d.id for d in fast_assistant.documents()] == ["report.txt"]
+    # `qa docs` names no staged path that no longer exists (a new user went looking for it)
+    (doc,) = fast_assistant.documents()
+    assert fast_assistant.source_label(doc) == "uploaded through the page (the file is not kept)"
 
 
 def test_oversized_uploads_are_refused_before_they_are_saved(fast_assistant, tmp_path, monkeypatch):

@@ -14,8 +14,8 @@ import pytest
 
 from qa.conversations import ConversationStore, StoredTurn, answer_from_record, answer_record
 from qa.errors import InputError
-from qa.reader import ShortAnswer
 from qa.translate import Translation
+from qa.types import ShortAnswer
 
 
 def rounded(answer):

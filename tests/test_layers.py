@@ -8,6 +8,8 @@ in a function still ties the modules together. Read with `ast`, nothing is impor
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,3 +84,36 @@ def test_qa_never_imports_the_edges():
         if module.startswith("qa"):
             bad = sorted(n for n in names if n.split(".")[0] in EDGES)
             assert not bad, f"{module} imports {bad}"
+
+
+def test_the_stages_keep_the_layers_contract():
+    # import-linter reads .importlinter: qa's stages in layers, no edge imported by qa, no
+    # evaluation imported by the page. Run as `make lint` runs it, so a break fails CI too.
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+def test_no_import_inside_a_function_in_qa_but_a_deferred_third_party_one():
+    # Imports of qa's own modules sit at a file's top, so a file's top says which stages it uses;
+    # only a heavy third-party one may wait for its first use, with a comment saying why
+    # (TYPE_CHECKING blocks are annotations, not imports: they are left alone here). The CLI is the
+    # one exception: it defers the assistant and the models (LangChain, ~0.5 s) past `qa --help`.
+    hidden = []
+    for path in sorted((ROOT / "qa").glob("*.py")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for fn in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Import | ast.ImportFrom):
+                    names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+                    if any(n and n.split(".")[0] == "qa" for n in names) and path.name != "cli.py":
+                        hidden.append(f"{path.name}:{node.lineno}")
+    assert hidden == []

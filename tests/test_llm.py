@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from qa import answer as qanswer
-from qa import llm, models
+from qa import condense, generative, llm, models
 from qa import text as qtext
 from qa.config import Settings
 from qa.errors import LLMError
@@ -98,7 +98,7 @@ def test_weak_retrieval_abstains_without_asking_the_model(seeded):
 
 def test_condense_without_history_returns_the_question(settings):
     model = llm.chat_model(settings.model_copy(update={"llm_backend": "scripted"}))
-    assert llm.condense_question("Who is he?", [], model=model, settings=settings) == "Who is he?"
+    assert condense.condense_question("Who is he?", [], model=model, settings=settings) == "Who is he?"
 
 
 def test_prompts_are_data_files_rendered_strictly():
@@ -161,7 +161,7 @@ def test_token_cap_gives_a_clear_note(seeded, llama):
     _configure(seeded, llm_max_tokens=6, llm_timeout_s=SLOW_CAP)
     result = seeded.ask("What did the Kremlin deny?", mode="generative")
     assert result.mode == "generative-fallback"
-    assert result.note == llm.FALLBACK["cap"].format(limit="6 tokens")
+    assert result.note == generative.FALLBACK["cap"].format(limit="6 tokens")
     assert result.citations  # the quoted evidence is still there
 
 
@@ -171,7 +171,7 @@ def test_time_cap_gives_a_clear_note(seeded, llama):
     _configure(seeded, llm_timeout_s=0.01)
     result = seeded.ask("What did the Kremlin deny?", mode="generative")
     assert result.mode == "generative-fallback"
-    assert result.note == llm.FALLBACK["cap"].format(limit="0.01 s")
+    assert result.note == generative.FALLBACK["cap"].format(limit="0.01 s")
 
 
 @pytest.mark.slow
@@ -205,7 +205,7 @@ def test_follow_up_is_condensed_into_a_standalone_question(settings, llama):
     ]
     settings = settings.model_copy(update={"llm_timeout_s": SLOW_CAP})
     model = llm.chat_model(settings)
-    standalone = llm.condense_question("Who is its spokesman?", history, model=model, settings=settings)
+    standalone = condense.condense_question("Who is its spokesman?", history, model=model, settings=settings)
     assert "Kremlin" in standalone
     assert standalone != "Who is its spokesman?"
 

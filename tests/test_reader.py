@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from qa import reader
+from qa import answer_checks, reader, spans
+from qa import reading as qreading
 from qa.stream import Draft
 from tests.conftest import SEED
 from tests.fakes import ScriptedChat
@@ -54,7 +55,7 @@ def planted(fast_seeded):
     ],
 )
 def test_find_span_maps_normalised_matches_to_exact_offsets(sentence, span, expected):
-    found = reader.find_span(sentence, span)
+    found = spans.find_span(sentence, span)
     if expected is None:
         assert found is None
         return
@@ -63,36 +64,40 @@ def test_find_span_maps_normalised_matches_to_exact_offsets(sentence, span, expe
 
 
 def test_answer_type_and_repetition_checks():
-    assert not reader.fits_question("How old is Sergei Lavrov?", "وزير الخارجية الروسي")
-    assert reader.fits_question("How old is he?", "يبلغ 70 عاما")
+    assert not answer_checks.fits_question("How old is Sergei Lavrov?", "وزير الخارجية الروسي")
+    assert answer_checks.fits_question("How old is he?", "يبلغ 70 عاما")
     # An age is not "after hours of talks" (a time word is not an age): the seed's unanswerable u01.
-    assert not reader.fits_question("How old is Sergei Lavrov?", "بعد ساعات طويلة من المفاوضات")
-    assert not reader.fits_question("كم عمر سيرغي لافروف؟", "بعد ساعات طويلة من المفاوضات")
-    assert reader.fits_question("كم عمر الرئيس؟", "خمسة وستون عاما")
-    assert reader.fits_question("متى وصل كيري؟", "يوم الجمعة")
-    assert not reader.fits_question("متى وصل كيري؟", "وزير الخارجية")
-    assert reader.fits_question("Who is Kyle Orton?", "الخبير")
-    assert reader.repeats_question("Lavrov negotiated in Moscow", "Who did Lavrov negotiate with in Moscow?")
-    assert not reader.repeats_question("John Kerry", "Who did Lavrov negotiate with in Moscow?")
-    assert not reader.repeats_question("EU law", "Which body of EU law governs trade between member states?")
+    assert not answer_checks.fits_question("How old is Sergei Lavrov?", "بعد ساعات طويلة من المفاوضات")
+    assert not answer_checks.fits_question("كم عمر سيرغي لافروف؟", "بعد ساعات طويلة من المفاوضات")
+    assert answer_checks.fits_question("كم عمر الرئيس؟", "خمسة وستون عاما")
+    assert answer_checks.fits_question("متى وصل كيري؟", "يوم الجمعة")
+    assert not answer_checks.fits_question("متى وصل كيري؟", "وزير الخارجية")
+    assert answer_checks.fits_question("Who is Kyle Orton?", "الخبير")
+    assert answer_checks.repeats_question(
+        "Lavrov negotiated in Moscow", "Who did Lavrov negotiate with in Moscow?"
+    )
+    assert not answer_checks.repeats_question("John Kerry", "Who did Lavrov negotiate with in Moscow?")
+    assert not answer_checks.repeats_question(
+        "EU law", "Which body of EU law governs trade between member states?"
+    )
     # A duration is counted, never named: a weekday answers "when", not "how long" (seed u06).
-    assert not reader.fits_question("How long has he been the Kremlin spokesman?", "يوم الجمعة")
-    assert not reader.fits_question("منذ متى يشغل منصب المتحدث باسم الكرملين؟", "يوم الجمعة")
-    assert reader.fits_question("منذ متى يشغل منصبه؟", "منذ عامين")
-    assert reader.fits_question("How long did the war last?", "أربعة أعوام كاملة")
+    assert not answer_checks.fits_question("How long has he been the Kremlin spokesman?", "يوم الجمعة")
+    assert not answer_checks.fits_question("منذ متى يشغل منصب المتحدث باسم الكرملين؟", "يوم الجمعة")
+    assert answer_checks.fits_question("منذ متى يشغل منصبه؟", "منذ عامين")
+    assert answer_checks.fits_question("How long did the war last?", "أربعة أعوام كاملة")
 
 
 @pytest.mark.parametrize("reply", ["not json", '{"n": -1, "span": "", "answer": ""}', '{"n": 1}'])
 def test_a_reply_outside_the_schema_is_refused(reply):
     with pytest.raises(ValueError):
-        reader.parse(reply)
+        qreading.parse(reply)
 
 
 def test_a_reply_cut_after_its_span_keeps_the_span():
-    cut = reader.parse('{"n": 2, "span": "في \\"الأردن\\"", "answer": "in Jor')
+    cut = qreading.parse('{"n": 2, "span": "في \\"الأردن\\"", "answer": "in Jor')
     assert (cut.n, cut.span, cut.answer) == (2, 'في "الأردن"', "")
     with pytest.raises(ValueError):
-        reader.parse('{"n": 2, "span": "في الأر')  # the span itself is cut: nothing to check
+        qreading.parse('{"n": 2, "span": "في الأر')  # the span itself is cut: nothing to check
 
 
 def _tokens(reply: str, *, p_none: float, logprob: float = -0.1) -> tuple:
@@ -113,12 +118,12 @@ def _tokens(reply: str, *, p_none: float, logprob: float = -0.1) -> tuple:
 
 def test_reader_signals_from_token_probabilities():
     reply = _reply(1, "في الأردن", "in Jordan")
-    signals = reader.reader_signals(_tokens(reply, p_none=0.25, logprob=-0.5))
+    signals = qreading.reader_signals(_tokens(reply, p_none=0.25, logprob=-0.5))
     assert signals.answer_probability == pytest.approx(0.75)
     assert signals.span_logprob == pytest.approx(-0.5) and signals.rendering_logprob == pytest.approx(-0.5)
-    none = reader.reader_signals(_tokens(_reply(0, "", ""), p_none=0.9))
+    none = qreading.reader_signals(_tokens(_reply(0, "", ""), p_none=0.9))
     assert none.answer_probability == pytest.approx(0.1) and none.span_logprob is None
-    assert reader.reader_signals(None) == reader.ReaderSignals()
+    assert qreading.reader_signals(None) == qreading.ReaderSignals()
 
 
 # The step, with planted replies ---------------------------------------------------------------------
@@ -126,7 +131,7 @@ def test_reader_signals_from_token_probabilities():
 
 def test_arabic_short_answer_is_the_exact_span_streamed_after_the_quote(planted):
     question = "أين ستكون غرفة العمليات المشتركة؟"
-    evidence = reader.evidence_for(planted.retriever.retrieve(question))
+    evidence = qreading.evidence_for(planted.retriever.retrieve(question))
     words = evidence[0].text.split()[1:3]  # two words of the first sentence the reader sees
     ScriptedChat.script.append(_reply(1, " ".join(words), " ".join(words)))
     stream = planted.stream(question)
@@ -176,7 +181,7 @@ def test_a_reading_the_model_barely_preferred_to_no_answer_abstains_below_the_ev
     # Hash vectors score far below the bar (reader_abstain_below): doubt there abstains like "no answer".
     planted.settings = planted.settings.model_copy(update={"reader_min_answer_probability": 0.8})
     question = "أين ستكون غرفة العمليات المشتركة؟"
-    words = " ".join(reader.evidence_for(planted.retriever.retrieve(question))[0].text.split()[1:3])
+    words = " ".join(qreading.evidence_for(planted.retriever.retrieve(question))[0].text.split()[1:3])
     reply = _reply(1, words, words)
     ScriptedChat.script.append((reply, _tokens(reply, p_none=0.05)))
     sure = planted.ask(question)
@@ -195,7 +200,7 @@ def test_a_passage_without_the_questions_words_abstains_below_the_evidence_bar(p
     # sentence; below the bar the question's missing words (Retrieval.coverage) abstain all the same.
     planted.settings = planted.settings.model_copy(update={"reader_min_coverage": 0.4})
     question = "من هو صدام حسين؟"
-    words = " ".join(reader.evidence_for(planted.retriever.retrieve(question))[0].text.split()[1:3])
+    words = " ".join(qreading.evidence_for(planted.retriever.retrieve(question))[0].text.split()[1:3])
     ScriptedChat.script.append(_reply(1, words, words))
     result = planted.ask(question)
     assert result.abstained and result.signals["coverage"] < 0.4
@@ -315,10 +320,10 @@ def harbours(assistant, tmp_path: Path):
 def _numbers(assistant) -> tuple[int, int]:
     """The harbour sentence's number in the first and in the second reading's prompt."""
     retrieval = assistant.retriever.retrieve(HARBOUR_QUESTION)
-    evidence = reader.evidence_for(retrieval)
+    evidence = qreading.evidence_for(retrieval)
     first = 1 + next(i for i, e in enumerate(evidence) if "2016" in e.text)
     second = 1 + next(
-        i for i, e in enumerate(reader.second_evidence(evidence, retrieval)) if "2016" in e.text
+        i for i, e in enumerate(qreading.second_evidence(evidence, retrieval)) if "2016" in e.text
     )
     return first, second
 
@@ -366,10 +371,10 @@ def test_an_unusable_second_reading_leaves_the_answer_unchecked(harbours):
 
 def test_the_second_reading_sees_every_sentence_elsewhere(seeded):
     retrieval = seeded.retriever.retrieve("What did the Kremlin deny?")
-    evidence = reader.evidence_for(retrieval)
-    reordered = reader.second_evidence(evidence, retrieval)
+    evidence = qreading.evidence_for(retrieval)
+    reordered = qreading.second_evidence(evidence, retrieval)
     assert len(evidence) >= 2 and reordered == evidence[::-1]
-    one = reader.second_evidence(evidence[:1], retrieval)
+    one = qreading.second_evidence(evidence[:1], retrieval)
     assert len(one) == 2 and one[-1] == evidence[0]  # a single sentence gets a neighbour before it
 
 
@@ -519,18 +524,20 @@ def test_warm_up_evaluates_the_reader_prompt_once_for_the_first_question(local):
 
 
 def test_subject_only_spans_and_yes_no_questions():
-    assert reader.names_only_the_subject("كايل أورتون", "من هو كايل أورتون؟")
-    assert not reader.names_only_the_subject("الخبير في منطقة الشرق الأوسط", "من هو كايل أورتون؟")
-    assert reader.fits_question("قبل كم من الوقت طالب الأميركيون بإبلاغهم؟", "قبل يوم كامل")
-    assert reader.asks_yes_no("هل تغير موقف روسيا من مصير الأسد؟") and reader.asks_yes_no(
+    assert answer_checks.names_only_the_subject("كايل أورتون", "من هو كايل أورتون؟")
+    assert not answer_checks.names_only_the_subject("الخبير في منطقة الشرق الأوسط", "من هو كايل أورتون؟")
+    assert answer_checks.fits_question("قبل كم من الوقت طالب الأميركيون بإبلاغهم؟", "قبل يوم كامل")
+    assert answer_checks.asks_yes_no("هل تغير موقف روسيا من مصير الأسد؟") and answer_checks.asks_yes_no(
         "Did Kerry visit Moscow?"
     )
-    assert not reader.asks_yes_no("أين ستكون غرفة العمليات؟") and not reader.asks_yes_no("Who is Kyle Orton?")
+    assert not answer_checks.asks_yes_no("أين ستكون غرفة العمليات؟") and not answer_checks.asks_yes_no(
+        "Who is Kyle Orton?"
+    )
 
 
 def test_a_subject_only_span_abstains_but_a_yes_no_question_keeps_its_quote(planted):
     question = "من هو كايل أورتون؟"
-    seen = reader.evidence_for(planted.retriever.retrieve(question))
+    seen = qreading.evidence_for(planted.retriever.retrieve(question))
     assert any("كايل أورتون" in e.text for e in seen)  # the words are there: only the subject check refuses
     ScriptedChat.script.append(_reply(1, "كايل أورتون", "كايل أورتون"))
     assert planted.ask(question).abstained
@@ -561,6 +568,6 @@ def test_above_the_bar_the_quote_stays_with_a_note_saying_why_no_short_answer(pl
 def test_a_span_of_digits_is_its_own_answer_in_any_language(planted):
     question = "أين ستكون غرفة العمليات المشتركة؟"
     # The seed has no digits: the wording step is called directly on a span of digits.
-    reading = reader.Reading(n=1, span="1803", answer="1803")
+    reading = qreading.Reading(n=1, span="1803", answer="1803")
     text, verified, note = reader._say(reading, "1803", planted.request(question), "ar", planted)
     assert (text, verified, note) == ("1803", True, None)

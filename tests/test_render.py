@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from qa.answer import Answer, Citation
-from qa.reader import ShortAnswer
 from qa.retrieve import Evidence
 from qa.store import DocInfo
 from qa.translate import Translation
+from qa.types import ShortAnswer
 from web import render
 from web.render import Turn
 
@@ -262,7 +262,7 @@ def test_turns_survive_deepcopy_as_gradio_state_needs():
     assert render.conversation_json(copied, now=NOW) == render.conversation_json(turns, now=NOW)
 
 
-# The short answer (qa.reader.ShortAnswer): above the quote, and its words marked inside the sentence.
+# The short answer (qa.types.ShortAnswer): above the quote, and its words marked inside the sentence.
 
 JORDAN_SENTENCE = SEED_TEXT.split("\n")[1].split("ومترجمين.")[0] + "ومترجمين."
 IN_JORDAN = "في الأردن"
@@ -510,7 +510,7 @@ def test_translations_leave_the_chat_bubble_and_already_translated_answers_alone
         ),
     )
     # An English reader with no checked short answer reads the cited sentence's checked translation
-    # in the bubble itself (qa.reader.readable makes it); the others live in Sources only.
+    # in the bubble itself (qa.extractive.readable makes it); the others live in Sources only.
     bubble = render.answer_html(turn)
     first = turn.answer.citations[0].translation.text
     assert bubble.count('class="qa-translation"') == 1 and render.esc(first) in bubble

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qa import plugins
-from qa.reader import extractive_mode as answer_mode_extractive
+from qa.extractive import extractive_mode as answer_mode_extractive
 
 
 def test_lexical_scores_are_fused_only_for_arabic_questions(seeded):

@@ -7,7 +7,7 @@ warms the embedding models in the background, serves the page mounted on the Fas
 `web.api` (the OpenAI-compatible and REST API) with uvicorn on one port, binds 127.0.0.1 (or QA_HOST
 once QA_AUTH turns login on) and prints the URL. Each answer saves the conversation
 (`qa.conversations`, per signed-in user); the Conversations tab reopens, renames and deletes them. Ratings go to `QA_FEEDBACK_PATH` as question-set lines
-(`eval.questions.feedback_record`). The Sources panel translates the cited sentences of the turn it
+(`qa.feedback`). The Sources panel translates the cited sentences of the turn it
 shows on request (`Assistant.translate`); the Documents tab shows each document's overview (its
 central sentences, `qa.overview.central_sentences`) with a button that asks about it in the chat.
 
@@ -21,7 +21,6 @@ styling framework beyond Gradio's theme.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from typing import Any
 import gradio as gr
 import uvicorn
 
-from eval.questions import feedback_record
+from qa import feedback as qfeedback
 from qa import overview as qoverview
 from qa import plugins, reader
 from qa.assistant import Assistant
@@ -185,7 +184,6 @@ class Handlers:
         self.settings = settings
         self.warmup = Warmup(assistant)
         self.export_dir = Path(tempfile.mkdtemp(prefix="qa-export-"))
-        self._feedback_lock = threading.Lock()
         self._overviews: dict[tuple[str, str], str] = {}  # (doc id, sha256) -> its overview's HTML
         self.conversations = ConversationStore(settings.conversations_path)
 
@@ -300,12 +298,7 @@ class Handlers:
         if evt.liked is None or not (0 <= index < len(turns)) or turns[index].answer is None:
             return
         liked = evt.liked if isinstance(evt.liked, bool) else str(evt.liked).lower() in ("like", "up", "true")
-        record = feedback_record(turns, index, rating="up" if liked else "down")
-        path = Path(self.settings.feedback_path)
-        with self._feedback_lock:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        qfeedback.save(Path(self.settings.feedback_path), turns, index, rating="up" if liked else "down")
         gr.Info("Thanks: your rating was saved.")
 
     def exports(self, turns: list[Turn]) -> tuple[Any, Any]:

@@ -2,7 +2,7 @@
 
 A conversation is a list of `Turn`s (question, then the `qa.answer.Answer` or an error; `partial`
 holds the text streamed so far, `draft` marks an answer shown before the final one). From them this
-module makes the chat bubbles (with the short answer, `qa.reader.ShortAnswer`, above the quote), the
+module makes the chat bubbles (with the short answer, `qa.types.ShortAnswer`, above the quote), the
 sources panel (each cited sentence highlighted with <mark> inside its passage, and the short answer's
 words with a nested <mark class="qa-span">, all by offsets; under it, on request, its checked machine
 translation, `qa.translate.Translation`), the documents table and each document's overview (its
@@ -36,14 +36,14 @@ from typing import TYPE_CHECKING
 from qa import text as qtext
 from qa.answer import Answer, Citation
 from qa.conversations import answer_record
-from qa.reader import translation_targets
+from qa.extractive import translation_targets
 
 if TYPE_CHECKING:
     from qa.conversations import Conversation
-    from qa.reader import ShortAnswer
     from qa.retrieve import Evidence
     from qa.store import DocInfo
     from qa.translate import Translation
+    from qa.types import ShortAnswer
 
 CONTEXT_CHARS = 260  # passage context shown on each side of a cited sentence
 QUOTE_BLOCK_CHARS = 80  # quotes longer than this sit on their own lines in an answer
@@ -394,7 +394,7 @@ def short_answer_html(answer: Answer) -> str:
 
 def readable_html(answer: Answer) -> str:
     """For an English reader without a checked English short answer: the checked machine
-    translations of the sentences that hold the answer (qa.reader.readable), in the bubble itself,
+    translations of the sentences that hold the answer (qa.extractive.readable), in the bubble itself,
     each labelled and numbered like its citation; "" when there are none."""
     short = answer.short_answer
     if answer.answer_lang != "en" or answer.abstained or (short is not None and short.verified):

@@ -40,7 +40,7 @@ def index_uploads(
     file cannot be used (also when a parser fails unexpectedly: the sentence says so, the log has the
     details), `StoreError` for the index: the index is unchanged then.
     """
-    staging = Path(assistant.settings.chroma_path).parent / "uploads"
+    staging = assistant.uploads_dir
     staged: list[Path] = []
     try:
         names = set()
