@@ -23,17 +23,15 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
+
+from langchain_core.language_models import BaseChatModel
 
 from qa.config import Settings, get_settings
+from qa.embedder import Embedder
 from qa.errors import InputError, LLMError
-
-if TYPE_CHECKING:
-    from langchain_core.language_models import BaseChatModel
-
-    from qa.embedder import Embedder
-    from qa.retrieve import Retrieval, Retriever
-    from qa.types import Answer, Event, Request
+from qa.retrieve import Retrieval, Retriever
+from qa.types import Answer, Event, Request
 
 
 class Services(Protocol):
