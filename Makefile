@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast setup models dictionary index chromium lint format bench eval quality clean
+.PHONY: run test test-fast setup models dictionary tesseract index chromium lint format bench eval quality clean
 
 run: setup index
 	$(PY) app.py
@@ -17,7 +17,7 @@ test: setup $(VENV)/.dev-installed chromium
 test-fast: $(VENV)/.dev-installed
 	$(PY) -m pytest -m "not full" -q
 
-setup: $(VENV)/.installed models dictionary
+setup: $(VENV)/.installed models dictionary tesseract
 
 # llama.cpp is compiled for AVX2 CPUs, not for this one (-march=native): where the CPU reports AMX
 # tiles that the virtual machine does not grant, a native build faults on its first matrix
@@ -45,6 +45,13 @@ dictionary:
 	@test -f /usr/share/dictd/freedict-ara-eng.dict.dz || \
 		(apt-get update -qq && apt-get install -y -qq dict-freedict-ara-eng) || \
 		echo "warning: dict-freedict-ara-eng could not be installed; renderings are checked without it"
+
+# Tesseract 5 and its Arabic model from Debian (Apache-2.0): OCR of scans and photos (qa/ocr.py).
+# Without it (no apt, not root) such files are refused with one sentence saying how to install it.
+tesseract:
+	@(command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx ara) || \
+		(apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-ara) || \
+		echo "warning: tesseract-ocr-ara could not be installed; scans and photos will be refused"
 
 index: setup
 	$(PY) -m qa ingest seeds

@@ -29,6 +29,8 @@ from qa.condense import condense_question
 from qa.config import Settings, get_settings
 from qa.embeddings import load_embedder
 from qa.errors import InputError, QAError, StoreError
+from qa.ocr import OcrStore, Recogniser
+from qa.ocr import annotate as ocr_annotate
 from qa.records import Records
 from qa.retrieve import Retrieval, Retriever
 from qa.store import Store, connect, release_path
@@ -79,7 +81,21 @@ class Assistant:
     @cached_property
     def chain(self):
         """The LangChain runnable every answer goes through (built once)."""
-        return answer_chain(self.retrieve, self)
+        return answer_chain(self.retrieve, self, annotate=self.recognised)
+
+    @cached_property
+    def ocr_store(self) -> OcrStore:
+        """The recognised words of the indexed scans (qa.ocr), beside the index."""
+        return OcrStore(self.settings.ocr_path)
+
+    def recognised(self, answer: qanswer.Answer) -> qanswer.Answer:
+        """The answer with each citation read from a scan given its page boxes and OCR confidence."""
+        store = self.store
+
+        def pages_of(doc_id: str):
+            return self.ocr_store.pages(store.document_sha(doc_id))
+
+        return ocr_annotate(answer, pages_of)
 
     def chat_model(self, *, max_tokens: int | None = None, settings: Settings | None = None):
         """The configured LLM backend as a LangChain chat model; `LLMError` when it is not usable."""
@@ -96,11 +112,14 @@ class Assistant:
         """
         files = qingest.expand_paths(paths)
         if not files:
-            raise InputError("No supported files found (.txt, .md, .html, .pdf, .docx).")
+            raise InputError("No supported files found (.txt, .md, .html, .pdf, .docx, or an image).")
         docs, refused = [], []
+        ocr = Recogniser.from_settings(self.settings, progress=progress)
         for f in files:  # every file is checked, so one message names all that cannot be used
             try:
-                docs.append(qingest.read_document(f, encoding=encoding, max_mb=self.settings.max_file_mb))
+                docs.append(
+                    qingest.read_document(f, encoding=encoding, max_mb=self.settings.max_file_mb, ocr=ocr)
+                )
             except InputError as exc:
                 refused.append(str(exc).rstrip("."))
         if len(refused) == 1:
@@ -111,6 +130,8 @@ class Assistant:
             )
         docs, duplicates = self.identify(docs)
         self.store.sweep()  # records a killed write left behind
+        for doc in docs:  # a scan's words first, so that its citations find their boxes once indexed
+            self.ocr_store.save(doc.sha256, doc.ocr)
         second = self.second_embedder
         report = qingest.index_documents(
             docs,
@@ -272,7 +293,13 @@ class Assistant:
     def remove(self, ref: str) -> bool:
         """Remove the document named by an id or a path; False when it is not indexed."""
         doc_id = self.resolve(ref)
-        return doc_id is not None and self.store.remove_document(doc_id)
+        if doc_id is None:
+            return False
+        sha = self.store.document_sha(doc_id)
+        removed = self.store.remove_document(doc_id)
+        if removed:
+            self.ocr_store.forget(sha)
+        return removed
 
     def reset(self) -> Path | None:
         """Empty the index. A damaged embedded index is moved aside (to a `.damaged-<time>` sibling)

@@ -66,12 +66,23 @@ def _finish(answer: Answer, request: Request, t0: float, t_answer: float) -> Ans
     return dataclasses.replace(answer, question=request.question, timings_ms=timings)
 
 
-def answer_chain(retrieve: Callable[[Request], Retrieval], services: plugins.Services) -> Runnable:
+def answer_chain(
+    retrieve: Callable[[Request], Retrieval],
+    services: plugins.Services,
+    *,
+    annotate: Callable[[Answer], Answer] | None = None,
+) -> Runnable:
     """A runnable from a `Request` to its events: `Delta`s, `Draft`s, and the final `Answer` last.
 
     `retrieve` maps a request to a `Retrieval` (e.g. `Assistant.retrieve`, which resolves follow-ups).
-    Call it with `.stream(request)`; `qa.stream.AnswerStream` wraps that iterator.
+    `annotate`, when given, finishes every draft and answer (e.g. `Assistant.recognised`, the OCR
+    boxes and confidence of citations from scans). Call it with `.stream(request)`;
+    `qa.stream.AnswerStream` wraps that iterator.
     """
+    finish_with = annotate or (lambda answer: answer)
+
+    def finish(answer: Answer, request: Request, t0: float, t_answer: float) -> Answer:
+        return finish_with(_finish(answer, request, t0, t_answer))
 
     def retrieve_step(request: Request) -> tuple[Request, Retrieval, float]:
         t0 = time.perf_counter()
@@ -91,9 +102,9 @@ def answer_chain(retrieve: Callable[[Request], Retrieval], services: plugins.Ser
                     final = stop.value
                     break
                 yield (
-                    Draft(_finish(event.answer, request, t0, t_answer)) if isinstance(event, Draft) else event
+                    Draft(finish(event.answer, request, t0, t_answer)) if isinstance(event, Draft) else event
                 )
-            yield _finish(final, request, t0, t_answer)
+            yield finish(final, request, t0, t_answer)
 
     return RunnableLambda(retrieve_step).with_config(run_name="retrieve") | RunnableGenerator(
         answer_step

@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Cited answers over your documents.")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    p = sub.add_parser("ingest", help="index files or folders (.txt .md .html .pdf .docx)")
+    p = sub.add_parser(
+        "ingest", help="index files or folders (.txt .md .html .pdf .docx; scans and photos by OCR)"
+    )
     p.add_argument("paths", nargs="+", type=Path)
     p.add_argument("--encoding", help="read text files in this encoding (e.g. windows-1256, utf-16)")
     p.set_defaults(func=_ingest)

@@ -125,6 +125,20 @@ class Settings(BaseSettings):
     max_question_chars: int = 2000
     max_file_mb: float = 50
 
+    # OCR of scans, photos and PDF pages without a usable text layer (qa/ocr.py, tesseract 5).
+    ocr: bool = True
+    # Tesseract's models, as its `-l` option names them. Arabic alone: with "ara+eng" the English model
+    # takes Arabic words for Latin ones, and the seed article's character error rate went from 3.3% to
+    # 7.8% (bench/bench_ocr.py); Latin words in an Arabic page are misread with "ara" alone.
+    ocr_languages: str = "ara"
+    # PDF pages are rendered at this resolution for OCR (tesseract reads 300 dpi best; the
+    # benchmark, bench/bench_ocr.py, compares 150).
+    ocr_dpi: int = 300
+    # Bounds per file: pages recognised, and pixels per page image (a 300 dpi A4 page is 8.7 million;
+    # a larger image is refused by its header before it is decoded).
+    ocr_max_pages: int = 50
+    ocr_max_pixels: int = 40_000_000
+
     # Generative backends
     llm_backend: str = "local"  # a registered backend (qa.plugins): local, openai, ollama
     llm_base_url: str | None = None
@@ -155,6 +169,8 @@ class Settings(BaseSettings):
     auth_failure_limit: str = "5/minute"
     # Translated cited sentences, kept so that each is translated once (qa/translate.py).
     translations_path: Path = DEFAULT_DATA_DIR / "translations.sqlite"
+    # Recognised pages and their images (qa/ocr.py), kept so that each file is recognised once.
+    ocr_path: Path = DEFAULT_DATA_DIR / "ocr"
 
 
 @lru_cache(maxsize=1)

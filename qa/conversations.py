@@ -27,7 +27,7 @@ from qa.answer import Answer, Citation
 from qa.errors import InputError
 from qa.records import SQLiteStore
 from qa.translate import Translation
-from qa.types import ShortAnswer
+from qa.types import Recognition, ShortAnswer
 
 TITLE_CHARS = 80  # a conversation's title: its first question, cut to this
 
@@ -65,6 +65,10 @@ def answer_record(answer: Answer) -> dict:
             row["passage_start"] = cite.passage_start
             if cite.translation is not None:
                 row["translation"]["note"] = cite.translation.note
+            if cite.recognition is not None:  # the page image, to show the sentence on it again
+                row["ocr"].update(
+                    image=cite.recognition.image, width=cite.recognition.width, height=cite.recognition.height
+                )
     return data
 
 
@@ -77,12 +81,28 @@ def answer_from_record(data: dict) -> Answer:
     def citation(row: dict) -> Citation:
         t = row.get("translation")
         translation = Translation(t["text"], t["lang"], t["verified"], t.get("note")) if t else None
+        o = row.get("ocr")
+        recognition = (
+            Recognition(
+                o["page"],
+                o.get("image", ""),
+                o.get("width", 1),
+                o.get("height", 1),
+                tuple(tuple(b) for b in o["boxes"]),
+                o["confidence"],
+                o["lowest"],
+                o["lowest_word"],
+            )
+            if o
+            else None
+        )
         return Citation(
             **{k: row[k] for k in ("n", "doc", "chunk_id", "start", "end", "quote", "paragraph", "score")},
             passage=row.get("passage") or row["quote"],
             passage_start=row.get("passage_start", row["start"]),
             page=row.get("page"),
             translation=translation,
+            recognition=recognition,
         )
 
     short = data.get("short_answer")

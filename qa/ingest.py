@@ -1,4 +1,4 @@
-"""Ingest: read documents (.txt .md .html .pdf .docx), split them into chunks, hand them to the store.
+"""Ingest: read documents (.txt .md .html .pdf .docx, scans and photos), split them into chunks, hand them to the store.
 
 A document's text is extracted once and then never altered: chunks and their sentences are
 [start, end) offsets into it, so every citation is an exact span of the source. Chunks respect
@@ -15,8 +15,9 @@ text of a paragraph is read from its XML here because python-docx drops tracked 
 (`w:ins`): text reads as Word displays it, insertions in and deletions out. A .docx is a zip: its
 declared sizes are checked before anything is unpacked. PDF through pypdf, page by page (a chunk
 knows its page); Arabic presentation forms are folded into ordinary letters and text written in
-visual order (reversed words) is put back in reading order; a text layer of glyph codes is refused.
-Leaves out: OCR of scanned PDFs, guessing encodings (a text that is not UTF-8 is refused with the
+visual order (reversed words) is put back in reading order. A PDF page without text, or whose text
+layer is glyph codes without their letters, is read by OCR (qa/ocr.py), as are images (.png .jpg
+.tif …): a mixed PDF keeps its text layer where it has one. Leaves out: guessing encodings (a text that is not UTF-8 is refused with the
 encoding it looks like, and `encoding=` reads it explicitly), and embedding/storage (embeddings.py,
 store.py).
 """
@@ -36,11 +37,12 @@ from tqdm import tqdm
 
 from qa import text as qtext
 from qa.errors import InputError
+from qa.ocr import IMAGE_SUFFIXES, Recogniser
 from qa.records import DocVectors
 from qa.types import Chunk as Chunk  # re-exported: the stages name them as qa.ingest's
 from qa.types import Document as Document
 
-SUPPORTED = (".txt", ".md", ".html", ".htm", ".pdf", ".docx")
+SUPPORTED = (".txt", ".md", ".html", ".htm", ".pdf", ".docx", *IMAGE_SUFFIXES)
 # A sentence (so a citation) is at most this many characters: longer runs are split (qtext.split_long).
 MAX_SENTENCE_CHARS = 600
 
@@ -49,11 +51,15 @@ MAX_SENTENCE_CHARS = 600
 # Reading files
 
 
-def read_document(path: Path, *, encoding: str | None = None, max_mb: float = 50) -> Document:
+def read_document(
+    path: Path, *, encoding: str | None = None, max_mb: float = 50, ocr: Recogniser | None = None
+) -> Document:
     """Read one file into a `Document` (id: the file name); an `InputError` for anything unusable.
 
+    `ocr` reads images and PDF pages without a usable text layer (None: they are refused).
     Raises `InputError` (one sentence) for a missing, empty, oversized, unsupported, undecodable or
-    unparseable file, a hostile zip (declared sizes too large), or one without text.
+    unparseable file, a hostile zip (declared sizes too large) or image (too many pixels or pages),
+    or one without text.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -70,8 +76,15 @@ def read_document(path: Path, *, encoding: str | None = None, max_mb: float = 50
         raise InputError(f"{path.name} is {size / 2**20:.0f} MB, over the {max_mb:g} MB limit.")
     data = path.read_bytes()
     page_starts: tuple[int, ...] = ()
-    if suffix == ".pdf":
-        text, page_starts = _pdf_text(data, path.name)
+    pages: tuple = ()
+    if suffix in IMAGE_SUFFIXES:
+        if ocr is None:
+            raise InputError(
+                f"{path.name} is an image, and reading it needs OCR, which is off (QA_OCR=false)."
+            )
+        text, page_starts, pages = ocr.read_image(data, path.name)
+    elif suffix == ".pdf":
+        text, page_starts, pages = _pdf_text(data, path.name, ocr=ocr)
     elif suffix == ".docx":
         text = _docx_text(data, path.name, max_mb=max_mb)
     else:
@@ -84,7 +97,7 @@ def read_document(path: Path, *, encoding: str | None = None, max_mb: float = 50
         raise InputError(f"{path.name} contains no text.")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Document(
-        id=path.name, text=text, sha256=digest, source=str(path.resolve()), page_starts=page_starts
+        id=path.name, text=text, sha256=digest, source=str(path.resolve()), page_starts=page_starts, ocr=pages
     )
 
 
@@ -136,8 +149,9 @@ def _looks_cp1256_arabic(data: bytes) -> bool:
 # -- PDF ----------------------------------------------------------------------------------------
 
 
-def _pdf_text(data: bytes, name: str) -> tuple[str, tuple[int, ...]]:
-    """The text of a PDF, pages joined by blank lines, and the offset where each page starts."""
+def _pdf_text(data: bytes, name: str, *, ocr: Recogniser | None = None) -> tuple[str, tuple[int, ...], tuple]:
+    """The text of a PDF, pages joined by blank lines, the offset where each page starts, and the
+    pages read by OCR (those without text, or whose text layer is glyph codes, when `ocr` is given)."""
     # deferred: each format's parser loads with the first file of its format
     from pypdf import PdfReader
 
@@ -150,27 +164,47 @@ def _pdf_text(data: bytes, name: str) -> tuple[str, tuple[int, ...]]:
         pages = [page.extract_text() or "" for page in reader.pages]
     except Exception as exc:  # pypdf raises many types on broken files: all one sentence here
         raise InputError(f"{name} is not a readable PDF ({type(exc).__name__}: {exc}).") from None
-    raw = "".join(pages)
-    if _unreadable_glyphs(raw):
-        raise InputError(
-            f"{name} has a text layer of glyph codes without their letters; it needs OCR, "
-            "or export it again with embedded Unicode text."
-        )
-    parts, starts, offset = [], [], 0
-    for page in pages:
-        page = _clean_newlines(page)
-        if looks_visual_order(page):
-            page = "\n".join(_visual_to_logical(line) for line in page.split("\n"))
-        page = qtext.fold_text(page).strip()  # store readable letters, not contextual glyphs
+    unusable = [i + 1 for i, page in enumerate(pages) if _needs_ocr(page)]
+    if ocr is None:
+        if _unreadable_glyphs("".join(pages)):
+            raise InputError(
+                f"{name} has a text layer of glyph codes without their letters; it needs OCR (QA_OCR=true), "
+                "or export it again with embedded Unicode text."
+            )
+        recognised = {}
+    else:
+        recognised = ocr.read_pdf_pages(data, unusable, name)
+    parts, starts, scans, offset = [], [], [], 0
+    for number, page in enumerate(pages, start=1):
+        starts.append(offset)  # an empty page starts where the next one does: page numbers stay right
+        if number in recognised:
+            page, scanned = recognised[number]
+            if page:
+                scans.append(scanned.shifted(offset))
+        else:
+            page = _clean_newlines(page)
+            if looks_visual_order(page):
+                page = "\n".join(_visual_to_logical(line) for line in page.split("\n"))
+            page = qtext.fold_text(page).strip()  # store readable letters, not contextual glyphs
         if not page:
             continue
-        starts.append(offset)
         parts.append(page)
         offset += len(page) + 2
     text = "\n\n".join(parts)
     if not text:
-        raise InputError(f"{name} has no extractable text (a scanned PDF needs OCR first).")
-    return text, tuple(starts)
+        hint = "no text was recognised in it" if ocr else "a scanned PDF needs OCR (QA_OCR=true)"
+        raise InputError(f"{name} has no extractable text ({hint}).")
+    return text, tuple(starts), tuple(scans)
+
+
+# A page with fewer visible characters than this has no text layer worth keeping: a scan carrying
+# only its page number or a stamp. OCR reads such a page again (a short title page reads the same).
+MIN_PAGE_CHARS = 16
+
+
+def _needs_ocr(page: str) -> bool:
+    """True for a PDF page's text that is missing, next to nothing, or glyph codes (`_unreadable_glyphs`)."""
+    return len(re.sub(r"\s", "", page)) < MIN_PAGE_CHARS or _unreadable_glyphs(page)
 
 
 def _unreadable_glyphs(text: str) -> bool:

@@ -1,5 +1,5 @@
 """The plain types every stage passes on, in pipeline order: a document and its chunks (`Document`,
-`Chunk`), what retrieval found (`Hit`, `Evidence`, `Retrieval`), a question (`Request`), the
+`Chunk`, and for a scan its recognised words, `OcrPage`, `OcrWord`), what retrieval found (`Hit`, `Evidence`, `Retrieval`), a question (`Request`), the
 events of its answer (`Delta`, `Draft`), and the answer itself (`Answer` with its `Citation`s,
 `ShortAnswer` and `Translation`s).
 
@@ -20,13 +20,43 @@ from qa.config import Settings
 
 
 @dataclass(frozen=True)
+class OcrWord:
+    """A word the recogniser read (qa.ocr): `[start, end)` character offsets in the document's text,
+    its `box` `(left, top, right, bottom)` in the pixels of its page image, and the recogniser's
+    `confidence` in it, in [0, 1]."""
+
+    start: int
+    end: int
+    box: tuple[int, int, int, int]
+    confidence: float
+
+
+@dataclass(frozen=True)
+class OcrPage:
+    """A page read by OCR: its 1-based `page` number, the `image` it was read from (a stored PNG's
+    path), that image's size in pixels, and its words in reading order (offsets in the document)."""
+
+    page: int
+    image: str
+    width: int
+    height: int
+    words: tuple[OcrWord, ...]
+
+    def shifted(self, offset: int) -> OcrPage:
+        """The same page with every word's offsets moved by `offset` characters (page → document)."""
+        words = tuple(OcrWord(w.start + offset, w.end + offset, w.box, w.confidence) for w in self.words)
+        return OcrPage(self.page, self.image, self.width, self.height, words)
+
+
+@dataclass(frozen=True)
 class Document:
     """A document's extracted text and identity with a hash of that text.
 
     `id` is the file name unless another indexed file has that name (then the shortest distinct
     tail of its path, e.g. "b/report.txt"; the assistant decides, see qa.assistant). `source` is the
     file's resolved path. `page_starts[i]` is the offset in `text` where page i + 1 begins (PDFs
-    only; empty for other formats).
+    only; empty for other formats). `ocr`: the pages whose text was recognised from an image (a
+    scan, a photo, a PDF page without a usable text layer), with their words' boxes; empty otherwise.
     """
 
     id: str
@@ -34,6 +64,7 @@ class Document:
     sha256: str
     source: str
     page_starts: tuple[int, ...] = ()
+    ocr: tuple[OcrPage, ...] = field(default=(), compare=False, repr=False)
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page of a character offset, or None for a document without pages."""
@@ -146,6 +177,32 @@ class ShortAnswer:
 
 
 @dataclass(frozen=True)
+class Recognition:
+    """How a cited sentence was read from a scan (qa.ocr): the page image it is on (a PNG's path and
+    its size in pixels), the boxes `(left, top, right, bottom)` of its words in those pixels, and
+    the recogniser's per-word confidence in [0, 1]: the mean, and the least sure word."""
+
+    page: int
+    image: str
+    width: int
+    height: int
+    boxes: tuple[tuple[int, int, int, int], ...]
+    confidence: float
+    lowest: float
+    lowest_word: str
+
+    def to_dict(self) -> dict:
+        """The JSON shape on a citation of `qa ask --json` (the image's path left out)."""
+        return {
+            "page": self.page,
+            "boxes": [list(b) for b in self.boxes],
+            "confidence": round(self.confidence, 3),
+            "lowest": round(self.lowest, 3),
+            "lowest_word": self.lowest_word,
+        }
+
+
+@dataclass(frozen=True)
 class Citation:
     """One cited sentence: `quote == text of doc[start:end]`, inside chunk `chunk_id`."""
 
@@ -161,6 +218,7 @@ class Citation:
     passage_start: int  # offset of `passage` in the document
     page: int | None = None  # 1-based page of a PDF, None for other documents
     translation: Translation | None = None  # qa.translate, on request
+    recognition: Recognition | None = None  # qa.ocr: the sentence was read from a scanned page
 
 
 @dataclass(frozen=True)
@@ -196,6 +254,8 @@ class Answer:
             row = {k: getattr(c, k) for k in cite}
             if c.translation is not None:
                 row["translation"] = c.translation.to_dict()
+            if c.recognition is not None:
+                row["ocr"] = c.recognition.to_dict()
             return row
 
         return {

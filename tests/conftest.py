@@ -132,6 +132,7 @@ def settings(tmp_path: Path) -> Settings:
         feedback_path=tmp_path / "feedback.jsonl",
         translations_path=tmp_path / "translations.sqlite",
         conversations_path=tmp_path / "conversations.sqlite",
+        ocr_path=tmp_path / "ocr",
         short_answer="off",
     )
 
@@ -153,7 +154,11 @@ def seeded(assistant: Assistant, tmp_path: Path) -> Assistant:
 @pytest.fixture
 def real_env(tmp_path) -> dict[str, str]:
     """The CLI with the real models (the default settings), on a fresh index."""
-    return {"QA_CHROMA_PATH": str(tmp_path / "chroma"), "QA_FEEDBACK_PATH": str(tmp_path / "fb.jsonl")}
+    return {
+        "QA_CHROMA_PATH": str(tmp_path / "chroma"),
+        "QA_FEEDBACK_PATH": str(tmp_path / "fb.jsonl"),
+        "QA_OCR_PATH": str(tmp_path / "ocr"),
+    }
 
 
 @pytest.fixture

@@ -403,7 +403,7 @@ def create_server(
 
     @server.post("/api/documents", tags=["REST"])
     def upload(files: list[UploadFile] = File(...), encoding: str | None = Form(None)) -> dict:  # noqa: B008
-        """Index uploaded files (.txt .md .html .pdf .docx), with the page's checks and messages;
+        """Index uploaded files (.txt .md .html .pdf .docx, images read by OCR), with the page's checks and messages;
         `encoding` (a form field) reads text files in that encoding instead of UTF-8.
 
         Returns {"status": one sentence, "documents": the index afterwards}.

@@ -40,6 +40,7 @@ from qa.assistant import Assistant
 from qa.config import Settings, get_settings
 from qa.conversations import ConversationStore, StoredTurn
 from qa.errors import InputError, QAError
+from qa.ingest import SUPPORTED
 from qa.stream import Delta, Draft
 from web import render
 from web.render import Turn
@@ -47,7 +48,7 @@ from web.uploads import index_uploads
 
 log = logging.getLogger("qa.app")
 
-UPLOAD_TYPES = [".txt", ".md", ".html", ".htm", ".pdf", ".docx"]
+UPLOAD_TYPES = list(SUPPORTED)
 # Several users at once; each question is a short CPU burst (or a long LLM stream), so a few run
 # together and nobody waits behind one long generation.
 CONCURRENCY = 4
@@ -573,7 +574,7 @@ def _layout(settings: Settings, *, default_mode: str) -> Page:
                         )
                     overview_boxes.append(box)
                 upload = gr.File(
-                    label="Add documents (.txt .md .html .pdf .docx)",
+                    label="Add documents (.txt .md .html .pdf .docx, scans and photos: .png .jpg .tif)",
                     file_count="multiple",
                     file_types=UPLOAD_TYPES,
                     type="filepath",

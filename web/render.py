@@ -24,6 +24,7 @@ and the feedback line (eval/questions.py: it is a question-set record).
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from qa import ocr as qocr
 from qa import text as qtext
 from qa.answer import Answer, Citation
 from qa.conversations import answer_record
@@ -142,6 +144,10 @@ mark.qa-span, .qa-passage mark mark.qa-span { background: #f59e0b; color: #11182
 .qa-src-doc { font-weight: 600; color: var(--body-text-color); overflow-wrap: anywhere; }
 .qa-passage { unicode-bidi: isolate; text-align: start; line-height: 1.75; margin: 0; }
 .qa-passage mark { background: #fde68a; color: #1f2937; padding: .05em .15em; border-radius: .25em; }
+.qa-scan { margin: .5em 0 0; }
+.qa-scan img { max-width: 100%; height: auto; border: 1px solid var(--border-color-primary); border-radius: .3em;
+  background: #fff; }
+.qa-scan figcaption { font-size: .78em; color: var(--body-text-color-subdued); margin-top: .2em; }
 .qa-status { font-size: .9em; padding: .2em 0; overflow-wrap: anywhere; }
 .qa-empty { color: var(--body-text-color-subdued); font-size: .9em; }
 .qa-section-title { font-weight: 600; font-size: .9em; margin: .2em 0 .1em; }
@@ -498,6 +504,28 @@ def passage_html(cite: Citation, *, context: int = CONTEXT_CHARS, short: ShortAn
     )
 
 
+def scan_html(cite: Citation) -> str:
+    """A cited sentence read by OCR, shown on its page image: the region around it, its words boxed,
+    with the recogniser's confidence; empty for a sentence from a text layer or a missing image."""
+    found = cite.recognition
+    if found is None:
+        return ""
+    png = qocr.highlight(found)
+    caption = (
+        f"As scanned, p. {found.page}: the cited words boxed. OCR confidence {found.confidence:.0%} on average"
+        + (f", {found.lowest:.0%} for «{esc(found.lowest_word)}»" if found.lowest_word else "")
+        + "."
+    )
+    if png is None:
+        return f'<figure class="qa-scan"><figcaption>{caption} (The page image is missing.)</figcaption></figure>'
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure class="qa-scan"><img src="data:image/png;base64,{data}" '
+        f'alt="The cited sentence on page {found.page} of the scan, its words boxed">'
+        f'<figcaption dir="ltr">{caption}</figcaption></figure>'
+    )
+
+
 def translation_html(translation: Translation, lang: str | None) -> str:
     """A cited sentence's machine translation under its passage, labelled in the answer's language.
 
@@ -578,7 +606,7 @@ def sources_html(turn: Turn | None, *, working: str | None = None) -> str:
         parts.append(
             f'<article class="qa-src{"" if cites else " qa-src-closest"}" data-n="{c.n}">'
             f'<div class="qa-src-head" dir="{_direction(lang)}">{head}</div>'
-            f"{passage_html(c, short=answer.short_answer if cites else None)}"
+            f"{passage_html(c, short=answer.short_answer if cites else None)}{scan_html(c)}"
             f"{translation_html(c.translation, lang) if c.translation else ''}</article>"
         )
     if working:

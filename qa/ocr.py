@@ -1,0 +1,559 @@
+"""OCR: scanned pages and photos of articles read into text with word boxes (tesseract 5, Arabic).
+
+A page image is read by tesseract (through pytesseract, which runs the `tesseract` program and parses
+its TSV) into words with their boxes and confidences, in reading order: tesseract orders an Arabic
+line's words right to left. The page's text is built here from those words, so that every word has
+exact `[start, end)` offsets in it: the words of a line, and the lines of one of tesseract's
+paragraphs, joined by spaces; paragraphs by blank lines. Each word is folded (`qtext.fold_text`) as
+every PDF's text is, and the text then goes through the chunking every format shares (qa/ingest.py):
+a citation's offsets map back to the boxes of its words (`recognition`), and the page shows the
+sentence boxed on the page image (`highlight`).
+
+Pages come from images (.png .jpg .jpeg .tif .tiff .webp, through Pillow; a TIFF may hold several
+pages, a photo is turned upright by its EXIF orientation) and from PDF pages without a usable text
+layer, rendered by pypdfium2 at `Settings.ocr_dpi`. Bounded: at most `Settings.ocr_max_pages` pages
+and `Settings.ocr_max_pixels` pixels a page; an image over that is refused by its header, before it
+is decoded; a PDF page is rendered at a lower resolution to fit. Recognised once: a page's words
+are kept under the hash of the file (with the OCR settings) in `Settings.ocr_path`, with a
+downscaled page image for display; the words of an indexed document are kept under its text's hash
+(`OcrStore`).
+
+Leaves out: layout analysis beyond tesseract's own page segmentation (columns are its blocks),
+deskewing and denoising of our own (tesseract's binarisation copes with the slight rotation, blur
+and noise bench/bench_ocr.py adds), handwriting, and languages other than `Settings.ocr_languages`
+(with Arabic alone, the default, a Latin word in an Arabic page comes out as Arabic-looking noise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+from tqdm import tqdm
+
+from qa import text as qtext
+from qa.config import Settings
+from qa.errors import InputError
+from qa.types import Answer, Citation, OcrPage, OcrWord, Recognition
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
+INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-ara (`make setup` installs them)"
+# The stored page image is at most this wide (px): a 300 dpi A4 page is 2480 px wide, which the page
+# shows no better than 1400 px, at a quarter of the file size.
+DISPLAY_WIDTH = 1400
+# Bump when the text built from tesseract's words changes, so that kept pages are read again.
+FORMAT_VERSION = 2
+# Tesseract's own OpenMP threads make it slower, not faster, on these 2-core machines: one 300 dpi
+# page took 11.5 s with them and 1.4 s with OMP_THREAD_LIMIT=1, the same words (measured 2026-12-03,
+# tesseract 5.3.0). So each tesseract runs on one thread, and pages are read two at a time.
+TESSERACT_THREADS = "1"
+PARALLEL_PAGES = 2
+# Tesseract's Arabic model reads the Arabic comma, semicolon and question mark after an Arabic word
+# as their Latin look-alikes (every «،» of the seed article came out ","): put back after Arabic letters.
+_LATIN_MARKS = re.compile(r"(?<=[\u0621-\u064a\u0671-\u06d3])[,;?](?=[\"'”’»)\]]*$)")
+_ARABIC_MARKS = {",": "\u060c", ";": "\u061b", "?": "\u061f"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Text from tesseract's words
+
+
+def page_text(data: dict[str, list], *, page: int, image: str) -> tuple[str, OcrPage]:
+    """The text of one page from pytesseract's `image_to_data` dict, and its words with offsets.
+
+    `data` holds parallel lists (`block_num`, `par_num`, `line_num`, `text`, `conf`, `left`, `top`,
+    `width`, `height`); the first row (level 1) is the page with its size in pixels. Offsets are
+    `[start, end)` in the returned text; confidences are tesseract's 0–100 scaled to [0, 1].
+
+    Example: words "في" and "موسكو" on one line give the text "في موسكو" with words at [0, 2), [3, 8).
+    """
+    width, height = int(data["width"][0]), int(data["height"][0])
+    out: list[str] = []
+    words: list[OcrWord] = []
+    para_key = None
+    for i, raw in enumerate(data["text"]):
+        word = _LATIN_MARKS.sub(lambda m: _ARABIC_MARKS[m.group()], qtext.fold_text(str(raw)).strip())
+        if not word:
+            continue
+        para = (data["block_num"][i], data["par_num"][i])
+        if out:  # a line break inside a paragraph is a space: sentences run across lines
+            out.append("\n\n" if para != para_key else " ")
+        para_key = para
+        start = sum(map(len, out))
+        out.append(word)
+        left, top = int(data["left"][i]), int(data["top"][i])
+        box = (left, top, left + int(data["width"][i]), top + int(data["height"][i]))
+        words.append(OcrWord(start, start + len(word), box, max(0.0, float(data["conf"][i])) / 100))
+    return "".join(out), OcrPage(page, image, width, height, tuple(words))
+
+
+# ---------------------------------------------------------------------------------------------
+# The recogniser
+
+
+class Recogniser:
+    """Reads page images with tesseract, within bounds, keeping what it read under the file's hash.
+
+    Raises `InputError` (one sentence) when tesseract or one of its languages is missing, and for an
+    image that is damaged, over `max_pixels` pixels, or a file with more than `max_pages` pages.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        languages: str = "ara",
+        dpi: int = 300,
+        max_pages: int = 50,
+        max_pixels: int = 40_000_000,
+        progress: bool = True,
+    ) -> None:
+        self.root = Path(root).expanduser()
+        self.languages = languages
+        self.dpi = dpi
+        self.max_pages = max_pages
+        self.max_pixels = max_pixels
+        self.progress = progress
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, progress: bool = True) -> Recogniser | None:
+        """The recogniser the settings ask for, or None when OCR is off (`QA_OCR=false`)."""
+        if not settings.ocr:
+            return None
+        return cls(
+            settings.ocr_path,
+            languages=settings.ocr_languages,
+            dpi=settings.ocr_dpi,
+            max_pages=settings.ocr_max_pages,
+            max_pixels=settings.ocr_max_pixels,
+            progress=progress,
+        )
+
+    def check(self, name: str) -> str:
+        """Tesseract's version when it and every language in `languages` are installed; else `InputError`."""
+        return _check_tesseract(self.languages, name)
+
+    # -- images ------------------------------------------------------------------------------
+
+    def read_image(self, data: bytes, name: str) -> tuple[str, tuple[int, ...], tuple[OcrPage, ...]]:
+        """An image file (one page, or a TIFF's pages) read into (text, page starts, OCR pages).
+
+        Pages are joined by blank lines; `page starts[i]` is the offset of page i + 1. Raises
+        `InputError` for a damaged or oversized image, too many pages, or no text found.
+        """
+        # deferred: Pillow loads with the first image
+        from PIL import Image, ImageOps, UnidentifiedImageError
+
+        Image.MAX_IMAGE_PIXELS = None  # our own bound, checked below from the header, replaces Pillow's
+        try:
+            image = Image.open(io.BytesIO(data))
+            frames = getattr(image, "n_frames", 1)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise InputError(f"{name} is not a readable image ({_reason(exc)}).") from None
+        if frames > self.max_pages:
+            raise InputError(
+                f"{name} has {frames} pages, over the limit of {self.max_pages} (QA_OCR_MAX_PAGES)."
+            )
+        key = self._key(data)
+        images = []
+        for index in range(frames):
+            image.seek(index)
+            width, height = image.size
+            if width * height > self.max_pixels:
+                raise InputError(
+                    f"{name} is {width} × {height} pixels, over the limit of {self.max_pixels / 1e6:g} million "
+                    "a page (QA_OCR_MAX_PIXELS); it is refused as possibly hostile."
+                )
+            images.append(index)
+
+        def render(index: int):
+            try:
+                image.seek(index)
+                page = ImageOps.exif_transpose(
+                    image.convert("RGB") if image.mode not in ("L", "RGB") else image
+                )
+                page.load()
+                return page
+            except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged image data
+                raise InputError(f"{name} is a damaged image ({_reason(exc)}).") from None
+
+        pages = self._recognise(key, name, [(i + 1, functools.partial(render, i)) for i in images])
+        return _join(pages, name)
+
+    # -- PDF pages ------------------------------------------------------------------------------
+
+    def read_pdf_pages(
+        self, data: bytes, numbers: Sequence[int], name: str
+    ) -> dict[int, tuple[str, OcrPage]]:
+        """PDF pages (1-based `numbers`) rendered and read: {page: (text, OCR page, page offsets)}.
+
+        Each page is rendered at `dpi`, or lower where that would pass `max_pixels`. Raises
+        `InputError` for more than `max_pages` pages to read or a PDF pdfium cannot open.
+        """
+        if not numbers:
+            return {}
+        if len(numbers) > self.max_pages:
+            raise InputError(
+                f"{name} has {len(numbers)} pages without text to recognise, over the limit of "
+                f"{self.max_pages} (QA_OCR_MAX_PAGES)."
+            )
+        # deferred: pdfium loads with the first PDF that needs OCR
+        import pypdfium2 as pdfium
+
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            raise InputError(f"{name} is not a readable PDF ({exc}).") from None
+
+        def render(number: int):
+            page = pdf[number - 1]
+            width, height = page.get_size()  # points (1/72 inch)
+            scale = min(self.dpi / 72, (self.max_pixels / max(width * height, 1.0)) ** 0.5)
+            return page.render(scale=scale, grayscale=True).to_pil()
+
+        key = self._key(data)
+        try:
+            pages = self._recognise(key, name, [(n, functools.partial(render, n)) for n in numbers])
+        finally:
+            pdf.close()
+        return {page.page: (text, page) for text, page in pages}
+
+    # -- shared ---------------------------------------------------------------------------------
+
+    def _key(self, data: bytes) -> str:
+        settings = f"{self.languages}|{self.dpi}|{self.max_pixels}|{FORMAT_VERSION}"
+        return hashlib.sha256(hashlib.sha256(data).digest() + settings.encode()).hexdigest()[:32]
+
+    def _recognise(
+        self, key: str, name: str, pages: list[tuple[int, Callable[[], object]]]
+    ) -> list[tuple[str, OcrPage]]:
+        """Each (page number, image maker) read, or taken from what was kept under `key`."""
+        folder = self.root / "pages" / key
+        out, todo = [], []
+        for number, make in pages:
+            kept = _load_page(folder, number)
+            if kept is None:
+                todo.append((number, make))
+            out.append(kept)
+        done: dict[int, tuple[str, OcrPage]] = {}
+        if todo:
+            self.check(name)
+            folder.mkdir(parents=True, exist_ok=True)
+            bar = tqdm(total=len(todo), desc=f"OCR {name}", unit="page", disable=not self.progress)
+            # Pages are made here, one at a time (pdfium is not thread-safe), and read two at a time.
+            with _one_thread_tesseract(), ThreadPoolExecutor(PARALLEL_PAGES) as pool, bar:
+                pending: list[tuple[int, Future]] = []
+                for i, (number, make) in enumerate(todo):
+                    image = make()
+                    pending.append(
+                        (number, pool.submit(_read_page, image, folder, number, self.languages, name))
+                    )
+                    last = i == len(todo) - 1
+                    while pending and (len(pending) >= PARALLEL_PAGES or last):
+                        first, future = pending.pop(0)
+                        done[first] = future.result()
+                        bar.update()
+        return [kept if kept is not None else done[n] for (n, _), kept in zip(pages, out, strict=True)]
+
+
+_ENV_LOCK = threading.Lock()
+_ENV_USERS = 0
+_ENV_SAVED: str | None = None
+
+
+@contextlib.contextmanager
+def _one_thread_tesseract() -> Iterator[None]:
+    """OMP_THREAD_LIMIT=1 in the environment pytesseract hands to tesseract, while pages are read.
+
+    pytesseract passes `os.environ` to the program and takes no environment of its own; the value is
+    restored when the last reader is done. Libraries already loaded in this process have read their
+    OpenMP settings at start-up and are not affected.
+    """
+    global _ENV_USERS, _ENV_SAVED
+    with _ENV_LOCK:
+        if _ENV_USERS == 0:
+            _ENV_SAVED = os.environ.get("OMP_THREAD_LIMIT")
+            os.environ["OMP_THREAD_LIMIT"] = TESSERACT_THREADS
+        _ENV_USERS += 1
+    try:
+        yield
+    finally:
+        with _ENV_LOCK:
+            _ENV_USERS -= 1
+            if _ENV_USERS == 0 and _ENV_SAVED is None:
+                os.environ.pop("OMP_THREAD_LIMIT", None)
+            elif _ENV_USERS == 0:
+                os.environ["OMP_THREAD_LIMIT"] = _ENV_SAVED
+
+
+def _join(pages: list[tuple[str, OcrPage]], name: str) -> tuple[str, tuple[int, ...], tuple[OcrPage, ...]]:
+    parts, starts, shifted, offset = [], [], [], 0
+    for text, page in pages:
+        starts.append(offset)
+        if not text:
+            continue
+        parts.append(text)
+        shifted.append(page.shifted(offset))
+        offset += len(text) + 2
+    text = "\n\n".join(parts)
+    if not text:
+        raise InputError(f"{name}: no text was recognised in it.")
+    return text, tuple(starts), tuple(shifted)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).rstrip(".") or type(exc).__name__
+
+
+@functools.cache
+def _check_tesseract(languages: str, name: str) -> str:
+    if shutil.which("tesseract") is None:
+        raise InputError(f"{name} needs OCR, and tesseract is not installed: {INSTALL_HINT}.")
+    try:
+        listed = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, timeout=30)
+        version = subprocess.run(["tesseract", "--version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise InputError(f"{name} needs OCR, and tesseract does not run ({_reason(exc)}).") from None
+    have = set(listed.stdout.split())
+    missing = [lang for lang in languages.split("+") if lang not in have]
+    if missing:
+        raise InputError(
+            f"{name} needs OCR, and tesseract lacks its {', '.join(missing)} model: {INSTALL_HINT}."
+        )
+    return (version.stdout or version.stderr).split("\n", 1)[0]
+
+
+def _read_page(image, folder: Path, number: int, languages: str, name: str) -> tuple[str, OcrPage]:
+    """One page image read by tesseract; its words and a downscaled copy for display kept in `folder`."""
+    # deferred: pytesseract loads with the first page to read
+    import pytesseract
+
+    try:
+        data = pytesseract.image_to_data(image, lang=languages, output_type=pytesseract.Output.DICT)
+    except (pytesseract.TesseractError, OSError, RuntimeError) as exc:
+        raise InputError(f"{name}: tesseract could not read page {number} ({_reason(exc)}).") from None
+    display = folder / f"page-{number}.png"
+    shown = image.convert("L")
+    if shown.width > DISPLAY_WIDTH:
+        shown = shown.resize((DISPLAY_WIDTH, round(shown.height * DISPLAY_WIDTH / shown.width)))
+    _write_atomic(display, lambda f: shown.save(f, format="PNG", optimize=True))
+    text, page = page_text(data, page=number, image=str(display))
+    row = {
+        "text": text,
+        "width": page.width,
+        "height": page.height,
+        "words": [[w.start, w.end, *w.box, round(w.confidence, 3)] for w in page.words],
+    }
+    _write_atomic(
+        folder / f"page-{number}.json", lambda f: f.write(json.dumps(row, ensure_ascii=False).encode())
+    )
+    return text, page
+
+
+def _load_page(folder: Path, number: int) -> tuple[str, OcrPage] | None:
+    path, image = folder / f"page-{number}.json", folder / f"page-{number}.png"
+    if not path.is_file() or not image.is_file():
+        return None
+    try:
+        row = json.loads(path.read_text(encoding="utf-8"))
+        words = tuple(OcrWord(w[0], w[1], tuple(w[2:6]), w[6]) for w in row["words"])
+        return row["text"], OcrPage(number, str(image), row["width"], row["height"], words)
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None  # a damaged record is read again
+
+
+def _write_atomic(path: Path, write: Callable[[io.BufferedWriter], object]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Indexed documents' words, and what a citation gets from them
+
+
+class OcrStore:
+    """The recognised words of indexed documents, one JSON file per text hash under `root/docs/`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser()
+        self._cache: dict[str, tuple[OcrPage, ...]] = {}
+
+    def _path(self, sha: str) -> Path:
+        return self.root / "docs" / f"{sha}.json"
+
+    def save(self, sha: str, pages: Iterable[OcrPage]) -> None:
+        """Keep a document's OCR pages (document offsets) under its text hash `sha`."""
+        pages = tuple(pages)
+        if not pages:
+            return
+        rows = [
+            {
+                "page": p.page,
+                "image": p.image,
+                "width": p.width,
+                "height": p.height,
+                "words": [[w.start, w.end, *w.box, w.confidence] for w in p.words],
+            }
+            for p in pages
+        ]
+        path = self._path(sha)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(path, lambda f: f.write(json.dumps(rows, ensure_ascii=False).encode()))
+        self._cache[sha] = pages
+
+    def pages(self, sha: str | None) -> tuple[OcrPage, ...]:
+        """The OCR pages of the document with text hash `sha` (empty: not a scan, or unknown)."""
+        if not sha:
+            return ()
+        if sha not in self._cache:
+            try:
+                rows = json.loads(self._path(sha).read_text(encoding="utf-8"))
+                self._cache[sha] = tuple(
+                    OcrPage(
+                        r["page"],
+                        r["image"],
+                        r["width"],
+                        r["height"],
+                        tuple(OcrWord(w[0], w[1], tuple(w[2:6]), w[6]) for w in r["words"]),
+                    )
+                    for r in rows
+                )
+            except FileNotFoundError:
+                self._cache[sha] = ()  # a document with a text layer: asked on every answer
+            except (OSError, ValueError, KeyError, IndexError, TypeError):
+                return ()  # damaged: the citation is shown without its boxes
+        return self._cache[sha]
+
+    def forget(self, sha: str | None) -> None:
+        """Drop a removed document's words (its page images stay with the file's kept recognition)."""
+        if sha:
+            self._cache.pop(sha, None)
+            self._path(sha).unlink(missing_ok=True)
+
+
+def recognition(pages: Sequence[OcrPage], start: int, end: int, text: str) -> Recognition | None:
+    """How `text`, the document's `[start, end)`, was recognised: its page, its words' boxes and
+    confidences; None when no recognised word lies in it (a text-layer page, or not a scan)."""
+    for page in pages:
+        words = [w for w in page.words if w.start < end and w.end > start]
+        if not words:
+            continue
+        low = min(words, key=lambda w: w.confidence)
+        low_text = text[max(low.start, start) - start : min(low.end, end) - start]
+        return Recognition(
+            page=page.page,
+            image=page.image,
+            width=page.width,
+            height=page.height,
+            boxes=tuple(w.box for w in words),
+            confidence=sum(w.confidence for w in words) / len(words),
+            lowest=low.confidence,
+            lowest_word=low_text,
+        )
+    return None
+
+
+def annotate(answer: Answer, pages_of: Callable[[str], Sequence[OcrPage]]) -> Answer:
+    """The answer with a `Recognition` on each citation read from a scan, and a note saying so.
+
+    `pages_of(doc_id)` gives a document's OCR pages (empty for a document with a text layer). The
+    note names the cited words' mean confidence and the least sure word, because an OCR error can
+    change a name or a number.
+    """
+
+    def mark(c: Citation) -> Citation:
+        pages = pages_of(c.doc)
+        if not pages:
+            return c
+        found = recognition(pages, c.start, c.end, c.quote)
+        return c if found is None else replace(c, recognition=found)
+
+    citations = tuple(mark(c) for c in answer.citations)
+    closest = tuple(mark(c) for c in answer.closest)
+    if citations == answer.citations and closest == answer.closest:
+        return answer
+    note = ocr_note([c for c in citations or closest if c.recognition is not None])
+    joined = f"{answer.note} {note}" if answer.note and note else (answer.note or note)
+    return replace(answer, citations=citations, closest=closest, note=joined)
+
+
+def ocr_note(cited: Sequence[Citation]) -> str | None:
+    """One sentence for citations read by OCR: their pages, the mean word confidence, the least sure word.
+
+    Example: "[1] was read by OCR from a scanned page (p. 1): the recogniser was 91% sure of its
+    words on average, 62% of «لافروف»; an OCR error can change a name or a number, so check the
+    sentence on the page image in Sources."
+    """
+    cited = [c for c in cited if c.recognition is not None]
+    if not cited:
+        return None
+    refs = " and ".join(f"[{c.n}]" for c in cited) if len(cited) <= 3 else f"{len(cited)} citations"
+    pages = sorted({c.recognition.page for c in cited})
+    where = f"p. {pages[0]}" if len(pages) == 1 else "pp. " + ", ".join(map(str, pages))
+    total = sum(len(c.recognition.boxes) for c in cited)
+    mean = sum(c.recognition.confidence * len(c.recognition.boxes) for c in cited) / max(total, 1)
+    low = min(cited, key=lambda c: c.recognition.lowest).recognition
+    verb = "was" if len(cited) == 1 else "were"
+    least = f", {low.lowest:.0%} of «{low.lowest_word}», its least sure" if low.lowest_word else ""
+    return (
+        f"{refs} {verb} read by OCR from a scanned page ({where}): the recogniser was {mean:.0%} sure of "
+        f"the words on average{least}; an OCR error can change a name or a number, so check the "
+        "sentence on the page image in Sources."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The page image with a sentence boxed
+
+
+@functools.lru_cache(maxsize=64)
+def highlight(found: Recognition, *, context_lines: float = 1.5, max_width: int = 900) -> bytes | None:
+    """The region of the page image around a recognised sentence, its words boxed: PNG bytes.
+
+    The region spans the sentence's lines and `context_lines` line heights above and below, across
+    the words' full width with a margin; at most `max_width` px wide. None when the page image is
+    missing or unreadable.
+    """
+    # deferred: Pillow loads with the first scanned citation shown
+    from PIL import Image, ImageDraw
+
+    try:
+        page = Image.open(found.image).convert("RGB")
+    except (OSError, ValueError):
+        return None
+    sx, sy = page.width / found.width, page.height / found.height
+    boxes = [(round(a * sx), round(b * sy), round(c * sx), round(d * sy)) for a, b, c, d in found.boxes]
+    line = max(1, sorted(b[3] - b[1] for b in boxes)[len(boxes) // 2])
+    pad = round(context_lines * line)
+    left = max(0, min(b[0] for b in boxes) - pad)
+    right = min(page.width, max(b[2] for b in boxes) + pad)
+    top = max(0, min(b[1] for b in boxes) - pad)
+    bottom = min(page.height, max(b[3] for b in boxes) + pad)
+    overlay = Image.new("RGBA", page.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for a, b, c, d in boxes:
+        draw.rectangle(
+            (a - 2, b - 2, c + 2, d + 2), fill=(255, 214, 0, 80), outline=(214, 120, 0, 255), width=2
+        )
+    region = (
+        Image.alpha_composite(page.convert("RGBA"), overlay).crop((left, top, right, bottom)).convert("RGB")
+    )
+    if region.width > max_width:
+        region = region.resize((max_width, max(1, round(region.height * max_width / region.width))))
+    buffer = io.BytesIO()
+    region.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

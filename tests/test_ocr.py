@@ -1,0 +1,221 @@
+"""Scans and photos (issue 22): Arabic OCR on ingest, citations with their page and word boxes.
+
+The scans are made from text we have (bench/scans.py: the seed article typeset in DejaVu Sans at
+300 dpi), and read by the real tesseract with its Arabic model. Checked: a scanned PDF and a PNG
+are indexed, and the mission's question is cited from the recognised text at its offsets, on the
+right page, with boxes inside the typeset lines of the cited paragraph; a hostile image is refused
+with the index unchanged; a mixed PDF keeps its text layer; a file is recognised once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from pypdf import PdfReader, PdfWriter
+from rapidfuzz.distance import Levenshtein
+
+from bench.scans import image_pdf, typeset
+from qa import ingest
+from qa import ocr as qocr
+from qa.errors import InputError
+from tests.conftest import SEED
+from tests.test_cli import run_qa
+from tests.test_formats import make_pdf
+
+KREMLIN = "What did the Kremlin deny?"
+# The words of the seed's answer to KREMLIN that OCR must keep (its diacritics it may drop).
+KREMLIN_WORDS = ("الكرملين", "يبحثا", "فكرة", "العسكري", "المباشر")
+PARAGRAPHS = [p for p in SEED.read_text(encoding="utf-8").split("\n") if p.strip()]
+
+
+# Measured on the seed's first page in DejaVu Sans at 300 dpi: 3.3% as a PNG, 4.6% through an
+# image-only PDF (JPEG inside); a bound of twice the worst.
+MAX_CER = 0.09
+
+
+def cer(hypothesis: str, reference: str) -> float:
+    """Character error rate: edits from `hypothesis` to `reference` over its length, whitespace runs as one space."""
+    hyp, ref = " ".join(hypothesis.split()), " ".join(reference.split())
+    return Levenshtein.distance(hyp, ref) / max(len(ref), 1)
+
+
+def inside(box, outer, margin: int = 12) -> bool:
+    return (
+        box[0] >= outer[0] - margin
+        and box[1] >= outer[1] - margin
+        and box[2] <= outer[2] + margin
+        and box[3] <= outer[3] + margin
+    )
+
+
+@pytest.fixture(scope="module")
+def seed_pages():
+    """The seed article typeset on A4 pages at 300 dpi (and where each paragraph's lines are)."""
+    return typeset(PARAGRAPHS, dpi=300, font="dejavu")
+
+
+# -- text from tesseract's words (no tesseract) ---------------------------------------------------
+
+
+def test_page_text_gives_every_word_exact_offsets_and_paragraphs():
+    data = {
+        "level": [1, 5, 5, 5, 5],
+        "block_num": [0, 1, 1, 1, 2],
+        "par_num": [0, 1, 1, 1, 1],
+        "line_num": [0, 1, 1, 2, 1],
+        "text": ["", "في", "موسكو", "ﺍﻟﻴﻮﻡ", "انتهى"],
+        "conf": [-1, 91, 80.5, 40, 96],
+        "left": [0, 300, 100, 200, 250],
+        "top": [0, 10, 10, 60, 200],
+        "width": [400, 50, 150, 100, 90],
+        "height": [300, 30, 30, 30, 30],
+    }
+    text, page = qocr.page_text(data, page=3, image="p.png")
+    assert text == "في موسكو اليوم\n\nانتهى"  # lines of a paragraph joined, presentation forms folded
+    assert [text[w.start : w.end] for w in page.words] == ["في", "موسكو", "اليوم", "انتهى"]
+    assert page.words[1].box == (100, 10, 250, 40)
+    assert page.words[1].confidence == pytest.approx(0.805)
+    assert (page.page, page.width, page.height) == (3, 400, 300)
+
+
+# -- real tesseract --------------------------------------------------------------------------------
+
+
+@pytest.mark.full
+def test_png_scan_is_read_with_each_word_boxed_inside_its_typeset_line(tmp_path, seed_pages):
+    first = seed_pages[0]
+    path = tmp_path / "clipping.png"
+    first.image.save(path)
+    doc = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr"))
+    typed = "\n".join(line.text for line in first.lines)
+    assert cer(doc.text, typed) < MAX_CER
+    assert doc.page_starts == (0,)
+    (page,) = doc.ocr
+    assert page.page == 1 and (page.width, page.height) == first.image.size
+    assert len(page.words) > 100
+    for word in page.words:
+        assert doc.text[word.start : word.end].strip() == doc.text[word.start : word.end] != ""
+        assert 0 <= word.confidence <= 1
+    lines = [line.box for line in first.lines]
+    boxed = sum(any(inside(w.box, line) for line in lines) for w in page.words)
+    assert boxed >= 0.95 * len(page.words)
+
+
+@pytest.mark.full
+def test_scanned_pdf_answers_the_mission_question_from_the_scan_with_page_and_boxes(
+    assistant, tmp_path, seed_pages
+):
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(image_pdf([p.image for p in seed_pages]))
+    assert not "".join(page.extract_text() for page in PdfReader(path).pages).strip()  # no text layer
+    report = assistant.ingest([path], progress=False)
+    assert report.added == ("scan.pdf",)
+    answer = assistant.ask(KREMLIN)
+    assert not answer.abstained
+    cite = answer.citations[0]
+    assert all(word in cite.quote for word in KREMLIN_WORDS[1:]), cite.quote
+    chunk = next(c for c in assistant.store.document_chunks("scan.pdf") if c.id == cite.chunk_id)
+    assert chunk.text_of(cite.start, cite.end) == cite.quote  # exact offsets into the recognised text
+    # the page and the boxes: those of the typeset lines of the paragraph the sentence is from
+    kremlin = next(i for i, p in enumerate(PARAGRAPHS) if "لم يبحثا فكرة" in p)
+    typed_page = next(
+        n for n, p in enumerate(seed_pages, 1) if any(line.paragraph == kremlin for line in p.lines)
+    )
+    assert cite.page == typed_page
+    found = cite.recognition
+    assert found is not None and found.page == typed_page
+    lines = [line.box for line in seed_pages[typed_page - 1].lines if line.paragraph == kremlin]
+    assert len(found.boxes) >= len(cite.quote.split()) - 1
+    assert all(any(inside(box, line) for line in lines) for box in found.boxes)
+    assert 0.5 < found.confidence <= 1 and found.lowest <= found.confidence
+    assert found.lowest_word and found.lowest_word in cite.quote
+    assert "read by OCR" in answer.note and f"p. {typed_page}" in answer.note
+    png = qocr.highlight(found)
+    assert png is not None and png.startswith(b"\x89PNG")
+
+
+@pytest.mark.full
+def test_scanned_png_through_the_cli_carries_its_ocr_confidence(env, tmp_path, seed_pages):
+    page = next(p for p in seed_pages if any("لم يبحثا فكرة" in line.text for line in p.lines))
+    path = tmp_path / "photo.png"
+    page.image.save(path)
+    ingested = run_qa("ingest", str(path), env=env)
+    assert ingested.returncode == 0, ingested.stderr
+    # the fast lane's hash embedder abstains on an English question: its closest passages are cited too
+    data = json.loads(run_qa("ask", KREMLIN, "--json", "--mode", "extractive", env=env).stdout)
+    cited = [c for c in data["citations"] + data["closest"] if "ocr" in c]
+    assert cited, data
+    assert all(0 < c["ocr"]["confidence"] <= 1 and c["ocr"]["boxes"] for c in cited)
+    assert "read by OCR" in data["note"]
+
+
+@pytest.mark.full
+def test_a_file_is_recognised_once(tmp_path, seed_pages, monkeypatch):
+    path = tmp_path / "page.png"
+    seed_pages[-1].image.save(path)
+    first = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr"))
+    monkeypatch.setenv("PATH", "/nonexistent")  # tesseract cannot run now: only what was kept can serve
+    qocr._check_tesseract.cache_clear()
+    again = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr"))
+    assert again.text == first.text and again.ocr == first.ocr
+    with pytest.raises(InputError, match="tesseract is not installed"):
+        ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "elsewhere"))
+    qocr._check_tesseract.cache_clear()
+
+
+@pytest.mark.full
+def test_mixed_pdf_keeps_its_text_layer_and_reads_the_scanned_page(tmp_path, seed_pages):
+    writer = PdfWriter()
+    layered = "The annual report of the city council, with its budget for the schools of the city."
+    for data in (make_pdf([layered]), image_pdf([seed_pages[0].image])):
+        for page in PdfReader(io.BytesIO(data)).pages:
+            writer.add_page(page)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(buffer.getvalue())
+    doc = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr"))
+    first, second = doc.text[: doc.page_starts[1]].strip(), doc.text[doc.page_starts[1] :]
+    assert first == layered  # the text layer, as written
+    assert [p.page for p in doc.ocr] == [2]
+    assert all(w.start >= doc.page_starts[1] for w in doc.ocr[0].words)
+    assert cer(second, "\n".join(line.text for line in seed_pages[0].lines)) < MAX_CER
+    assert doc.page_at(doc.ocr[0].words[0].start) == 2
+
+
+# -- refusals --------------------------------------------------------------------------------------
+
+
+def test_an_image_over_the_pixel_limit_is_refused_by_its_header_with_the_index_unchanged(
+    fast_seeded, tmp_path
+):
+    from PIL import Image
+
+    before = [(d.id, d.sha256) for d in fast_seeded.documents()]
+    path = tmp_path / "bomb.png"
+    Image.new("1", (20_000, 20_000), 1).save(path)  # 400 million pixels in a few kilobytes
+    assert path.stat().st_size < 200_000
+    with pytest.raises(InputError, match=r"20000 × 20000 pixels, over the limit of 40 million") as refused:
+        fast_seeded.ingest([path], progress=False)
+    assert "\n" not in str(refused.value)
+    assert [(d.id, d.sha256) for d in fast_seeded.documents()] == before
+    assert not any((tmp_path / "ocr").rglob("*.json"))  # nothing was recognised
+
+
+def test_damaged_and_foreign_images_are_one_sentence(tmp_path):
+    recogniser = qocr.Recogniser(tmp_path / "ocr")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    with pytest.raises(InputError, match=r"broken\.png is not a readable image"):
+        ingest.read_document(broken, ocr=recogniser)
+    with pytest.raises(InputError, match="needs OCR, which is off"):
+        ingest.read_document(broken, ocr=None)
+
+
+def test_a_missing_tesseract_model_is_named(tmp_path, seed_pages):
+    path = tmp_path / "page.png"
+    seed_pages[0].image.resize((800, 1131)).save(path)
+    with pytest.raises(InputError, match="lacks its zzz model: apt-get install"):
+        ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", languages="ara+zzz"))
