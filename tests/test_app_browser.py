@@ -501,3 +501,33 @@ def test_login_page_then_the_chat_with_auth_on(browser, served):
     finally:
         context.close()
         demo.close()
+
+
+def test_a_scanned_page_is_uploaded_and_its_cited_sentence_shown_boxed_on_the_page_image(
+    page, served, tmp_path
+):
+    """A photo of an article (a typeset PNG, read by tesseract on upload): the answer says it came from
+    OCR, and Sources shows the cited sentence on the page image beside its text."""
+    from bench.scans import typeset
+    from tests.test_formats import FIRST_LINE, REST
+
+    assistant, _ = served
+    scan = tmp_path / "park-clipping.png"
+    typeset([FIRST_LINE, REST], dpi=300, font="dejavu")[0].image.save(scan)
+    page.get_by_role("tab", name="Documents").click()
+    status = page.locator("#qa-doc-status")
+    page.locator("#qa-upload input[type=file]").set_input_files(str(scan))
+    expect(status).to_contain_text(f"Added: {scan.name}", timeout=ANSWER_TIMEOUT_MS)
+    try:
+        page.get_by_role("tab", name="Sources").click()
+        ask(page, "كم كلف مشروع الحديقة؟")
+        assert "read by OCR" in page.locator(BOT).first.inner_text()
+        figure = page.locator("#qa-sources .qa-scan").first
+        expect(figure.locator("img")).to_be_visible()
+        size = figure.locator("img").evaluate("img => [img.complete, img.naturalWidth, img.naturalHeight]")
+        assert size[0] and size[1] > 100 and size[2] > 20  # a decoded image of the sentence's region
+        expect(figure.locator("figcaption")).to_contain_text("OCR confidence")
+        assert scan.name in page.locator("#qa-sources .qa-src").first.inner_text()
+        page.screenshot(path=str(tmp_path / "scan-sources.png"), full_page=True)
+    finally:
+        assistant.remove(scan.name)

@@ -84,3 +84,20 @@ def test_record_is_the_ask_json_object_plus_passages(turns):
     row = record["citations"][0]
     assert row["passage"][row["start"] - row["passage_start"] :][: len(row["quote"])] == row["quote"]
     assert answer_from_record(record) == rounded(answer)
+
+
+def test_a_scanned_citation_reopens_with_its_page_image_and_boxes(turns):
+    from dataclasses import replace
+
+    from qa.types import Recognition
+
+    answer = turns[1].answer
+    found = Recognition(2, "/kept/page-2.png", 2480, 3508, ((10, 20, 30, 40),), 0.9, 0.5, "كيري")
+    scanned = replace(
+        answer, citations=(replace(answer.citations[0], recognition=found), *answer.citations[1:])
+    )
+    import json
+
+    assert (
+        answer_from_record(json.loads(json.dumps(answer_record(scanned)))).citations[0].recognition == found
+    )

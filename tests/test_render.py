@@ -6,7 +6,9 @@ and tests/fixtures/xss_notice.md, so every offset is a real offset into a real d
 
 from __future__ import annotations
 
+import base64
 import copy
+import io
 import json
 import re
 from dataclasses import replace
@@ -615,3 +617,31 @@ def test_a_documents_own_bracketed_numbers_are_not_citations():
     one = render.answer_html(Turn("t", "q", answer(extractive, [c1])))
     assert f'<bdi dir="rtl">«{render.esc(MD_QUOTE)}»</bdi>' in one  # one quote, its own «» included
     assert render.split_quotes("[1]: «a «b» c»", ["a «b» c"]) == ["[1]: ", "a «b» c", ""]
+
+
+def test_a_scanned_citation_is_shown_boxed_on_its_page_image_with_its_confidence(tmp_path):
+    from PIL import Image
+
+    from qa.types import Recognition
+
+    image = tmp_path / "page-1.png"
+    Image.new("L", (700, 1000), 255).save(image)  # the stored display copy: half the OCR'd size
+    quote = "لم يبحثا فكرة التّعاون العسكري المباشر"
+    found = Recognition(
+        1, str(image), 1400, 2000, ((900, 400, 1200, 450), (500, 400, 880, 450)), 0.87, 0.41, "فكرة"
+    )
+    c = replace(cite(SEED_TEXT, quote), recognition=found, page=1)
+    html = render.sources_html(Turn("t", "q", answer("[1]", [c], note="[1] was read by OCR")))
+    figure = re.search(r'<figure class="qa-scan"><img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert figure is not None
+    png = Image.open(io.BytesIO(base64.b64decode(figure.group(1))))
+    # the region around the two boxes (scaled to the display copy), with a margin of 1.5 lines
+    assert 150 < png.width < 700 and 25 < png.height < 200
+    assert "OCR confidence 87% on average, 41% for «فكرة»" in html
+    assert (
+        render.scan_html(replace(c, recognition=replace(found, image=str(tmp_path / "gone.png")))).count(
+            "missing"
+        )
+        == 1
+    )
+    assert render.scan_html(replace(c, recognition=None)) == ""
