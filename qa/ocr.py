@@ -156,11 +156,16 @@ class Recogniser:
         # deferred: Pillow loads with the first image
         from PIL import Image, ImageOps, UnidentifiedImageError
 
-        Image.MAX_IMAGE_PIXELS = None  # our own bound, checked below from the header, replaces Pillow's
+        too_big = (
+            f"{name} is {{size}} pixels, over the limit of {self.max_pixels / 1e6:g} million a page "
+            "(QA_OCR_MAX_PIXELS); it is refused as possibly hostile."
+        )
         try:
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data))  # reads the header only
             frames = getattr(image, "n_frames", 1)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except Image.DecompressionBombError:  # Pillow's own bound (about 179 million pixels) is higher
+            raise InputError(too_big.format(size="over 179 million")) from None
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise InputError(f"{name} is not a readable image ({_reason(exc)}).") from None
         if frames > self.max_pages:
             raise InputError(
@@ -172,18 +177,19 @@ class Recogniser:
             image.seek(index)
             width, height = image.size
             if width * height > self.max_pixels:
-                raise InputError(
-                    f"{name} is {width} × {height} pixels, over the limit of {self.max_pixels / 1e6:g} million "
-                    "a page (QA_OCR_MAX_PIXELS); it is refused as possibly hostile."
-                )
+                raise InputError(too_big.format(size=f"{width} × {height}"))
             images.append(index)
 
         def render(index: int):
             try:
                 image.seek(index)
-                page = ImageOps.exif_transpose(
-                    image.convert("RGB") if image.mode not in ("L", "RGB") else image
-                )
+                page = ImageOps.exif_transpose(image)  # a phone's photo, upright
+                if page.mode in ("RGBA", "LA", "PA") or "transparency" in page.info:
+                    # transparent pixels on white, as on paper (converted alone they turn black)
+                    rgba = page.convert("RGBA")
+                    page = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+                if page.mode not in ("L", "RGB"):
+                    page = page.convert("RGB")
                 page.load()
                 return page
             except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged image data

@@ -194,12 +194,16 @@ def test_an_image_over_the_pixel_limit_is_refused_by_its_header_with_the_index_u
     from PIL import Image
 
     before = [(d.id, d.sha256) for d in fast_seeded.documents()]
-    path = tmp_path / "bomb.png"
-    Image.new("1", (20_000, 20_000), 1).save(path)  # 400 million pixels in a few kilobytes
-    assert path.stat().st_size < 200_000
-    with pytest.raises(InputError, match=r"20000 × 20000 pixels, over the limit of 40 million") as refused:
-        fast_seeded.ingest([path], progress=False)
-    assert "\n" not in str(refused.value)
+    big, bomb = tmp_path / "big.png", tmp_path / "bomb.png"
+    Image.new("1", (8_000, 8_000), 1).save(big)  # 64 million pixels: over our bound, under Pillow's
+    Image.new("1", (20_000, 20_000), 1).save(bomb)  # 400 million pixels in a few kilobytes
+    assert bomb.stat().st_size < 200_000
+    for path, size in ((big, "8000 × 8000"), (bomb, "over 179 million")):
+        with pytest.raises(
+            InputError, match=f"{size} pixels, over the limit of 40 million a page"
+        ) as refused:
+            fast_seeded.ingest([path], progress=False)
+        assert "\n" not in str(refused.value)
     assert [(d.id, d.sha256) for d in fast_seeded.documents()] == before
     assert not any((tmp_path / "ocr").rglob("*.json"))  # nothing was recognised
 
@@ -212,6 +216,20 @@ def test_damaged_and_foreign_images_are_one_sentence(tmp_path):
         ingest.read_document(broken, ocr=recogniser)
     with pytest.raises(InputError, match="needs OCR, which is off"):
         ingest.read_document(broken, ocr=None)
+
+
+@pytest.mark.full
+def test_a_transparent_png_is_read_as_black_on_white(tmp_path, seed_pages):
+    from PIL import Image
+
+    first = seed_pages[0]
+    top = first.image.crop((0, 0, first.image.width, first.lines[2].box[3] + 40))
+    clear = Image.new("RGBA", top.size, (0, 0, 0, 0))
+    clear.putalpha(top.point(lambda v: 255 - v))  # the letters opaque black, the paper transparent
+    path = tmp_path / "transparent.png"
+    clear.save(path)
+    doc = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr"))
+    assert cer(doc.text, " ".join(line.text for line in first.lines[:3])) < MAX_CER
 
 
 def test_a_missing_tesseract_model_is_named(tmp_path, seed_pages):
