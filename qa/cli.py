@@ -124,7 +124,8 @@ def _ask(args) -> int:
     for c in shown:
         tag = f"[{c.n}]" if result.citations else " -"
         page = f" p. {c.page}" if c.page else ""
-        print(f"{tag} {c.doc}{page} ¶{c.paragraph + 1} [{c.start}:{c.end}] score {c.score:.2f}")
+        scan = f" OCR {c.recognition.confidence:.0%}" if c.recognition else ""
+        print(f"{tag} {c.doc}{page} ¶{c.paragraph + 1} [{c.start}:{c.end}] score {c.score:.2f}{scan}")
         print(f"    {c.quote}")
         if c.translation and c.translation.text:
             print(f"    = {c.translation.text}  (machine translation, checked)")

@@ -144,7 +144,8 @@ def reply_text(answer: Answer) -> str:
         lines = [SOURCES_HEADING if answer.citations else CLOSEST_HEADING]
         for c in shown:
             page = f", p. {c.page}" if c.page else ""
-            lines.append(f"{c.n}. {c.doc}{page}, paragraph {c.paragraph + 1}: «{c.quote}»")
+            scan = f", read by OCR ({c.recognition.confidence:.0%} sure)" if c.recognition else ""
+            lines.append(f"{c.n}. {c.doc}{page}, paragraph {c.paragraph + 1}{scan}: «{c.quote}»")
         parts.append("\n".join(lines))
     return "\n\n".join(parts)
 
