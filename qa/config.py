@@ -167,6 +167,10 @@ class Settings(BaseSettings):
     # Failed sign-ins and refused keys per client before it is refused outright for a while
     # (the `limits` library's notation: "5/minute" = five failures in a moving one-minute window).
     auth_failure_limit: str = "5/minute"
+    # Reverse proxies (comma-separated addresses or networks, e.g. "127.0.0.1,10.0.0.0/8") whose
+    # X-Forwarded-For names the client; from any other peer the header is ignored, so a client
+    # cannot send one to escape the failure limit. Empty: the socket's peer is the client.
+    trusted_proxies: str = ""
     # Translated cited sentences, kept so that each is translated once (qa/translate.py).
     translations_path: Path = DEFAULT_DATA_DIR / "translations.sqlite"
     # Recognised pages and their images (qa/ocr.py), kept so that each file is recognised once.

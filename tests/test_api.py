@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -124,6 +125,53 @@ def test_keys_sessions_and_the_failure_limit(tmp_path_factory, caplog):
     assert all(r.exc_info is None for r in lines)  # one line each, no traceback
 
 
+def fail(base: str, times: int, **headers: str) -> list[int]:
+    """`times` calls with a wrong key (each a counted failure); their statuses."""
+    wrong = {"Authorization": "Bearer nope", **headers}
+    return [httpx.get(base + "/v1/models", headers=wrong).status_code for _ in range(times)]
+
+
+def test_a_forwarded_header_does_not_escape_the_lockout(tmp_path_factory, caplog):
+    """No trusted proxy (the default): X-Forwarded-For is ignored, so a locked-out 127.0.0.1 stays
+    locked out whatever address it claims, and its failures are not counted under that address."""
+    caplog.set_level(logging.INFO, logger="qa.api")
+    with serve_seed_app(tmp_path_factory.mktemp("api-noproxy"), None, **FAST, **AUTH) as (_, url):
+        base = url.rstrip("/")
+        good = {"Authorization": f"Bearer {KEY}"}
+        assert fail(base, 4, **{"X-Forwarded-For": "10.1.1.1"}) == [401] * 4  # counted under 127.0.0.1
+        for claimed in ("10.9.9.9", "10.9.9.9, 10.8.8.8", "127.0.0.2"):
+            r = httpx.get(base + "/v1/models", headers={**good, "X-Forwarded-For": claimed})
+            assert r.status_code == 429, (claimed, r.status_code)
+        assert httpx.get(base + "/v1/models", headers=good).status_code == 429
+    refused = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert refused and all("from 127.0.0.1" in m for m in refused), refused
+
+
+def test_a_named_proxy_counts_each_forwarded_client(tmp_path_factory, caplog):
+    """127.0.0.1 named in QA_TRUSTED_PROXIES: failures forwarded for 10.9.9.9 lock out 10.9.9.9 alone;
+    10.8.8.8 and the proxy's own calls still get through; a chain counts its last untrusted hop."""
+    caplog.set_level(logging.INFO, logger="qa.api")
+    overrides = {**FAST, **AUTH, "trusted_proxies": "127.0.0.1"}
+    with serve_seed_app(tmp_path_factory.mktemp("api-proxy"), None, **overrides) as (_, url):
+        base = url.rstrip("/")
+        good = {"Authorization": f"Bearer {KEY}"}
+
+        def models(forwarded: str | None) -> int:
+            headers = {**good, **({"X-Forwarded-For": forwarded} if forwarded else {})}
+            return httpx.get(base + "/v1/models", headers=headers).status_code
+
+        # The client spoofs 10.8.8.8 in its own header; the proxy appends the address it saw.
+        assert fail(base, 4, **{"X-Forwarded-For": "10.8.8.8, 10.9.9.9"}) == [401] * 4
+        assert models("10.9.9.9") == 429  # locked out
+        assert models("10.8.8.8") == 200  # another client behind the proxy
+        assert models(None) == 200  # the proxy itself
+        assert fail(base, 1, **{"X-Forwarded-For": "10.8.8.8"}) == [401]  # 10.8.8.8's first failure
+        assert models("10.8.8.8") == 200
+    messages = [r.getMessage() for r in caplog.records if r.name == "qa.api"]
+    assert sum("from 10.9.9.9" in m for m in messages) == 5  # four failures and the refusal
+    assert sum("from 10.8.8.8" in m for m in messages) == 1
+
+
 def test_rest_endpoints_with_curl_upload_bad_file_and_remove(fast_served, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="qa.api")
     _, url = fast_served
@@ -222,6 +270,16 @@ def test_keys_file_and_settings(tmp_path):
     assert api.parse_keys("gamma, ,delta", keys) == {"alpha", "beta", "gamma", "delta"}
     settings = Settings(_env_file=None, api_keys="a,b", api_keys_file=keys)
     assert api.parse_keys(settings.api_keys, settings.api_keys_file) == {"a", "b", "alpha", "beta"}
+
+
+def test_trusted_proxies_setting(monkeypatch):
+    assert Settings(_env_file=None).trusted_proxies == ""  # nobody's X-Forwarded-For is trusted
+    monkeypatch.setenv("QA_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8,,::1")
+    assert api.parse_proxies(Settings(_env_file=None).trusted_proxies) == ("127.0.0.1", "10.0.0.0/8", "::1")
+    assert api.parse_proxies("") == ()
+    for wrong in ("proxy.local", "10.0.0.1/8"):  # uvicorn would take either for a name no peer has
+        with pytest.raises(api.InputError, match=rf"QA_TRUSTED_PROXIES: '{re.escape(wrong)}' is not an IP"):
+            api.parse_proxies(f"127.0.0.1,{wrong}")
 
 
 # ---------------------------------------------------------------------------------------------

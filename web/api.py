@@ -21,6 +21,9 @@ at `/`: one server, one port.
   or `Authorization: Bearer <key>` (QA_API_KEYS / QA_API_KEYS_FILE); `/v1` and `/api` need the key
   (the OpenAPI page at /docs opens for either). Failed sign-ins and refused keys count per client (the `limits` library's
   moving window, QA_AUTH_FAILURE_LIMIT): past the limit the client gets 429 until the window moves.
+  The client is the socket's peer; `X-Forwarded-For` names it instead only when that peer is one of
+  the proxies in QA_TRUSTED_PROXIES (uvicorn's `ProxyHeadersMiddleware`, added by `create_server()`
+  itself, so the tests' server and the launched one are the same; uvicorn's own is off).
 
 Leaves out: the page itself (web/app.py), rendering (web/render.py), and any state of its own beyond
 the assistants per collection (conversations sent by a client are the client's).
@@ -28,6 +31,7 @@ the assistants per collection (conversations sent by a client are the client's).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import secrets
@@ -48,6 +52,7 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from qa.answer import Answer, check_question
 from qa.assistant import Assistant
@@ -188,16 +193,36 @@ def parse_keys(keys: str | None, keys_file: Path | None) -> set[str]:
     return found
 
 
+def parse_proxies(text: str) -> tuple[str, ...]:
+    """The trusted proxies of QA_TRUSTED_PROXIES: comma-separated IP addresses or networks ("10.0.0.0/8").
+
+    Raises `InputError` naming the first entry that is neither, parsed as uvicorn parses it (a
+    network with host bits set, "10.0.0.1/8", included): uvicorn would take it as a literal host
+    name no peer ever has, and trust nothing without saying so.
+    """
+    proxies = tuple(p.strip() for p in text.split(",") if p.strip())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy) if "/" in proxy else ipaddress.ip_address(proxy)
+        except ValueError:
+            raise InputError(
+                f"QA_TRUSTED_PROXIES: {proxy!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)."
+            ) from None
+    return proxies
+
+
 @dataclass(frozen=True)
 class Access:
     """Who may call: `login` off means everyone (the server is on loopback only); otherwise an API key
     from `keys`, or a page session `session_user(request)` knows. `limit` ("5/minute") bounds the
-    failures one client may make in a moving window."""
+    failures one client may make in a moving window. `trusted_proxies` are the peers whose
+    `X-Forwarded-For` names the client (addresses or networks); from any other peer it is ignored."""
 
     login: bool
     keys: frozenset[str]
     limit: str = "5/minute"
     session_user: Callable[[Request], str | None] = lambda request: None
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class Guard:
@@ -292,6 +317,8 @@ def create_server(
         version="1",
     )
     server.middleware("http")(Guard(access))
+    if access.trusted_proxies:  # added last, so it runs first: the guard counts the forwarded client
+        server.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(access.trusted_proxies))
     assistants = Assistants(assistant)
 
     @server.exception_handler(QAError)

@@ -788,7 +788,11 @@ class Served:
     """A uvicorn server running an ASGI app in a daemon thread; `close()` stops it and frees the port."""
 
     def __init__(self, asgi, *, host: str, port: int) -> None:
-        config = uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="on")
+        # proxy_headers off: uvicorn would trust X-Forwarded-For from loopback; the app itself
+        # trusts it only from QA_TRUSTED_PROXIES (web.api.create_server).
+        config = uvicorn.Config(
+            asgi, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="qa-server", daemon=True)
 
@@ -813,7 +817,7 @@ def serve(assistant: Assistant | None = None, settings: Settings | None = None) 
     """
     from starlette.routing import Mount
 
-    from web.api import Access, create_server, parse_keys
+    from web.api import Access, create_server, parse_keys, parse_proxies
 
     settings = settings or (assistant.settings if assistant else get_settings())
     users = parse_auth(settings.auth)
@@ -839,6 +843,7 @@ def serve(assistant: Assistant | None = None, settings: Settings | None = None) 
         keys=frozenset(parse_keys(settings.api_keys, settings.api_keys_file)),
         limit=settings.auth_failure_limit,
         session_user=session_user,
+        trusted_proxies=parse_proxies(settings.trusted_proxies),
     )
     server = create_server(demo.assistant, access=access, ready=demo.warmup.wait)
     gr.mount_gradio_app(
