@@ -12,6 +12,7 @@ BENCHES = [
     "bench_reader",
     "bench_api",
     "bench_scale",
+    "bench_load",
 ]
 
 for name in BENCHES:
