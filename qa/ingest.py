@@ -250,8 +250,8 @@ def check_zip(data: bytes, name: str, *, max_mb: float) -> None:
     """Refuse a zip-based file whose declared unpacked sizes are hostile, before anything is unpacked.
 
     Limits: the XML parts together at most `max_mb` MB, all parts together at most 4 × `max_mb` MB.
-    Python's zipfile never unpacks past a member's declared size, so the declared sizes bound the
-    memory a parser can be made to use. Raises `InputError`.
+    The parser reads the copy `_bounded_zip` makes, which holds no member past its declared size, so
+    the declared sizes bound the memory a parser can be made to use. Raises `InputError`.
     """
     try:
         members = zipfile.ZipFile(io.BytesIO(data)).infolist()
@@ -267,14 +267,78 @@ def check_zip(data: bytes, name: str, *, max_mb: float) -> None:
         )
 
 
+# A zip member is read this many bytes at a time, so one read inflates at most this much. Measured on a
+# .docx whose document.xml declares 1.6 KB and deflates 300 MB: refused at a 91 MB CLI peak (703 MB
+# while python-docx inflated it whole; /usr/bin/time -v on `python -m qa ingest`, hash embedder).
+ZIP_READ_BYTES = 1 << 20
+
+
+def _bounded_zip(data: bytes, name: str) -> bytes:
+    """A copy of the zip (members stored) read no further than each member's declared size.
+
+    Python's zipfile reads a whole member (`ZipFile.read`, which python-docx uses) by inflating its
+    entire deflated stream in one call and only then cutting it to the declared size, so a member that
+    declares 4 KB can make it inflate 300 MB. Here each member is read `ZIP_READ_BYTES` at a time up to
+    one byte past its declared size, and the parser is given the copy, so nothing it reads can inflate
+    further. The copy is at most the sum of the declared sizes (bytes), which `check_zip` limits.
+    Raises `InputError` for a member holding more than it declares or failing its CRC-32, one compressed
+    other than stored or deflated (bzip2 and LZMA inflate without a bound), or an unreadable zip.
+    """
+    out = io.BytesIO()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as rebuilt:
+            # the last entry of a name is the one a reader gets, as in ZipFile.getinfo
+            for info in {m.filename: m for m in source.infolist()}.values():
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise InputError(
+                        f"{name}: its part {info.filename} uses zip compression method "
+                        f"{info.compress_type}, which .docx files do not use; it is refused."
+                    )
+                _copy_member(source, info, rebuilt, name)
+    except InputError:
+        raise
+    except Exception as exc:  # zip, inflate (zlib) and encryption errors alike: one sentence
+        raise InputError(f"{name} is not a readable .docx file ({type(exc).__name__}: {exc}).") from None
+    return out.getvalue()
+
+
+def _copy_member(source: zipfile.ZipFile, info: zipfile.ZipInfo, rebuilt: zipfile.ZipFile, name: str) -> None:
+    """Copy one member, read at most one byte past its declared size; `InputError` if it does not match."""
+    declared = info.file_size
+    info.file_size = declared + 1  # (our own ZipFile's entry) a byte past shows a member that holds more
+    read = 0
+    with (
+        source.open(info) as member,
+        rebuilt.open(zipfile.ZipInfo(info.filename, info.date_time), "w") as target,
+    ):
+        try:
+            while chunk := member.read(ZIP_READ_BYTES):
+                read += len(chunk)
+                if read > declared:
+                    break
+                target.write(chunk)
+        except zipfile.BadZipFile:  # the CRC-32 of what was read
+            read = -1
+    if read != declared:
+        raise InputError(
+            f"{name}: its part {info.filename} does not hold the {declared} bytes and CRC-32 the "
+            "zip declares for it; it is refused as damaged or possibly hostile."
+        )
+
+
 def _docx_text(data: bytes, name: str, *, max_mb: float = 50) -> str:
-    """Body text of a .docx in document order: paragraphs, and tables (nested ones too) in place."""
+    """Body text of a .docx in document order: paragraphs, and tables (nested ones too) in place.
+
+    Raises `InputError` for hostile declared sizes (`check_zip`), a part that does not hold what the
+    zip declares (`_bounded_zip`), or anything python-docx cannot read.
+    """
     # deferred: each format's parser loads with the first file of its format
     import docx
 
     check_zip(data, name, max_mb=max_mb)
+    bounded = _bounded_zip(data, name)
     try:
-        document = docx.Document(io.BytesIO(data))
+        document = docx.Document(io.BytesIO(bounded))
         parts = list(_docx_blocks(document))
     except Exception as exc:  # zip, XML (lxml) and package errors alike: one sentence
         raise InputError(f"{name} is not a readable .docx file ({type(exc).__name__}: {exc}).") from None
