@@ -18,8 +18,9 @@ knows its page); Arabic presentation forms are folded into ordinary letters and 
 visual order (reversed words) is put back in reading order. A PDF page without text, or whose text
 layer is glyph codes without their letters, is read by OCR (qa/ocr.py), as are images (.png .jpg
 .tif …): a mixed PDF keeps its text layer where it has one. Leaves out: guessing encodings (a text that is not UTF-8 is refused with the
-encoding it looks like, and `encoding=` reads it explicitly), and embedding/storage (embeddings.py,
-store.py).
+encoding it looks like, and `encoding=` reads it explicitly, unless that reading is mojibake by
+charset-normalizer's mess ratio and another encoding fits: then that one is named), and
+embedding/storage (embeddings.py, store.py).
 """
 
 from __future__ import annotations
@@ -105,13 +106,31 @@ def _clean_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
+# charset-normalizer's mess ratio (its weighted share of implausible characters, 0 for clean text)
+# from which a text read in an explicit encoding is taken for mojibake; charset-normalizer's own default
+# cut-off. Measured: correct readings 0–0.10 (the seeds/ article as UTF-8, windows-1256 and UTF-16 all
+# 0; English, French, markdown, HTML, code, Arabic with tashkeel 0–0.023; Persian 0.098); wrong ones
+# 0.58–3.5 (the article in windows-1256 read as latin-1 2.74, as cp1252 2.68; in UTF-8 read as latin-1
+# 3.49, as windows-1256 1.66; a 5-word Arabic line in windows-1256 read as latin-1 1.79; French in
+# UTF-8 read as latin-1 0.58).
+MAX_MESS = 0.2
+
+
 def decode_text(data: bytes, name: str, *, encoding: str | None = None) -> str:
-    """Decode UTF-8 text (BOM allowed); refuse binary data and other encodings with a hint."""
+    """Decode UTF-8 text (BOM allowed), or `encoding` when given; refuse binary data and other encodings.
+
+    An explicit `encoding` that yields mojibake (charset-normalizer's mess ratio at least `MAX_MESS`)
+    while another encoding reads the bytes plausibly is refused, naming that one. Raises `InputError`
+    (one sentence) for an unknown or failing encoding, mojibake, UTF-16 or another encoding without
+    `encoding`, or binary data.
+    """
     if encoding:
         try:
-            return data.decode(encoding)
+            text = data.decode(encoding)
         except (LookupError, UnicodeDecodeError) as exc:
             raise InputError(f"{name} cannot be read as {encoding}: {exc}.") from None
+        _refuse_mojibake(data, text, name, encoding=encoding)
+        return text
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError(
             f"{name} is UTF-16 text; convert it to UTF-8, or give its encoding: --encoding utf-16 in the "
@@ -130,6 +149,39 @@ def decode_text(data: bytes, name: str, *, encoding: str | None = None) -> str:
         f"{name} is not UTF-8 text ({hint}convert it to UTF-8, or give its encoding: --encoding {name_it} "
         f"in the CLI, encoding={name_it} in the API)."
     )
+
+
+def _refuse_mojibake(data: bytes, text: str, name: str, *, encoding: str) -> None:
+    """Refuse `text` (`data` read as `encoding`) if it is mojibake and another encoding fits the bytes.
+
+    Mojibake with no plausible alternative is kept (the reader asked for this encoding), with a logged
+    warning. Raises `InputError` naming the encoding that fits.
+    """
+    # deferred: charset-normalizer loads only when a file comes with an explicit encoding
+    from charset_normalizer import from_bytes
+    from charset_normalizer.md import mess_ratio
+
+    if mess_ratio(text, maximum_threshold=MAX_MESS) < MAX_MESS:
+        return
+    best = from_bytes(data).best()
+    if best is None or best.chaos >= MAX_MESS or _codec(best.encoding) == _codec(encoding):
+        logging.getLogger(__name__).warning(
+            "%s read as %s looks like mojibake, and no other encoding reads it better.", name, encoding
+        )
+        return
+    fits = _codec(best.encoding)
+    raise InputError(
+        f"{name} read as {encoding} looks like mojibake; it looks like {fits}: --encoding {fits} in the "
+        f"CLI, encoding={fits} in the API."
+    )
+
+
+def _codec(encoding: str) -> str:
+    """The usual name of a Python codec (cp1256 → windows-1256, utf_8 → utf-8)."""
+    import codecs
+
+    name = codecs.lookup(encoding).name
+    return re.sub(r"^cp(125\d)$", r"windows-\1", name)
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -250,8 +302,8 @@ def check_zip(data: bytes, name: str, *, max_mb: float) -> None:
     """Refuse a zip-based file whose declared unpacked sizes are hostile, before anything is unpacked.
 
     Limits: the XML parts together at most `max_mb` MB, all parts together at most 4 × `max_mb` MB.
-    Python's zipfile never unpacks past a member's declared size, so the declared sizes bound the
-    memory a parser can be made to use. Raises `InputError`.
+    The parser reads the copy `_bounded_zip` makes, which holds no member past its declared size, so
+    the declared sizes bound the memory a parser can be made to use. Raises `InputError`.
     """
     try:
         members = zipfile.ZipFile(io.BytesIO(data)).infolist()
@@ -267,14 +319,78 @@ def check_zip(data: bytes, name: str, *, max_mb: float) -> None:
         )
 
 
+# A zip member is read this many bytes at a time, so one read inflates at most this much. Measured on a
+# .docx whose document.xml declares 1.6 KB and deflates 300 MB: refused at a 91 MB CLI peak (703 MB
+# while python-docx inflated it whole; /usr/bin/time -v on `python -m qa ingest`, hash embedder).
+ZIP_READ_BYTES = 1 << 20
+
+
+def _bounded_zip(data: bytes, name: str) -> bytes:
+    """A copy of the zip (members stored) read no further than each member's declared size.
+
+    Python's zipfile reads a whole member (`ZipFile.read`, which python-docx uses) by inflating its
+    entire deflated stream in one call and only then cutting it to the declared size, so a member that
+    declares 4 KB can make it inflate 300 MB. Here each member is read `ZIP_READ_BYTES` at a time up to
+    one byte past its declared size, and the parser is given the copy, so nothing it reads can inflate
+    further. The copy is at most the sum of the declared sizes (bytes), which `check_zip` limits.
+    Raises `InputError` for a member holding more than it declares or failing its CRC-32, one compressed
+    other than stored or deflated (bzip2 and LZMA inflate without a bound), or an unreadable zip.
+    """
+    out = io.BytesIO()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as rebuilt:
+            # the last entry of a name is the one a reader gets, as in ZipFile.getinfo
+            for info in {m.filename: m for m in source.infolist()}.values():
+                if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                    raise InputError(
+                        f"{name}: its part {info.filename} uses zip compression method "
+                        f"{info.compress_type}, which .docx files do not use; it is refused."
+                    )
+                _copy_member(source, info, rebuilt, name)
+    except InputError:
+        raise
+    except Exception as exc:  # zip, inflate (zlib) and encryption errors alike: one sentence
+        raise InputError(f"{name} is not a readable .docx file ({type(exc).__name__}: {exc}).") from None
+    return out.getvalue()
+
+
+def _copy_member(source: zipfile.ZipFile, info: zipfile.ZipInfo, rebuilt: zipfile.ZipFile, name: str) -> None:
+    """Copy one member, read at most one byte past its declared size; `InputError` if it does not match."""
+    declared = info.file_size
+    info.file_size = declared + 1  # (our own ZipFile's entry) a byte past shows a member that holds more
+    read = 0
+    with (
+        source.open(info) as member,
+        rebuilt.open(zipfile.ZipInfo(info.filename, info.date_time), "w") as target,
+    ):
+        try:
+            while chunk := member.read(ZIP_READ_BYTES):
+                read += len(chunk)
+                if read > declared:
+                    break
+                target.write(chunk)
+        except zipfile.BadZipFile:  # the CRC-32 of what was read
+            read = -1
+    if read != declared:
+        raise InputError(
+            f"{name}: its part {info.filename} does not hold the {declared} bytes and CRC-32 the "
+            "zip declares for it; it is refused as damaged or possibly hostile."
+        )
+
+
 def _docx_text(data: bytes, name: str, *, max_mb: float = 50) -> str:
-    """Body text of a .docx in document order: paragraphs, and tables (nested ones too) in place."""
+    """Body text of a .docx in document order: paragraphs, and tables (nested ones too) in place.
+
+    Raises `InputError` for hostile declared sizes (`check_zip`), a part that does not hold what the
+    zip declares (`_bounded_zip`), or anything python-docx cannot read.
+    """
     # deferred: each format's parser loads with the first file of its format
     import docx
 
     check_zip(data, name, max_mb=max_mb)
+    bounded = _bounded_zip(data, name)
     try:
-        document = docx.Document(io.BytesIO(data))
+        document = docx.Document(io.BytesIO(bounded))
         parts = list(_docx_blocks(document))
     except Exception as exc:  # zip, XML (lxml) and package errors alike: one sentence
         raise InputError(f"{name} is not a readable .docx file ({type(exc).__name__}: {exc}).") from None

@@ -97,6 +97,75 @@ def test_explicit_encoding_reads_windows_1256_and_utf16(tmp_path):
     assert ingest.read_document(tmp_path / "b.txt", encoding="utf-16").text == text
 
 
+SEED_TEXT = SEED.read_text(encoding="utf-8").strip()
+FRENCH = "Le ministre a déclaré mercredi à Genève : « c'est un début », évoquant l'été prochain."
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding"),
+    [
+        (SEED_TEXT.encode("windows-1256"), "windows-1256"),
+        (SEED_TEXT.encode("windows-1256"), "cp1256"),
+        (SEED_TEXT.encode("utf-16"), "utf-16"),
+        (SEED_TEXT.encode("utf-8"), "utf-8"),
+        (FRENCH.encode("latin-1"), "latin-1"),
+    ],
+    ids=["seed-windows-1256", "seed-cp1256", "seed-utf-16", "seed-utf-8", "french-latin-1"],
+)
+def test_explicit_encoding_that_fits_reads_the_text(data, encoding):
+    text = FRENCH if encoding == "latin-1" else SEED_TEXT
+    assert ingest.decode_text(data, "a.txt", encoding=encoding) == text
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "fits"),
+    [
+        (SEED_TEXT.encode("windows-1256"), "latin-1", "windows-1256"),  # mess ratio 2.74
+        (SEED_TEXT.encode("windows-1256"), "cp1252", "windows-1256"),
+        ("أعلن وزير الخارجية الروسي".encode("windows-1256"), "latin-1", "windows-1256"),  # 5 words: 1.79
+        (SEED_TEXT.encode("utf-8"), "latin-1", "utf-8"),
+        (SEED_TEXT.encode("utf-8"), "windows-1256", "utf-8"),
+        (FRENCH.encode("utf-8"), "latin-1", "utf-8"),  # mostly ASCII: 0.58
+    ],
+    ids=[
+        "seed-cp1256-latin-1",
+        "seed-cp1256-cp1252",
+        "line-cp1256-latin-1",
+        "seed-utf-8-latin-1",
+        "seed-utf-8-windows-1256",
+        "french-utf-8-latin-1",
+    ],
+)
+def test_explicit_encoding_that_yields_mojibake_is_refused_naming_the_one_that_fits(
+    tmp_path, data, encoding, fits
+):
+    path = tmp_path / "article.txt"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as info:
+        ingest.read_document(path, encoding=encoding)
+    assert str(info.value) == (
+        f"article.txt read as {encoding} looks like mojibake; it looks like {fits}: --encoding {fits} in "
+        f"the CLI, encoding={fits} in the API."
+    )
+
+
+def test_mojibake_no_encoding_reads_better_is_kept_with_a_warning(caplog):
+    data = bytes(range(128, 256)) * 20  # mess ratio 5.2 as latin-1; charset-normalizer finds nothing
+    assert ingest.decode_text(data, "noise.txt", encoding="latin-1") == data.decode("latin-1")
+    assert "noise.txt read as latin-1 looks like mojibake, and no other encoding" in caplog.text
+
+
+def test_mojibake_leaves_the_index_unchanged(fast_seeded, tmp_path):
+    before = fast_seeded.documents()
+    path = tmp_path / "cp1256.txt"  # not the seed's text, which would be skipped as a duplicate
+    path.write_bytes("عقد الاجتماع في عمّان يوم الثلاثاء وحضره وزراء الخارجية.".encode("windows-1256"))
+    with pytest.raises(InputError, match="looks like windows-1256"):
+        fast_seeded.ingest([path], encoding="latin-1", progress=False)
+    assert fast_seeded.documents() == before
+    fast_seeded.ingest([path], encoding="windows-1256", progress=False)  # the named one is taken
+    assert {d.id for d in fast_seeded.documents()} == {d.id for d in before} | {"cp1256.txt"}
+
+
 def test_oversized_file_is_refused(tmp_path):
     path = tmp_path / "big.txt"
     path.write_text("x" * 2_000_000, encoding="utf-8")
