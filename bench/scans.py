@@ -121,3 +121,29 @@ def image_pdf(images: list[Image.Image], *, dpi: int = 300) -> bytes:
     first, *rest = [i.convert("L") for i in images]
     first.save(buffer, format="PDF", save_all=True, append_images=rest, resolution=dpi)
     return buffer.getvalue()
+
+
+def with_fallback(font: str | Path, fallback: str | Path, folder: Path) -> Path:
+    """A font file (in `folder`, made once) with `font`'s glyphs and, for the characters it lacks,
+    `fallback`'s, as a typesetter falls back to another font (Noto Naskh Arabic has no Latin letters,
+    parentheses, quotes or hyphen: alone it prints them as empty boxes).
+
+    Merged by fontTools (which matplotlib brings); both fonts need the same units per em (the Noto
+    fonts have 1000), else `ValueError`. Where both map a character, `font`'s glyph is kept.
+    """
+    import logging
+
+    from fontTools import merge
+    from fontTools.ttLib import TTFont
+
+    primary, second = (FONTS.get(str(f), Path(f)) for f in (font, fallback))
+    out = Path(folder) / f"{primary.stem}+{second.stem}.ttf"
+    if out.is_file():
+        return out
+    upm = {TTFont(str(p), lazy=True)["head"].unitsPerEm for p in (primary, second)}
+    if len(upm) > 1:
+        raise ValueError(f"{primary.name} and {second.name} have different units per em ({sorted(upm)})")
+    logging.getLogger("fontTools.merge").setLevel(logging.ERROR)  # the fallback's duplicates dropped
+    out.parent.mkdir(parents=True, exist_ok=True)
+    merge.Merger().merge([str(primary), str(second)]).save(str(out))
+    return out
