@@ -25,6 +25,7 @@ embedding/storage (embeddings.py, store.py).
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import logging
@@ -178,8 +179,6 @@ def _refuse_mojibake(data: bytes, text: str, name: str, *, encoding: str) -> Non
 
 def _codec(encoding: str) -> str:
     """The usual name of a Python codec (cp1256 → windows-1256, utf_8 → utf-8)."""
-    import codecs
-
     name = codecs.lookup(encoding).name
     return re.sub(r"^cp(125\d)$", r"windows-\1", name)
 

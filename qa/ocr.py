@@ -36,6 +36,7 @@ import re
 import shutil
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
@@ -82,7 +83,7 @@ def page_text(data: dict[str, list], *, page: int, image: str) -> tuple[str, Ocr
     width, height = int(data["width"][0]), int(data["height"][0])
     out: list[str] = []
     words: list[OcrWord] = []
-    para_key = None
+    para_key, start = None, 0
     for i, raw in enumerate(data["text"]):
         word = _LATIN_MARKS.sub(lambda m: _ARABIC_MARKS[m.group()], qtext.fold_text(str(raw)).strip())
         if not word:
@@ -90,12 +91,13 @@ def page_text(data: dict[str, list], *, page: int, image: str) -> tuple[str, Ocr
         para = (data["block_num"][i], data["par_num"][i])
         if out:  # a line break inside a paragraph is a space: sentences run across lines
             out.append("\n\n" if para != para_key else " ")
+            start += len(out[-1])
         para_key = para
-        start = sum(map(len, out))
         out.append(word)
         left, top = int(data["left"][i]), int(data["top"][i])
         box = (left, top, left + int(data["width"][i]), top + int(data["height"][i]))
         words.append(OcrWord(start, start + len(word), box, max(0.0, float(data["conf"][i])) / 100))
+        start += len(word)
     return "".join(out), OcrPage(page, image, width, height, tuple(words))
 
 
@@ -141,9 +143,9 @@ class Recogniser:
             progress=progress,
         )
 
-    def check(self, name: str) -> str:
-        """Tesseract's version when it and every language in `languages` are installed; else `InputError`."""
-        return _check_tesseract(self.languages, name)
+    def check(self, name: str) -> None:
+        """`InputError` naming file `name` unless tesseract and every language in `languages` are installed."""
+        _check_tesseract(self.languages, name)
 
     # -- images ------------------------------------------------------------------------------
 
@@ -171,14 +173,11 @@ class Recogniser:
             raise InputError(
                 f"{name} has {frames} pages, over the limit of {self.max_pages} (QA_OCR_MAX_PAGES)."
             )
-        key = self._key(data)
-        images = []
-        for index in range(frames):
+        for index in range(frames):  # every page's size from its header, before any is decoded
             image.seek(index)
             width, height = image.size
             if width * height > self.max_pixels:
                 raise InputError(too_big.format(size=f"{width} × {height}"))
-            images.append(index)
 
         def render(index: int):
             try:
@@ -195,15 +194,16 @@ class Recogniser:
             except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged image data
                 raise InputError(f"{name} is a damaged image ({_reason(exc)}).") from None
 
-        pages = self._recognise(key, name, [(i + 1, functools.partial(render, i)) for i in images])
-        return _join(pages, name)
+        pages = [(i + 1, functools.partial(render, i)) for i in range(frames)]
+        return _join(self._recognise(self._key(data), name, pages), name)
 
     # -- PDF pages ------------------------------------------------------------------------------
 
     def read_pdf_pages(
         self, data: bytes, numbers: Sequence[int], name: str
     ) -> dict[int, tuple[str, OcrPage]]:
-        """PDF pages (1-based `numbers`) rendered and read: {page: (text, OCR page, page offsets)}.
+        """PDF pages (1-based `numbers`) rendered and read: {page: (its text, its OCR page)}, offsets in
+        the page's own text.
 
         Each page is rendered at `dpi`, or lower where that would pass `max_pixels`. Raises
         `InputError` for more than `max_pages` pages to read or a PDF pdfium cannot open.
@@ -260,17 +260,21 @@ class Recogniser:
             bar = tqdm(total=len(todo), desc=f"OCR {name}", unit="page", disable=not self.progress)
             # Pages are made here, one at a time (pdfium is not thread-safe), and read two at a time.
             with _one_thread_tesseract(), ThreadPoolExecutor(PARALLEL_PAGES) as pool, bar:
-                pending: list[tuple[int, Future]] = []
-                for i, (number, make) in enumerate(todo):
-                    image = make()
+                pending: deque[tuple[int, Future]] = deque()
+
+                def collect() -> None:
+                    number, future = pending.popleft()
+                    done[number] = future.result()
+                    bar.update()
+
+                for number, make in todo:  # at most PARALLEL_PAGES page images in memory
                     pending.append(
-                        (number, pool.submit(_read_page, image, folder, number, self.languages, name))
+                        (number, pool.submit(_read_page, make(), folder, number, self.languages, name))
                     )
-                    last = i == len(todo) - 1
-                    while pending and (len(pending) >= PARALLEL_PAGES or last):
-                        first, future = pending.pop(0)
-                        done[first] = future.result()
-                        bar.update()
+                    if len(pending) == PARALLEL_PAGES:
+                        collect()
+                while pending:
+                    collect()
         return [kept if kept is not None else done[n] for (n, _), kept in zip(pages, out, strict=True)]
 
 
@@ -323,13 +327,18 @@ def _reason(exc: BaseException) -> str:
     return str(exc).rstrip(".") or type(exc).__name__
 
 
-@functools.cache
-def _check_tesseract(languages: str, name: str) -> str:
+_TESSERACT_OK: set[str] = set()  # language sets found installed: checked once a process
+
+
+def _check_tesseract(languages: str, name: str) -> None:
+    """`InputError` unless tesseract runs and has every model in `languages`; a missing one is looked
+    for again on the next file (it may have been installed meanwhile)."""
+    if languages in _TESSERACT_OK:
+        return
     if shutil.which("tesseract") is None:
         raise InputError(f"{name} needs OCR, and tesseract is not installed: {INSTALL_HINT}.")
     try:
         listed = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, timeout=30)
-        version = subprocess.run(["tesseract", "--version"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError) as exc:
         raise InputError(f"{name} needs OCR, and tesseract does not run ({_reason(exc)}).") from None
     have = set(listed.stdout.split())
@@ -338,7 +347,7 @@ def _check_tesseract(languages: str, name: str) -> str:
         raise InputError(
             f"{name} needs OCR, and tesseract lacks its {', '.join(missing)} model: {INSTALL_HINT}."
         )
-    return (version.stdout or version.stderr).split("\n", 1)[0]
+    _TESSERACT_OK.add(languages)
 
 
 def _read_page(image, folder: Path, number: int, languages: str, name: str) -> tuple[str, OcrPage]:

@@ -401,3 +401,12 @@ def test_broken_docx_xml_is_one_sentence(tmp_path):
     with pytest.raises(InputError, match=r"not a readable \.docx") as info:
         ingest.read_document(path)
     assert "\n" not in str(info.value)
+
+
+def test_pdf_pages_keep_their_numbers_across_an_empty_page(tmp_path):
+    path = tmp_path / "gap.pdf"
+    path.write_bytes(make_pdf(["The first page is about the budget.", " ", "The third page is about the museum."]))
+    doc = ingest.read_document(path)
+    assert len(doc.page_starts) == 3
+    assert doc.page_at(doc.text.index("third page")) == 3  # not 2, as when the empty page was dropped
+    assert doc.page_at(0) == 1

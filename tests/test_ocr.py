@@ -157,12 +157,12 @@ def test_a_file_is_recognised_once(tmp_path, seed_pages, monkeypatch):
     seed_pages[-1].image.save(path)
     first = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr"))
     monkeypatch.setenv("PATH", "/nonexistent")  # tesseract cannot run now: only what was kept can serve
-    qocr._check_tesseract.cache_clear()
+    qocr._TESSERACT_OK.clear()
     again = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr"))
     assert again.text == first.text and again.ocr == first.ocr
     with pytest.raises(InputError, match="tesseract is not installed"):
         ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "elsewhere"))
-    qocr._check_tesseract.cache_clear()
+    qocr._TESSERACT_OK.clear()
 
 
 @pytest.mark.full
