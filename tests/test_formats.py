@@ -405,7 +405,9 @@ def test_broken_docx_xml_is_one_sentence(tmp_path):
 
 def test_pdf_pages_keep_their_numbers_across_an_empty_page(tmp_path):
     path = tmp_path / "gap.pdf"
-    path.write_bytes(make_pdf(["The first page is about the budget.", " ", "The third page is about the museum."]))
+    path.write_bytes(
+        make_pdf(["The first page is about the budget.", " ", "The third page is about the museum."])
+    )
     doc = ingest.read_document(path)
     assert len(doc.page_starts) == 3
     assert doc.page_at(doc.text.index("third page")) == 3  # not 2, as when the empty page was dropped
