@@ -150,6 +150,9 @@ class Settings(BaseSettings):
     # as such and counted apart by evaluation; when measuring quality on a busy machine raise it
     # (`python -m eval run … --set llm_timeout_s=600`) so that no reply is cut.
     llm_timeout_s: float = 60
+    # Replies of the local model decoded together (qa.batching): 1 makes them take turns on one
+    # context. bench/bench_load.py chose the default (README, "Many users").
+    llm_parallel: int = Field(4, ge=1, le=16)
 
     # Extra plugin modules to load (comma-separated), e.g. "tests.fakes" for the fast test lane.
     plugins: str = ""

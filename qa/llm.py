@@ -34,7 +34,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
-from qa import models, plugins
+from qa import batching, models, plugins
 from qa.config import PROJECT_DIR, Settings
 from qa.errors import LLMError, QAError
 
@@ -130,6 +130,21 @@ def local_llama(settings: Settings):
     return _llama(str(path), N_CTX, settings.threads)
 
 
+@lru_cache(maxsize=1)
+def _batcher(path: str, slots: int, n_threads: int) -> batching.Batcher:
+    return batching.Batcher(_llama(path, N_CTX, n_threads), slots=slots, n_ctx=N_CTX, n_threads=n_threads)
+
+
+def local_batcher(settings: Settings) -> batching.Batcher | None:
+    """The process-wide batched decoder of the local model (`QA_LLM_PARALLEL` slots), or None with one
+    slot (replies then take turns on the model's own context). Raises `LLMError` as `local_llama`."""
+    if settings.llm_parallel <= 1:
+        return None
+    local_llama(settings)  # verified and loaded
+    path = models.verify(models.QWEN_1_5B, settings.models_dir)
+    return _batcher(str(path), settings.llm_parallel, settings.threads)
+
+
 def chatml(messages: list[BaseMessage], *, generation_prompt: bool) -> str:
     """Messages in Qwen2.5's chat template (ChatML), as its GGUF's own template renders them.
 
@@ -173,6 +188,10 @@ class LlamaCppChat(StreamingChatModel):
     llama: Any
     max_tokens: int = 256
     temperature: float = 0.0
+    # With a `qa.batching.Batcher`, replies are decoded in its batches (several people at once) and a
+    # reply that cannot start in time is dropped (finish "time") after `timeout_s` seconds.
+    batcher: Any = None
+    timeout_s: float = 60.0
 
     @property
     def _llm_type(self) -> str:
@@ -208,6 +227,9 @@ class LlamaCppChat(StreamingChatModel):
         response_format = kwargs.get("response_format") or {}
         if response_format.get("schema"):
             grammar = LlamaGrammar.from_json_schema(json.dumps(response_format["schema"]), verbose=False)
+        if self.batcher is not None and not stop:
+            yield from self._batched(prefix, prompt, grammar, bool(trace), kwargs, run_manager)
+            return
         with _LLAMA_LOCK:
             if prefix:
                 self._prefix_state(prefix).load(self.llama)
@@ -239,6 +261,45 @@ class LlamaCppChat(StreamingChatModel):
                         yield chunk
             finally:
                 stream.close()  # a consumer that stops early (time cap) also stops the generation
+
+    def _batched(
+        self, prefix, prompt, grammar, logprobs, kwargs, run_manager
+    ) -> Iterator[ChatGenerationChunk]:
+        """`_stream` through the batcher: the same tokens, grammar, greedy choice and log-probabilities."""
+        tokens = self.llama.tokenize(prompt.encode("utf-8"), add_bos=True, special=True)
+        head = self.llama.tokenize(prefix.encode("utf-8"), add_bos=True, special=True) if prefix else []
+        prefix_len = len(head) if tokens[: len(head)] == head else 0
+        steps = self.batcher.generate(
+            tokens,
+            prefix_len=prefix_len,
+            max_tokens=kwargs.get("max_tokens", self.max_tokens),
+            grammar=(grammar._grammar, grammar._root) if grammar else None,
+            logprobs=logprobs,
+            timeout_s=self.timeout_s,
+        )
+        decoder = batching.utf8_pieces()
+        records: list[TokenLogprob] = []
+        try:
+            while True:
+                try:
+                    step = next(steps)
+                except StopIteration as end:
+                    finish = end.value
+                    break
+                if logprobs:
+                    records.append(TokenLogprob(step.piece, step.logprob, step.digits))
+                delta = decoder.decode(step.piece)
+                if delta:
+                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=delta))
+                    if run_manager:
+                        run_manager.on_llm_new_token(delta, chunk=chunk)
+                    yield chunk
+        finally:
+            steps.close()  # a consumer that stops early (time cap) cancels the job
+        meta = {"finish_reason": finish}
+        if logprobs:
+            meta["token_logprobs"] = tuple(records)
+        yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=meta))
 
 
 @dataclass(frozen=True)
@@ -325,7 +386,12 @@ _STATES: dict[tuple[int, str], PrefixState] = {}  # (model, prefix text) -> its 
 
 
 def _local(settings: Settings, max_tokens: int) -> BaseChatModel:
-    return LlamaCppChat(llama=local_llama(settings), max_tokens=max_tokens)
+    return LlamaCppChat(
+        llama=local_llama(settings),
+        max_tokens=max_tokens,
+        batcher=local_batcher(settings),
+        timeout_s=settings.llm_timeout_s,
+    )
 
 
 def _openai(settings: Settings, max_tokens: int) -> BaseChatModel:
@@ -408,8 +474,8 @@ def stream_text(
         for chunk in iterator:
             meta = chunk.response_metadata or {}
             reason = meta.get("finish_reason") or meta.get("done_reason")
-            if reason == "length":
-                out.finish = "length"
+            if reason in ("length", "time"):  # "time": a batched reply dropped before it could start
+                out.finish = reason
             if meta.get("token_logprobs") is not None:
                 out.tokens = meta["token_logprobs"]
             delta = chunk.content if isinstance(chunk.content, str) else ""

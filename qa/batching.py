@@ -1,0 +1,376 @@
+"""Batched local generation: the local model's replies to several people decoded together.
+
+One llama.cpp context decodes one token of one reply in ~60 ms on 2 cores, but one token of each
+of 4 replies in one batch in ~160 ms (~39 ms a token) and of 8 in ~250 ms (~31 ms a token); a
+chunk of 512 prompt tokens costs ~17-27 ms a token (bench/bench_batch.py measures this). So when
+several people wait for a reading at once, decoding their replies in one batch gives each sooner
+what a queue would give them one after another.
+
+`Batcher` owns a llama.cpp context of its own over the process's loaded model (the weights are
+shared with `llama_cpp.Llama`, which keeps tokenizing) with `slots` sequences of `n_ctx` cells each
+(`kv_unified` off: each sequence attends only to its own cells). One worker thread runs the loop:
+
+1. admit queued jobs into free slots: a job's prompt prefix (the prompt's instructions and worked
+   examples, the same for every question) is restored from its saved sequence state, or evaluated
+   once in the slot and saved (~28 KB a token: ~15 MB for the reader's 550 tokens; `PREFIX_STATES`);
+2. build one batch: each decoding job's last token, then prompt tokens of jobs still reading their
+   prompt, up to `n_batch`; decode it;
+3. sample each job whose logits are out: its grammar then greedy, the chain llama-cpp-python's
+   `create_completion` builds at temperature 0, and the raw logits' log-softmax when asked for
+   (`qa.llm.TokenLogprob`, what the reader's signals read); an end-of-generation token or
+   `max_tokens` ends the job.
+
+A job's pieces come back through a queue to the thread that asked (`Batcher.generate`); closing
+that generator (the caller's time cap) cancels the job at the next step. A job whose deadline
+passes while it waits for a slot, or that the running estimate (prompt tokens × ms a prompt token
++ typical reply tokens × ms a step) says cannot finish before it, is dropped unstarted with the
+finish reason "time": its slot goes to a reading that can still be shown.
+
+Leaves out: sampling other than greedy, stop strings (end-of-generation tokens end a reply; the
+callers pass none), sharing a prefix's cells between slots (each slot gets its own copy of the
+state, a few milliseconds), and batching across processes (a deployment with more people uses an
+LLM server: README, "Many users").
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from qa.errors import LLMError
+
+log = logging.getLogger(__name__)
+
+N_BATCH = 512  # tokens in one decode: prompt chunks of 512 cost no more a token than larger ones (measured)
+PREFIX_STATES = 8  # saved prefix states kept (reader, second reading, answer, condense, translate: 5 in use)
+TYPICAL_REPLY_TOKENS = 48.0  # the first estimate of a reply's length, before any job finished (reader JSON)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One generated token: its bytes (UTF-8, possibly part of a character); when the job asked for
+    them, its natural-log probability before the grammar constrained the choice and, for a digit
+    token, the log-probabilities of "0".."9" at that step (what `qa.llm.TokenLogprob` keeps)."""
+
+    piece: bytes
+    logprob: float | None = None
+    digits: tuple[float, ...] | None = None
+
+
+@dataclass
+class _Job:
+    tokens: list[int]
+    prefix_len: int
+    max_tokens: int
+    grammar: tuple[str, str] | None  # (GBNF text, root rule)
+    logprobs: bool
+    deadline: float  # time.monotonic() seconds
+    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    # worker state
+    seq: int = -1
+    pos: int = 0  # next position to evaluate
+    pending: list[int] = field(default_factory=list)  # prompt tokens still to evaluate
+    save_at: int = 0  # save the prefix state when `pos` reaches this (0: nothing to save)
+    last: int | None = None  # the token to feed next step (decoding)
+    n_out: int = 0
+    sampler: object | None = None
+    logit_row: int = -1  # this step's row in the batch with logits, -1 if none
+
+
+_STOP = object()  # queued by `Batcher.close`
+
+
+class Batcher:
+    """Decodes up to `slots` replies of one model together (see the module docstring).
+
+    `llama`: a loaded `llama_cpp.Llama` (its model is shared, its context untouched); `n_ctx`:
+    cells per slot (prompt + reply tokens of one job); `n_threads`: CPU threads of the decode.
+    Raises `LLMError` when llama.cpp cannot make the context (out of memory).
+    """
+
+    def __init__(self, llama, *, slots: int, n_ctx: int, n_threads: int) -> None:
+        import llama_cpp  # deferred: the compiled library loads only with the local backend
+        from llama_cpp import _internals
+
+        self._lib = llama_cpp
+        self.llama = llama
+        self.slots = slots
+        self.n_ctx = n_ctx
+        # The model's own context's parameters (flash attention off, as llama-cpp-python sets it), so
+        # a reply decoded alone here gets the same logits as on that context, give or take rounding.
+        params = type(llama.context_params).from_buffer_copy(llama.context_params)
+        params.n_ctx = n_ctx * slots
+        params.n_batch = params.n_ubatch = N_BATCH
+        params.n_seq_max = slots
+        params.n_threads = params.n_threads_batch = n_threads
+        params.kv_unified = False
+        try:
+            self._ctx = _internals.LlamaContext(model=llama._model, params=params, verbose=False)
+        except ValueError as exc:
+            raise LLMError(
+                f"The local LLM could not make room for {slots} parallel replies ({exc})."
+            ) from exc
+        self._batch = _internals.LlamaBatch(n_tokens=N_BATCH, embd=0, n_seq_max=1, verbose=False)
+        self._vocab = llama._model.vocab
+        self._n_vocab = llama.n_vocab()
+        self._digit_ids = [
+            llama.tokenize(str(d).encode(), add_bos=False, special=False)[0] for d in range(10)
+        ]
+        self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._free = list(range(slots))
+        self._active: list[_Job] = []
+        self._states: OrderedDict[tuple[int, ...], bytes] = OrderedDict()
+        self._ms_per_token = 20.0  # prompt tokens, EWMA over prompt-heavy steps
+        self._ms_per_step = 60.0  # one decoding step, EWMA
+        self._reply_tokens = TYPICAL_REPLY_TOKENS
+        self.waiting = 0  # jobs queued and not yet admitted
+        self.peak_sequences = 0  # the most replies one decode has held (tests, bench/bench_load.py)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name="qa-batcher", daemon=True)
+        self._thread.start()
+
+    # The caller's side ---------------------------------------------------------------------------
+
+    def generate(
+        self,
+        tokens: list[int],
+        *,
+        prefix_len: int,
+        max_tokens: int,
+        grammar: tuple[str, str] | None = None,
+        logprobs: bool = False,
+        timeout_s: float,
+    ) -> Generator[Step, None, str]:
+        """Yield the reply's `Step`s and return why it ended: "stop" (end of generation), "length"
+        (`max_tokens`) or "time" (dropped unstarted: it could not finish within `timeout_s` s).
+
+        `tokens`: the whole prompt; its first `prefix_len` are a prefix whose state is saved and
+        reused. Raises `LLMError` when the prompt does not fit in a slot's `n_ctx` cells or the
+        decode fails.
+        """
+        if len(tokens) >= self.n_ctx:
+            raise LLMError(
+                f"The prompt ({len(tokens)} tokens) does not fit the local LLM's context of {self.n_ctx}."
+            )
+        max_tokens = min(max_tokens, self.n_ctx - len(tokens))
+        prefix_len = min(prefix_len, len(tokens) - 1)  # the last prompt token's logits start the reply
+        job = _Job(list(tokens), prefix_len, max_tokens, grammar, logprobs, time.monotonic() + timeout_s)
+        self.waiting += 1
+        self._queue.put(job)
+        try:
+            while True:
+                try:  # a job still queued at its deadline is given up here, not left waiting
+                    item = job.out.get(timeout=max(job.deadline - time.monotonic(), 0) + 1)
+                except queue.Empty:
+                    if job.seq >= 0 or job.n_out:
+                        continue  # started: the caller's own time cap cuts it between pieces
+                    return "time"
+                if isinstance(item, Step):
+                    yield item
+                elif isinstance(item, Exception):
+                    raise item
+                else:
+                    return item
+        finally:
+            job.cancelled.set()
+
+    def close(self) -> None:
+        """Stop the worker once the replies in flight end, and free the context (~57 MB a slot)."""
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._batch.close()
+        self._ctx.close()
+
+    # The worker ----------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping or self._active:
+            try:
+                self._admit()
+                if self._active:
+                    self._step()
+            except Exception as exc:  # a failed decode: every job in flight gets the one sentence
+                log.exception("batched decoding failed")
+                error = LLMError(f"The local LLM failed while decoding ({type(exc).__name__}).")
+                for job in self._active:
+                    self._end(job, error)
+                self._active.clear()
+
+    def _admit(self) -> None:
+        while self._free:
+            try:
+                job = self._queue.get(block=not self._active, timeout=None if not self._active else 0)
+            except queue.Empty:
+                return
+            if job is _STOP:
+                self._stopping = True
+                return
+            self.waiting -= 1
+            if job.cancelled.is_set():
+                continue
+            remaining_ms = (job.deadline - time.monotonic()) * 1000
+            estimate_ms = self._estimate_ms(job)
+            if remaining_ms <= 0 or estimate_ms > remaining_ms:
+                log.info(
+                    "reply dropped unstarted: %.0f ms estimated, %.0f ms left", estimate_ms, remaining_ms
+                )
+                job.out.put("time")
+                continue
+            job.seq = self._free.pop()
+            self._start(job)
+            self._active.append(job)
+
+    def _estimate_ms(self, job: _Job) -> float:
+        prefix = tuple(job.tokens[: job.prefix_len])
+        to_read = len(job.tokens) - (job.prefix_len if prefix in self._states else 0)
+        return to_read * self._ms_per_token + min(self._reply_tokens, job.max_tokens) * self._ms_per_step
+
+    def _start(self, job: _Job) -> None:
+        lib = self._lib
+        ctx = self._ctx.ctx
+        lib.llama_memory_seq_rm(self._ctx.memory, job.seq, -1, -1)
+        prefix = tuple(job.tokens[: job.prefix_len])
+        state = self._states.get(prefix) if prefix else None
+        if state is not None:
+            self._states.move_to_end(prefix)
+            buffer = (ctypes.c_uint8 * len(state)).from_buffer_copy(state)
+            if lib.llama_state_seq_set_data(ctx, buffer, len(state), job.seq) == 0:
+                raise LLMError("The local LLM's saved prompt state could not be restored.")
+            job.pos = job.prefix_len
+        else:
+            job.pos = 0
+            job.save_at = job.prefix_len
+        job.pending = job.tokens[job.pos :]
+        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
+        if job.grammar:
+            gbnf, root = job.grammar
+            grammar = lib.llama_sampler_init_grammar(self._vocab, gbnf.encode("utf-8"), root.encode("utf-8"))
+            if not grammar:
+                lib.llama_sampler_free(chain)
+                raise LLMError("The local LLM could not compile the reply's grammar.")
+            lib.llama_sampler_chain_add(chain, grammar)
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+        job.sampler = chain
+
+    def _step(self) -> None:
+        lib = self._lib
+        batch = self._batch.batch
+        n = 0
+        prompt_tokens = 0
+        seqs: set[int] = set()
+
+        def add(job: _Job, token: int, logits: bool) -> None:
+            nonlocal n
+            batch.token[n] = token
+            batch.pos[n] = job.pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = job.seq
+            batch.logits[n] = logits
+            seqs.add(job.seq)
+            if logits:
+                job.logit_row = n
+            job.pos += 1
+            n += 1
+
+        for job in self._active:
+            job.logit_row = -1
+            if job.last is not None and not job.pending:
+                add(job, job.last, True)
+        for job in self._active:  # prompts, oldest first, in the room left
+            if not job.pending or n >= N_BATCH:
+                continue
+            take = min(len(job.pending), N_BATCH - n)
+            if job.save_at > job.pos:  # stop at the prefix's end so its state can be saved alone
+                take = min(take, job.save_at - job.pos)
+            chunk, job.pending = job.pending[:take], job.pending[take:]
+            for i, token in enumerate(chunk):
+                add(job, token, logits=not job.pending and i == len(chunk) - 1)
+            prompt_tokens += take
+        batch.n_tokens = n
+        self.peak_sequences = max(self.peak_sequences, len(seqs))
+        t0 = time.perf_counter()
+        status = lib.llama_decode(self._ctx.ctx, batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode returned {status}")
+        ms = (time.perf_counter() - t0) * 1000
+        if prompt_tokens > n // 2:
+            self._ms_per_token = 0.8 * self._ms_per_token + 0.2 * ms / n
+        else:
+            self._ms_per_step = 0.8 * self._ms_per_step + 0.2 * ms
+        for job in list(self._active):
+            if job.save_at and job.pos == job.save_at:
+                self._save_prefix(job)
+            if job.cancelled.is_set():
+                self._finish(job, None)
+            elif job.logit_row >= 0:
+                self._sample(job)
+
+    def _save_prefix(self, job: _Job) -> None:
+        lib = self._lib
+        ctx = self._ctx.ctx
+        job.save_at = 0
+        size = lib.llama_state_seq_get_size(ctx, job.seq)
+        buffer = (ctypes.c_uint8 * int(size))()
+        written = lib.llama_state_seq_get_data(ctx, buffer, size, job.seq)
+        if written:
+            self._states[tuple(job.tokens[: job.prefix_len])] = ctypes.string_at(buffer, written)
+            while len(self._states) > PREFIX_STATES:
+                self._states.popitem(last=False)
+
+    def _sample(self, job: _Job) -> None:
+        lib = self._lib
+        ctx = self._ctx.ctx
+        if job.logprobs:
+            pointer = lib.llama_get_logits_ith(ctx, job.logit_row)
+            logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
+            top = float(logits.max())
+            logsoftmax = logits - (top + float(np.log(np.exp(logits - top).sum())))
+        token = int(lib.llama_sampler_sample(job.sampler, ctx, job.logit_row))
+        if lib.llama_vocab_is_eog(self._vocab, token):
+            self._finish(job, "stop")
+            return
+        piece = self.llama.detokenize([token])
+        if job.logprobs:
+            digits = (
+                tuple(float(logsoftmax[i]) for i in self._digit_ids) if token in self._digit_ids else None
+            )
+            job.out.put(Step(piece, float(logsoftmax[token]), digits))
+        else:
+            job.out.put(Step(piece))
+        job.n_out += 1
+        job.last = token
+        if job.n_out >= job.max_tokens:
+            self._finish(job, "length")
+
+    def _finish(self, job: _Job, reason: str | None) -> None:
+        if reason == "stop":
+            self._reply_tokens = 0.8 * self._reply_tokens + 0.2 * max(job.n_out, 1)
+        self._end(job, reason)
+        self._active.remove(job)
+
+    def _end(self, job: _Job, reason: str | Exception | None) -> None:
+        lib = self._lib
+        if job.sampler is not None:
+            lib.llama_sampler_free(job.sampler)
+            job.sampler = None
+        if job.seq >= 0:
+            lib.llama_memory_seq_rm(self._ctx.memory, job.seq, -1, -1)
+            self._free.append(job.seq)
+            job.seq = -1
+        if reason is not None:
+            job.out.put(reason)
+
+
+def utf8_pieces() -> codecs.IncrementalDecoder:
+    """A decoder for token bytes that may split a character (invalid bytes dropped, as llama-cpp-python does)."""
+    return codecs.getincrementaldecoder("utf-8")(errors="ignore")
