@@ -7,8 +7,8 @@ the seed questions (eval/questions/seed.jsonl, user u starts at question u × `-
 after another, in turn through `POST /v1/chat/completions` streamed, not streamed, and `POST
 /api/ask`. Per N it reports:
 - `errors`: replies that are not HTTP 200 or carry an error event, and client time-outs;
-- `quote_ms`: time to the first streamed content (streamed chat only; the API sends the quote and
-  the short answer in one piece once the answer is final, so today this is also the whole answer);
+- `quote_ms`: time to the quote, on the two streamed endpoints (streamed chat: its `qa_draft`
+  chunk, or its content when no draft comes; `/api/ask` with `"stream": true`: its first line);
 - `reply_ms`: time to the final reply (the one with the short answer), every endpoint, and per
   endpoint (`reply_ms_by_endpoint`); p50/p95/max with bootstrap intervals (`bench.common`);
 - `questions_per_min`: answered questions over the round's wall time;
@@ -29,7 +29,8 @@ with the local model); `--short-answer off` measures the quote alone.
 Run the full measurement on an idle machine (2 cores; about 15 minutes):
     python -m bench.bench_load
 A quick check that it works: `python -m bench.bench_load --users 1 2 --questions 2`.
-Writes bench/results/load.json and plots bench/results/load.png (latency against N).
+`--parallel K` sets QA_LLM_PARALLEL (default 4; 1: the replies take turns), `--name` the results'
+name. Writes bench/results/load.json and plots bench/results/load.png (latency against N).
 Leaves out: the page's own Gradio queue (the API only), login (the guard is off on loopback), and
 any client beyond this machine.
 """
@@ -118,12 +119,24 @@ def ask_one(client: httpx.Client, result: Result, *, model: str) -> None:
     messages = [{"role": "user", "content": result.question}]
     try:
         if result.endpoint == "ask":
-            r = client.post("/api/ask", json={"question": result.question})
-            result.reply_ms = result.quote_ms = ms()
-            if r.status_code != 200:
-                result.error = f"HTTP {r.status_code}"
-                return
-            _record(result, r.json())
+            with client.stream("POST", "/api/ask", json={"question": result.question, "stream": True}) as r:
+                if r.status_code != 200:
+                    result.error = f"HTTP {r.status_code}"
+                    return
+                for line in r.iter_lines():
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    if "error" in event:
+                        result.error = event["error"].get("message", "error event")
+                        return
+                    if result.quote_ms is None:  # the draft (the quote), or the answer when there is none
+                        result.quote_ms = ms()
+                    if "answer" in event:
+                        _record(result, event["answer"])
+            result.reply_ms = ms()
+            if result.echo is None:
+                result.error = "the stream ended without its answer"
         elif result.endpoint == "chat":
             r = client.post("/v1/chat/completions", json={"model": model, "messages": messages})
             result.reply_ms = result.quote_ms = ms()
@@ -145,8 +158,8 @@ def ask_one(client: httpx.Client, result: Result, *, model: str) -> None:
                         result.error = event["error"].get("message", "error event")
                         return
                     choice = event["choices"][0]
-                    if choice["delta"].get("content") and result.quote_ms is None:
-                        result.quote_ms = ms()
+                    if ("qa_draft" in choice or choice["delta"].get("content")) and result.quote_ms is None:
+                        result.quote_ms = ms()  # the quote: the draft chunk, or the content without one
                     if "qa" in choice:
                         _record(result, choice["qa"])
             result.reply_ms = ms()
@@ -232,7 +245,7 @@ def check_delivery(results: list[Result], reference: dict[str, Result]) -> tuple
 def summarise(users: int, results: list[Result], wall_s: float, peak_mb: float, **checks) -> dict:
     """One round's figures (ms, questions per minute, MB)."""
     ok = [r for r in results if not r.error]
-    streamed = [r.quote_ms for r in ok if r.endpoint == "chat_stream" and r.quote_ms is not None]
+    streamed = [r.quote_ms for r in ok if r.endpoint in ("chat_stream", "ask") and r.quote_ms is not None]
     return {
         "users": users,
         "asked": len(results),
@@ -275,7 +288,7 @@ def plot(rounds: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def start_server(tmp: Path, *, short_answer: str) -> tuple[subprocess.Popen, str]:
+def start_server(tmp: Path, *, short_answer: str, parallel: int) -> tuple[subprocess.Popen, str]:
     """Index the seed article and start `python app.py` on a free loopback port; (process, URL) once
     it answers. Raises `RuntimeError` if it exits or is not ready within READY_S seconds."""
     port = free_port()
@@ -285,6 +298,7 @@ def start_server(tmp: Path, *, short_answer: str) -> tuple[subprocess.Popen, str
         "QA_PORT": str(port),
         "QA_HOST": "127.0.0.1",  # and without QA_AUTH the app binds 127.0.0.1 whatever QA_HOST says
         "QA_SHORT_ANSWER": short_answer,
+        "QA_LLM_PARALLEL": str(parallel),
         "QA_FEEDBACK_PATH": str(tmp / "feedback.jsonl"),
         "QA_CONVERSATIONS_PATH": str(tmp / "conversations.sqlite"),
         "QA_TRANSLATIONS_PATH": str(tmp / "translations.sqlite"),
@@ -315,11 +329,13 @@ def main() -> None:
     parser.add_argument("--max-s", type=float, default=900, help="wall-time cap of a round, in s")
     parser.add_argument("--timeout-s", type=float, default=600, help="one request's time cap, in s")
     parser.add_argument("--short-answer", choices=["on", "off"], default="on")
+    parser.add_argument("--parallel", type=int, default=4, help="QA_LLM_PARALLEL: replies decoded together")
+    parser.add_argument("--name", default="load", help="results name: bench/results/<name>.json and .png")
     args = parser.parse_args()
     rounds_n = sorted({1, *args.users})
     questions = seed_questions()
     tmp = Path(tempfile.mkdtemp(prefix="qa-bench-load-"))
-    server, url = start_server(tmp, short_answer=args.short_answer)
+    server, url = start_server(tmp, short_answer=args.short_answer, parallel=args.parallel)
     rounds, reference = [], {}
     try:
         with httpx.Client(base_url=url, timeout=args.timeout_s) as client:  # loads the reader: not counted
@@ -352,6 +368,7 @@ def main() -> None:
                 f"N={n:3} asked {row['asked']:3} errors {row['errors']} misdelivered {row['misdelivered']}"
                 f" | quote p50/p95/max {q['p50']}/{q['p95']}/{q['max']} ms"
                 f" | reply p50/p95/max {a['p50']}/{a['p95']}/{a['max']} ms"
+                f" | {row['with_short_answer']} short answers, {row['reader_timeouts']} reader time-outs"
                 f" | {row['questions_per_min']} q/min | peak RSS {row['server_peak_rss_mb']} MB",
                 flush=True,
             )
@@ -363,14 +380,16 @@ def main() -> None:
             server.kill()
     result = {
         "short_answer": args.short_answer,
+        "llm_parallel": args.parallel,
+        "llm_timeout_s": float(os.environ.get("QA_LLM_TIMEOUT_S", 60)),
         "questions_per_user": args.questions,
         "max_s": args.max_s,
         "endpoints": list(ENDPOINTS),
         "rounds": rounds,
     }
-    path = save("load", result)
-    plot(rounds, RESULTS / "load.png")
-    print(f"written to {path} and {RESULTS / 'load.png'}")
+    path = save(args.name, result)
+    plot(rounds, RESULTS / f"{args.name}.png")
+    print(f"written to {path} and {RESULTS / f'{args.name}.png'}")
 
 
 if __name__ == "__main__":

@@ -191,8 +191,8 @@ def serve_seed_app(tmp: Path, embedder: MemoEmbedder | None, **overrides):
         translations_path=tmp / "translations.sqlite",
         conversations_path=tmp / "conversations.sqlite",
         port=free_port(),
-        short_answer="off",  # the quoted answer only: no question waits on the local LLM's reader
-        **overrides,
+        # the quoted answer only unless asked: no question waits on the local LLM's reader
+        **{"short_answer": "off", **overrides},
     )
     assistant = Assistant(settings)
     if embedder is not None:

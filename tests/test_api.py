@@ -360,3 +360,42 @@ def test_rest_ask_is_the_cli_json(served, real_env):
         check=True,
     ).stdout
     assert comparable(json.loads(out)) == comparable(body)
+
+
+@pytest.fixture(scope="module")
+def served_reading(tmp_path_factory, embedder):
+    """The server with the short answer on: the local model reads every question."""
+    settings = {"short_answer": "on", "llm_timeout_s": 600}
+    with serve_seed_app(tmp_path_factory.mktemp("api-reader"), embedder, **settings) as served:
+        yield served
+
+
+def test_streams_send_the_quote_before_the_reading(served_reading):
+    """Streamed, the quote comes first (a `qa_draft` chunk without content; a `draft` line) while the
+    local reader reads; the final answer, with its short answer, is the one the unstreamed call gives."""
+    assistant, url = served_reading
+    question = "Who did Lavrov negotiate with in Moscow?"
+    headers = {}
+    body = {"model": "documents", "messages": [{"role": "user", "content": question}], "stream": True}
+    events = []
+    with httpx.stream("POST", url + "v1/chat/completions", json=body, headers=headers, timeout=600) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: {"):
+                events.append(json.loads(line.removeprefix("data: "))["choices"][0])
+    drafts = [i for i, e in enumerate(events) if "qa_draft" in e]
+    content = [i for i, e in enumerate(events) if e["delta"].get("content")]
+    assert drafts and content and drafts[0] < content[0]
+    draft, final = events[drafts[0]]["qa_draft"], events[-1]["qa"]
+    assert not events[drafts[0]]["delta"].get("content")
+    check_citations(draft)
+    assert draft["short_answer"] is None and final["short_answer"] is not None
+    assert comparable(final) == comparable(assistant.ask(question).to_dict())
+
+    payload = {"question": question, "stream": True}
+    with httpx.stream("POST", url + "api/ask", json=payload, headers=headers, timeout=600) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in r.iter_lines() if line]
+    assert list(lines[0]) == ["draft"] and list(lines[-1]) == ["answer"]
+    assert lines[0]["draft"]["citations"] == draft["citations"]
+    assert comparable(lines[-1]["answer"]) == comparable(final)

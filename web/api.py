@@ -10,8 +10,11 @@ at `/`: one server, one port.
   structured answer (the `qa ask --json` object: citations with exact offsets, the short answer)
   rides along as `"qa"` on the message (and on the last streamed chunk), which OpenAI clients ignore.
   A stream sends the content once the answer is final: a generated answer that fails its checks is
-  replaced before anyone sees it, and a stream cannot take text back.
-- `POST /api/ask` (the `qa ask --json` object), `GET /api/documents`, `POST /api/documents` (upload,
+  replaced before anyone sees it, and a stream cannot take text back. What can be shown before
+  (the quote, at once, while the reader reads) comes first as `"qa_draft"` on a chunk of its own,
+  with no content: the `qa` object of an answer that is not yet one, which the final one replaces.
+- `POST /api/ask` (the `qa ask --json` object; with `"stream": true`, newline-delimited JSON: a
+  `{"draft": …}` line for the quote at once, then `{"answer": …}`, or `{"error": …}`), `GET /api/documents`, `POST /api/documents` (upload,
   the page's checks and messages: `web.uploads.index_uploads`), `DELETE /api/documents/{id}`;
   the OpenAPI page at `/docs`.
 - Errors are OpenAI's shape, `{"error": {"message", "type", "code"}}`, with one sentence; a user's
@@ -57,6 +60,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from qa.answer import Answer, check_question
 from qa.assistant import Assistant
 from qa.errors import InputError, QAError
+from qa.stream import Draft
 from web.uploads import index_uploads
 
 log = logging.getLogger("qa.api")
@@ -119,6 +123,7 @@ class AskRequest(BaseModel):
     k: int | None = Field(None, ge=1, le=50)
     lang: Literal["auto", "ar", "en"] | None = None
     history: list[tuple[str, str]] = []
+    stream: bool = False
 
 
 def error_body(message: str, *, status: int, code: str | None = None) -> dict:
@@ -401,6 +406,9 @@ def create_server(
         def events() -> Iterator[str]:
             yield chunk({"role": "assistant", "content": ""})
             try:
+                for event in stream.events():
+                    if isinstance(event, Draft):  # the quote while the reader reads: no content yet
+                        yield chunk({}, qa_draft=event.answer.to_dict())
                 answer = stream.answer()
             except QAError as exc:
                 log.info("POST /v1/chat/completions: %s", exc)
@@ -417,12 +425,30 @@ def create_server(
         return StreamingResponse(events(), media_type="text/event-stream")
 
     @server.post("/api/ask", tags=["REST"])
-    def ask(req: AskRequest) -> dict:
-        """Answer one question: the `qa ask --json` object."""
+    def ask(req: AskRequest):
+        """Answer one question: the `qa ask --json` object (`stream`: NDJSON, the draft first)."""
         ready()
-        return assistant.ask(
+        stream = assistant.stream(
             req.question, k=req.k, mode=req.mode, answer_language=req.lang, history=req.history
-        ).to_dict()
+        )
+        if not req.stream:
+            return stream.answer().to_dict()
+
+        def lines() -> Iterator[str]:
+            try:
+                for event in stream.events():
+                    if isinstance(event, Draft):
+                        yield json.dumps({"draft": event.answer.to_dict()}, ensure_ascii=False) + "\n"
+                yield json.dumps({"answer": stream.answer().to_dict()}, ensure_ascii=False) + "\n"
+            except QAError as exc:
+                log.info("POST /api/ask: %s", exc)
+                yield json.dumps(error_body(str(exc), status=400), ensure_ascii=False) + "\n"
+            except Exception as exc:
+                log.exception("answering a streamed /api/ask request failed")
+                failure = f"The server failed ({type(exc).__name__}); the details are in its log."
+                yield json.dumps(error_body(failure, status=500)) + "\n"
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     @server.get("/api/documents", tags=["REST"])
     def documents() -> list[dict]:
