@@ -15,8 +15,9 @@ shared with `llama_cpp.Llama`, which keeps tokenizing) with `slots` sequences of
    once in the slot and saved (~28 KB a token: ~15 MB for the reader's 550 tokens; `PREFIX_STATES`);
 2. build one batch: each decoding job's last token, then prompt tokens of jobs still reading their
    prompt, up to `n_batch`; decode it;
-3. sample each job whose logits are out: its grammar then greedy, the chain llama-cpp-python's
-   `create_completion` builds at temperature 0, and the raw logits' log-softmax when asked for
+3. sample each job whose logits are out: the likeliest token its grammar allows (what the chain
+   llama-cpp-python's `create_completion` builds at temperature 0 picks, asked about the likeliest
+   token first: `_allowed`), and the raw logits' log-softmax when asked for
    (`qa.llm.TokenLogprob`, what the reader's signals read); an end-of-generation token or
    `max_tokens` ends the job.
 
@@ -133,6 +134,8 @@ class Batcher:
         self._ms_per_token = 20.0  # prompt tokens, EWMA over prompt-heavy steps
         self._ms_per_step = 60.0  # one decoding step, EWMA
         self._reply_tokens = TYPICAL_REPLY_TOKENS
+        self._candidates = None  # the whole vocabulary as llama.cpp candidates, for the grammar
+        self._view: np.ndarray | None = None
         self.waiting = 0  # jobs queued and not yet admitted
         self.peak_sequences = 0  # the most replies one decode has held (tests, bench/bench_load.py)
         self._stopping = False
@@ -251,16 +254,13 @@ class Batcher:
             job.pos = 0
             job.save_at = job.prefix_len
         job.pending = job.tokens[job.pos :]
-        chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
         if job.grammar:
             gbnf, root = job.grammar
-            grammar = lib.llama_sampler_init_grammar(self._vocab, gbnf.encode("utf-8"), root.encode("utf-8"))
-            if not grammar:
-                lib.llama_sampler_free(chain)
+            job.sampler = lib.llama_sampler_init_grammar(
+                self._vocab, gbnf.encode("utf-8"), root.encode("utf-8")
+            )
+            if not job.sampler:
                 raise LLMError("The local LLM could not compile the reply's grammar.")
-            lib.llama_sampler_chain_add(chain, grammar)
-        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
-        job.sampler = chain
 
     def _step(self) -> None:
         lib = self._lib
@@ -329,18 +329,20 @@ class Batcher:
 
     def _sample(self, job: _Job) -> None:
         lib = self._lib
-        ctx = self._ctx.ctx
-        if job.logprobs:
-            pointer = lib.llama_get_logits_ith(ctx, job.logit_row)
-            logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
-            top = float(logits.max())
-            logsoftmax = logits - (top + float(np.log(np.exp(logits - top).sum())))
-        token = int(lib.llama_sampler_sample(job.sampler, ctx, job.logit_row))
+        pointer = lib.llama_get_logits_ith(self._ctx.ctx, job.logit_row)
+        logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
+        token = int(np.argmax(logits))
+        if job.sampler is not None:
+            if not self._allowed(job.sampler, token, float(logits[token])):
+                token = self._best_allowed(job.sampler, logits)
+            lib.llama_sampler_accept(job.sampler, token)
         if lib.llama_vocab_is_eog(self._vocab, token):
             self._finish(job, "stop")
             return
         piece = self.llama.detokenize([token])
         if job.logprobs:
+            top = float(logits.max())
+            logsoftmax = logits - (top + float(np.log(np.exp(logits - top).sum())))
             digits = (
                 tuple(float(logsoftmax[i]) for i in self._digit_ids) if token in self._digit_ids else None
             )
@@ -351,6 +353,38 @@ class Batcher:
         job.last = token
         if job.n_out >= job.max_tokens:
             self._finish(job, "length")
+
+    # Grammar, then greedy: the likeliest token the grammar allows. Asking the grammar about the
+    # likeliest token alone first gives the same token as filtering the whole vocabulary and taking
+    # the best left (what llama-cpp-python's chain does), for ~0.1 ms instead of ~18 ms a token
+    # (152k candidates; measured on the seed questions' readings); only a refused token costs the
+    # whole pass.
+
+    def _allowed(self, grammar, token: int, logit: float) -> bool:
+        lib = self._lib
+        one = (lib.llama_token_data * 1)(lib.llama_token_data(token, logit, 0.0))
+        candidates = lib.llama_token_data_array(one, 1, -1, False)
+        lib.llama_sampler_apply(grammar, ctypes.byref(candidates))
+        return one[0].logit != float("-inf")
+
+    def _best_allowed(self, grammar, logits: np.ndarray) -> int:
+        lib = self._lib
+        if self._candidates is None:
+            self._candidates = (lib.llama_token_data * self._n_vocab)()
+            self._view = np.frombuffer(
+                self._candidates, dtype=np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+            )
+        view = self._view
+        view["id"] = np.arange(self._n_vocab, dtype=np.int32)
+        view["logit"] = logits
+        view["p"] = 0.0
+        candidates = lib.llama_token_data_array(self._candidates, self._n_vocab, -1, False)
+        lib.llama_sampler_apply(grammar, ctypes.byref(candidates))
+        size = int(candidates.size)
+        best = int(np.argmax(view["logit"][:size]))
+        if view["logit"][best] == float("-inf"):
+            raise LLMError("The local LLM's grammar allows no next token.")
+        return int(view["id"][best])
 
     def _finish(self, job: _Job, reason: str | None) -> None:
         if reason == "stop":

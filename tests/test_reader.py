@@ -507,20 +507,24 @@ def test_local_model_is_deterministic_streamed_or_not(local):
 
 @pytest.mark.slow
 def test_warm_up_evaluates_the_reader_prompt_once_for_the_first_question(local):
+    """The warm-up saves the state of the reader prompt's fixed part in the batched decoder (the
+    default, QA_LLM_PARALLEL > 1), and the first question restores it instead of reading it again."""
     from qa import llm
 
+    assert local.settings.llm_parallel > 1
+    batcher = llm.local_batcher(local.settings)
     fixed = llm.chatml(llm.messages("reader", sentences="x", question="y")[:-1], generation_prompt=False)
-    llm._STATES.clear()
+    batcher._states.clear()
     reader.warm(local)
-    [(_, prefix)] = llm._STATES  # the reader's instructions and examples, evaluated
-    assert prefix == fixed
-    saved = llm._STATES[next(iter(llm._STATES))]
+    [prefix] = batcher._states  # the reader's instructions and examples, evaluated
+    assert list(prefix) == batcher.llama.tokenize(fixed.encode(), add_bos=True, special=True)
+    saved = batcher._states[prefix]
     assert local.ask("Where would the joint operations room be?").short_answer.verified
-    assert list(llm._STATES.values()) == [saved]  # the question reused it: nothing recomputed
+    assert batcher._states[prefix] is saved  # the question reused it: nothing recomputed
     off = local.settings.model_copy(update={"short_answer": "off"})
-    llm._STATES.clear()
+    batcher._states.clear()
     reader.warm(type("Services", (), {"settings": off})())  # off: nothing is loaded or run
-    assert llm._STATES == {}
+    assert not batcher._states
 
 
 def test_subject_only_spans_and_yes_no_questions():
