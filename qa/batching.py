@@ -1,10 +1,11 @@
 """Batched local generation: the local model's replies to several people decoded together.
 
-One llama.cpp context decodes one token of one reply in ~60 ms on 2 cores, but one token of each
-of 4 replies in one batch in ~160 ms (~39 ms a token) and of 8 in ~250 ms (~31 ms a token); a
-chunk of 512 prompt tokens costs ~17-27 ms a token (bench/bench_batch.py measures this). So when
-several people wait for a reading at once, decoding their replies in one batch gives each sooner
-what a queue would give them one after another.
+On 2 cores one token of one reply costs ~75 ms; with 4 to 8 replies in one decode step, 57-89 ms
+each (bench/bench_batch.py, reader prompts), and prompts are read at 60-63 tokens a second however
+many share a step: these cores are bound by arithmetic, not memory, so batching gains 0-25% here,
+far less than on a machine with more cores per memory channel. Measured through the served API
+(bench/bench_load.py) it still pays: at 5 users the reply p50 falls from 64 to 40 s, at 20 the p95
+from 180 to 148 s; and a reader that shares its slots can drop what cannot finish in time.
 
 `Batcher` owns a llama.cpp context of its own over the process's loaded model (the weights are
 shared with `llama_cpp.Llama`, which keeps tokenizing) with `slots` sequences of `n_ctx` cells each

@@ -22,6 +22,7 @@ SCHEMA = {
     "properties": {"city": {"type": "string"}, "n": {"type": "integer"}},
     "required": ["city", "n"],
 }
+COUNT = "Count from 1 to 200, separated by commas."  # a reply longer than any cap below
 WORDS = ("apple", "river", "candle", "tiger", "window", "garden")
 
 
@@ -46,6 +47,11 @@ def make(llama):
 
 def _ask(question: str) -> list:
     return [SystemMessage("Answer in JSON."), HumanMessage(question)]
+
+
+def _tokens(llama, question: str) -> list[int]:
+    prompt = llm.chatml([HumanMessage(question)], generation_prompt=True)
+    return llama.tokenize(prompt.encode(), add_bos=True, special=True)
 
 
 def _run(batcher, tokens, **options) -> tuple[bytes, str, list]:
@@ -107,13 +113,7 @@ def test_a_reply_that_cannot_start_in_time_is_dropped_unstarted(llama, make):
     """One slot, busy with a long reply: a second reply whose time cap ends before the slot frees is
     given up with "time" and nothing generated, and the long reply still finishes."""
     batcher = make(slots=1, n_ctx=512)
-    long_prompt = llama.tokenize(
-        llm.chatml(
-            [HumanMessage("Count from 1 to 200, separated by commas.")], generation_prompt=True
-        ).encode(),
-        add_bos=True,
-        special=True,
-    )
+    long_prompt = _tokens(llama, COUNT)
     first: list = []
     worker = threading.Thread(
         target=lambda: first.append(_run(batcher, long_prompt, prefix_len=0, max_tokens=120, timeout_s=600))
@@ -130,13 +130,7 @@ def test_a_reply_that_cannot_start_in_time_is_dropped_unstarted(llama, make):
 def test_a_closed_reply_frees_its_slot(llama, make):
     """A caller that stops reading (its time cap) cancels its reply: the one slot serves the next."""
     batcher = make(slots=1, n_ctx=512)
-    prompt = llama.tokenize(
-        llm.chatml(
-            [HumanMessage("Count from 1 to 200, separated by commas.")], generation_prompt=True
-        ).encode(),
-        add_bos=True,
-        special=True,
-    )
+    prompt = _tokens(llama, COUNT)
     steps = batcher.generate(prompt, prefix_len=0, max_tokens=200, timeout_s=600)
     next(steps), next(steps)
     steps.close()
