@@ -13,7 +13,7 @@ shared with `llama_cpp.Llama`, which keeps tokenizing) with `slots` sequences of
 
 1. admit queued jobs into free slots: a job's prompt prefix (the prompt's instructions and worked
    examples, the same for every question) is restored from its saved sequence state, or evaluated
-   once in the slot and saved (~28 KB a token: ~15 MB for the reader's 550 tokens; `PREFIX_STATES`);
+   once in the slot and saved (~28 KB a token: ~20 MB for the reader's 693 tokens; `PREFIX_STATES`);
 2. build one batch: each decoding job's last token, then prompt tokens of jobs still reading their
    prompt, up to `n_batch`; decode it;
 3. sample each job whose logits are out: the likeliest token its grammar allows (what the chain
@@ -137,7 +137,6 @@ class Batcher:
         self._reply_tokens = TYPICAL_REPLY_TOKENS
         self._candidates = None  # the whole vocabulary as llama.cpp candidates, for the grammar
         self._view: np.ndarray | None = None
-        self.waiting = 0  # jobs queued and not yet admitted
         self.peak_sequences = 0  # the most replies one decode has held (tests, bench/bench_load.py)
         self._stopping = False
         self._thread = threading.Thread(target=self._loop, name="qa-batcher", daemon=True)
@@ -169,7 +168,6 @@ class Batcher:
         max_tokens = min(max_tokens, self.n_ctx - len(tokens))
         prefix_len = min(prefix_len, len(tokens) - 1)  # the last prompt token's logits start the reply
         job = _Job(list(tokens), prefix_len, max_tokens, grammar, logprobs, time.monotonic() + timeout_s)
-        self.waiting += 1
         self._queue.put(job)
         try:
             while True:
@@ -219,7 +217,6 @@ class Batcher:
             if job is _STOP:
                 self._stopping = True
                 return
-            self.waiting -= 1
             if job.cancelled.is_set():
                 continue
             remaining_ms = (job.deadline - time.monotonic()) * 1000
@@ -231,7 +228,11 @@ class Batcher:
                 job.out.put("time")
                 continue
             job.seq = self._free.pop()
-            self._start(job)
+            try:
+                self._start(job)
+            except LLMError as exc:  # this job's own failure (its state or grammar): the others go on
+                self._end(job, exc)
+                continue
             self._active.append(job)
 
     def _estimate_ms(self, job: _Job) -> float:

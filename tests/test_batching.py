@@ -147,3 +147,12 @@ def test_a_prompt_longer_than_a_slot_is_refused_in_one_sentence(llama, make):
     batcher = make(slots=1, n_ctx=64)
     with pytest.raises(LLMError, match=r"does not fit the local LLM's context of 64"):
         _run(batcher, [1] * 100, prefix_len=0, max_tokens=5, timeout_s=60)
+
+
+def test_a_reply_whose_grammar_fails_gets_one_sentence_and_the_next_is_served(llama, make):
+    batcher = make(slots=1, n_ctx=512)
+    prompt = _tokens(llama, COUNT)
+    with pytest.raises(LLMError, match=r"could not compile the reply's grammar"):
+        _run(batcher, prompt, prefix_len=0, max_tokens=5, grammar=("root ::= [", "root"), timeout_s=60)
+    _, finish, pieces = _run(batcher, prompt, prefix_len=0, max_tokens=5, timeout_s=60)
+    assert finish == "length" and len(pieces) == 5
