@@ -24,7 +24,7 @@ from collections import defaultdict
 
 from llama_cpp import LlamaGrammar
 
-from bench.common import SEED_SET, save
+from bench.common import SEED_SET, save, start_and_join
 from qa import batching, llm, reading
 from qa.config import SEED_DOCUMENT, Settings
 from qa.text import sentences as sentence_spans
@@ -89,10 +89,7 @@ def run(k: int, llama, grammar: tuple[str, str]) -> dict:
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=one, args=(i,)) for i in range(k)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    start_and_join(threads)
     wall = time.perf_counter() - t0
     batcher.close()
     return {

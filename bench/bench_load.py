@@ -50,7 +50,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import RESULTS, SEED_SET, free_port, percentiles, save
+from bench.common import RESULTS, SEED_SET, free_port, percentiles, save, start_and_join
 from qa.config import PROJECT_DIR, SEED_DOCUMENT
 
 ENDPOINTS = ("chat_stream", "chat", "ask")  # user u's question i goes through ENDPOINTS[(u + i) % 3]
@@ -200,10 +200,7 @@ def run_round(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     threads = [threading.Thread(target=user, args=(u,), name=f"user-{u}") for u in range(users)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    start_and_join(threads)
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()

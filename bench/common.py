@@ -30,6 +30,14 @@ def fresh_assistant(chroma_path: Path | None = None, **overrides) -> Assistant:
     return Assistant(Settings(_env_file=None, chroma_path=chroma_path, **overrides))
 
 
+def start_and_join(threads: list) -> None:
+    """Start every thread, then wait for all of them (simulated users, concurrent callers)."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def free_port() -> int:
     """A loopback TCP port nobody listens on right now (for a benchmark's own server)."""
     with socket.socket() as s:
