@@ -125,9 +125,7 @@ class Batcher:
         self._batch = _internals.LlamaBatch(n_tokens=N_BATCH, embd=0, n_seq_max=1, verbose=False)
         self._vocab = llama._model.vocab
         self._n_vocab = llama.n_vocab()
-        self._digit_ids = [
-            llama.tokenize(str(d).encode(), add_bos=False, special=False)[0] for d in range(10)
-        ]
+        self._digit_ids = digit_ids(llama)
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._free = list(range(slots))
         self._active: list[_Job] = []
@@ -343,8 +341,7 @@ class Batcher:
             return
         piece = self.llama.detokenize([token])
         if job.logprobs:
-            top = float(logits.max())
-            logsoftmax = logits - (top + float(np.log(np.exp(logits - top).sum())))
+            logsoftmax = log_softmax(logits)
             digits = (
                 tuple(float(logsoftmax[i]) for i in self._digit_ids) if token in self._digit_ids else None
             )
@@ -405,6 +402,18 @@ class Batcher:
             job.seq = -1
         if reason is not None:
             job.out.put(reason)
+
+
+def digit_ids(llama) -> list[int]:
+    """The token ids of "0".."9" (what a number field's certainty is read from: qa.reading)."""
+    return [llama.tokenize(str(d).encode(), add_bos=False, special=False)[0] for d in range(10)]
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Natural-log probabilities of raw logits, `(n_vocab,) float32` in and out (max-shifted, so no
+    overflow); ~0.2 ms for Qwen's 151,936 tokens."""
+    top = float(logits.max())
+    return logits - (top + float(np.log(np.exp(logits - top).sum())))
 
 
 def utf8_pieces() -> codecs.IncrementalDecoder:

@@ -131,18 +131,17 @@ def local_llama(settings: Settings):
 
 
 @lru_cache(maxsize=1)
-def _batcher(path: str, slots: int, n_threads: int) -> batching.Batcher:
-    return batching.Batcher(_llama(path, N_CTX, n_threads), slots=slots, n_ctx=N_CTX, n_threads=n_threads)
+def _batcher(llama, slots: int, n_threads: int) -> batching.Batcher:
+    return batching.Batcher(llama, slots=slots, n_ctx=N_CTX, n_threads=n_threads)
 
 
-def local_batcher(settings: Settings) -> batching.Batcher | None:
+def local_batcher(settings: Settings, llama=None) -> batching.Batcher | None:
     """The process-wide batched decoder of the local model (`QA_LLM_PARALLEL` slots), or None with one
-    slot (replies then take turns on the model's own context). Raises `LLMError` as `local_llama`."""
+    slot (replies then take turns on the model's own context). `llama`: the loaded model, when the
+    caller has it (else `local_llama`). Raises `LLMError` as `local_llama`."""
     if settings.llm_parallel <= 1:
         return None
-    local_llama(settings)  # verified and loaded
-    path = models.verify(models.QWEN_1_5B, settings.models_dir)
-    return _batcher(str(path), settings.llm_parallel, settings.threads)
+    return _batcher(llama or local_llama(settings), settings.llm_parallel, settings.threads)
 
 
 def chatml(messages: list[BaseMessage], *, generation_prompt: bool) -> str:
@@ -223,13 +222,15 @@ class LlamaCppChat(StreamingChatModel):
         prefix = chatml(messages[:-1], generation_prompt=False)
         prompt = prefix + chatml(messages[-1:], generation_prompt=True)
         grammar = None
-        trace = _LogprobTrace(self.llama) if kwargs.get("logprobs") else None
         response_format = kwargs.get("response_format") or {}
         if response_format.get("schema"):
             grammar = LlamaGrammar.from_json_schema(json.dumps(response_format["schema"]), verbose=False)
         if self.batcher is not None and not stop:
-            yield from self._batched(prefix, prompt, grammar, bool(trace), kwargs, run_manager)
+            yield from self._batched(
+                prefix, prompt, grammar, bool(kwargs.get("logprobs")), kwargs, run_manager
+            )
             return
+        trace = _LogprobTrace(self.llama) if kwargs.get("logprobs") else None
         with _LLAMA_LOCK:
             if prefix:
                 self._prefix_state(prefix).load(self.llama)
@@ -325,7 +326,7 @@ class _LogprobTrace:
 
     def __init__(self, llama) -> None:
         self.llama = llama
-        self.digit_ids = [llama.tokenize(str(d).encode(), add_bos=False, special=False)[0] for d in range(10)]
+        self.digit_ids = batching.digit_ids(llama)
         self.tokens: list[TokenLogprob] = []
         self._last: np.ndarray | None = None  # log-softmax of the previous step
 
@@ -335,8 +336,7 @@ class _LogprobTrace:
             digits = tuple(float(self._last[i]) for i in self.digit_ids) if chosen in self.digit_ids else None
             piece = self.llama.detokenize([chosen])
             self.tokens.append(TokenLogprob(piece, float(self._last[chosen]), digits))
-        top = float(logits.max())
-        self._last = logits - (top + float(np.log(np.exp(logits - top).sum())))
+        self._last = batching.log_softmax(logits)
         return logits
 
 
@@ -386,10 +386,11 @@ _STATES: dict[tuple[int, str], PrefixState] = {}  # (model, prefix text) -> its 
 
 
 def _local(settings: Settings, max_tokens: int) -> BaseChatModel:
+    llama = local_llama(settings)  # verified once per chat model, not again for its batcher
     return LlamaCppChat(
-        llama=local_llama(settings),
+        llama=llama,
         max_tokens=max_tokens,
-        batcher=local_batcher(settings),
+        batcher=local_batcher(settings, llama),
         timeout_s=settings.llm_timeout_s,
     )
 

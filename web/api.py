@@ -135,6 +135,22 @@ def error_response(message: str, *, status: int, code: str | None = None, header
     return JSONResponse(error_body(message, status=status, code=code), status_code=status, headers=headers)
 
 
+def server_failed(exc: Exception) -> str:
+    """The one sentence for a bug (its details go to the log, not to the client)."""
+    return f"The server failed ({type(exc).__name__}); the details are in its log."
+
+
+def failure_body(exc: Exception, *, where: str) -> dict:
+    """The error object for a failure once a stream has begun (it travels as an event, not a
+    status): a `QAError` is the user's one sentence (400, one log line), anything else a bug
+    (500, logged with its traceback)."""
+    if isinstance(exc, QAError):
+        log.info("%s: %s", where, exc)
+        return error_body(str(exc), status=400)
+    log.exception("%s failed", where)
+    return error_body(server_failed(exc), status=500)
+
+
 def reply_text(answer: Answer) -> str:
     """The chat reply: the answer with its `[n]` markers; then its short answer and note, one line
     each; then the sources as a numbered list (document, paragraph, «quote»), or the closest
@@ -353,9 +369,7 @@ def create_server(
     @server.exception_handler(Exception)
     async def failed(request: Request, exc: Exception):
         log.exception("%s %s failed", request.method, request.url.path)  # a bug: the details go to the log
-        return error_response(
-            f"The server failed ({type(exc).__name__}); the details are in its log.", status=500
-        )
+        return error_response(server_failed(exc), status=500)
 
     def answer_stream(req: ChatRequest):
         """(checked stream, model) for a chat request; raises `QAError` before anything is sent."""
@@ -410,13 +424,9 @@ def create_server(
                     if isinstance(event, Draft):  # the quote while the reader reads: no content yet
                         yield chunk({}, qa_draft=event.answer.to_dict())
                 answer = stream.answer()
-            except QAError as exc:
-                log.info("POST /v1/chat/completions: %s", exc)
-                yield f"data: {json.dumps(error_body(str(exc), status=400), ensure_ascii=False)}\n\n"
             except Exception as exc:
-                log.exception("answering a streamed chat request failed")
-                failure = f"The server failed ({type(exc).__name__}); the details are in its log."
-                yield f"data: {json.dumps(error_body(failure, status=500))}\n\n"
+                body = failure_body(exc, where="POST /v1/chat/completions (streamed)")
+                yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
             else:
                 yield chunk({"content": reply_text(answer)})
                 yield chunk({}, "stop", qa=answer.to_dict())
@@ -440,13 +450,9 @@ def create_server(
                     if isinstance(event, Draft):
                         yield json.dumps({"draft": event.answer.to_dict()}, ensure_ascii=False) + "\n"
                 yield json.dumps({"answer": stream.answer().to_dict()}, ensure_ascii=False) + "\n"
-            except QAError as exc:
-                log.info("POST /api/ask: %s", exc)
-                yield json.dumps(error_body(str(exc), status=400), ensure_ascii=False) + "\n"
             except Exception as exc:
-                log.exception("answering a streamed /api/ask request failed")
-                failure = f"The server failed ({type(exc).__name__}); the details are in its log."
-                yield json.dumps(error_body(failure, status=500)) + "\n"
+                body = failure_body(exc, where="POST /api/ask (streamed)")
+                yield json.dumps(body, ensure_ascii=False) + "\n"
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
