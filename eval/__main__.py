@@ -1,4 +1,4 @@
-"""The evaluation command line: `python -m eval run | compare | calibrate | quality`.
+"""The evaluation command line: `python -m eval run | compare | calibrate | quality | signals | certify`.
 
 An edge of the system: `QAError`s become one sentence on stderr and exit code 2, never a traceback.
 Leaves out: the work itself (runner.py, compare.py, report.py).
@@ -36,6 +36,16 @@ def _parser() -> argparse.ArgumentParser:
         help="also run a baseline (repeatable)",
     )
     p.add_argument("--no-report", action="store_true", help="write results and metrics only")
+    p.add_argument(
+        "--part",
+        choices=["fit", "certify", "all"],
+        help="a calibration part of the set, by article (fit ~40%%, certify the rest), article by article",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start anew: without it a run resumes from OUT/journal.jsonl, asking only what is not answered",
+    )
     p.add_argument("--sample", type=int, help="about N questions spread evenly over the set")
     p.add_argument(
         "--held-out",
@@ -70,6 +80,30 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_quality)
+
+    p = sub.add_parser(
+        "signals",
+        help="add a run's compact labelled signals to eval/calibration/signals.jsonl (also mid-run)",
+        description="Read RUN/journal.jsonl (or results.jsonl) and merge one line per answered question "
+        "(the short answer's calibration features, whether the rules passed, the label) into the "
+        "committed signals file, keyed by the backend, model and reader prompt the settings name.",
+    )
+    p.add_argument("run", type=Path, help="a run folder")
+    p.add_argument("--to", type=Path, help="the signals file (default: eval/calibration/signals.jsonl)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="the run's settings")
+    p.set_defaults(func=_signals)
+
+    p = sub.add_parser(
+        "certify",
+        help="fit the checked score on the fit part, certify its bar per language on the other (Learn-then-Test)",
+        description="Fit the short answer's calibrator on the signals of the 'fit' part and certify a bar per "
+        "question language on the 'certify' part (fewer than 5%% wrong among checked, at 90%% confidence), "
+        "for the backend, model and reader prompt the settings name; write it to qa/calibrations.json.",
+    )
+    p.add_argument("--signals", type=Path, help="the signals file (default: eval/calibration/signals.jsonl)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. llm_backend=openai")
+    p.add_argument("--dry-run", action="store_true", help="print the certificate, write nothing")
+    p.set_defaults(func=_certify)
 
     p = sub.add_parser(
         "compare", help="paired tests per metric (better / worse / no difference) and flipped questions"
@@ -137,6 +171,8 @@ def _run(args) -> int:
         report=not args.no_report,
         sample=args.sample,
         held_out=args.held_out,
+        fresh=args.fresh,
+        part=args.part,
     )
     head = (
         "hit@1",
@@ -208,6 +244,57 @@ def _calibrate(args) -> int:
             f"{row['current_threshold']:.4f} ({row['current_balanced_accuracy']:.3f}): {var}={row['threshold']:.4f}"
         )
     print(f"plot: {out / 'calibration.png'}")
+    return 0
+
+
+def _key(pairs: list[str]) -> str:
+    from qa.confidence import calibration_key
+    from qa.config import Settings
+
+    try:
+        settings = Settings(**_overrides(pairs))
+    except ValueError as exc:
+        raise InputError(f"Invalid --set value: {exc.errors()[0]['msg']}.") from None
+    return calibration_key(settings)
+
+
+def _signals(args) -> int:
+    from eval import signals
+
+    if not (args.run / "journal.jsonl").exists() and not (args.run / "results.jsonl").exists():
+        raise InputError(f"{args.run} holds no journal.jsonl or results.jsonl: is it a run folder?")
+    key = _key(args.set)
+    rows = signals.extract(args.run, key=key)
+    added, replaced = signals.merge(rows, args.to or signals.SIGNALS)
+    shown = sum(r["shown"] for r in rows)
+    print(f"{len(rows)} questions ({shown} with a verified short answer) from {args.run}: {added} added, "
+          f"{replaced} replaced in {args.to or signals.SIGNALS} under {key}")  # fmt: skip
+    return 0
+
+
+def _certify(args) -> int:
+    from eval import calibrators, signals
+
+    key = _key(args.set)
+    rows = signals.load(args.signals or signals.SIGNALS)
+    mine = [r for r in rows if r["key"] == key]
+    if not mine:
+        raise InputError(
+            f"No signals under {key}: run the calibration set with these settings first (docs/evaluation.md)."
+        )
+    entry = calibrators.build(rows, key)
+    print(f"{key}: {entry['measured_on']}")
+    for bar in entry["bars"]:
+        if bar["threshold"] is None:
+            print(f"  {bar['decision']} {bar['lang']}: nothing certified: {bar['reason']}")
+        else:
+            print(
+                f"  {bar['decision']} {bar['lang']}: bar {bar['threshold']:.4f}, checks {bar['accepted']}/{bar['n']} "
+                f"({bar['coverage']:.0%}), {bar['wrong']} wrong, bound {bar['upper']:.3f} at {1 - bar['delta']:.0%}"
+            )
+    if not args.dry_run:
+        calibrators.write(key, entry)
+        print("wrote qa/calibrations.json")
     return 0
 
 

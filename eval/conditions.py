@@ -13,6 +13,7 @@ Leaves out: the figures (eval.metrics) and the report (eval.report).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import resource
 import subprocess
@@ -44,6 +45,16 @@ def commit() -> dict:
         "commit": _git("rev-parse", "--short", "HEAD"),
         "dirty": bool(status) if status is not None else None,
     }
+
+
+def code_fingerprint() -> str:
+    """A 16-hex-digit hash of the code and prompts that make answers (qa/**/*.py, prompts/*): two runs
+    with the same fingerprint answered with the same code, whatever else was committed between them."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("qa/**/*.py"), *root.glob("prompts/*")]):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def _cpu_jiffies() -> int | None:

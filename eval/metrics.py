@@ -45,6 +45,8 @@ DEFINITIONS = {
     "wrong_but_shown": "verified short answers that match no gold answer in either language (F1 = 0 against both), per short answer shown",
     "short_right": "answerable questions shown a verified short answer in the question's language that is right (not checked_wrong)",
     "checked_wrong": "verified short answers that are wrong, per verified short answer shown: F1 < 0.5 against both the Arabic and the English gold and no gold inside, or any for an unanswerable question",
+    "short_checked": "answerable questions shown a checked short answer: verified, and its calibrated confidence clears the bar certified for its language (qa.confidence)",
+    "certified_wrong": "checked (certified) short answers that are wrong, per checked short answer shown; the promise is below 5%",
     "timed_out": "questions where a language-model reply was cut at the time cap (QA_LLM_TIMEOUT_S); lower is better, and any is a warning",
 }
 # Scores that are 0 or 1 per question: their mean is a rate and gets a Wilson interval. The others
@@ -53,7 +55,7 @@ RATES = frozenset(
     {
         "hit@1", "hit@3", "hit@5", "em", "gold_in_answer", "abstain_unanswerable", "false_abstention",
         "span_em", "short_verified", "short_fallback", "short_gold_in_answer", "wrong_but_shown",
-        "short_right", "checked_wrong", "timed_out",
+        "short_right", "checked_wrong", "short_checked", "certified_wrong", "timed_out",
     }
 )  # fmt: skip
 # Facts of the run, not estimates of anything beyond it: shown without an interval.
@@ -178,7 +180,15 @@ def score_short_answer(short: dict | None, golds: list[str], *, lang: str, absta
     """
     ar, en = _split_golds(golds)
     out: dict = dict.fromkeys(
-        ("span_f1", "span_em", "short_f1", "short_gold_in_answer", "wrong_but_shown", "checked_wrong")
+        (
+            "span_f1",
+            "span_em",
+            "short_f1",
+            "short_gold_in_answer",
+            "wrong_but_shown",
+            "checked_wrong",
+            "certified_wrong",
+        )
     )
     if ar:
         out["span_f1"], out["span_em"] = 0.0, 0.0
@@ -187,6 +197,7 @@ def score_short_answer(short: dict | None, golds: list[str], *, lang: str, absta
     out["short_verified"] = float(bool(short and short["verified"] and not abstained))
     out["short_right"] = float(out["short_verified"] == 1.0 and not short_answer_wrong(short, golds))
     out["short_fallback"] = float(bool(short and not short["verified"] and not abstained))
+    out["short_checked"] = float(bool(short and short.get("checked") and not abstained))
     if not short or abstained:
         return out
     span = short["source"]["quote"]
@@ -203,6 +214,8 @@ def score_short_answer(short: dict | None, golds: list[str], *, lang: str, absta
     if short["verified"]:
         out["wrong_but_shown"] = float(span_f1 == 0 and text_f1 == 0)
         out["checked_wrong"] = float(short_answer_wrong(short, golds))
+    if short.get("checked"):
+        out["certified_wrong"] = out["checked_wrong"]
     return out
 
 
@@ -312,6 +325,8 @@ SCORED = (
     "wrong_but_shown",
     "short_right",
     "checked_wrong",
+    "short_checked",
+    "certified_wrong",
     "timed_out",
 )
 

@@ -15,6 +15,7 @@ import csv
 import dataclasses
 import json
 import re
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,6 +28,16 @@ if TYPE_CHECKING:
     pass
 
 KNOWN = {"id", "question", "lang", "answers", "evidence", "unanswerable", "doc", "follows"}
+
+
+# Calibration parts by article: fit the calibrators on one, certify their thresholds on the other
+# (never on the same questions); a question without an article goes to "certify".
+PARTS = ("fit", "certify", "all")
+
+
+def part_of(doc: str | None) -> str:
+    """ "fit" or "certify": the calibration part of a question's article (`QuestionSet.part`)."""
+    return "fit" if doc and zlib.crc32(doc.encode()) % 5 in (0, 1) else "certify"
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,17 @@ class QuestionSet:
         keep = {id(q) for group in by_lang.values() for q in group[::step]}
         kept = [q for q in self.questions if id(q) in keep]
         return QuestionSet(kept, self.problems, self.doc_paths, self.doc_texts, self.name)
+
+    def part(self, name: str) -> QuestionSet:
+        """The calibration split by article (`PARTS`): "fit" (crc32 of the article id mod 5 in {0, 1},
+        about 40%), "certify" (the rest) or "all"; the questions ordered by that hash, article by
+        article, so that a run stopped part way holds whole articles drawn at random, in both parts.
+        Raises `InputError` for another name."""
+        if name not in PARTS:
+            raise InputError(f"Unknown part {name!r}; choose from: {', '.join(PARTS)}.")
+        kept = [q for q in self.questions if name == "all" or part_of(q.doc) == name]
+        kept.sort(key=lambda q: (zlib.crc32((q.doc or "").encode()), self.questions.index(q)))
+        return QuestionSet(kept, self.problems, self.doc_paths, self.doc_texts, f"{self.name}-{name}")
 
     def held_out(self) -> QuestionSet:
         """Every question made unanswerable, for asking with its own document removed from the index.

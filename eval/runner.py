@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import resource
 import shutil
@@ -145,6 +146,66 @@ def prepared(
 
 
 # ---------------------------------------------------------------------------------------------
+# The journal: a run that resumes where it stopped
+
+JOURNAL = "journal.jsonl"
+
+
+class Journal:
+    """`OUT/journal.jsonl`: the run's configuration on the first line, then one record a line, appended
+    and flushed as each question is answered, so a run stopped by anything (a closed laptop, the end of
+    a session, Ctrl-C) resumes where it stopped when started again with the same arguments.
+
+    `done[system][question id]` holds the records already made; records that failed with an error are
+    not kept as done (a question cut by a backend failure is asked again). A journal of another
+    configuration (other questions, mode, k, settings or held-out) is refused with one sentence
+    (`InputError`) unless `fresh`, which starts it anew. A line cut by the stop itself (the last one,
+    not valid JSON) is dropped.
+    """
+
+    def __init__(self, path: Path, config: dict, *, fresh: bool = False) -> None:
+        self.path, self.config = Path(path), config
+        self.done: dict[str, dict[str, dict]] = {}
+        lines = [] if fresh or not self.path.exists() else self.path.read_text(encoding="utf-8").splitlines()
+        if lines:
+            try:
+                head = json.loads(lines[0]).get("journal")
+            except json.JSONDecodeError:
+                head = None
+            if head != config:
+                raise InputError(
+                    f"{self.path.parent} holds a run of another configuration or of other code (qa/, prompts/); pass --fresh to start it "
+                    "anew, or choose another --out."
+                )
+            for line in lines[1:]:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # the line being written when the run stopped
+                if rec.get("error") is None:
+                    self.done.setdefault(rec["system"], {})[rec["id"]] = rec
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w", encoding="utf-8") as f:  # rewritten clean: cut and failed lines dropped
+            f.write(json.dumps({"journal": config}, ensure_ascii=False) + "\n")
+            for recs in self.done.values():
+                for rec in recs.values():
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._file = self.path.open("a", encoding="utf-8")
+
+    @property
+    def resumed(self) -> int:
+        """How many of our pipeline's records were taken from an earlier sitting."""
+        return len(self.done.get("ours", {}))
+
+    def append(self, rec: dict) -> None:
+        self._file.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # Asking
 
 
@@ -204,6 +265,8 @@ def score(q: Question, answer: dict, retrieved: list, gold: list, texts: dict[st
         short = answer.get("short_answer")
         if short and short["verified"] and not answer["abstained"]:
             s["checked_wrong"] = 1.0  # a checked short answer to a question the documents cannot answer
+            if short.get("checked"):
+                s["certified_wrong"] = 1.0
     else:
         s.update(metrics.retrieval_scores(retrieved, gold))
         s.update(metrics.citation_scores(cited, gold))
@@ -262,22 +325,48 @@ def chains(questions: list[Question]) -> list[list[Question]]:
 
 
 def ask_all(
-    ctx: Context, questions: list[Question], *, mode: str, k: int, workers: int = 1, progress: bool = True
+    ctx: Context,
+    questions: list[Question],
+    *,
+    mode: str,
+    k: int,
+    workers: int = 1,
+    progress: bool = True,
+    journal: Journal | None = None,
 ) -> dict[str, list[dict]]:
-    """Ask every question of every system; records per system, in question order."""
+    """Ask every question of every system; records per system, in question order.
+
+    With a `journal`, a record already in it is taken from it instead of being asked again, and each
+    new one is appended to it as soon as it is made (so a stopped run resumes where it stopped).
+    """
     from tqdm import tqdm
 
     systems = ["ours", *ctx.baselines]
     done: dict[str, dict[str, dict]] = {s: {} for s in systems}
+    wanted = {q.id for q in questions}
+    if journal is not None:
+        for system in systems:
+            done[system] = {i: rec for i, rec in journal.done.get(system, {}).items() if i in wanted}
     golds = {q.id: gold_spans(q, ctx.texts) for q in questions}
-    bar = tqdm(total=len(questions), desc=f"asking ({'+'.join(systems)})", unit="q", disable=not progress)
+    already = sum(all(q.id in done[s] for s in systems) for q in questions)
+    bar = tqdm(
+        total=len(questions),
+        initial=already,
+        desc=f"asking ({'+'.join(systems)})",
+        unit="q",
+        disable=not progress,
+    )
     lock = threading.Lock()
 
     def run_chain(chain: list[Question]) -> None:
         by_id = {q.id: q for q in chain}
         for q in chain:
+            if all(q.id in done[s] for s in systems):
+                continue  # answered before the run was stopped
             gold, missing = golds[q.id]
             for system in systems:
+                if q.id in done[system]:
+                    continue
                 rec = _record(q, system, gold, missing)
                 history = _history(q, by_id, done[system])
                 rec["history"] = [list(turn) for turn in history]
@@ -307,6 +396,8 @@ def ask_all(
                     )
                 with lock:
                     done[system][q.id] = rec
+                    if journal is not None:
+                        journal.append(rec)
             with lock:
                 bar.update(1)
 
@@ -323,20 +414,31 @@ def ask_all(
 
 
 def ask_held_out(
-    ctx: Context, questions: list[Question], *, mode: str, k: int, progress: bool = True
+    ctx: Context,
+    questions: list[Question],
+    *,
+    mode: str,
+    k: int,
+    progress: bool = True,
+    journal: Journal | None = None,
 ) -> dict[str, list[dict]]:
-    """Ask each document's questions with that document removed from the index, then index it again."""
+    """Ask each document's questions with that document removed from the index, then index it again
+    (a document whose questions are all in `journal` already is not removed at all)."""
     by_doc: dict[str, list[Question]] = {}
     for q in questions:
         by_doc.setdefault(q.doc, []).append(q)
     paths = {p.name: p for p in ctx.docs}
     done: dict[str, dict] = {}
+    answered = journal.done.get("ours", {}) if journal is not None else {}
     for doc, group in by_doc.items():
         if doc not in paths:
             raise InputError(f"Question {group[0].id} names document {doc}, which is not indexed.")
+        if all(q.id in answered for q in group):
+            done.update({q.id: answered[q.id] for q in group})
+            continue
         ctx.assistant.remove(doc)
         try:
-            for rec in ask_all(ctx, group, mode=mode, k=k, progress=progress)["ours"]:
+            for rec in ask_all(ctx, group, mode=mode, k=k, progress=progress, journal=journal)["ours"]:
                 done[rec["id"]] = rec
         finally:
             ctx.assistant.ingest([paths[doc]], progress=False)
@@ -375,13 +477,22 @@ def run(
     report: bool = True,
     sample: int | None = None,
     held_out: bool = False,
+    fresh: bool = False,
+    part: str | None = None,
 ) -> dict:
     """Run a question set end to end and write everything to `out`; returns metrics.json's content.
 
     `held_out`: every question becomes unanswerable and is asked with its own document removed
     from the index (removed before its questions, indexed again after), measuring abstention on
     questions that are near the remaining documents but not answered by them.
+    Every answer is journalled in `out` as it is made (`Journal`): started again with the same
+    arguments, the run asks only what it had not answered; `fresh` discards the journal.
+    `part`: only that calibration part of the set ("fit", "certify" or "all", `QuestionSet.part`),
+    article by article in a fixed random order, so a run stopped part way is a sample of articles.
+    Raises `InputError` when `out` holds a journal of another configuration.
     """
+    if part:
+        qs = qs.part(part)
     qs = qs.limit(limit).sample(sample)
     if held_out:
         if baselines:
@@ -403,11 +514,35 @@ def run(
         assistant = ctx.assistant
         mode = plugins.get_mode(mode).name  # an unknown mode fails before any question is asked
         k = k or assistant.settings.k
+        journal = Journal(
+            out / JOURNAL,
+            {
+                "code": conditions.code_fingerprint(),
+                "questions": qs.name,
+                "ids": hashlib.sha256("\n".join(q.id for q in qs.questions).encode()).hexdigest()[:16],
+                "mode": mode,
+                "k": k,
+                "held_out": held_out,
+                "baselines": list(baselines),
+                "overrides": {key: str(v) for key, v in sorted((settings_overrides or {}).items())},
+            },
+            fresh=fresh,
+        )
+        if journal.resumed and progress:
+            print(
+                f"resuming: {journal.resumed} of {len(qs.questions)} questions already answered",
+                file=sys.stderr,
+            )
         t0 = time.perf_counter()
-        if held_out:
-            records = ask_held_out(ctx, qs.questions, mode=mode, k=k, progress=progress)
-        else:
-            records = ask_all(ctx, qs.questions, mode=mode, k=k, workers=workers, progress=progress)
+        try:
+            if held_out:
+                records = ask_held_out(ctx, qs.questions, mode=mode, k=k, progress=progress, journal=journal)
+            else:
+                records = ask_all(
+                    ctx, qs.questions, mode=mode, k=k, workers=workers, progress=progress, journal=journal
+                )
+        finally:
+            journal.close()
         ask_s = time.perf_counter() - t0
         s = assistant.settings
         config = {

@@ -164,7 +164,7 @@ class Settings(BaseSettings):
     feedback_path: Path = DEFAULT_DATA_DIR / "feedback.jsonl"
     # Saved conversations (qa/conversations.py), listed in the web app.
     conversations_path: Path = DEFAULT_DATA_DIR / "conversations.sqlite"
-    # The HTTP API (web/api.py): with QA_AUTH on, every call needs `Authorization: Bearer <key>`.
+    # The HTTP API (web/api.py): whenever keys are set, /v1 and /api need `Authorization: Bearer <key>`.
     api_keys: str | None = Field(None, description="comma-separated API keys")
     api_keys_file: Path | None = Field(None, description="a file of API keys, one a line")
     # Failed sign-ins and refused keys per client before it is refused outright for a while
@@ -178,6 +178,9 @@ class Settings(BaseSettings):
     translations_path: Path = DEFAULT_DATA_DIR / "translations.sqlite"
     # Recognised pages and their images (qa/ocr.py), kept so that each file is recognised once.
     ocr_path: Path = DEFAULT_DATA_DIR / "ocr"
+    # Calibrated scores and certified bars for "checked" (qa/confidence.py), per backend, model and
+    # reader prompt; made by `python -m eval certify`. A backend with no entry labels nothing checked.
+    calibrations_path: Path = PROJECT_DIR / "qa" / "calibrations.json"
 
 
 @lru_cache(maxsize=1)

@@ -108,7 +108,15 @@ def answer_from_record(data: dict) -> Answer:
     short = data.get("short_answer")
     if short:
         source = {k: short["source"][k] for k in ("n", "doc", "start", "end", "quote")}
-        short = ShortAnswer(text=short["text"], lang=short["lang"], verified=short["verified"], **source)
+        certified = {k: short.get(k) for k in ("confidence", "guarantee", "why_not")}
+        short = ShortAnswer(
+            text=short["text"],
+            lang=short["lang"],
+            verified=short["verified"],
+            checked=bool(short.get("checked", False)),  # saved before certification: never checked
+            **certified,
+            **source,
+        )
     return Answer(
         question=data["question"],
         question_lang=data["question_lang"],

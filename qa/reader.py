@@ -49,6 +49,7 @@ from collections.abc import Generator
 from dataclasses import replace
 
 from qa import answer as qanswer
+from qa import confidence as qconfidence
 from qa import glossary as qglossary
 from qa import llm, models
 from qa import text as qtext
@@ -170,7 +171,15 @@ def with_short_answer(
     # article, bench/calibrate_abstention.py).
     uncovered = retrieval.coverage is not None and retrieval.coverage < settings.reader_min_coverage
     best = retrieval.evidence[0].score if retrieval.evidence else float("-inf")
-    signals_dict = {**signals.to_dict(), "coverage": retrieval.coverage}
+    # Retrieval's view beside the model's, for the calibrator (eval.signals): the evidence scores the
+    # reader saw, and which sentence its words came from (0 = the best scored; None = none located).
+    signals_dict = {
+        **signals.to_dict(),
+        "coverage": retrieval.coverage,
+        "evidence_scores": [round(e.score, 4) for e in evidence],
+        "chosen": None if located is None else located.index,
+        "fuzzy": None if located is None else located.fuzzy,
+    }
     # A yes/no question has no span to copy: the reader's silence there is not an abstention.
     if (
         (unfound or doubtful or uncovered)
@@ -204,6 +213,7 @@ def with_short_answer(
     t0 = time.perf_counter()
     text, verified, note = _say(reading, words, request, lang, services, timings, timeouts)
     timings["reader_check"] = (time.perf_counter() - t0) * 1000
+    signals_dict["rules_passed"] = verified  # the first reading's verdict, before any second one
     if second is not None:
         signals_dict["checked_alone"] = verified  # the verdict without the second reading (calibration)
         if verified and not second.agreed:
@@ -213,6 +223,10 @@ def with_short_answer(
             note = (
                 NOTES["disagree"] if second.agreed is False else NOTES["no_second"].format(reason=second.why)
             )
+    # Checked only with a certified promise: the calibrated score of every signal against the bar
+    # certified for this backend, model, prompt and language (qa.confidence; eval.certify).
+    values = qconfidence.features(request.question, lang, signals_dict, words, chosen.text)
+    verdict = qconfidence.judge(settings, "short_answer", lang, values) if verified else None
     short = ShortAnswer(
         text=text,
         lang=lang if verified else qtext.detect_language(words),
@@ -222,6 +236,10 @@ def with_short_answer(
         start=located.start,
         end=located.end,
         quote=words,
+        checked=bool(verdict and verdict.checked),
+        confidence=verdict.score if verdict else None,
+        guarantee=verdict.guarantee if verdict else None,
+        why_not=verdict.why_not if verdict else None,
     )
     return replace(
         result,

@@ -157,8 +157,13 @@ class Translation:
 class ShortAnswer:
     """A short answer: `text` in `lang`, from the exact span `quote == document[start:end]` of citation `n`.
 
-    `verified`: `text` is the span itself or a rendering that passed `qa.verify.check_rendering`;
-    False means `text` is the span (in the document's language) because the rendering failed.
+    `verified`: the reader's rules passed: `text` is the span itself or a rendering that passed
+    `qa.verify.check_rendering`, and two readings agree; False means `text` is the span (in the
+    document's language) because a rule failed. `checked`: verified, and its calibrated score
+    `confidence` (P(right) by qa.confidence) clears the bar certified for its language, whose promise
+    `guarantee` states ("fewer than 5 in 100 such answers are wrong …"); `why_not` says in one
+    sentence why a verified answer is not checked (no calibration for this model, no bar certified
+    for the language, or a score below the bar).
     """
 
     text: str
@@ -169,11 +174,24 @@ class ShortAnswer:
     start: int
     end: int
     quote: str
+    checked: bool = False
+    confidence: float | None = None
+    guarantee: str | None = None
+    why_not: str | None = None
 
     def to_dict(self) -> dict:
         """The JSON shape of `qa ask --json`'s `short_answer`."""
         source = {"n": self.n, "doc": self.doc, "start": self.start, "end": self.end, "quote": self.quote}
-        return {"text": self.text, "lang": self.lang, "verified": self.verified, "source": source}
+        return {
+            "text": self.text,
+            "lang": self.lang,
+            "verified": self.verified,
+            "checked": self.checked,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
+            "guarantee": self.guarantee,
+            "why_not": self.why_not,
+            "source": source,
+        }
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,33 @@ def test_keys_sessions_and_the_failure_limit(tmp_path_factory, caplog):
     assert all(r.exc_info is None for r in lines)  # one line each, no traceback
 
 
+def test_keys_without_login_are_enforced(tmp_path_factory, capsys):
+    """Keys set, no page login (the server behind a reverse proxy on 127.0.0.1): the official `openai`
+    client with a wrong key is refused on /v1, curl without one on /api, a right key is served, the
+    page stays open, and refused keys lock the client out like failed sign-ins."""
+    keyed = {"api_keys": f"{KEY},{OTHER_KEY}", "auth_failure_limit": "4/minute"}
+    with serve_seed_app(tmp_path_factory.mktemp("api-keys-only"), None, **FAST, **keyed) as (_, url):
+        base = url.rstrip("/")
+        assert "login off; the API needs a key" in capsys.readouterr().out
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=base + "/v1", api_key="wrong-key").models.list()
+        right = openai.OpenAI(base_url=base + "/v1", api_key=KEY)
+        assert [m.id for m in right.models.list().data] == ["documents"]
+        assert httpx.get(base + "/api/documents").status_code == 401  # no key at all
+        assert httpx.get(base + "//api//documents").status_code == 401  # nor with doubled slashes
+        assert httpx.get(url).status_code == 200  # the page: no login configured
+        assert fail(base, 1) == [401]  # failure 4 (the wrong client, no key, doubled slashes: 1 to 3)
+        refused = httpx.get(base + "/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+
+
+def test_neither_keys_nor_login_leaves_the_api_open_to_local_clients(tmp_path_factory, capsys):
+    with serve_seed_app(tmp_path_factory.mktemp("api-open"), None, **FAST) as (_, url):
+        assert "the API is open to local clients" in capsys.readouterr().out
+        assert openai.OpenAI(base_url=url + "v1", api_key="anything").models.list().data[0].id == "documents"
+        assert httpx.get(url + "api/documents").status_code == 200
+
+
 def fail(base: str, times: int, **headers: str) -> list[int]:
     """`times` calls with a wrong key (each a counted failure); their statuses."""
     wrong = {"Authorization": "Bearer nope", **headers}

@@ -15,6 +15,7 @@ from eval.__main__ import main
 from qa import reader
 from qa.assistant import Assistant
 from qa.config import Settings
+from qa.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SET = ROOT / "eval" / "questions" / "seed.jsonl"
@@ -254,3 +255,63 @@ def test_cli_turns_bad_input_into_one_sentence(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
     assert "does not exist" in err[0] and "not a run folder" in err[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Resuming a stopped run (fast lane: hash vectors, quote only; the journal is plumbing)
+
+FAST_RUN = {"embedding_model": "hash", "second_embedding_model": "hash2", "short_answer": "off"}
+
+
+def _without_timings(value):
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in ("timings_ms", "latency_ms")}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def test_a_stopped_run_resumes_to_the_same_results(seed_set, tmp_path, monkeypatch):
+    """Stopped after three answers (as Ctrl-C or the end of a session would), started again with the same
+    arguments: only the rest is asked, and results.jsonl equals an uninterrupted run's."""
+    six = seed_set.limit(6)
+    whole = tmp_path / "whole"
+    runner.run(six, docs=[SEED_DOC], out=whole, settings_overrides=FAST_RUN, progress=False, report=False)
+
+    real, asked = runner.ask_ours, []
+
+    def stops_after_three(*args, **kwargs):
+        if len(asked) == 3:
+            raise KeyboardInterrupt
+        asked.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "ask_ours", stops_after_three)
+    stopped = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        runner.run(
+            six, docs=[SEED_DOC], out=stopped, settings_overrides=FAST_RUN, progress=False, report=False
+        )
+    assert not (stopped / "results.jsonl").exists()
+    journalled = (stopped / runner.JOURNAL).read_text(encoding="utf-8").splitlines()
+    assert len(journalled) == 1 + 3  # the configuration, then one line an answer
+
+    asked.clear()
+    monkeypatch.setattr(runner, "ask_ours", lambda *a, **kw: (asked.append(a[1]), real(*a, **kw))[1])
+    runner.run(six, docs=[SEED_DOC], out=stopped, settings_overrides=FAST_RUN, progress=False, report=False)
+    assert len(asked) == len(six.questions) - 3  # the first three were not asked again
+    assert [_without_timings(r) for r in _records(stopped)] == [_without_timings(r) for r in _records(whole)]
+
+
+def test_a_journal_of_another_configuration_is_refused_unless_fresh(seed_set, tmp_path):
+    out = tmp_path / "run"
+    two = seed_set.limit(2)
+    runner.run(two, docs=[SEED_DOC], out=out, settings_overrides=FAST_RUN, progress=False, report=False)
+    other = {**FAST_RUN, "k": "2"}
+    with pytest.raises(InputError, match="another configuration"):
+        runner.run(two, docs=[SEED_DOC], out=out, settings_overrides=other, progress=False, report=False)
+    runner.run(
+        two, docs=[SEED_DOC], out=out, settings_overrides=other, progress=False, report=False, fresh=True
+    )
+    head = json.loads((out / runner.JOURNAL).read_text(encoding="utf-8").splitlines()[0])["journal"]
+    assert head["overrides"]["k"] == "2"

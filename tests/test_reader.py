@@ -575,3 +575,60 @@ def test_a_span_of_digits_is_its_own_answer_in_any_language(planted):
     reading = qreading.Reading(n=1, span="1803", answer="1803")
     text, verified, note = reader._say(reading, "1803", planted.request(question), "ar", planted)
     assert (text, verified, note) == ("1803", True, None)
+
+
+# "Checked" needs a certified bar (qa.confidence) -------------------------------------------------
+
+
+def _plant_passing(planted) -> str:
+    question = "أين ستكون غرفة العمليات المشتركة؟"
+    words = " ".join(qreading.evidence_for(planted.retriever.retrieve(question))[0].text.split()[1:3])
+    ScriptedChat.script.append(_reply(1, words, words))
+    return question
+
+
+def _calibration_file(tmp_path: Path, key: str, threshold: float | None) -> Path:
+    from qa import confidence
+
+    n = len(confidence.FEATURES)
+    bar = {"decision": "short_answer", "lang": "ar", "threshold": threshold, "n": 300, "accepted": 120,
+           "wrong": 2, "upper": 0.04, "alpha": 0.05, "delta": 0.1, "reason": None if threshold is not None else "x"}  # fmt: skip
+    entry = {"features": list(confidence.FEATURES), "mean": [0.0] * n, "scale": [1.0] * n, "coef": [0.0] * n,
+             "intercept": 0.0, "bars": [bar], "measured_on": "planted"}  # fmt: skip
+    path = tmp_path / "calibrations.json"
+    path.write_text(json.dumps({"calibrations": {key: entry}}), encoding="utf-8")
+    return path
+
+
+def test_a_backend_without_calibration_labels_nothing_checked(planted, tmp_path):
+    planted.settings = planted.settings.model_copy(update={"calibrations_path": tmp_path / "none.json"})
+    short = planted.ask(_plant_passing(planted)).short_answer
+    assert short.verified and not short.checked and short.confidence is None
+    assert "not been calibrated" in short.why_not
+    assert short.to_dict()["checked"] is False
+
+
+def test_a_certified_bar_labels_a_verified_answer_checked_with_its_promise(planted, tmp_path):
+    from qa import confidence
+
+    key = confidence.calibration_key(planted.settings)
+    # A zero-weight model scores every answer 0.5: a bar at 0.4 accepts it, one at 0.6 does not.
+    planted.settings = planted.settings.model_copy(
+        update={"calibrations_path": _calibration_file(tmp_path, key, 0.4)}
+    )
+    short = planted.ask(_plant_passing(planted)).short_answer
+    assert short.checked and short.confidence == pytest.approx(0.5)
+    assert (
+        short.guarantee.startswith("fewer than 5 in 100 such answers are wrong")
+        and "300 questions" in short.guarantee
+    )
+    planted.settings = planted.settings.model_copy(
+        update={"calibrations_path": _calibration_file(tmp_path, key, 0.6)}
+    )
+    short = planted.ask(_plant_passing(planted)).short_answer
+    assert short.verified and not short.checked and "below the certified bar" in short.why_not
+    planted.settings = planted.settings.model_copy(
+        update={"calibrations_path": _calibration_file(tmp_path, key, None)}
+    )
+    short = planted.ask(_plant_passing(planted)).short_answer
+    assert not short.checked and "no bar could be certified for Arabic questions" in short.why_not

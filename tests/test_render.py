@@ -270,8 +270,16 @@ JORDAN_SENTENCE = SEED_TEXT.split("\n")[1].split("ومترجمين.")[0] + "وم
 IN_JORDAN = "في الأردن"
 
 
-def short_answer(c: Citation, span_start: int, span: str, *, text: str, lang: str = "en", verified=True):
-    """A short answer over `span`, which starts at document offset `span_start` inside citation `c`."""
+GUARANTEE = "fewer than 5 in 100 such answers are wrong (certified with 90% confidence on 600 questions)"
+WHY_NOT = "its calibrated confidence is below the certified bar"
+
+
+def short_answer(
+    c: Citation, span_start: int, span: str, *, text: str, lang: str = "en", verified=True, checked=None
+):
+    """A short answer over `span`, which starts at document offset `span_start` inside citation `c`;
+    checked (with a planted guarantee) unless told otherwise or not verified."""
+    checked = verified if checked is None else checked
     return ShortAnswer(
         text=text,
         lang=lang,
@@ -281,15 +289,23 @@ def short_answer(c: Citation, span_start: int, span: str, *, text: str, lang: st
         start=span_start,
         end=span_start + len(span),
         quote=span,
+        checked=checked,
+        confidence=0.97 if checked else 0.6,
+        guarantee=GUARANTEE if checked else None,
+        why_not=WHY_NOT if verified and not checked else None,
     )
 
 
-def jordan_turn(*, lang: str = "en", text: str = "In Jordan", verified: bool = True, note=None) -> Turn:
+def jordan_turn(
+    *, lang: str = "en", text: str = "In Jordan", verified: bool = True, note=None, checked=None
+) -> Turn:
     """'Where is the joint operations room?' cited as [2] (after LAVROV [1]), its short answer «في الأردن»."""
     c1, c2 = cite(SEED_TEXT, LAVROV), cite(SEED_TEXT, JORDAN_SENTENCE, n=2, paragraph=1)
     at = SEED_TEXT.find(IN_JORDAN, c2.start)  # test setup only: the renderer works from offsets
     assert c2.start < at < c2.end
-    short = short_answer(c2, at, IN_JORDAN, text=text, lang="ar" if not verified else lang, verified=verified)
+    short = short_answer(
+        c2, at, IN_JORDAN, text=text, lang="ar" if not verified else lang, verified=verified, checked=checked
+    )
     lead, more = (
         ("According to the article", " It also says") if lang == "en" else ("بحسب المقال", " ويذكر أيضاً")
     )
@@ -309,15 +325,18 @@ def nested_marks(html: str, outer: str) -> list[tuple[str, str, str]]:
 
 def test_short_answer_sits_above_the_quote_with_its_badge_and_caption():
     html = render.answer_html(jordan_turn())
-    short = re.search(r'<div class="qa-short" data-n="2">(.*?)</div></div>', html).group(1)
-    assert "Short answer · machine rendering, checked against the cited words" in short
+    short = re.search(r'<div class="qa-short" data-n="2" data-checked="true">(.*?)</div></div>', html).group(
+        1
+    )
+    assert "Short answer · machine rendering of the cited words" in short
+    assert f'<div class="qa-short-check qa-checked" dir="ltr">Checked: {GUARANTEE}' in short
     badge = '<span class="qa-ref" title="000_30343400e31c82a3.txt, ¶2">[2]</span>'
     assert f'<bdi class="qa-short-text" dir="ltr" lang="en">In Jordan</bdi> {badge}' in short
     assert html.index('class="qa-short"') < html.index('class="qa-lead"') < html.index('class="qa-quote"')
     assert "qa-streaming" not in html and "qa-working" not in html
 
     arabic = render.answer_html(jordan_turn(lang="ar", text=IN_JORDAN))
-    assert arabic.startswith('<div class="qa-msg qa-answer" dir="rtl"><div class="qa-short" data-n="2">')
+    assert arabic.startswith('<div class="qa-msg qa-answer" dir="rtl"><div class="qa-short" data-n="2"')
     assert "جواب مختصر · مأخوذ حرفياً من النص" in arabic and "Short answer" not in arabic
     assert f'<bdi class="qa-short-text" dir="rtl" lang="ar">{IN_JORDAN}</bdi>' in arabic
 
@@ -361,8 +380,11 @@ def test_unchecked_short_answer_shows_the_arabic_words_and_the_note_once():
     note = "No English wording is shown: the rendering did not match the cited words closely enough. …"
     turn = jordan_turn(text=IN_JORDAN, verified=False, note=note)
     html = render.answer_html(turn)
-    short = re.search(r'<div class="qa-short" data-n="2">(.*?)</div></div>', html).group(1)
+    short = re.search(r'<div class="qa-short" data-n="2" data-checked="false">(.*?)</div></div>', html).group(
+        1
+    )
     assert f'<bdi class="qa-short-text" dir="rtl" lang="ar">{IN_JORDAN}</bdi>' in short
+    assert "qa-short-check" not in short  # a rule failed: the note says why, no certification line
     assert '<div class="qa-short-caption">Short answer · the cited words as written</div>' in short
     shown = re.search(r'<bdi class="qa-short-text"[^>]*>([^<]*)</bdi>', html).group(1)
     assert shown == IN_JORDAN and not re.search(r"[A-Za-z]", shown)  # never an unchecked rendering
@@ -407,6 +429,16 @@ def test_a_draft_is_still_working_until_the_final_answer():
     assert 'class="qa-msg qa-abstain qa-streaming"' in render.answer_html(abstained)
 
 
+def test_a_verified_short_answer_without_a_certified_bar_says_it_is_not_checked_and_why():
+    html = render.answer_html(jordan_turn(checked=False))
+    short = re.search(r'<div class="qa-short" data-n="2" data-checked="false">(.*?)</div></div>', html).group(
+        1
+    )
+    assert '<bdi class="qa-short-text" dir="ltr" lang="en">In Jordan</bdi>' in short
+    assert f'<div class="qa-short-check qa-not-checked" dir="ltr">Not checked: {WHY_NOT}' in short
+    assert "Checked:" not in html
+
+
 def test_exports_include_the_short_answer():
     note = "No English wording is shown: the rendering was not in English. …"
     checked, unchecked = (
@@ -414,8 +446,10 @@ def test_exports_include_the_short_answer():
         replace(jordan_turn(text=IN_JORDAN, verified=False, note=note), id="u"),
     )
     md = render.conversation_markdown([checked, unchecked], now=NOW)
-    assert "Short answer: In Jordan [2] (checked)\n" in md
+    assert f"Short answer: In Jordan [2] (checked: {GUARANTEE})\n" in md
     assert f"Short answer: {IN_JORDAN} [2] (not checked: {note})\n" in md
+    uncertified = render.conversation_markdown([jordan_turn(checked=False)], now=NOW)
+    assert f"Short answer: In Jordan [2] (not checked: {WHY_NOT})\n" in uncertified
     assert md.index("Short answer: In Jordan") < md.index("According to the article")
     assert md.count(note) == 1
     data = json.loads(render.conversation_json([checked, unchecked], now=NOW))
@@ -425,6 +459,10 @@ def test_exports_include_the_short_answer():
         "text": "In Jordan",
         "lang": "en",
         "verified": True,
+        "checked": True,
+        "confidence": 0.97,
+        "guarantee": GUARANTEE,
+        "why_not": None,
         "source": {"n": 2, "doc": c2.doc, "start": at, "end": at + len(IN_JORDAN), "quote": IN_JORDAN},
     }
     assert SEED_TEXT[at : at + len(IN_JORDAN)] == IN_JORDAN

@@ -19,10 +19,12 @@ at `/`: one server, one port.
   the OpenAPI page at `/docs`.
 - Errors are OpenAI's shape, `{"error": {"message", "type", "code"}}`, with one sentence; a user's
   bad input is logged as one line, never a traceback.
-- Access (`Access`): without login (no QA_AUTH) nothing is checked and the server binds 127.0.0.1
-  only. With it, every path but the login page and its static files needs a signed-in page session
-  or `Authorization: Bearer <key>` (QA_API_KEYS / QA_API_KEYS_FILE); `/v1` and `/api` need the key
-  (the OpenAPI page at /docs opens for either). Failed sign-ins and refused keys count per client (the `limits` library's
+- Access (`Access`): whenever API keys are set (QA_API_KEYS / QA_API_KEYS_FILE), `/v1` and `/api`
+  need `Authorization: Bearer <key>`, with or without a page login, as vLLM's and llama.cpp's
+  servers enforce `--api-key` whenever it is given. Without login (no QA_AUTH) the server binds
+  127.0.0.1 only and the page is open; without keys too, so is the API (to local clients). With
+  login, every path but the login page and its static files needs a signed-in page session or a
+  key (the OpenAPI page at /docs opens for either). Failed sign-ins and refused keys count per client (the `limits` library's
   moving window, QA_AUTH_FAILURE_LIMIT): past the limit the client gets 429 until the window moves.
   The client is the socket's peer; `X-Forwarded-For` names it instead only when that peer is one of
   the proxies in QA_TRUSTED_PROXIES (uvicorn's `ProxyHeadersMiddleware`, added by `create_server()`
@@ -37,6 +39,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import secrets
 import shutil
 import tempfile
@@ -159,8 +162,15 @@ def reply_text(answer: Answer) -> str:
     Example: "According to the article [1]: «…»\n\nSources:\n1. seed.txt, paragraph 1: «…»"
     """
     parts, extra = [answer.answer], []
-    if answer.short_answer is not None:
-        extra.append(f"{SHORT_LABEL}{answer.short_answer.text} [{answer.short_answer.n}]")
+    short = answer.short_answer
+    if short is not None:
+        if short.checked:
+            label = f" (checked: {short.guarantee})"
+        elif short.verified:
+            label = f" (not checked: {short.why_not})"
+        else:
+            label = " (not checked)"
+        extra.append(f"{SHORT_LABEL}{short.text} [{short.n}]{label}")
     if answer.note:
         extra.append(f"{NOTE_LABEL}{answer.note}")
     if extra:
@@ -246,6 +256,12 @@ class Access:
     trusted_proxies: tuple[str, ...] = ()
 
 
+def is_api(path: str) -> bool:
+    """Whether a request path is the API's (`/v1`, `/api` and below), repeated slashes collapsed."""
+    path = re.sub("/{2,}", "/", path)
+    return path.startswith(KEY_PREFIXES) or path in {p.rstrip("/") for p in KEY_PREFIXES}
+
+
 class Guard:
     """The access check every request passes first (a FastAPI middleware), with its failure limiter."""
 
@@ -259,10 +275,11 @@ class Guard:
         return scheme.lower() == "bearer" and any(secrets.compare_digest(key, k) for k in self.access.keys)
 
     async def __call__(self, request: Request, call_next):
-        if not self.access.login:
-            return await call_next(request)
         path, client = request.url.path, request.client.host if request.client else "?"
-        public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+        api = is_api(path)
+        if not self.access.login and not (self.access.keys and api):
+            return await call_next(request)  # no login: the page is open; the API too unless keyed
+        public = self.access.login and (path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES))
         if not self.limiter.test(self.limit, "auth", client):
             reset = self.limiter.get_window_stats(self.limit, "auth", client).reset_time
             wait = max(1, int(reset - time.time()) + 1)
@@ -279,13 +296,14 @@ class Guard:
                 self.limiter.hit(self.limit, "auth", client)
                 log.info("failed sign-in from %s", client)
             return response
-        api = path.startswith(KEY_PREFIXES)
         if self.key_ok(request) or (not api and self.access.session_user(request)):
             return await call_next(request)
         self.limiter.hit(self.limit, "auth", client)
         log.info("refused %s %s from %s: not signed in", request.method, path, client)
         if not self.access.keys and api:
             message = "This server has no API keys: set QA_API_KEYS (or QA_API_KEYS_FILE) to use the API."
+        elif not self.access.login:
+            message = "Send a valid API key as `Authorization: Bearer <key>`."
         else:
             message = "Send a valid API key as `Authorization: Bearer <key>`, or sign in on the page."
         return error_response(message, status=401, code="invalid_api_key")

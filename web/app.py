@@ -865,6 +865,19 @@ def serve(assistant: Assistant | None = None, settings: Settings | None = None) 
     return demo, server, host
 
 
+def access_line(settings: Settings) -> str:
+    """Who may use the page and the API, for the start-up line: login on or off, the API keyed or
+    open to local clients (keys are enforced on /v1 and /api whenever set, login or not)."""
+    from web.api import parse_keys
+
+    login = "login on" if parse_auth(settings.auth) else "login off"
+    if parse_keys(settings.api_keys, settings.api_keys_file):
+        return f"{login}; the API needs a key"
+    if parse_auth(settings.auth):
+        return f"{login}; the API has no keys, so it refuses every call"
+    return f"{login}; the API is open to local clients (set QA_API_KEYS to require a key)"
+
+
 def launch(
     assistant: Assistant | None = None, settings: Settings | None = None, *, block: bool = True
 ) -> tuple[gr.Blocks, str]:
@@ -881,8 +894,10 @@ def launch(
         if host in ("0.0.0.0", "127.0.0.1")
         else f"http://{host}:{settings.port}/"
     )
-    login = "on" if parse_auth(settings.auth) else "off"
-    print(f"Document Q&A running at {url} (login {login}; API at {url}v1, docs at {url}docs)", flush=True)
+    print(
+        f"Document Q&A running at {url} ({access_line(settings)}; API at {url}v1, docs at {url}docs)",
+        flush=True,
+    )
     if block:
         demo.block_thread()
     return demo, url

@@ -60,7 +60,9 @@ WORDS = {
         "error": "Could not answer",
         "short": "Short answer",
         "short_span": "the document's own words",
-        "short_rendered": "machine rendering, checked against the cited words",
+        "short_rendered": "machine rendering of the cited words",
+        "short_checked": "Checked",
+        "short_not_checked": "Not checked",
         "short_unchecked": "the cited words as written",
         "working": "Finding the short answer…",
         "draft": "Not yet an answer: the closest sentences, still being read and checked (this may end as "
@@ -81,7 +83,9 @@ WORDS = {
         "error": "تعذّرت الإجابة",
         "short": "جواب مختصر",
         "short_span": "مأخوذ حرفياً من النص",
-        "short_rendered": "صياغة آلية، مطابَقة مع الكلمات المقتبسة",
+        "short_rendered": "صياغة آلية للكلمات المقتبسة",
+        "short_checked": "موثَّق",
+        "short_not_checked": "غير موثَّق",
         "short_unchecked": "الكلمات المقتبسة كما وردت",
         "working": "جارٍ البحث عن الجواب المختصر…",
         "draft": "ليس جواباً بعد: أقرب الجمل، قيد القراءة والتحقق (وقد ينتهي إلى «غير موجود في الوثائق»).",
@@ -122,6 +126,9 @@ CSS = """
 .qa-draft-title { margin-bottom: .3em; font-size: .82em; font-style: italic; color: var(--body-text-color-subdued); }
 .qa-short { margin: .1em 0 .45em; }
 .qa-short-caption { font-size: .78em; color: var(--body-text-color-subdued); }
+.qa-short-check { font-size: .78em; margin-top: .2em; }
+.qa-short-check.qa-checked { color: #1a7f37; }
+.qa-short-check.qa-not-checked { color: var(--body-text-color-subdued); }
 .qa-short-text { font-size: 1.12em; font-weight: 600; }
 .qa-short .qa-note { margin-top: .15em; }
 .qa-translation { margin-top: .45em; padding: .3em .6em; border-radius: .4em;
@@ -390,11 +397,19 @@ def short_answer_html(answer: Answer) -> str:
         if answer.note and not short.verified
         else ""
     )
+    # What the label promises (qa.confidence: a bar certified on the calibration set), or why there is
+    # no promise; a short answer that failed a rule says so in its note instead.
+    if short.checked:
+        check = f'<div class="qa-short-check qa-checked" dir="ltr">{w["short_checked"]}: {esc(short.guarantee or "")}</div>'
+    elif short.verified:
+        check = f'<div class="qa-short-check qa-not-checked" dir="ltr">{w["short_not_checked"]}: {esc(short.why_not or "")}</div>'
+    else:
+        check = ""
     return (
-        f'<div class="qa-short" data-n="{short.n}">'
+        f'<div class="qa-short" data-n="{short.n}" data-checked="{str(short.checked).lower()}">'
         f'<div class="qa-short-caption">{w["short"]} · {kind}</div>'
         f'<div class="qa-short-line"><bdi class="qa-short-text" {text_dir(short.text)} lang="{esc(short.lang)}">'
-        f"{esc(short.text)}</bdi> {badge(short.n, cite)}</div>{note}</div>"
+        f"{esc(short.text)}</bdi> {badge(short.n, cite)}</div>{check}{note}</div>"
     )
 
 
@@ -694,7 +709,12 @@ def conversation_markdown(turns: Sequence[Turn], *, now: datetime | None = None)
             continue
         short = answer.short_answer
         if short is not None:
-            checked = "(checked)" if short.verified else f"(not checked: {answer.note or 'no rendering'})"
+            if short.checked:
+                checked = f"(checked: {short.guarantee})"
+            elif short.verified:
+                checked = f"(not checked: {short.why_not})"
+            else:
+                checked = f"(not checked: {answer.note or 'no rendering'})"
             lines += [f"Short answer: {short.text} [{short.n}] {checked}", ""]
         lines += [answer.answer, ""]
         if answer.note and (short is None or short.verified):

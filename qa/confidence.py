@@ -1,0 +1,227 @@
+"""Confidence: one calibrated score per short answer, and whether a certified bar labels it checked.
+
+A short answer that passed the reader's rules (qa.reader: its words are in the sentence, of the
+asked type, its English wording checked, two readings agree) is still wrong about one time in
+three on held-out articles (issue 31). "Checked" therefore needs a promise measured on data: a
+logistic regression over the signals the decision can see (`features`), fit on one part of the
+calibration set (eval.calibrators), and a threshold per language certified on another part by
+Learn-then-Test (eval.certify): with probability >= 1 - delta, fewer than alpha of the answers it
+labels checked are wrong, for questions like the calibration set's.
+
+The fitted model and its certificates live in `qa/calibrations.json`, keyed by what they were
+measured with (`calibration_key`: backend, model, the reader prompt's hash). A backend, model or
+prompt with no entry there labels nothing checked, and says so; so does a language whose
+certification passed no threshold. Scoring is a dot product in plain Python: no scikit-learn at
+run time.
+
+Leaves out: fitting and certifying (eval.calibrators, eval.certify), the rules themselves
+(qa.reader, qa.answer_checks, qa.verify) and what the page makes of the label (web.render).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from qa import text as qtext
+from qa.config import PROJECT_DIR
+
+log = logging.getLogger(__name__)
+
+CALIBRATIONS = PROJECT_DIR / "qa" / "calibrations.json"
+READER_PROMPT = PROJECT_DIR / "prompts" / "reader.txt"
+# The signals a short answer's score is made of, in this order (eval.calibrators fits one weight each).
+FEATURES = (
+    "english",  # the question is English (its wording is a rendering, not the span)
+    "answer_probability",  # 1 - P(no answer) at the sentence-number step (qa.reading.ReaderSignals)
+    "span_logprob",  # mean log-probability per token of the copied words
+    "agreement",  # the second reading picked overlapping words of the same sentence (0.5: not made)
+    "rules_passed",  # the reader's rules passed on the first reading (its wording checked)
+    "best_score",  # the best evidence sentence's retrieval score
+    "margin",  # that score less the next one's
+    "chosen_rank",  # the rank of the sentence the words come from among the evidence (0 = best)
+    "span_words",  # log(1 + words in the span)
+    "question_overlap",  # share of the question's content words in the chosen sentence
+    "coverage",  # share of an Arabic question's distinctive words in the first passage (1 for English)
+)
+# Defaults for a signal the backend did not give (no log-probabilities: an OpenAI-compatible server
+# that returns none): the middle of what the local model gives on the dev set, so a missing signal
+# neither raises nor lowers the score much.
+MISSING = {"answer_probability": 0.9, "span_logprob": -0.5, "agreement": 0.5, "coverage": 1.0}
+
+
+def features(question: str, lang: str, signals: dict, span: str, sentence: str) -> dict[str, float]:
+    """The score's inputs for one short answer, every value a finite float.
+
+    `signals` is the answer's `signals` dict (qa.reader: the reader's log-probabilities, the
+    evidence scores it saw, the chosen sentence's rank, agreement, the rules' verdict); `span` the
+    copied words; `sentence` the cited sentence they come from.
+    """
+
+    def get(name: str) -> float:
+        value = signals.get(name)
+        return float(MISSING.get(name, 0.0) if value is None else value)
+
+    scores = signals.get("evidence_scores") or [0.0]
+    asked = set(qtext.tokens(question))
+    found = set(qtext.tokens(sentence))
+    return {
+        "english": float(lang == "en"),
+        "answer_probability": get("answer_probability"),
+        "span_logprob": max(get("span_logprob"), -5.0),
+        "agreement": get("agreement"),
+        "rules_passed": float(bool(signals.get("rules_passed", signals.get("checked_alone", False)))),
+        "best_score": float(scores[0]),
+        "margin": float(scores[0] - scores[1]) if len(scores) > 1 else 0.5,
+        "chosen_rank": float(min(signals.get("chosen") or 0, 3)),
+        "span_words": math.log1p(len(span.split())),
+        "question_overlap": len(asked & found) / len(asked) if asked else 0.0,
+        "coverage": get("coverage"),
+    }
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A certified bar for one decision and language: accept when score >= `threshold` (None: never).
+
+    `accepted` of `n` certification answers cleared it, `wrong` of them wrong; `upper` is the
+    (1 - delta) bound on the wrong rate among accepted; `reason` says why nothing is certified."""
+
+    threshold: float | None
+    n: int
+    accepted: int
+    wrong: int
+    upper: float | None
+    alpha: float
+    delta: float
+    reason: str | None = None
+
+    def guarantee(self) -> str:
+        """What "checked" promises, in one sentence for the page and the JSON."""
+        return (
+            f"fewer than {round(self.alpha * 100)} in 100 such answers are wrong "
+            f"(certified with {round((1 - self.delta) * 100)}% confidence on {self.n} questions)"
+        )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted score (standardised features, logistic regression) and its bars per decision and language."""
+
+    key: str
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    bars: dict  # {(decision, lang): Bar}
+    measured_on: str = ""
+
+    def score(self, values: dict[str, float]) -> float:
+        """P(right) by the fitted model, in [0, 1]."""
+        z = self.intercept + sum(
+            c * (values[f] - m) / s
+            for f, m, s, c in zip(self.features, self.mean, self.scale, self.coef, strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def bar(self, decision: str, lang: str) -> Bar | None:
+        return self.bars.get((decision, lang))
+
+
+def calibration_key(settings) -> str:
+    """What a calibration is valid for: "backend:model:prompt-hash" (the reader prompt's sha256, 12 hex)."""
+    model = settings.llm_model if settings.llm_backend != "local" else "qwen2.5-coder-1.5b-q4_k_m"
+    try:
+        prompt = hashlib.sha256(READER_PROMPT.read_bytes()).hexdigest()[:12]
+    except OSError:
+        prompt = "none"
+    return f"{settings.llm_backend}:{model}:{prompt}"
+
+
+@lru_cache(maxsize=8)
+def _load(content: bytes) -> dict[str, Calibration]:
+    try:
+        return _parse(json.loads(content.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # Fails safe: an unreadable file certifies nothing, so nothing is labelled checked.
+        log.warning("the calibrations file cannot be read (%s): nothing is labelled checked", exc)
+        return {}
+
+
+def _parse(raw: dict) -> dict[str, Calibration]:
+    out = {}
+    for key, entry in raw.get("calibrations", {}).items():
+        bars = {
+            (b["decision"], b["lang"]): Bar(
+                b.get("threshold"),
+                b["n"],
+                b["accepted"],
+                b["wrong"],
+                b.get("upper"),
+                b["alpha"],
+                b["delta"],
+                b.get("reason"),
+            )
+            for b in entry["bars"]
+        }
+        out[key] = Calibration(
+            key,
+            tuple(entry["features"]),
+            tuple(entry["mean"]),
+            tuple(entry["scale"]),
+            tuple(entry["coef"]),
+            float(entry["intercept"]),
+            bars,
+            entry.get("measured_on", ""),
+        )
+    return out
+
+
+def calibration_for(settings, path: Path | None = None) -> Calibration | None:
+    """The calibration for the configured backend, model and reader prompt, or None when there is none."""
+    path = Path(path or getattr(settings, "calibrations_path", None) or CALIBRATIONS)
+    try:
+        content = path.read_bytes()  # a few kB, read per answer so that a new certification applies at once
+    except OSError:
+        return None
+    return _load(content).get(calibration_key(settings))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a short answer is labelled checked, its calibrated score, and the sentence that says
+    what the label promises (`guarantee`) or why it is not given (`why_not`)."""
+
+    checked: bool
+    score: float | None
+    guarantee: str | None
+    why_not: str | None
+
+
+def judge(settings, decision: str, lang: str, values: dict[str, float]) -> Verdict:
+    """Score `values` with the configured backend's calibration and compare with its certified bar.
+
+    Never raises: no calibration, or no certified bar for `lang`, is a Verdict that is not checked,
+    with the reason in one sentence.
+    """
+    cal = calibration_for(settings)
+    name = qtext.LANGUAGE_NAMES.get(lang, lang)
+    if cal is None:
+        why = "this language model has not been calibrated, so no short answer of it is labelled checked"
+        return Verdict(False, None, None, why)
+    score = cal.score(values)
+    bar = cal.bar(decision, lang)
+    if bar is None or bar.threshold is None:
+        reason = bar.reason if bar and bar.reason else "no certification was made"
+        why = f"no bar could be certified for {name} questions ({reason})"
+        return Verdict(False, score, None, why)
+    if score < bar.threshold:
+        why = "its calibrated confidence is below the certified bar"
+        return Verdict(False, score, bar.guarantee(), why)
+    return Verdict(True, score, bar.guarantee(), None)
