@@ -294,7 +294,9 @@ def _certify(args) -> int:
             )
     if not args.dry_run:
         calibrators.write(key, entry)
-        print("wrote qa/calibrations.json")
+        png = Path("eval") / "calibration" / "checked.png"
+        calibrators.plot(rows, key, entry, png)
+        print(f"wrote qa/calibrations.json and {png}")
     return 0
 
 

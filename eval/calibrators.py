@@ -133,3 +133,16 @@ def write(key: str, entry: dict, path: Path = qconfidence.CALIBRATIONS) -> None:
     )
     data.setdefault("calibrations", {})[key] = entry
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def plot(rows: list[dict], key: str, entry: dict, path: Path) -> None:
+    """The certification part's risk-coverage curves with the certified points (eval.report.certified_plot)."""
+    from eval import report
+
+    cal = qconfidence._parse({"calibrations": {key: entry}})[key]
+    cert_rows = [r for r in rows if r["key"] == key and r["part"] == "certify"]
+    curves = {}
+    for lang in LANGS:
+        part = [r for r in cert_rows if r["lang"] == lang and (r["wrong"] is not None or not r["shown"])]
+        curves[lang] = certify.risk_coverage(scores(cal, part), [bool(r["wrong"]) for r in part])
+    report.certified_plot(path, curves, {b["lang"]: b for b in entry["bars"]})

@@ -153,6 +153,35 @@ def risk_coverage_plot(path: Path, selective: dict) -> None:
     _save(fig, path)
 
 
+def certified_plot(
+    path: Path, curves: dict[str, list[tuple[float, float, int]]], bars: dict[str, dict]
+) -> None:
+    """The short answer's risk-coverage curve on the certification part, one per question language,
+    with the promised bound (alpha) and the certified point with its (1 - delta) upper bound, or a
+    note where nothing is certified (eval.calibrators, `python -m eval certify`)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    colours = {"ar": "tab:blue", "en": "tab:orange"}
+    alpha = next((b["alpha"] for b in bars.values()), 0.05)
+    for lang, curve in curves.items():
+        colour = colours.get(lang, "gray")
+        bar = bars.get(lang, {})
+        if curve:
+            ax.step([c for c, _, _ in curve], [r for _, r, _ in curve], where="post", color=colour, lw=1.2,
+                    label=f"{lang} questions (n={bar.get('n', '?')})")  # fmt: skip
+        if bar.get("threshold") is not None:
+            cov, risk = bar["accepted"] / bar["n"], bar["wrong"] / bar["accepted"]
+            ax.errorbar([cov], [risk], yerr=[[0.0], [bar["upper"] - risk]], fmt="o", color=colour, capsize=3,
+                        label=f"{lang} certified: {bar['accepted']} checked, {bar['wrong']} wrong")  # fmt: skip
+        else:
+            ax.plot([], [], " ", label=f"{lang}: nothing certified")
+    ax.axhline(alpha, color="black", ls="--", lw=1, label=f"promise: fewer than {alpha:.0%} wrong")
+    ax.set(xlabel="coverage (share of questions with a checked short answer)", ylabel="wrong among checked")
+    ax.set(xlim=(0, 1.02), ylim=(0, 0.6), title="Checked short answers: certification part")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    _save(fig, path)
+
+
 def calibration_plot(
     path: Path, answerable: list[float], unanswerable: list[float], best: dict, current: float
 ) -> None:

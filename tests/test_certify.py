@@ -122,6 +122,8 @@ def test_the_calibrator_is_fit_on_one_part_and_certified_on_the_other(tmp_path):
     sure = dict.fromkeys(confidence.FEATURES, 0.0) | {"answer_probability": 0.99}
     assert loaded.score(sure) >= loaded.bar("short_answer", "ar").threshold
     assert loaded.bar("short_answer", "en").threshold is None
+    calibrators.plot(rows, "k", entry, tmp_path / "checked.png")
+    assert (tmp_path / "checked.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_too_few_labelled_answers_fit_nothing_and_certify_nothing():

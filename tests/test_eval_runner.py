@@ -315,3 +315,27 @@ def test_a_journal_of_another_configuration_is_refused_unless_fresh(seed_set, tm
     )
     head = json.loads((out / runner.JOURNAL).read_text(encoding="utf-8").splitlines()[0])["journal"]
     assert head["overrides"]["k"] == "2"
+
+
+def test_signals_and_certify_commands(seed_set, tmp_path, capsys):
+    """A run's journal becomes compact signal lines (one per question, merged by key and id, so a second
+    merge replaces and adds nothing); certify says in one line a language it cannot certify, and an
+    empty signals file or a folder that is no run is one sentence."""
+    out, to = tmp_path / "run", tmp_path / "signals.jsonl"
+    runner.run(
+        seed_set.limit(3), docs=[SEED_DOC], out=out, settings_overrides=FAST_RUN, progress=False, report=False
+    )
+    key = ["--set", "llm_backend=scripted"]
+    assert main(["signals", str(out), "--to", str(to), *key]) == 0
+    assert main(["signals", str(out), "--to", str(to), *key]) == 0
+    lines = [json.loads(line) for line in to.read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["id"] for r in lines) == sorted(q.id for q in seed_set.limit(3).questions)
+    assert all(r["key"].startswith("scripted:") and r["features"] is None and not r["shown"] for r in lines)
+    printed = capsys.readouterr().out
+    assert "3 added, 0 replaced" in printed and "0 added, 3 replaced" in printed
+    assert main(["certify", "--signals", str(to), "--dry-run", *key]) == 0
+    assert "nothing certified: too few labelled short answers" in capsys.readouterr().out
+    assert main(["certify", "--signals", str(tmp_path / "none.jsonl"), "--dry-run"]) == 2
+    assert main(["signals", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "No signals under" in err[0] and "no journal.jsonl" in err[1]
