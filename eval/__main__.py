@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a calibration part of the set, by article (fit ~40%%, certify the rest), article by article",
     )
     p.add_argument(
+        "--articles",
+        metavar="START:END",
+        help="with --part: only the articles ranked START to END in its order, and only their files indexed",
+    )
+    p.add_argument(
         "--fresh",
         action="store_true",
         help="start anew: without it a run resumes from OUT/journal.jsonl, asking only what is not answered",
@@ -173,6 +178,7 @@ def _run(args) -> int:
         held_out=args.held_out,
         fresh=args.fresh,
         part=args.part,
+        articles=_articles(args.articles, args.part),
     )
     head = (
         "hit@1",
@@ -245,6 +251,15 @@ def _calibrate(args) -> int:
         )
     print(f"plot: {out / 'calibration.png'}")
     return 0
+
+
+def _articles(text: str | None, part: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    start, sep, end = text.partition(":")
+    if not part or not sep or not start.isdigit() or not end.isdigit() or int(start) >= int(end):
+        raise InputError(f"--articles expects START:END (e.g. 0:40) with --part, got {text!r}.")
+    return int(start), int(end)
 
 
 def _key(pairs: list[str]) -> str:

@@ -87,16 +87,26 @@ class QuestionSet:
         kept = [q for q in self.questions if id(q) in keep]
         return QuestionSet(kept, self.problems, self.doc_paths, self.doc_texts, self.name)
 
-    def part(self, name: str) -> QuestionSet:
+    def part(self, name: str, articles: tuple[int, int] | None = None) -> QuestionSet:
         """The calibration split by article (`PARTS`): "fit" (crc32 of the article id mod 5 in {0, 1},
         about 40%), "certify" (the rest) or "all"; the questions ordered by that hash, article by
         article, so that a run stopped part way holds whole articles drawn at random, in both parts.
+        `articles` (start, end) keeps only the articles ranked [start, end) in that order, and only
+        their files are indexed: a collection the size of the dev set's instead of all 321 articles
+        (a batch of the calibration set; the next sitting can take the next batch).
         Raises `InputError` for another name."""
         if name not in PARTS:
             raise InputError(f"Unknown part {name!r}; choose from: {', '.join(PARTS)}.")
         kept = [q for q in self.questions if name == "all" or part_of(q.doc) == name]
-        kept.sort(key=lambda q: (zlib.crc32((q.doc or "").encode()), self.questions.index(q)))
-        return QuestionSet(kept, self.problems, self.doc_paths, self.doc_texts, f"{self.name}-{name}")
+        position = {q.id: i for i, q in enumerate(self.questions)}
+        kept.sort(key=lambda q: (zlib.crc32((q.doc or "").encode()), q.doc or "", position[q.id]))
+        paths, label = self.doc_paths, f"{self.name}-{name}"
+        if articles is not None:
+            docs = list(dict.fromkeys(q.doc for q in kept))[articles[0] : articles[1]]
+            kept = [q for q in kept if q.doc in set(docs)]
+            paths = [p for p in self.doc_paths if p.name in set(docs)]
+            label += f"-articles-{articles[0]}-{articles[1]}"
+        return QuestionSet(kept, self.problems, paths, self.doc_texts, label)
 
     def held_out(self) -> QuestionSet:
         """Every question made unanswerable, for asking with its own document removed from the index.

@@ -479,6 +479,7 @@ def run(
     held_out: bool = False,
     fresh: bool = False,
     part: str | None = None,
+    articles: tuple[int, int] | None = None,
 ) -> dict:
     """Run a question set end to end and write everything to `out`; returns metrics.json's content.
 
@@ -488,11 +489,12 @@ def run(
     Every answer is journalled in `out` as it is made (`Journal`): started again with the same
     arguments, the run asks only what it had not answered; `fresh` discards the journal.
     `part`: only that calibration part of the set ("fit", "certify" or "all", `QuestionSet.part`),
-    article by article in a fixed random order, so a run stopped part way is a sample of articles.
+    article by article in a fixed random order, so a run stopped part way is a sample of articles;
+    `articles` (start, end): only that batch of articles in that order, and only their files indexed.
     Raises `InputError` when `out` holds a journal of another configuration.
     """
     if part:
-        qs = qs.part(part)
+        qs = qs.part(part, articles)
     qs = qs.limit(limit).sample(sample)
     if held_out:
         if baselines:
