@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test test-fast setup models dictionary tesseract index chromium lint format bench eval quality clean
+.PHONY: run test test-fast setup models dictionary tesseract index chromium fonts lint format bench eval quality clean
 
 run: setup index
 	$(PY) app.py
@@ -48,10 +48,15 @@ dictionary:
 
 # Tesseract 5 and its Arabic model from Debian (Apache-2.0): OCR of scans and photos (qa/ocr.py).
 # Without it (no apt, not root) such files are refused with one sentence saying how to install it.
+# Hunspell with Ayaspell's Arabic dictionary (hunspell-ar, GPL/LGPL/MPL): the word list OCR's repairs
+# consult (a comma read as a hamza); without it those repairs are skipped.
 tesseract:
 	@(command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx ara) || \
 		(apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-ara) || \
 		echo "warning: tesseract-ocr-ara could not be installed; scans and photos will be refused"
+	@(command -v hunspell >/dev/null && test -f /usr/share/hunspell/ar.dic) || \
+		(apt-get update -qq && apt-get install -y -qq hunspell hunspell-ar) || \
+		echo "warning: hunspell-ar could not be installed; OCR text is not repaired by its word list"
 
 index: setup
 	$(PY) -m qa ingest seeds
@@ -68,8 +73,14 @@ lint: $(VENV)/.dev-installed
 format: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
-bench: setup
+bench: setup fonts
 	$(PY) -m bench
+
+# Noto Naskh Arabic, a newspaper's typeface, which the OCR benchmark typesets its scans in
+# (bench/bench_ocr.py; without it, DejaVu Sans, and its figures are not comparable).
+fonts:
+	@test -f /usr/share/fonts/truetype/noto/NotoNaskhArabic-Regular.ttf || \
+		(apt-get update -qq && apt-get install -y -qq fonts-noto-core)
 
 clean:
 	rm -rf $(VENV) .qa

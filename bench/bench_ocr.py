@@ -8,7 +8,8 @@ benchmark takes half 1, `REPORT_FOLD`, 8 articles and 119 questions) is typeset 
 has no glyph for: Latin letters, parentheses, quotes, hyphens, 2.7% of the half's characters, which
 Naskh alone prints as empty boxes (`scans.with_fallback`); DejaVu Sans when Naskh is missing, which
 the result records as `font`; `missing_glyphs` counts what neither font draws) and written as
-image-only PDFs (Pillow stores each page as JPEG, as scanners do), under these conditions:
+image-only PDFs (Pillow stores each page as JPEG, as scanners do), under these conditions, the OCR text repaired by `--repairs` (qa.ocr.REPAIRS; default the shipped
+ones, `--repairs` alone for none):
 
 - "clean": the article's .txt itself (no OCR), the reference for retrieval and the reader;
 - "300dpi", "150dpi": the typeset pages as they are, at that resolution;
@@ -41,7 +42,10 @@ Each PDF is read by `qa.ingest.read_document` with a `qa.ocr.Recogniser` at the 
   `--questions-per-lang` questions per language (default 20), evenly spaced over the half's
   questions of that language, the same questions in every condition; a reader condition that would
   end the run past `--budget-min` minutes is skipped (`reader.skipped_for_budget`).
-- OCR against clean, paired on the same questions: `vs_clean`, the difference in R@1 and span F1
+- false abstentions by question language: the quote abstains (`qa.answer.is_weak`, the best
+  evidence under the abstention threshold) on a question that has an answer (all of them); Wilson
+  intervals as R@1's.
+- OCR against clean, paired on the same questions: `vs_clean`, the difference in R@1, abstention and span F1
   per language with a paired bootstrap 95% interval over articles (`eval.stats.paired_bootstrap`).
 - speed: pages recognised per minute, from `read_document`'s wall time alone (PDF page rendering by
   pypdfium2 and tesseract; not typesetting, degrading or indexing), on the 2 cores as they were
@@ -81,8 +85,9 @@ from bench.scans import FONTS, degrade, image_pdf, typeset, with_fallback
 from eval import conditions, stats
 from eval.metrics import score_short_answer
 from qa import text as qtext
+from qa.answer import is_weak
 from qa.ingest import read_document
-from qa.ocr import Recogniser
+from qa.ocr import DEFAULT_REPAIRS, REPAIRS, Recogniser
 
 REPORT_FOLD = 1  # zlib.crc32(article) % 2 == 1: the half this benchmark reports on
 DEGRADED = {"noise": 0.02, "blur": 0.8, "angle": 0.7}
@@ -244,8 +249,9 @@ def scan(text: str, *, dpi: int, degraded: bool, font: str | Path) -> tuple[byte
     return image_pdf(images, dpi=dpi), len(images)
 
 
-def build(name: str, articles: dict, workdir: Path, font: str | Path) -> dict:
-    """The condition's documents (OCR'd when it is a scan), their CER, and their files."""
+def build(name: str, articles: dict, workdir: Path, font: str | Path, repairs: tuple[str, ...]) -> dict:
+    """The condition's documents (OCR'd when it is a scan, its text with `repairs` made), their CER,
+    and their files."""
     spec = CONDITIONS[name]
     folder = workdir / name
     folder.mkdir(parents=True, exist_ok=True)
@@ -260,7 +266,7 @@ def build(name: str, articles: dict, workdir: Path, font: str | Path) -> dict:
         pdf, pages = scan(clean.text, dpi=dpi, degraded=degraded, font=font)
         path = folder / f"{article}.pdf"
         path.write_bytes(pdf)
-        recogniser = Recogniser(workdir / f"ocr-{name}", dpi=dpi, progress=False)
+        recogniser = Recogniser(workdir / f"ocr-{name}", dpi=dpi, repairs=repairs, progress=False)
         t0 = time.perf_counter()
         doc = read_document(path, ocr=recogniser)
         seconds = time.perf_counter() - t0
@@ -275,22 +281,24 @@ def build(name: str, articles: dict, workdir: Path, font: str | Path) -> dict:
     return out
 
 
-def recall(qa, built: dict, questions: list[dict]) -> tuple[dict[str, int], dict[str, bool]]:
-    """Per question id: 1 when the top chunk overlaps the (mapped) gold span; and whether the mapped
-    span is the gold string verbatim."""
+def recall(qa, built: dict, questions: list[dict]) -> tuple[dict[str, int], dict[str, bool], dict[str, int]]:
+    """Per question id: 1 when the top chunk overlaps the (mapped) gold span; whether the mapped
+    span is the gold string verbatim; and 1 when the quote abstains (`qa.answer.is_weak`: the best
+    evidence under the abstention threshold; every question has an answer, so each is false)."""
     maps = {a: boundary_map(clean, text) for a, (_, text, clean) in built["docs"].items()}
-    hits, verbatim = {}, {}
+    hits, verbatim, abstained = {}, {}, {}
     for q in tqdm(questions, desc="retrieval", unit="q", leave=False):
         doc_id, text, clean = built["docs"][q["article"]]
         start, end = gold_in_clean(clean, q)
         start, end = (start, end) if text is clean else (maps[q["article"]](start), maps[q["article"]](end))
         verbatim[q["id"]] = text[start:end] == q["answers"][0]
         retrieval = qa.retriever.retrieve(q["question"])
+        abstained[q["id"]] = int(is_weak(retrieval, qa.settings))
         top = retrieval.hits[0].chunk if retrieval.hits else None
         hits[q["id"]] = int(
             top is not None and top.doc_id == doc_id and top.start < max(end, start + 1) and start < top.end
         )
-    return hits, verbatim
+    return hits, verbatim, abstained
 
 
 def read(qa, questions: list[dict]) -> tuple[dict[str, float], list[float]]:
@@ -446,6 +454,13 @@ def main() -> None:
     )
     parser.add_argument("--no-reader", action="store_true", help="skip span F1 (the reader)")
     parser.add_argument(
+        "--repairs",
+        nargs="*",
+        choices=list(REPAIRS),
+        default=list(DEFAULT_REPAIRS),
+        help="OCR repairs to make (qa.ocr.REPAIRS; default the shipped ones; none: tesseract as read)",
+    )
+    parser.add_argument(
         "--budget-min",
         type=float,
         default=55,
@@ -479,6 +494,7 @@ def main() -> None:
         "font_fallback": str(FALLBACK) if font_file != FONTS[font] else None,
         "missing_glyphs": missing_glyphs(font_file, texts),
         "degraded": DEGRADED,
+        "repairs": list(args.repairs),
         "articles": len(articles),
         "article_names": list(articles),
         "questions": len(questions),
@@ -492,7 +508,13 @@ def main() -> None:
         "per_question": {},
     }
     per_q = {
-        q["id"]: {"lang": q["question_lang"], "article": q["article"], "hit@1": {}, "span_f1": {}}
+        q["id"]: {
+            "lang": q["question_lang"],
+            "article": q["article"],
+            "hit@1": {},
+            "abstained": {},
+            "span_f1": {},
+        }
         for q in questions
     }
     t_start = time.perf_counter()
@@ -502,7 +524,7 @@ def main() -> None:
         if "clean" in result["conditions"]:
             for name, row in result["conditions"].items():
                 if name != "clean":
-                    row["vs_clean"] = {m: vs_clean(per_q, name, m) for m in ("hit@1", "span_f1")}
+                    row["vs_clean"] = {m: vs_clean(per_q, name, m) for m in ("hit@1", "abstained", "span_f1")}
         result["per_question"] = per_q
         save_to(out_json, result)
         plot(result, out_json.with_suffix(".png"))
@@ -510,21 +532,29 @@ def main() -> None:
     indexes = {}
     for name in args.conditions:  # OCR, CER and R@1 for every condition first
         t0 = time.perf_counter()
-        built = build(name, articles, workdir, font_file)
+        built = build(name, articles, workdir, font_file, tuple(args.repairs))
         edits = sum((r.pop("_confusions") for r in built["rows"]), Counter())
         dpi = CONDITIONS[name][0] if CONDITIONS[name] else 300
         indexes[name] = workdir / name / "chroma"
-        qa = fresh_assistant(indexes[name], ocr_path=workdir / f"ocr-{name}", ocr_dpi=dpi, **SETTINGS)
+        qa = fresh_assistant(
+            indexes[name],
+            ocr_path=workdir / f"ocr-{name}",
+            ocr_dpi=dpi,
+            ocr_repairs=",".join(args.repairs),
+            **SETTINGS,
+        )
         t1 = time.perf_counter()
         qa.ingest(built["files"], progress=False)  # the pages were kept by `build`: not read again
         ingest_s = time.perf_counter() - t1
-        hits, verbatim = recall(qa, built, questions)
+        hits, verbatim, abstained = recall(qa, built, questions)
         for qid, h in hits.items():
             per_q[qid]["hit@1"][name] = h
+            per_q[qid]["abstained"][name] = abstained[qid]
         row = {
             "dpi": dpi if CONDITIONS[name] else None,
             "degraded": bool(CONDITIONS[name] and CONDITIONS[name][1]),
             "R@1": by_language(hits, questions, "rate"),
+            "abstained": by_language(abstained, questions, "rate"),
             "gold_verbatim": round(sum(verbatim.values()) / max(len(verbatim), 1), 3),
             "ingest_s": round(ingest_s, 1),
         }
@@ -544,6 +574,7 @@ def main() -> None:
         del qa
         gc.collect()
         r1 = "  ".join(f"R@1 {lang} {v['value']:.3f}" for lang, v in row["R@1"].items())
+        r1 += "  " + "  ".join(f"abstained {lang} {v['value']:.3f}" for lang, v in row["abstained"].items())
         cer = (
             f"CER {row['cer']['value']:.3f} (bare {row['cer_no_diacritics']['value']:.3f}), {row['pages_per_min']} pages/min  "
             if "cer" in row

@@ -1,7 +1,8 @@
 """Answer: turn retrieved evidence into a cited answer, or abstain when the evidence is too weak.
 
 The `extractive` mode quotes the best evidence sentences verbatim with `[n]` markers, framed in the
-answer language ("According to the article [1]: «…»"). Every citation carries exact offsets into
+answer language ("According to the article [1]: «…»"); the list items or table rows a cited
+sentence announces (`Citation.items`, found by qa.retrieve) follow it, a line each. Every citation carries exact offsets into
 its document, so `quote == document_text[start:end]`. Below the abstention threshold (a setting,
 calibrated on questions the document cannot answer) the answer says the document does not answer
 and cites nothing; the closest sentences are still returned, apart, for a UI to show.
@@ -68,8 +69,13 @@ def select_evidence(retrieval: Retrieval, *, max_evidence: int, margin: float) -
     """
     if not retrieval.evidence:
         return []
-    best = retrieval.evidence[0].score
-    return [e for e in retrieval.evidence[:max_evidence] if e.score >= best - margin]
+    first = retrieval.evidence[0]
+    listed = {(first.doc_id, i.start, i.end) for i in first.items}  # shown under the first already
+    return [
+        e
+        for e in retrieval.evidence[:max_evidence]
+        if e.score >= first.score - margin and (e.doc_id, e.start, e.end) not in listed
+    ]
 
 
 def to_citations(evidence: list[Evidence], hits) -> tuple[Citation, ...]:
@@ -91,6 +97,7 @@ def to_citations(evidence: list[Evidence], hits) -> tuple[Citation, ...]:
                 passage=chunk.text,
                 passage_start=chunk.start,
                 page=e.page,
+                items=e.items,
             )
         )
     return tuple(out)
@@ -140,7 +147,10 @@ def quote(retrieval: Retrieval, evidence: list[Evidence], *, lang: str, note: st
     """An answer quoting `evidence` verbatim in order, as [1], [2], …, framed in `lang`."""
     citations = to_citations(evidence, retrieval.hits)
     phrases = PHRASES[lang]
-    parts = [phrases["lead" if c.n == 1 else "more"].format(n=f"[{c.n}]", quote=c.quote) for c in citations]
+    parts = [
+        phrases["lead" if c.n == 1 else "more"].format(n=f"[{c.n}]", quote=c.quote) + items_text(c)
+        for c in citations
+    ]
     return Answer(
         question=retrieval.question,
         question_lang=retrieval.language,
@@ -152,6 +162,15 @@ def quote(retrieval: Retrieval, evidence: list[Evidence], *, lang: str, note: st
         answer_lang=lang,
         note=note,
     )
+
+
+def items_text(citation: Citation) -> str:
+    """The list items or table rows a cited sentence announces, each on a line of its own under it
+    as «its exact text» ("" when it has none).
+
+    Example: items_text(c) == "\n«• الحديقة»\n«• المكتبة»" for a citation with two items
+    """
+    return "".join(f"\n«{item.text}»" for item in citation.items)
 
 
 def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> Answer:

@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     # a larger image is refused by its header before it is decoded).
     ocr_max_pages: int = 50
     ocr_max_pixels: int = 40_000_000
+    # What OCR's text is repaired of (qa.ocr.REPAIRS, comma-separated; empty: tesseract's words as
+    # read). The default holds the repairs that helped on the OCR benchmark (bench/bench_ocr.py,
+    # docs/measurements.md "Scans").
+    ocr_repairs: str = "marks,closers,hamza,stops"
 
     # Generative backends
     llm_backend: str = "local"  # a registered backend (qa.plugins): local, openai, ollama

@@ -27,7 +27,7 @@ from qa.answer import Answer, Citation
 from qa.errors import InputError
 from qa.records import SQLiteStore
 from qa.translate import Translation
-from qa.types import Recognition, ShortAnswer
+from qa.types import Item, Recognition, ShortAnswer
 
 TITLE_CHARS = 80  # a conversation's title: its first question, cut to this
 
@@ -103,6 +103,7 @@ def answer_from_record(data: dict) -> Answer:
             page=row.get("page"),
             translation=translation,
             recognition=recognition,
+            items=tuple(Item(i["start"], i["end"], i["quote"]) for i in row.get("items", ())),
         )
 
     short = data.get("short_answer")

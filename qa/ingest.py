@@ -25,6 +25,7 @@ embedding/storage (embeddings.py, store.py).
 
 from __future__ import annotations
 
+import bisect
 import codecs
 import hashlib
 import io
@@ -88,19 +89,55 @@ def read_document(
     elif suffix == ".pdf":
         text, page_starts, pages = _pdf_text(data, path.name, ocr=ocr)
     elif suffix == ".docx":
-        text = _docx_text(data, path.name, max_mb=max_mb)
+        text = _docx_text(data, path.name, max_mb=max_mb, marked=True)
     else:
         text = decode_text(data, path.name, encoding=encoding)
         if suffix in (".html", ".htm"):
-            text = html_to_text(text)
+            text = _html_marked(text)
+    units: tuple[tuple[int, int], ...] = ()
     if not page_starts:
-        text = _clean_newlines(text)
+        text, units = take_units(_clean_newlines(text))
     if not text:
         raise InputError(f"{path.name} contains no text.")
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     return Document(
-        id=path.name, text=text, sha256=digest, source=str(path.resolve()), page_starts=page_starts, ocr=pages
+        id=path.name,
+        text=text,
+        sha256=digest,
+        source=str(path.resolve()),
+        page_starts=page_starts,
+        ocr=pages,
+        units=units,
     )
+
+
+# A list item or table row starts with this mark while a format's reader lays its text out; the mark
+# is taken out (`take_units`) before the text is stored, leaving the unit's span. A Unicode
+# noncharacter: never part of interchanged text, and dropped from the source before marking.
+UNIT_MARK = "\ufdd0"
+
+
+def take_units(text: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """`text` without its `UNIT_MARK`s, and the span of each marked unit in the result.
+
+    A unit runs from the start of the line its mark is on (a list's bullet or number included) to the
+    end of that line, trimmed of whitespace.
+
+    Example: take_units("a:\\n* \\ufdd0b\\n\\ufdd0c d") == ("a:\\n* b\\nc d", ((3, 6), (7, 10)))
+    """
+    if UNIT_MARK not in text:
+        return text, ()
+    pieces = text.split(UNIT_MARK)
+    clean = "".join(pieces)
+    units, at = [], 0
+    for piece in pieces[:-1]:
+        at += len(piece)  # the mark's position in the clean text
+        start = clean.rfind("\n", 0, at) + 1
+        end = clean.find("\n", at)
+        span = qtext._strip(clean, qtext.Span(start, len(clean) if end < 0 else end))
+        if span.end > span.start and (not units or units[-1] != (span.start, span.end)):
+            units.append((span.start, span.end))
+    return clean, tuple(units)
 
 
 def _clean_newlines(text: str) -> str:
@@ -377,8 +414,10 @@ def _copy_member(source: zipfile.ZipFile, info: zipfile.ZipInfo, rebuilt: zipfil
         )
 
 
-def _docx_text(data: bytes, name: str, *, max_mb: float = 50) -> str:
+def _docx_text(data: bytes, name: str, *, max_mb: float = 50, marked: bool = False) -> str:
     """Body text of a .docx in document order: paragraphs, and tables (nested ones too) in place.
+
+    List paragraphs (numbered or bulleted) and table rows start with `UNIT_MARK` when `marked`.
 
     Raises `InputError` for hostile declared sizes (`check_zip`), a part that does not hold what the
     zip declares (`_bounded_zip`), or anything python-docx cannot read.
@@ -393,28 +432,45 @@ def _docx_text(data: bytes, name: str, *, max_mb: float = 50) -> str:
         parts = list(_docx_blocks(document))
     except Exception as exc:  # zip, XML (lxml) and package errors alike: one sentence
         raise InputError(f"{name} is not a readable .docx file ({type(exc).__name__}: {exc}).") from None
-    return "\n\n".join(p.strip() for p in parts if p.strip())
+    mark = UNIT_MARK if marked else ""
+    return "\n\n".join(mark * unit + text for text, unit in parts)
 
 
 def _docx_blocks(container):
-    """Paragraph texts and table rows of a document body or a table cell, in document order."""
+    """(text, is a unit) for the paragraphs and table rows of a document body or a table cell, in
+    document order; list paragraphs and table rows are units. Empty blocks are left out."""
     # deferred: python-docx loads with the first .docx
     from docx.table import Table
 
     for block in container.iter_inner_content():
         if isinstance(block, Table):
             yield from _docx_table(block)
-        else:
-            yield _paragraph_text(block._p)
+        elif text := _paragraph_text(block._p).replace(UNIT_MARK, "").strip():
+            yield text, _is_list_item(block)
+
+
+def _is_list_item(paragraph) -> bool:
+    """True for a numbered or bulleted paragraph: numbering of its own, or from its style (Word's
+    "List Bullet", "List Number" and their kin)."""
+    if paragraph._p.find(f"{_W}pPr/{_W}numPr") is not None:
+        return True
+    style = paragraph.style
+    while style is not None:
+        if style.element.find(f"{_W}pPr/{_W}numPr") is not None or style.name.startswith("List"):
+            return True
+        style = style.base_style
+    return False
 
 
 def _docx_table(table):
-    """One line per row, cells joined by " | " (merged cells once); a nested table follows its row."""
+    """(row text, True) for each row, read with its header row: "heading: cell | heading: cell"
+    (`row_text`); merged cells once; a nested table follows its row."""
     # deferred: python-docx loads with the first .docx
     from docx.table import Table
 
+    rows, nested = [], []
     for row in table.rows:
-        cells, nested, seen = [], [], set()
+        cells, inner, seen = [], [], set()
         for cell in row.cells:
             if id(cell._tc) in seen:
                 continue
@@ -422,13 +478,67 @@ def _docx_table(table):
             texts = []
             for block in cell.iter_inner_content():
                 if isinstance(block, Table):
-                    nested.extend(_docx_table(block))
+                    inner.extend(_docx_table(block))
                 else:
                     texts.append(_paragraph_text(block._p))
-            cells.append(" ".join(t.strip() for t in texts if t.strip()))
-        if any(cells):
-            yield " | ".join(cells)
-        yield from nested
+            cells.append(" ".join(" ".join(t.replace(UNIT_MARK, "").split()) for t in texts if t.strip()))
+        marked = row._tr.find(f"{_W}trPr/{_W}tblHeader") is not None
+        rows.append((cells, marked))
+        nested.append(inner)
+    for text, inner in zip(table_rows([c for c, _ in rows], [m for _, m in rows]), nested, strict=True):
+        if text:
+            yield text, True
+        yield from inner
+
+
+def table_rows(rows: list[list[str]], marked: list[bool] | None = None) -> list[str]:
+    """Each row of a table as one line read with its header row: "heading: cell | heading: cell".
+
+    The header is the rows marked as headers (`<th>` cells, `<thead>`, Word's "repeat as header
+    row"), else the first row when it looks like one (`looks_like_header`). Its own line is left out
+    when other rows carry it (returned as ""); a cell under an empty heading is itself alone, an empty
+    cell is left out. A table without a header is its cells joined by " | ", as before; a row
+    without text is "".
+
+    Example: table_rows([["المحافظة", "أيام المياه"], ["عمّان", "3"]]) == ["", "المحافظة: عمّان | أيام المياه: 3"]
+    """
+    marked = marked or [False] * len(rows)
+    heads = [i for i, m in enumerate(marked) if m]
+    if not heads and looks_like_header(rows):
+        heads = [0]
+    header = rows[heads[-1]] if heads else []
+    out = []
+    for i, cells in enumerate(rows):
+        if i in heads and len(rows) > len(heads):
+            out.append("")
+            continue
+        if not heads or i in heads:
+            out.append(" | ".join(cells) if any(cells) else "")
+            continue
+        pieces = []
+        for j, cell in enumerate(cells):
+            if not cell:
+                continue
+            head = header[j] if j < len(header) and i not in heads else ""
+            pieces.append(f"{head}: {cell}" if head and head != cell else cell)
+        out.append(" | ".join(pieces))
+    return out
+
+
+# A first row is taken for a table's header when no row is marked as one and it reads like headings:
+# at least two rows and two columns, every cell filled, no digits, each at most this many characters.
+MAX_HEADING_CHARS = 60
+
+
+def looks_like_header(rows: list[list[str]]) -> bool:
+    """True when a table's first row reads like column headings (see `MAX_HEADING_CHARS`).
+
+    Example: looks_like_header([["المحافظة", "الأيام"], ["عمّان", "3"]]) is True
+    """
+    if len(rows) < 2 or len(rows[0]) < 2:
+        return False
+    first = rows[0]
+    return all(c and len(c) <= MAX_HEADING_CHARS and not any(ch.isdigit() for ch in c) for c in first)
 
 
 def _paragraph_text(p) -> str:
@@ -462,17 +572,24 @@ def _paragraph_text(p) -> str:
 def html_to_text(html: str) -> str:
     """The main text of an HTML page: trafilatura finds it, inscriptis lays it out.
 
-    Navigation, headers, footers, scripts, styles and comments are dropped; table cells are joined
-    by " | ", `<br>` is a line break and blocks are paragraphs (blank lines). A page where
-    trafilatura finds no main text is rendered whole by inscriptis (scripts and styles still out).
+    Navigation, headers, footers, scripts, styles and comments are dropped; a table row is a line,
+    read with its header row ("heading: cell | heading: cell", `table_rows`), a list item a line
+    after its bullet or number, `<br>` a line break and blocks are paragraphs (blank lines). A page
+    where trafilatura finds no main text is rendered whole by inscriptis (scripts and styles still out).
 
     Example: html_to_text("<table><tr><td>الحديقة</td><td>شركة الواحة</td></tr></table>") == "الحديقة | شركة الواحة"
     """
+    return take_units(_html_marked(html))[0]
+
+
+def _html_marked(html: str) -> str:
+    """`html_to_text` with each list item and table row starting with `UNIT_MARK`."""
     # deferred: each format's parser loads with the first file of its format
     import trafilatura
     from inscriptis import get_text
     from inscriptis.model.config import ParserConfig
 
+    html = html.replace(UNIT_MARK, "")
     main = None
     if html.strip():
         try:
@@ -483,12 +600,47 @@ def html_to_text(html: str) -> str:
             main = None
     config = ParserConfig(table_cell_separator=" | ", display_links=False, display_images=False)
     try:
-        text = get_text(main or html, config)
+        text = get_text(_mark_units(main or html), config)
     except Exception as exc:
         raise InputError(f"This HTML cannot be parsed ({type(exc).__name__}).") from None
     lines = [re.sub(r"[ \t\u00a0]{2,}", " ", line).strip() for line in text.split("\n")]
     lines = [re.sub(r"(?:\s*\|\s*)+$", "", re.sub(r"^(?:\s*\|\s*)+", "", line)) for line in lines]
+    lines = [line for line in lines if line.strip(UNIT_MARK + " *") or UNIT_MARK not in line]
+    lines = [re.sub(r"^\* (?=" + UNIT_MARK + ")", "• ", line) for line in lines]  # inscriptis's bullet
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _mark_units(html: str) -> str:
+    """The HTML with `UNIT_MARK` at the start of each list item, and each table replaced by its rows
+    read with the header row (`table_rows`), one marked line (a `<div>`) a row.
+
+    Markup lxml cannot parse is returned as it is (inscriptis lays it out unmarked).
+    """
+    # deferred: lxml (trafilatura's and inscriptis's parser) loads with the first HTML file
+    import lxml.html
+
+    try:
+        root = lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return html
+    for item in root.iter("li"):
+        item.text = UNIT_MARK + (item.text or "")
+    for table in reversed(list(root.iter("table"))):  # inner tables first: an outer cell reads them as text
+        rows, marked = [], []
+        for tr in table.iter("tr"):
+            cells = [c for c in tr if c.tag in ("td", "th")]
+            rows.append([" ".join(c.text_content().replace(UNIT_MARK, "").split()) for c in cells])
+            in_head = tr.getparent() is not None and tr.getparent().tag == "thead"
+            marked.append(bool(cells) and (in_head or all(c.tag == "th" for c in cells)))
+        block = lxml.html.Element("div")
+        for text in table_rows(rows, marked):
+            if text:
+                line = lxml.html.Element("div")
+                line.text = UNIT_MARK + text
+                block.append(line)
+        block.tail = table.tail
+        table.getparent().replace(table, block)
+    return lxml.html.tostring(root, encoding="unicode")
 
 
 def expand_paths(paths: list[Path]) -> list[Path]:
@@ -524,20 +676,24 @@ def chunk_document(
     """
     folded = qtext.fold(doc.text)
     base = folded.text
+    units = [_folded_span(folded, a, b) for a, b in doc.units]
+    unit_spans: set[tuple[int, int]] = set()
     chunks: list[Chunk] = []
     for p_index, para in enumerate(qtext.paragraphs(base)):
         sents, sizes = [], []
-        for sentence in qtext.sentences(base, para):
+        for sentence, is_unit in _with_units(qtext.sentences(base, para), units, para):
             for piece in _fit(base, sentence, count_tokens, max_tokens, max_sentence_chars):
                 sents.append(folded.span(piece.start, piece.end))
                 sizes.append(count_tokens(base[piece.start : piece.end]))
+                if is_unit:
+                    unit_spans.add((sents[-1].start, sents[-1].end))
         first = 0
         while first < len(sents):
             last, total = first, sizes[first]
             while last + 1 < len(sents) and total + sizes[last + 1] <= max_tokens:
                 last += 1
                 total += sizes[last]
-            chunks.append(_make_chunk(doc, len(chunks), p_index, sents[first : last + 1]))
+            chunks.append(_make_chunk(doc, len(chunks), p_index, sents[first : last + 1], unit_spans))
             if last + 1 >= len(sents):
                 break
             # Next window starts `overlap` sentences back, always moves forward, and must have room
@@ -563,7 +719,35 @@ def _fit(
     return out
 
 
-def _make_chunk(doc: Document, index: int, paragraph: int, sents: list[qtext.Span]) -> Chunk:
+def _folded_span(folded: qtext.Folded, start: int, end: int) -> qtext.Span:
+    """The folded text's span of the original `[start, end)` (the inverse of `Folded.span`)."""
+    return qtext.Span(bisect.bisect_left(folded.origin, start), bisect.bisect_left(folded.origin, end))
+
+
+def _with_units(
+    sentences: list[qtext.Span], units: list[qtext.Span], para: qtext.Span
+) -> list[tuple[qtext.Span, bool]]:
+    """The paragraph's sentences with each unit (a list item or table row) whole: the sentences a
+    unit overlaps become the unit itself, marked True."""
+    inside = [
+        qtext.Span(max(u.start, para.start), min(u.end, para.end))
+        for u in units
+        if u.start < para.end and u.end > para.start
+    ]
+    if not inside:
+        return [(s, False) for s in sentences]
+    out = [(u, True) for u in inside]
+    out += [(s, False) for s in sentences if not any(s.start < u.end and s.end > u.start for u in inside)]
+    return sorted(out, key=lambda pair: pair[0].start)
+
+
+def _make_chunk(
+    doc: Document,
+    index: int,
+    paragraph: int,
+    sents: list[qtext.Span],
+    units: set[tuple[int, int]] = frozenset(),
+) -> Chunk:
     start, end = sents[0].start, sents[-1].end
     body = doc.text[start:end]
     # The version is part of the id: a new version's records never overwrite the old one's.
@@ -579,6 +763,7 @@ def _make_chunk(doc: Document, index: int, paragraph: int, sents: list[qtext.Spa
         sentences=tuple((s.start, s.end) for s in sents),
         page=doc.page_at(start),
         doc_sha=doc.sha256,
+        units=tuple((s.start, s.end) for s in sents if (s.start, s.end) in units),
     )
 
 

@@ -54,8 +54,9 @@ INSTALL_HINT = "apt-get install tesseract-ocr tesseract-ocr-ara (`make setup` in
 # The stored page image is at most this wide (px): a 300 dpi A4 page is 2480 px wide, which the page
 # shows no better than 1400 px, at a quarter of the file size.
 DISPLAY_WIDTH = 1400
-# Bump when the text built from tesseract's words changes, so that kept pages are read again.
-FORMAT_VERSION = 2
+# Bump when what is kept of tesseract's reading changes, so that kept pages are read again (the text
+# is built from it, with the repairs, on every load).
+FORMAT_VERSION = 3
 # Tesseract's own OpenMP threads make it slower, not faster, on these 2-core machines: one 300 dpi
 # page took 11.5 s with them and 1.4 s with OMP_THREAD_LIMIT=1, the same words (measured 2026-12-03,
 # tesseract 5.3.0). So each tesseract runs on one thread, and pages are read two at a time.
@@ -68,11 +69,176 @@ _ARABIC_MARKS = {",": "\u060c", ";": "\u061b", "?": "\u061f"}
 
 
 # ---------------------------------------------------------------------------------------------
+# Repairs of what the recogniser predictably gets wrong in Arabic news text
+
+# The repairs `page_text` makes, by name; each was measured on the OCR benchmark (bench/bench_ocr.py,
+# `--repairs`; tuned on the dev articles it does not report on) and `DEFAULT_REPAIRS` keeps those
+# that helped (docs/measurements.md, "Scans"):
+# - "marks": a Latin comma, semicolon or question mark closing an Arabic word is the Arabic one.
+# - "closers": the same after a closing quote or bracket of an Arabic word or a number («الإرهاب”,»).
+# - "hamza": a word the lexicon does not know that ends in «ء», where it knows the word without
+#   it, ends in «،»: tesseract reads the Arabic comma as a hamza («أطفالء» for «أطفال،»).
+# - "stops": a full stop, colon or semicolon closing a word read with confidence below
+#   `STOP_BELOW` is «،»: tesseract reads the comma so when unsure (true stops and colons are read
+#   at 0.9 and above).
+# - "dots": a word read with confidence below `DOTS_BELOW` that the lexicon does not know, where
+#   exactly one reading that differs by the dots of one letter («ت»/«ث», «ر»/«ز», …) is known, is
+#   that reading («الثعاون» → «التعاون»).
+REPAIRS = ("marks", "closers", "hamza", "stops", "dots")
+DEFAULT_REPAIRS = ("marks", "closers", "hamza", "stops")
+# Letters told apart only by their dots: a misread dot turns one into another of its group.
+DOT_GROUPS = ("بتثني", "جحخ", "دذ", "رز", "سش", "صض", "طظ", "عغ", "فق")
+_DOT_PEERS = {ch: group.replace(ch, "") for group in DOT_GROUPS for ch in group}
+# Below this confidence (tesseract's, in [0, 1]) an unknown word may be re-read by its dots. Set on
+# the benchmark's 300 dpi scans: see `REPAIRS`.
+DOTS_BELOW = 0.90
+_MARK_AFTER_CLOSER = re.compile(r"([\u0621-\u064a\u0671-\u06d3\d][\"'”’»)\]]+)([,;?])$")
+_UNSURE_STOP = re.compile(r"(?<=[\u0621-\u064a\u0671-\u06d3\d\"'”’»)\]])[.:;\u061b]$")
+STOP_BELOW = 0.75
+_ARABIC_WORD = re.compile(r"^(\W*)([\u0621-\u064a\u0671-\u06d3\u064b-\u0652\u0640]+)(\W*)$")
+
+
+def repair_names(setting: str) -> tuple[str, ...]:
+    """The repairs `QA_OCR_REPAIRS` names (comma-separated); `InputError` naming any unknown one.
+
+    Example: repair_names("marks, hamza") == ("marks", "hamza")
+    """
+    names = tuple(n.strip() for n in setting.split(",") if n.strip())
+    unknown = [n for n in names if n not in REPAIRS]
+    if unknown:
+        raise InputError(
+            f"QA_OCR_REPAIRS names {', '.join(unknown)}, which is not a repair; use some of {', '.join(REPAIRS)}."
+        )
+    return names
+
+
+class Lexicon:
+    """Arabic words a spelling dictionary knows: hunspell with Ayaspell's Arabic dictionary
+    (Debian's `hunspell-ar`, GPL/LGPL/MPL), asked through its command line (`hunspell -d ar -l`
+    prints the words it does not know), every answer remembered. Unavailable (`available()` False)
+    when hunspell or the dictionary is not installed: the repairs that need it are then skipped.
+    """
+
+    def __init__(self, dictionary: str = "ar") -> None:
+        self.dictionary = dictionary
+        self._known: dict[str, bool] = {}
+        self._lock = threading.Lock()
+        self._available: bool | None = None
+
+    def available(self) -> bool:
+        """True when hunspell runs with the dictionary (checked once a process)."""
+        if self._available is None:
+            self._available = shutil.which("hunspell") is not None and self._ask(["كتاب"]) == set()
+        return self._available
+
+    def known(self, words: Iterable[str]) -> set[str]:
+        """Those of `words` the dictionary knows (empty when it is unavailable)."""
+        words = set(words)
+        with self._lock:
+            todo = sorted(w for w in words if w not in self._known)
+        if todo and self.available():
+            unknown = self._ask(todo)
+            if unknown is not None:
+                with self._lock:
+                    self._known.update({w: w not in unknown for w in todo})
+        with self._lock:
+            return {w for w in words if self._known.get(w)}
+
+    def _ask(self, words: list[str]) -> set[str] | None:
+        """The words hunspell does not know, or None when it does not run."""
+        try:
+            done = subprocess.run(
+                ["hunspell", "-d", self.dictionary, "-i", "utf-8", "-l"],
+                input="\n".join(words) + "\n",
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode != 0 or "Can't open" in done.stderr:
+            return None
+        return set(done.stdout.split())
+
+
+LEXICON = Lexicon()
+
+
+def repair(
+    words: Sequence[str],
+    confidences: Sequence[float],
+    *,
+    repairs: Sequence[str] = DEFAULT_REPAIRS,
+    lexicon: Lexicon | None = LEXICON,
+) -> list[str]:
+    """The page's words (folded, in reading order) with `repairs` (see `REPAIRS`) made; confidences
+    in [0, 1]. A word is replaced whole, so the text built from the result has exact offsets for it.
+
+    Example: repair(["أطفالء", "والده"], [0.41, 0.92]) == ["أطفال،", "والده"] (with hunspell-ar)
+    """
+    out = list(words)
+    if "marks" in repairs:
+        out = [_LATIN_MARKS.sub(lambda m: _ARABIC_MARKS[m.group()], w) for w in out]
+    if "closers" in repairs:  # a Latin mark after a closing quote or bracket of an Arabic word
+        out = [_MARK_AFTER_CLOSER.sub(lambda m: m.group(1) + _ARABIC_MARKS[m.group(2)], w) for w in out]
+    if "stops" in repairs:  # «،» read as ".", ":" or ";" in a word tesseract was unsure of
+        out = [
+            _UNSURE_STOP.sub("\u060c", w) if c < STOP_BELOW else w
+            for w, c in zip(out, confidences, strict=True)
+        ]
+    if not {"hamza", "dots"} & set(repairs) or lexicon is None or not lexicon.available():
+        return out
+    parts = [_ARABIC_WORD.match(w) for w in out]
+    candidates: dict[int, list[str]] = {}
+    for i, m in enumerate(parts):
+        if m is None:
+            continue
+        core, options = m.group(2), []
+        if "hamza" in repairs and core.endswith("ء") and len(core) > 2 and not m.group(3):
+            options.append(core[:-1])
+        if "dots" in repairs and confidences[i] < DOTS_BELOW:
+            options += [
+                core[:j] + peer + core[j + 1 :]
+                for j, ch in enumerate(core)
+                for peer in _DOT_PEERS.get(ch, "")
+            ]
+        if options:
+            candidates[i] = options
+    if not candidates:
+        return out
+    known = lexicon.known(
+        {parts[i].group(2) for i in candidates} | {o for v in candidates.values() for o in v}
+    )
+    for i, options in candidates.items():
+        m = parts[i]
+        core = m.group(2)
+        if core in known:
+            continue
+        if "hamza" in repairs and core.endswith("ء") and core[:-1] in known and not m.group(3):
+            out[i] = f"{m.group(1)}{core[:-1]}\u060c"
+            continue
+        dotted = [o for o in options if o in known and o != core[:-1]]
+        if "dots" in repairs and len(dotted) == 1:
+            out[i] = f"{m.group(1)}{dotted[0]}{m.group(3)}"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
 # Text from tesseract's words
 
 
-def page_text(data: dict[str, list], *, page: int, image: str) -> tuple[str, OcrPage]:
+def page_text(
+    data: dict[str, list],
+    *,
+    page: int,
+    image: str,
+    repairs: Sequence[str] = DEFAULT_REPAIRS,
+    lexicon: Lexicon | None = LEXICON,
+) -> tuple[str, OcrPage]:
     """The text of one page from pytesseract's `image_to_data` dict, and its words with offsets.
+
+    The words are repaired first (`repair`: `repairs`, with `lexicon`), each whole, so the offsets
+    are those of the repaired words.
 
     `data` holds parallel lists (`block_num`, `par_num`, `line_num`, `text`, `conf`, `left`, `top`,
     `width`, `height`); the first row (level 1) is the page with its size in pixels. Offsets are
@@ -81,13 +247,14 @@ def page_text(data: dict[str, list], *, page: int, image: str) -> tuple[str, Ocr
     Example: words "في" and "موسكو" on one line give the text "في موسكو" with words at [0, 2), [3, 8).
     """
     width, height = int(data["width"][0]), int(data["height"][0])
+    rows = [(i, qtext.fold_text(str(raw)).strip()) for i, raw in enumerate(data["text"])]
+    rows = [(i, w) for i, w in rows if w]
+    confidences = [max(0.0, float(data["conf"][i])) / 100 for i, _ in rows]
+    repaired = repair([w for _, w in rows], confidences, repairs=repairs, lexicon=lexicon)
     out: list[str] = []
     words: list[OcrWord] = []
     para_key, start = None, 0
-    for i, raw in enumerate(data["text"]):
-        word = _LATIN_MARKS.sub(lambda m: _ARABIC_MARKS[m.group()], qtext.fold_text(str(raw)).strip())
-        if not word:
-            continue
+    for (i, _), word in zip(rows, repaired, strict=True):
         para = (data["block_num"][i], data["par_num"][i])
         if out:  # a line break inside a paragraph is a space: sentences run across lines
             out.append("\n\n" if para != para_key else " ")
@@ -120,9 +287,11 @@ class Recogniser:
         dpi: int = 300,
         max_pages: int = 50,
         max_pixels: int = 40_000_000,
+        repairs: Sequence[str] = DEFAULT_REPAIRS,
         progress: bool = True,
     ) -> None:
         self.root = Path(root).expanduser()
+        self.repairs = tuple(repairs)
         self.languages = languages
         self.dpi = dpi
         self.max_pages = max_pages
@@ -140,6 +309,7 @@ class Recogniser:
             dpi=settings.ocr_dpi,
             max_pages=settings.ocr_max_pages,
             max_pixels=settings.ocr_max_pixels,
+            repairs=repair_names(settings.ocr_repairs),
             progress=progress,
         )
 
@@ -249,7 +419,7 @@ class Recogniser:
         folder = self.root / "pages" / key
         out, todo = [], []
         for number, make in pages:
-            kept = _load_page(folder, number)
+            kept = _load_page(folder, number, self.repairs)
             if kept is None:
                 todo.append((number, make))
             out.append(kept)
@@ -269,7 +439,12 @@ class Recogniser:
 
                 for number, make in todo:  # at most PARALLEL_PAGES page images in memory
                     pending.append(
-                        (number, pool.submit(_read_page, make(), folder, number, self.languages, name))
+                        (
+                            number,
+                            pool.submit(
+                                _read_page, make(), folder, number, self.languages, name, self.repairs
+                            ),
+                        )
                     )
                     if len(pending) == PARALLEL_PAGES:
                         collect()
@@ -350,8 +525,16 @@ def _check_tesseract(languages: str, name: str) -> None:
     _TESSERACT_OK.add(languages)
 
 
-def _read_page(image, folder: Path, number: int, languages: str, name: str) -> tuple[str, OcrPage]:
-    """One page image read by tesseract; its words and a downscaled copy for display kept in `folder`."""
+# What tesseract read of a page, kept as it read it (the repairs are made again on every load, so a
+# change of `repairs` needs no new recognition).
+_RAW_KEYS = ("level", "block_num", "par_num", "line_num", "text", "conf", "left", "top", "width", "height")
+
+
+def _read_page(
+    image, folder: Path, number: int, languages: str, name: str, repairs: Sequence[str] = DEFAULT_REPAIRS
+) -> tuple[str, OcrPage]:
+    """One page image read by tesseract; what it read and a downscaled copy for display kept in
+    `folder`; the page's text with `repairs` made."""
     # deferred: pytesseract loads with the first page to read
     import pytesseract
 
@@ -364,27 +547,23 @@ def _read_page(image, folder: Path, number: int, languages: str, name: str) -> t
     if shown.width > DISPLAY_WIDTH:
         shown = shown.resize((DISPLAY_WIDTH, round(shown.height * DISPLAY_WIDTH / shown.width)))
     _write_atomic(display, lambda f: shown.save(f, format="PNG", optimize=True))
-    text, page = page_text(data, page=number, image=str(display))
-    row = {
-        "text": text,
-        "width": page.width,
-        "height": page.height,
-        "words": [[w.start, w.end, *w.box, round(w.confidence, 3)] for w in page.words],
-    }
+    raw = {k: [str(v) if k == "text" else v for v in data[k]] for k in _RAW_KEYS}
     _write_atomic(
-        folder / f"page-{number}.json", lambda f: f.write(json.dumps(row, ensure_ascii=False).encode())
+        folder / f"page-{number}.json",
+        lambda f: f.write(json.dumps({"tesseract": raw}, ensure_ascii=False).encode()),
     )
-    return text, page
+    return page_text(raw, page=number, image=str(display), repairs=repairs)
 
 
-def _load_page(folder: Path, number: int) -> tuple[str, OcrPage] | None:
+def _load_page(
+    folder: Path, number: int, repairs: Sequence[str] = DEFAULT_REPAIRS
+) -> tuple[str, OcrPage] | None:
     path, image = folder / f"page-{number}.json", folder / f"page-{number}.png"
     if not path.is_file() or not image.is_file():
         return None
     try:
-        row = json.loads(path.read_text(encoding="utf-8"))
-        words = tuple(OcrWord(w[0], w[1], tuple(w[2:6]), w[6]) for w in row["words"])
-        return row["text"], OcrPage(number, str(image), row["width"], row["height"], words)
+        raw = json.loads(path.read_text(encoding="utf-8"))["tesseract"]
+        return page_text(raw, page=number, image=str(image), repairs=repairs)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return None  # a damaged record is read again
 

@@ -10,7 +10,10 @@ ranks, so a confident dense match is not outvoted by a weak lexical one. A secon
 best-sentence similarity, built the same way, is mixed into the dense part of the ranking score
 (bench/bench_fusion.py: dev R@1 0.841 -> 0.878 ar, 0.889 -> 0.898 en held out). It only rescores,
 it never adds candidates: the candidates already hold the gold chunk for every dev question. The
-evidence scores (and so abstention) use the main model's similarities only, as calibrated.
+evidence scores (and so abstention) use the main model's similarities only, as calibrated. When the
+best sentence announces an enumeration ("three new projects", a closing colon) and list items or
+table rows follow it (`Chunk.units`, kept by ingest), they join it as its `Evidence.items`, read
+from the chunks after it when the list runs past its chunk; nothing is rescored.
 Candidate chunks are fetched from the store by id and scored with the vectors the documents record
 keeps (Chroma only finds the nearest ones): nothing here holds or scans the whole collection.
 Leaves out: answer wording (answer.py) and LangChain types (chain.py).
@@ -19,16 +22,21 @@ Leaves out: answer wording (answer.py) and LangChain types (chain.py).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from qa import text as qtext
 from qa.lexical import LexicalIndex, query_coverage
 from qa.store import sentence_id
-from qa.types import Chunk
+from qa.types import Chunk, Item
 from qa.types import Evidence as Evidence  # re-exported: the stages name them as qa.retrieve's
 from qa.types import Hit as Hit
 from qa.types import Retrieval as Retrieval
+
+# At most this many list items or table rows join the sentence that announces them: a display bound
+# (a long table's rows are each evidence in their own right), not a measured one.
+MAX_ITEMS = 12
 
 
 def _coverage(
@@ -138,6 +146,8 @@ class Retriever:
         t_rank = time.perf_counter()
 
         evidence = self._evidence(question, q_tokens, hits, sent_sim)
+        if evidence:
+            evidence[0] = self._with_items(evidence[0], hits, lexical_index)
         coverage = _coverage(language, q_tokens, hits, evidence, lexical_index)
         t_end = time.perf_counter()
         timings = {
@@ -147,6 +157,31 @@ class Retriever:
             "retrieve": (t_end - t0) * 1000,
         }
         return Retrieval(question, language, tuple(hits), tuple(evidence), timings, coverage=coverage)
+
+    def _with_items(self, best: Evidence, hits, lexical_index: LexicalIndex) -> Evidence:
+        """`best` with the list items or table rows that follow it when it announces them
+        (`qtext.announces_enumeration`): the units (`Chunk.units`) right after it in document order,
+        at most `MAX_ITEMS`, read from its chunk and the chunks after it."""
+        if not qtext.announces_enumeration(best.text):
+            return best
+        chunk = next(h.chunk for h in hits if h.chunk.id == best.chunk_id)
+        after = [s for s in chunk.sentences if s[0] >= best.end]
+        if after and tuple(after[0]) not in set(map(tuple, chunk.units)):
+            return best  # the next sentence is not an item: no fetch
+        chunks = [chunk]
+        if not after or all(tuple(s) in set(map(tuple, chunk.units)) for s in after):
+            ids = lexical_index.chunk_ids(chunk.doc_id)
+            if chunk.id in ids:
+                following = ids[ids.index(chunk.id) + 1 : ids.index(chunk.id) + 1 + MAX_ITEMS]
+                chunks += [c for c in self.store.get_chunks(list(following)) if c.doc_sha == chunk.doc_sha]
+        sentences = {tuple(s): c for c in chunks for s in c.sentences if s[0] >= best.end}
+        units = {tuple(u) for c in chunks for u in c.units}
+        items = []
+        for span in sorted(sentences):
+            if span not in units or len(items) == MAX_ITEMS:
+                break
+            items.append(Item(span[0], span[1], sentences[span].text_of(*span)))
+        return replace(best, items=tuple(items)) if items else best
 
     def _second_scores(self, question: str, chunks: list[Chunk]) -> tuple[np.ndarray | None, float]:
         """Each candidate's dense score under the second embedder, (len(chunks),) float, and the ms

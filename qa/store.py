@@ -498,6 +498,7 @@ def _chunk_metadata(doc: Document, chunk: Chunk) -> dict:
         "end": chunk.end,
         "sentences": json.dumps(chunk.sentences),
         "page": chunk.page or 0,
+        "units": json.dumps(chunk.units),
     }
 
 
@@ -513,4 +514,5 @@ def _chunk(chunk_id: str, text: str, meta: dict) -> Chunk:
         sentences=tuple(tuple(s) for s in json.loads(meta["sentences"])),
         page=meta.get("page") or None,
         doc_sha=meta["doc_sha"],
+        units=tuple(tuple(s) for s in json.loads(meta.get("units") or "[]")),  # none before issue 32
     )

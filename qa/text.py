@@ -320,3 +320,35 @@ def _strip(text: str, span: Span) -> Span:
     while end > start and text[end - 1].isspace():
         end -= 1
     return Span(start, end)
+
+
+# What announces an enumeration: a closing colon, or a count of things ("three new projects",
+# «ثلاثة مشاريع»: a cardinal from two to twenty, in digits or words, with its Arabic prefixes), or
+# "the following" («التالية», «الآتية»). Words matched on `normalize`d text (ة → ه, ى → ي).
+_COUNT_WORDS_AR = (
+    "اثنان اثنين اثنتان اثنتين ثلاث ثلاثه اربع اربعه خمس خمسه ست سته سبع سبعه ثمان ثماني ثمانيه "
+    "تسع تسعه عشر عشره عده التاليه التالي الاتيه الاتي"
+).split()
+_COUNT_WORDS_EN = (
+    "two three four five six seven eight nine ten eleven twelve several following below"
+).split()
+_ANNOUNCING = re.compile(
+    r"(?:^|[\s(])(?:[وبلف]?(?:"
+    + "|".join(_COUNT_WORDS_AR)
+    + r")|"
+    + "|".join(_COUNT_WORDS_EN)
+    + r"|[2-9]|1\d|20)"
+    r"(?=$|[\s.,:;،؛)])"
+)
+_CLOSING_COLON = re.compile(r"[:：]\s*[\"'”’»)\]]*\s*$")
+
+
+def announces_enumeration(sentence: str) -> bool:
+    """True when a sentence announces a list: it ends with a colon, or counts things (two to twenty,
+    in digits or words, Arabic or English) or names "the following".
+
+    Example: announces_enumeration("أعلنت البلدية عن ثلاثة مشاريع جديدة في المدينة.") is True
+    """
+    if _CLOSING_COLON.search(sentence):
+        return True
+    return bool(_ANNOUNCING.search(normalize(sentence)))

@@ -1,5 +1,5 @@
 """The plain types every stage passes on, in pipeline order: a document and its chunks (`Document`,
-`Chunk`, and for a scan its recognised words, `OcrPage`, `OcrWord`), what retrieval found (`Hit`, `Evidence`, `Retrieval`), a question (`Request`), the
+`Chunk`, and for a scan its recognised words, `OcrPage`, `OcrWord`), what retrieval found (`Hit`, `Evidence` with the `Item`s it announces, `Retrieval`), a question (`Request`), the
 events of its answer (`Delta`, `Draft`), and the answer itself (`Answer` with its `Citation`s,
 `ShortAnswer` and `Translation`s).
 
@@ -65,6 +65,9 @@ class Document:
     source: str
     page_starts: tuple[int, ...] = ()
     ocr: tuple[OcrPage, ...] = field(default=(), compare=False, repr=False)
+    # The `[start, end)` spans of `text` that are list items and table rows (qa.ingest, for HTML and
+    # .docx): each is kept as one sentence of its own, whatever punctuation it holds.
+    units: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
 
     def page_at(self, offset: int) -> int | None:
         """The 1-based page of a character offset, or None for a document without pages."""
@@ -87,6 +90,9 @@ class Chunk:
     sentences: tuple[tuple[int, int], ...]  # absolute [start, end) offsets in the document
     page: int | None = None  # 1-based page for PDFs (a chunk never crosses a page)
     doc_sha: str = ""  # the document version this chunk belongs to
+    # Those of `sentences` that are list items or table rows (`Document.units`): an enumeration's
+    # items, which join the sentence that announces them (qa.retrieve).
+    units: tuple[tuple[int, int], ...] = ()
 
     def text_of(self, start: int, end: int) -> str:
         """The text at document offsets `[start, end)`, which lie inside this chunk (a sentence)."""
@@ -119,6 +125,22 @@ class Evidence:
     similarity: float
     overlap: float
     page: int | None = None  # 1-based page of a PDF
+    # The list items or table rows that follow this sentence when it announces them (qa.retrieve),
+    # in document order: `Item`s with exact offsets in the same document.
+    items: tuple[Item, ...] = ()
+
+
+@dataclass(frozen=True)
+class Item:
+    """A list item or table row cited under the sentence that announces it: `text == document[start:end]`."""
+
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict:
+        """The JSON shape on a citation of `qa ask --json` (`items`)."""
+        return {"start": self.start, "end": self.end, "quote": self.text}
 
 
 @dataclass(frozen=True)
@@ -237,6 +259,8 @@ class Citation:
     page: int | None = None  # 1-based page of a PDF, None for other documents
     translation: Translation | None = None  # qa.translate, on request
     recognition: Recognition | None = None  # qa.ocr: the sentence was read from a scanned page
+    # The list items or table rows the sentence announces, quoted under it (`Evidence.items`).
+    items: tuple[Item, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -274,6 +298,8 @@ class Answer:
                 row["translation"] = c.translation.to_dict()
             if c.recognition is not None:
                 row["ocr"] = c.recognition.to_dict()
+            if c.items:
+                row["items"] = [item.to_dict() for item in c.items]
             return row
 
         return {

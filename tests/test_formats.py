@@ -231,7 +231,8 @@ PAGE = """<html><head><title>عنوان الصفحة</title><style>p { color: re
 
 def test_html_keeps_cells_apart_and_drops_navigation_scripts_and_comments():
     text = ingest.html_to_text(PAGE)
-    assert "الحديقة | شركة الواحة" in text
+    # a row is read with its header row (issue 32), its cells apart
+    assert "المشروع: الحديقة | المقاول: شركة الواحة" in text.split("\n")
     assert "الحديقةشركة" not in text
     for hidden in ("الرئيسية", "حقوق النشر", "secret", "سر", "color", "ملاحظة", "عنوان الصفحة"):
         assert hidden not in text

@@ -2,8 +2,9 @@
 
 A conversation is a list of `Turn`s (question, then the `qa.answer.Answer` or an error; `partial`
 holds the text streamed so far, `draft` marks an answer shown before the final one). From them this
-module makes the chat bubbles (with the short answer, `qa.types.ShortAnswer`, above the quote), the
-sources panel (each cited sentence highlighted with <mark> inside its passage, and the short answer's
+module makes the chat bubbles (with the short answer, `qa.types.ShortAnswer`, above the quote, and
+the list items a cited sentence announces a line each under it), the
+sources panel (each cited sentence highlighted with <mark> inside its passage, its items under it, and the short answer's
 words with a nested <mark class="qa-span">, all by offsets; under it, on request, its checked machine
 translation, `qa.translate.Translation`), the documents table and each document's overview (its
 central sentences, `qa.overview.central_sentences`), the page's CSS, and the Markdown and JSON
@@ -150,6 +151,9 @@ mark.qa-span, .qa-passage mark mark.qa-span { background: #f59e0b; color: #11182
   color: var(--body-text-color-subdued); margin-bottom: .35em; }
 .qa-src-doc { font-weight: 600; color: var(--body-text-color); overflow-wrap: anywhere; }
 .qa-passage { unicode-bidi: isolate; text-align: start; line-height: 1.75; margin: 0; }
+.qa-item { margin-top: 0; margin-inline-start: 1.25em; }
+.qa-items { list-style: none; margin: .25em 0 0; padding-inline-start: 1em; line-height: 1.75; }
+.qa-items mark { background: #fde68a; color: #1f2937; padding: .05em .15em; border-radius: .25em; }
 .qa-passage mark { background: #fde68a; color: #1f2937; padding: .05em .15em; border-radius: .25em; }
 .qa-scan { margin: .5em 0 0; }
 .qa-scan img { max-width: 100%; height: auto; border: 1px solid var(--border-color-primary); border-radius: .3em;
@@ -314,7 +318,8 @@ def answer_body(text: str, citations: Sequence[Citation], short: ShortAnswer | N
     more strongly inside it.
     """
     by_n = {c.n: c for c in citations}
-    quotes = [c.quote for c in citations]
+    items = {i.text for c in citations for i in c.items}  # the list items quoted under their sentence
+    quotes = [c.quote for c in citations] + sorted(items)
 
     # Where the cited sentences sit in the answer: brackets there are the document's own.
     guarded = [(j, j + len(q)) for q in quotes if q for j in _occurrences(text, q)]
@@ -350,16 +355,24 @@ def answer_body(text: str, citations: Sequence[Citation], short: ShortAnswer | N
         framing.clear()
 
     at = 0  # offset of the current piece in `text`
+
+    def is_item(j: int) -> bool:
+        """Piece j is a list item quoted on a line of its own under its sentence (`qa.answer.items_text`)."""
+        return 0 < j < len(pieces) and j % 2 == 1 and pieces[j] in items and pieces[j - 1].endswith("\n")
+
     for i, piece in enumerate(pieces):
         start, at = at, at + len(piece) + (i % 2) * 2  # a quote's « and » around it
         if not i % 2:
-            if i == 0 or len(pieces[i - 1]) >= QUOTE_BLOCK_CHARS:
+            if i == 0 or len(pieces[i - 1]) >= QUOTE_BLOCK_CHARS or is_item(i - 1):
                 stripped = piece.lstrip()  # a lead line starts after the text's start or a block quote
                 start, piece = start + len(piece) - len(stripped), stripped
-            if i == len(pieces) - 1 or len(pieces[i + 1]) >= QUOTE_BLOCK_CHARS:
+            if i == len(pieces) - 1 or len(pieces[i + 1]) >= QUOTE_BLOCK_CHARS or is_item(i + 1):
                 piece = piece.rstrip()
             lead.append(badges(piece, start))
             framing.append(piece)
+        elif is_item(i):  # an item the sentence announces: a line of its own, under it
+            flush()
+            out.append(f'<div class="qa-quote qa-item" {text_dir(piece)}>«{esc(piece)}»</div>')
         elif len(piece) >= QUOTE_BLOCK_CHARS:  # a long quote: a block of its own
             flush()
             out.append(f'<div class="qa-quote" {text_dir(piece)}>«{quoted(piece, pieces[i - 1])}»</div>')
@@ -519,6 +532,15 @@ def passage_html(cite: Citation, *, context: int = CONTEXT_CHARS, short: ShortAn
     )
 
 
+def items_html(cite: Citation) -> str:
+    """The list items or table rows a cited sentence announces (`Citation.items`), each highlighted,
+    a line each under its passage; empty when it has none."""
+    if not cite.items:
+        return ""
+    rows = "".join(f"<li {text_dir(i.text)}><mark>{esc(i.text)}</mark></li>" for i in cite.items)
+    return f'<ul class="qa-items" {text_dir(cite.items[0].text)}>{rows}</ul>'
+
+
 def scan_html(cite: Citation) -> str:
     """A cited sentence read by OCR, shown on its page image: the region around it, its words boxed,
     with the recogniser's confidence; empty for a sentence from a text layer or a missing image."""
@@ -621,7 +643,7 @@ def sources_html(turn: Turn | None, *, working: str | None = None) -> str:
         parts.append(
             f'<article class="qa-src{"" if cites else " qa-src-closest"}" data-n="{c.n}">'
             f'<div class="qa-src-head" dir="{_direction(lang)}">{head}</div>'
-            f"{passage_html(c, short=answer.short_answer if cites else None)}{scan_html(c)}"
+            f"{passage_html(c, short=answer.short_answer if cites else None)}{items_html(c)}{scan_html(c)}"
             f"{translation_html(c.translation, lang) if c.translation else ''}</article>"
         )
     if working:
