@@ -140,6 +140,101 @@ class Retrieval:
 
 
 @dataclass(frozen=True)
+class WordGloss:
+    """One word of an Arabic text glossed from witnesses (qa.gloss), never from a model.
+
+    `[start, end)`: the word's offsets in the document (or in the text glossed); `kind`: "content",
+    "function", "negation", "name", "number" or "latin" (a Latin-script word kept as written);
+    `glosses`: its English glosses, commonest first (empty when no dictionary knows it); `latin`:
+    a name's likeliest Latin spelling (names only); `witness`: what gave the glosses: "dictionary",
+    "lemma", "reverse", "name", "number", "verbatim", or None.
+    """
+
+    start: int
+    end: int
+    word: str
+    kind: str
+    glosses: tuple[str, ...]
+    latin: str | None
+    witness: str | None
+
+    @property
+    def covered(self) -> bool:
+        """True when the word has a gloss or a Latin name."""
+        return bool(self.glosses) or bool(self.latin)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of one word of a gloss (`qa ask --json`'s `gloss`)."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "word": self.word,
+            "kind": self.kind,
+            "glosses": list(self.glosses),
+            "latin": self.latin,
+            "witness": self.witness,
+        }
+
+
+@dataclass(frozen=True)
+class WordSupport:
+    """One word of an English rendering and what supports it in the Arabic source (qa.wordcheck).
+
+    `[start, end)`: offsets in the rendering; `kind`: "content", "name", "number", "function" or
+    "negation"; `support`: the `[start, end)` document offsets of the Arabic word(s) it renders;
+    `witness`: "dictionary", "reverse", "lemma", "name", "number", "verbatim", or None
+    (unsupported, or a function word that needs none).
+    """
+
+    start: int
+    end: int
+    text: str
+    kind: str
+    support: tuple[tuple[int, int], ...]
+    witness: str | None
+
+    @property
+    def supported(self) -> bool:
+        """True when some Arabic word supports it."""
+        return bool(self.support)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of one English word's support."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "kind": self.kind,
+            "support": [list(s) for s in self.support],
+            "witness": self.witness,
+        }
+
+
+@dataclass(frozen=True)
+class WordCheck:
+    """An English rendering checked word by word against its Arabic source (qa.wordcheck):
+    `ok`, the `reason` it failed (one sentence), each English word's support, the Arabic content
+    words no English word renders (`left_out`), and the `share` of English content words supported
+    (None when it has none)."""
+
+    ok: bool
+    reason: str | None
+    words: tuple[WordSupport, ...]
+    left_out: tuple[WordGloss, ...]
+    share: float | None
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `word_check` on a translation or a short answer."""
+        return {
+            "ok": self.ok,
+            "reason": self.reason,
+            "share": self.share,
+            "words": [w.to_dict() for w in self.words],
+            "left_out": [g.to_dict() for g in self.left_out],
+        }
+
+
+@dataclass(frozen=True)
 class Translation:
     """A cited sentence in `lang`: `text` is None when the translation failed its check (`note` says why)."""
 
