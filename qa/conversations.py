@@ -27,7 +27,7 @@ from qa.answer import Answer, Citation
 from qa.errors import InputError
 from qa.records import SQLiteStore
 from qa.translate import Translation
-from qa.types import Recognition, ShortAnswer
+from qa.types import Recognition, ShortAnswer, WordCheck, WordGloss
 
 TITLE_CHARS = 80  # a conversation's title: its first question, cut to this
 
@@ -80,7 +80,18 @@ def answer_from_record(data: dict) -> Answer:
 
     def citation(row: dict) -> Citation:
         t = row.get("translation")
-        translation = Translation(t["text"], t["lang"], t["verified"], t.get("note")) if t else None
+        translation = (
+            Translation(
+                t["text"],
+                t["lang"],
+                t["verified"],
+                t.get("note"),
+                check=WordCheck.from_dict(t["word_check"]) if t.get("word_check") else None,
+                rough=t.get("rough"),
+            )
+            if t
+            else None
+        )
         o = row.get("ocr")
         recognition = (
             Recognition(
@@ -103,12 +114,16 @@ def answer_from_record(data: dict) -> Answer:
             page=row.get("page"),
             translation=translation,
             recognition=recognition,
+            gloss=tuple(WordGloss.from_dict(g) for g in row.get("gloss", ())),
         )
 
     short = data.get("short_answer")
     if short:
         source = {k: short["source"][k] for k in ("n", "doc", "start", "end", "quote")}
-        short = ShortAnswer(text=short["text"], lang=short["lang"], verified=short["verified"], **source)
+        check = WordCheck.from_dict(short["word_check"]) if short.get("word_check") else None
+        short = ShortAnswer(
+            text=short["text"], lang=short["lang"], verified=short["verified"], **source, check=check
+        )
     return Answer(
         question=data["question"],
         question_lang=data["question_lang"],

@@ -175,6 +175,11 @@ class WordGloss:
             "witness": self.witness,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> WordGloss:
+        """The word `to_dict` gave (a saved conversation's citation)."""
+        return cls(d["start"], d["end"], d["word"], d["kind"], tuple(d["glosses"]), d["latin"], d["witness"])
+
 
 @dataclass(frozen=True)
 class WordSupport:
@@ -209,6 +214,12 @@ class WordSupport:
             "witness": self.witness,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> WordSupport:
+        """The word `to_dict` gave."""
+        support = tuple((a, b) for a, b in d["support"])
+        return cls(d["start"], d["end"], d["text"], d["kind"], support, d["witness"])
+
 
 @dataclass(frozen=True)
 class WordCheck:
@@ -223,6 +234,25 @@ class WordCheck:
     left_out: tuple[WordGloss, ...]
     share: float | None
 
+    def shifted(self, offset: int) -> WordCheck:
+        """The same check with every Arabic offset moved by `offset` (sentence → document)."""
+        words = tuple(
+            WordSupport(
+                w.start,
+                w.end,
+                w.text,
+                w.kind,
+                tuple((a + offset, b + offset) for a, b in w.support),
+                w.witness,
+            )
+            for w in self.words
+        )
+        left = tuple(
+            WordGloss(g.start + offset, g.end + offset, g.word, g.kind, g.glosses, g.latin, g.witness)
+            for g in self.left_out
+        )
+        return WordCheck(self.ok, self.reason, words, left, self.share)
+
     def to_dict(self) -> dict:
         """The JSON shape of `word_check` on a translation or a short answer."""
         return {
@@ -233,6 +263,13 @@ class WordCheck:
             "left_out": [g.to_dict() for g in self.left_out],
         }
 
+    @classmethod
+    def from_dict(cls, d: dict) -> WordCheck:
+        """The check `to_dict` gave (a saved conversation's translation or short answer)."""
+        words = tuple(WordSupport.from_dict(w) for w in d["words"])
+        left = tuple(WordGloss.from_dict(g) for g in d["left_out"])
+        return cls(d["ok"], d["reason"], words, left, d["share"])
+
 
 @dataclass(frozen=True)
 class Translation:
@@ -242,10 +279,20 @@ class Translation:
     lang: str
     verified: bool
     note: str | None = None
+    # The English rendering checked word by word (qa.wordcheck; offsets into the document once the
+    # translation sits on a citation), and, when it failed, the refused rendering itself: shown
+    # only word-marked, labelled "rough machine translation, not checked".
+    check: WordCheck | None = None
+    rough: str | None = None
 
     def to_dict(self) -> dict:
         """The JSON shape on a citation of `qa ask --json --translate`."""
-        return {"text": self.text, "lang": self.lang, "verified": self.verified}
+        out = {"text": self.text, "lang": self.lang, "verified": self.verified}
+        if self.rough is not None:
+            out["rough"] = self.rough
+        if self.check is not None:
+            out["word_check"] = self.check.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -264,11 +311,16 @@ class ShortAnswer:
     start: int
     end: int
     quote: str
+    # An English wording of an Arabic span checked word by word (qa.wordcheck; document offsets).
+    check: WordCheck | None = None
 
     def to_dict(self) -> dict:
         """The JSON shape of `qa ask --json`'s `short_answer`."""
         source = {"n": self.n, "doc": self.doc, "start": self.start, "end": self.end, "quote": self.quote}
-        return {"text": self.text, "lang": self.lang, "verified": self.verified, "source": source}
+        out = {"text": self.text, "lang": self.lang, "verified": self.verified, "source": source}
+        if self.check is not None:
+            out["word_check"] = self.check.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -314,6 +366,8 @@ class Citation:
     page: int | None = None  # 1-based page of a PDF, None for other documents
     translation: Translation | None = None  # qa.translate, on request
     recognition: Recognition | None = None  # qa.ocr: the sentence was read from a scanned page
+    # For an English reader of an Arabic sentence: the sentence word by word (qa.gloss, document offsets).
+    gloss: tuple[WordGloss, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -351,6 +405,8 @@ class Answer:
                 row["translation"] = c.translation.to_dict()
             if c.recognition is not None:
                 row["ocr"] = c.recognition.to_dict()
+            if c.gloss:
+                row["gloss"] = [g.to_dict() for g in c.gloss]
             return row
 
         return {

@@ -268,6 +268,11 @@ def _possessive(word: str) -> str:
     return re.sub(r"['’]s?$", "", word)
 
 
+def available() -> bool:
+    """True when the dictionaries the check reads are installed (`make setup`)."""
+    return qgloss.available()
+
+
 def check(
     rendering: str,
     source: str,
