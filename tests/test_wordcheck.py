@@ -109,3 +109,46 @@ def test_numbers_in_digits_and_words():
     assert gloss.number_value("٢٠١٦") == 2016
     assert gloss.number_value("والثلاثين") == 30
     assert wordcheck.english_value("sixth") == 6
+
+
+# The JSON an English reader's client gets: every Arabic citation word by word, exact offsets.
+
+
+def test_an_english_answer_carries_each_cited_arabic_sentence_word_by_word(fast_seeded):
+    document = SEED.read_text(encoding="utf-8")
+    # An Arabic question answered for an English reader (the hash embedder of the fast lane does
+    # not cross languages, so an English question would abstain here).
+    question = "أين غرفة العمليات المشتركة الروسية الأميركية؟"
+    answer = fast_seeded.ask(question, answer_language="en")
+    assert answer.citations and answer.answer_lang == "en"
+    data = answer.to_dict()
+    for cite, row in zip(answer.citations, data["citations"], strict=True):
+        assert row["gloss"], "an English reader got an Arabic sentence without its gloss"
+        for word in row["gloss"]:
+            assert document[word["start"] : word["end"]] == word["word"]
+            assert cite.start <= word["start"] < word["end"] <= cite.end
+        content = [w for w in row["gloss"] if w["kind"] in ("content", "name")]
+        assert all(set(w) == {"start", "end", "word", "kind", "glosses", "latin", "witness"} for w in content)
+        assert sum(bool(w["glosses"] or w["latin"]) for w in content) / len(content) >= 0.8
+    arabic = fast_seeded.ask(question, answer_language="ar").to_dict()
+    assert all("gloss" not in row for row in arabic["citations"])  # Arabic readers see nothing new
+
+
+def test_a_word_check_keeps_document_offsets_through_json_and_a_saved_conversation(kremlin):
+    from qa.conversations import answer_from_record, answer_record
+    from qa.types import Answer, Citation, Translation
+
+    text, sentence, offset = kremlin
+    check = wordcheck.check(FAITHFUL, sentence).shifted(offset)
+    cite = Citation(
+        1, "seed.txt", "c", offset, offset + len(sentence), sentence, 0, 1.0, sentence, offset,
+        translation=Translation(FAITHFUL, "en", True, check=check),
+        gloss=gloss.gloss(sentence, offset=offset),
+    )  # fmt: skip
+    answer = Answer("q", "en", "a [1]", "extractive", False, (cite,))
+    row = answer.to_dict()["citations"][0]["translation"]["word_check"]
+    kerry = next(w for w in row["words"] if w["text"] == "Kerry")
+    assert [text[s:e] for s, e in kerry["support"]] == ["كيري"] and kerry["witness"]
+    assert FAITHFUL[kerry["start"] : kerry["end"]] == "Kerry"
+    again = answer_from_record(answer_record(answer))
+    assert again.citations[0].translation.check == check and again.citations[0].gloss == cite.gloss
