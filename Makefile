@@ -39,12 +39,13 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 models: $(VENV)/.installed
 	$(PY) -m qa models fetch
 
-# FreeDict's Arabic-English dictionary from Debian (GPL): the second witness of English renderings
-# (qa/glossary.py). Without it (no apt, not root) renderings are checked without the dictionary.
+# FreeDict's Arabic-English and English-Arabic dictionaries from Debian (GPL): the witnesses of
+# English renderings and the word-by-word gloss (qa/glossary.py, qa/gloss.py, qa/wordcheck.py).
+# Without them (no apt, not root) nothing in English is labelled checked word by word.
 dictionary:
-	@test -f /usr/share/dictd/freedict-ara-eng.dict.dz || \
-		(apt-get update -qq && apt-get install -y -qq dict-freedict-ara-eng) || \
-		echo "warning: dict-freedict-ara-eng could not be installed; renderings are checked without it"
+	@(test -f /usr/share/dictd/freedict-ara-eng.dict.dz && test -f /usr/share/dictd/freedict-eng-ara.dict.dz) || \
+		(apt-get update -qq && apt-get install -y -qq dict-freedict-ara-eng dict-freedict-eng-ara) || \
+		echo "warning: dict-freedict-ara-eng/eng-ara could not be installed; no English is checked word by word"
 
 # Tesseract 5 and its Arabic model from Debian (Apache-2.0): OCR of scans and photos (qa/ocr.py).
 # Without it (no apt, not root) such files are refused with one sentence saying how to install it.

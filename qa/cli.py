@@ -134,9 +134,31 @@ def _ask(args) -> int:
         print(f"    {c.quote}")
         if c.translation and c.translation.text:
             print(f"    = {c.translation.text}  (machine translation, checked)")
+        elif c.translation and c.translation.rough and c.translation.check:
+            print(f"    ~ {_marked(c.translation.rough, c.translation.check)}")
+            print(
+                f"      (rough machine translation, not checked: {c.translation.note}; [?word]: no word of the source says it)"
+            )
         elif c.translation:
             print(f"    (no translation shown: {c.translation.note})")
+        if c.gloss:
+            words = (
+                f"{g.word}={g.latin or '/'.join(g.glosses[:2]) or '?'}"
+                for g in c.gloss
+                if g.kind != "function"
+            )
+            print(f"    word by word: {' · '.join(words)}")
     return 0
+
+
+def _marked(text: str, check) -> str:
+    """A rough rendering with each unsupported content word written [?word]."""
+    out, at = [], 0
+    for w in check.words:
+        if w.kind in ("content", "name", "number") and not w.supported:
+            out += [text[at : w.start], f"[?{text[w.start : w.end]}]"]
+            at = w.end
+    return "".join([*out, text[at:]])
 
 
 def _docs(args) -> int:

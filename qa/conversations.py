@@ -27,7 +27,7 @@ from qa.answer import Answer, Citation
 from qa.errors import InputError
 from qa.records import SQLiteStore
 from qa.translate import Translation
-from qa.types import Item, Recognition, ShortAnswer
+from qa.types import Item, Recognition, ShortAnswer, WordCheck, WordGloss
 
 TITLE_CHARS = 80  # a conversation's title: its first question, cut to this
 
@@ -80,7 +80,18 @@ def answer_from_record(data: dict) -> Answer:
 
     def citation(row: dict) -> Citation:
         t = row.get("translation")
-        translation = Translation(t["text"], t["lang"], t["verified"], t.get("note")) if t else None
+        translation = (
+            Translation(
+                t["text"],
+                t["lang"],
+                t["verified"],
+                t.get("note"),
+                check=WordCheck.from_dict(t["word_check"]) if t.get("word_check") else None,
+                rough=t.get("rough"),
+            )
+            if t
+            else None
+        )
         o = row.get("ocr")
         recognition = (
             Recognition(
@@ -104,12 +115,14 @@ def answer_from_record(data: dict) -> Answer:
             translation=translation,
             recognition=recognition,
             items=tuple(Item(i["start"], i["end"], i["quote"]) for i in row.get("items", ())),
+            gloss=tuple(WordGloss.from_dict(g) for g in row.get("gloss", ())),
         )
 
     short = data.get("short_answer")
     if short:
         source = {k: short["source"][k] for k in ("n", "doc", "start", "end", "quote")}
         certified = {k: short.get(k) for k in ("confidence", "guarantee", "why_not")}
+        check = WordCheck.from_dict(short["word_check"]) if short.get("word_check") else None
         short = ShortAnswer(
             text=short["text"],
             lang=short["lang"],
@@ -117,6 +130,7 @@ def answer_from_record(data: dict) -> Answer:
             checked=bool(short.get("checked", False)),  # saved before certification: never checked
             **certified,
             **source,
+            check=check,
         )
     return Answer(
         question=data["question"],

@@ -4,7 +4,8 @@ The mode every question takes by default, composed of its stages: a question abo
 document gets its overview (qa.overview); any other gets the quoted answer at once (qa.answer),
 then, when the short answer is on and the quote does not abstain, the same answer with its checked
 short answer (qa.reader); an English reader left without a checked English short answer then gets
-the cited sentence's checked translation (`readable`, qa.translate). Each step yields a `Draft`
+the cited sentence's checked translation (`readable`, qa.translate), and every cited Arabic
+sentence word by word (`glossed`, qa.gloss). Each step yields a `Draft`
 first, so the page shows the quote while the reader reads.
 
 Leaves out: the steps themselves; this module only orders them. It lives apart from the quote so
@@ -19,13 +20,14 @@ from collections.abc import Generator
 from dataclasses import replace
 
 from qa import answer as qanswer
+from qa import gloss as qgloss
 from qa import overview, plugins
 from qa import reader as qreader
 from qa import text as qtext
 from qa.errors import LLMError
 from qa.retrieve import Retrieval
 from qa.stream import Draft, Event, Request
-from qa.translate import translate_sentence
+from qa.translate import on_document, translate_sentence
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +41,32 @@ def extractive_mode(
     checked English short answer then gets the cited sentences' checked translations (`readable`)."""
     if overview.is_about_document(request.question):
         result = overview.overview_answer(retrieval, services.retriever, request.settings)
-        return (yield from readable(result, request, services))
+        return glossed((yield from readable(result, request, services)))
     quoted = qanswer.extractive(retrieval, request.settings)
     if quoted.abstained:
         return quoted
     if not qreader.short_answer_enabled(request.settings):
-        return quoted
+        return glossed(quoted)
     result = yield from qreader.with_short_answer(quoted, retrieval, request, services)
-    return (yield from readable(result, request, services))
+    return glossed((yield from readable(result, request, services)))
+
+
+def glossed(answer: qanswer.Answer) -> qanswer.Answer:
+    """For an English reader, every cited Arabic sentence with its word-by-word gloss (qa.gloss:
+    dictionaries, lemmas, names in Latin letters; no model), so that a quote never reaches an
+    English reader as Arabic alone. Arabic readers' answers are returned unchanged; so is an answer
+    when the dictionaries are not installed. Made after the quote is shown (~10-70 ms a sentence)."""
+    if answer.answer_lang != "en" or not qgloss.available():
+        return answer
+    t0 = time.perf_counter()
+    citations = tuple(
+        replace(c, gloss=qgloss.gloss(c.quote, offset=c.start))
+        if not c.gloss and qtext.detect_language(c.quote) == "ar"
+        else c
+        for c in answer.citations
+    )
+    timings = {**answer.timings_ms, "gloss": (time.perf_counter() - t0) * 1000}
+    return replace(answer, citations=citations, timings_ms=timings)
 
 
 def readable(answer: qanswer.Answer, request: Request, services) -> Generator[Event, None, qanswer.Answer]:
@@ -78,7 +98,8 @@ def readable(answer: qanswer.Answer, request: Request, services) -> Generator[Ev
     for c in answer.citations:
         if c.n in wanted:
             try:
-                c = replace(c, translation=translate_sentence(c.quote, "en", services=services, store=store))
+                translation = translate_sentence(c.quote, "en", services=services, store=store)
+                c = replace(c, translation=on_document(translation, c.start))
             except LLMError as exc:
                 log.info("automatic translation not made: %s", exc)
         citations.append(c)

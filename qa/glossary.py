@@ -37,7 +37,9 @@ DICTIONARY = Path("/usr/share/dictd/freedict-ara-eng.dict.dz")
 # the punctuation that shares their Unicode block (U+060C «،», U+061B «؛», U+061F «؟», U+066A-066D
 # «٪٫٬٭», U+06D4 «۔») nor its digits (U+0660-0669): «الجمعة،» is the word «الجمعة» and a comma
 # (before, the comma was read as part of the word, and «الجمعة،» found no Friday).
-ARABIC_WORD = re.compile(r"[\u0610-\u061a\u0620-\u065f\u066e-\u06d3\u06d5-\u06dc\u06df-\u06e8\u06ea-\u06fc\u06ff]+")
+ARABIC_WORD = re.compile(
+    r"[\u0610-\u061a\u0620-\u065f\u066e-\u06d3\u06d5-\u06dc\u06df-\u06e8\u06ea-\u06fc\u06ff]+"
+)
 _HEADER = re.compile(r"^(\S.*?) /[^/]*/\s*$")
 _GLOSS = re.compile(r"^(?:\d+\.\s*)?(.+?)\s*$")
 _PREFIXES = ("وبال", "وال", "فال", "بال", "كال", "لل", "ال", "و", "ف", "ب", "ل", "ك")

@@ -11,7 +11,9 @@ says them in the question's language), and nothing it says is shown unchecked:
    calibrated on the dev benchmark's parallel answers, see eval/calibration/, and no day or month
    that no word of the span glosses to, FreeDict's Arabic-English), and every name in it must be
    supported by the span's own words (`qa.translate.unsupported_names`), never by the question's
-   alone;
+   alone; and it must pass the word-level check (qa.wordcheck, `answer_word_check`): every English
+   content word supported by a word of the span (dictionary, lemma, name, number) and every
+   content word of the span rendered;
 4. two readings must agree (`Settings.reader_second_reading`, qa.reading.second_reading): the
    short answer is checked only when a second reading, with the evidence in reverse order, picks
    overlapping words of the same sentence. Counting the same answer copied from another sentence
@@ -55,6 +57,7 @@ from qa import llm, models
 from qa import text as qtext
 from qa import translate as qtranslate
 from qa import verify as qverify
+from qa import wordcheck as qwordcheck
 from qa.answer_checks import asks_yes_no, fits_question, names_only_the_subject, repeats_question
 from qa.errors import LLMError, LLMTimeout, QAError
 from qa.reading import Located, Reading, evidence_for, locate, located_text, read, second_reading
@@ -223,6 +226,9 @@ def with_short_answer(
             note = (
                 NOTES["disagree"] if second.agreed is False else NOTES["no_second"].format(reason=second.why)
             )
+    # The checked wording's support, word by word with document offsets (the refused wording is
+    # never shown, so neither is its check).
+    check = answer_word_check(text, words, lang, offset=located.start) if verified and text != words else None
     # Checked only with a certified promise: the calibrated score of every signal against the bar
     # certified for this backend, model, prompt and language (qa.confidence; eval.certify).
     values = qconfidence.features(request.question, lang, signals_dict, words, chosen.text)
@@ -240,6 +246,7 @@ def with_short_answer(
         confidence=verdict.score if verdict else None,
         guarantee=verdict.guarantee if verdict else None,
         why_not=verdict.why_not if verdict else None,
+        check=check,
     )
     return replace(
         result,
@@ -321,7 +328,21 @@ def refusal(
     if invented:
         detail = f"the name «{invented[0]}» is not in the cited words"
         return "the language model's wording added a name that the cited words do not contain", detail
+    words_check = answer_word_check(rendering, words, lang)
+    if words_check is not None and not words_check.ok:
+        return "some words of the language model's wording are not in the cited words", words_check.reason
+    if words_check is None and lang == "en" and qtext.detect_language(words) == "ar":
+        return "the dictionaries that check English word by word are not installed", None
     return None
+
+
+def answer_word_check(rendering: str, words: str, lang: str, *, offset: int = 0):
+    """The short answer's English wording checked word by word against its Arabic span
+    (qa.wordcheck): every content word supported and every content word of the span rendered.
+    None for other pairs of languages, or when the dictionaries are not installed."""
+    if lang != "en" or qtext.detect_language(words) != "ar" or not qwordcheck.available():
+        return None
+    return qwordcheck.check(rendering, words, offset=offset, min_share=qwordcheck.ANSWER_SHARE, complete=True)
 
 
 def _say(

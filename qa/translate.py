@@ -4,9 +4,12 @@ On request (`qa ask --translate`, the Sources panel's control), every cited sent
 that is not already in the answer's language is translated by the configured LLM
 (`prompts/translate_sentence.txt`) and checked like a short answer's rendering
 (`qa.verify.check_rendering`: the same numbers, a cross-lingual similarity above the calibrated
-threshold, no day or month the sentence does not name) plus `unsupported_names`. A translation that
-fails the check is never shown: the citation carries
-`Translation(text=None, verified=False)`. Results are kept in SQLite (`Settings.translations_path`),
+threshold, no day or month the sentence does not name) plus `unsupported_names`, and an English
+rendering of Arabic is checked word by word (qa.wordcheck: every name, number, negation and
+relation word supported, and the calibrated share of its words). A translation that fails a check
+is never shown as checked: the citation carries `Translation(text=None, verified=False)`, with the
+refused English as `rough` and its word check, for the page to show word-marked as a rough
+machine translation that is not checked. Results are kept in SQLite (`Settings.translations_path`),
 keyed by the sentence, the language and the backend, so a sentence is translated once.
 
 Example:
@@ -24,20 +27,27 @@ from dataclasses import replace
 from qa import llm
 from qa import text as qtext
 from qa import verify as qverify
+from qa import wordcheck as qwordcheck
 from qa.errors import LLMTimeout
 from qa.records import SQLiteStore
 from qa.types import Translation as Translation  # re-exported
+from qa.types import WordCheck
 
 # A news sentence is 20-60 words; English needs ~1.3 tokens per word: 160 tokens covers the long ones.
 TRANSLATION_MAX_TOKENS = 160
 
 
 class TranslationStore(SQLiteStore):
-    """Translations kept in one SQLite file: (sentence sha256, language, backend) -> translation."""
+    """Translations kept in one SQLite file: (sentence sha256, language, backend) -> translation.
+
+    The table is `translations_words`: verdicts kept before the word-level check (table
+    `translations`) are not reused, so nothing checked by similarity alone comes back checked.
+    A refused English rendering is kept as `rough` and its word check is made again when read
+    (a few milliseconds: the dictionaries' glosses are cached)."""
 
     SCHEMA = (
-        "CREATE TABLE IF NOT EXISTS translations (sentence TEXT, lang TEXT, backend TEXT,"
-        " text TEXT, verified INTEGER, note TEXT, PRIMARY KEY (sentence, lang, backend))"
+        "CREATE TABLE IF NOT EXISTS translations_words (sentence TEXT, lang TEXT, backend TEXT,"
+        " text TEXT, verified INTEGER, note TEXT, rough TEXT, PRIMARY KEY (sentence, lang, backend))"
     )
     WHAT = "translation store"
 
@@ -45,16 +55,21 @@ class TranslationStore(SQLiteStore):
         key = hashlib.sha256(sentence.encode("utf-8")).hexdigest()
         with self._lock, self._connect() as db:
             row = db.execute(
-                "SELECT text, verified, note FROM translations WHERE sentence=? AND lang=? AND backend=?",
+                "SELECT text, verified, note, rough FROM translations_words"
+                " WHERE sentence=? AND lang=? AND backend=?",
                 (key, lang, backend),
             ).fetchone()
-        return Translation(row[0], lang, bool(row[1]), row[2]) if row else None
+        if row is None:
+            return None
+        shown = row[0] if row[0] is not None else row[3]
+        check = word_check(shown, sentence, lang) if shown else None
+        return Translation(row[0], lang, bool(row[1]), row[2], check=check, rough=row[3])
 
     def put(self, sentence: str, backend: str, translation: Translation) -> None:
         key = hashlib.sha256(sentence.encode("utf-8")).hexdigest()
         with self._lock, self._connect() as db:
             db.execute(
-                "INSERT OR REPLACE INTO translations VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO translations_words VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     key,
                     translation.lang,
@@ -62,8 +77,17 @@ class TranslationStore(SQLiteStore):
                     translation.text,
                     int(translation.verified),
                     translation.note,
+                    translation.rough,
                 ),
             )
+
+
+def word_check(rendering: str, sentence: str, lang: str) -> WordCheck | None:
+    """The word-level check of an English rendering of an Arabic sentence (qa.wordcheck, offsets
+    into `sentence`); None for other pairs of languages (the word check reads Arabic into English)."""
+    if lang != "en" or qtext.detect_language(sentence) != "ar" or not qwordcheck.available():
+        return None
+    return qwordcheck.check(rendering, sentence)
 
 
 # A reply that names its own language first ("English translation: …"): the label is not part of
@@ -118,14 +142,31 @@ def translate_sentence(sentence: str, lang: str, *, services, store: Translation
     else:
         check = qverify.check_rendering(text, sentence, embedder=services.embedder)
         invented = unsupported_names(text, sentence, embedder=services.embedder) if check.ok else []
-        if not check.ok:
-            result = Translation(None, lang, False, check.reason)
+        words = word_check(text, sentence, lang)
+        if lang == "en" and qtext.detect_language(sentence) == "ar" and words is None:
+            result = Translation(
+                None, lang, False, "the dictionaries that check English word by word are not installed"
+            )
+        elif words is not None and not words.ok:
+            # Shown only word-marked, as a rough machine translation that is not checked.
+            result = Translation(None, lang, False, words.reason, check=words, rough=text)
+        elif not check.ok:
+            result = Translation(None, lang, False, check.reason, check=words, rough=text if words else None)
         elif invented:
-            result = Translation(None, lang, False, f"the name «{invented[0]}» is not in the sentence")
+            note = f"the name «{invented[0]}» is not in the sentence"
+            result = Translation(None, lang, False, note, check=words, rough=text if words else None)
         else:
-            result = Translation(text, lang, True)
+            result = Translation(text, lang, True, check=words)
     store.put(sentence, backend, result)
     return result
+
+
+def on_document(translation: Translation, start: int) -> Translation:
+    """The translation with its word check's Arabic offsets moved from the sentence to the document
+    (the cited sentence starts at `start`)."""
+    if translation.check is None:
+        return translation
+    return replace(translation, check=translation.check.shifted(start))
 
 
 def translate_answer(answer, *, lang: str | None, services, store: TranslationStore):
@@ -141,7 +182,7 @@ def translate_answer(answer, *, lang: str | None, services, store: TranslationSt
             return citation
         if citation.quote not in cache:
             cache[citation.quote] = translate_sentence(citation.quote, lang, services=services, store=store)
-        return replace(citation, translation=cache[citation.quote])
+        return replace(citation, translation=on_document(cache[citation.quote], citation.start))
 
     return replace(
         answer,

@@ -162,6 +162,138 @@ class Retrieval:
 
 
 @dataclass(frozen=True)
+class WordGloss:
+    """One word of an Arabic text glossed from witnesses (qa.gloss), never from a model.
+
+    `[start, end)`: the word's offsets in the document (or in the text glossed); `kind`: "content",
+    "function", "negation", "name", "number" or "latin" (a Latin-script word kept as written);
+    `glosses`: its English glosses, commonest first (empty when no dictionary knows it); `latin`:
+    a name's likeliest Latin spelling (names only); `witness`: what gave the glosses: "dictionary",
+    "lemma", "reverse", "name", "number", "verbatim", or None.
+    """
+
+    start: int
+    end: int
+    word: str
+    kind: str
+    glosses: tuple[str, ...]
+    latin: str | None
+    witness: str | None
+
+    @property
+    def covered(self) -> bool:
+        """True when the word has a gloss or a Latin name."""
+        return bool(self.glosses) or bool(self.latin)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of one word of a gloss (`qa ask --json`'s `gloss`)."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "word": self.word,
+            "kind": self.kind,
+            "glosses": list(self.glosses),
+            "latin": self.latin,
+            "witness": self.witness,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WordGloss:
+        """The word `to_dict` gave (a saved conversation's citation)."""
+        return cls(d["start"], d["end"], d["word"], d["kind"], tuple(d["glosses"]), d["latin"], d["witness"])
+
+
+@dataclass(frozen=True)
+class WordSupport:
+    """One word of an English rendering and what supports it in the Arabic source (qa.wordcheck).
+
+    `[start, end)`: offsets in the rendering; `kind`: "content", "name", "number", "function" or
+    "negation"; `support`: the `[start, end)` document offsets of the Arabic word(s) it renders;
+    `witness`: "dictionary", "reverse", "lemma", "name", "number", "verbatim", or None
+    (unsupported, or a function word that needs none).
+    """
+
+    start: int
+    end: int
+    text: str
+    kind: str
+    support: tuple[tuple[int, int], ...]
+    witness: str | None
+
+    @property
+    def supported(self) -> bool:
+        """True when some Arabic word supports it."""
+        return bool(self.support)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of one English word's support."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "kind": self.kind,
+            "support": [list(s) for s in self.support],
+            "witness": self.witness,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WordSupport:
+        """The word `to_dict` gave."""
+        support = tuple((a, b) for a, b in d["support"])
+        return cls(d["start"], d["end"], d["text"], d["kind"], support, d["witness"])
+
+
+@dataclass(frozen=True)
+class WordCheck:
+    """An English rendering checked word by word against its Arabic source (qa.wordcheck):
+    `ok`, the `reason` it failed (one sentence), each English word's support, the Arabic content
+    words no English word renders (`left_out`), and the `share` of English content words supported
+    (None when it has none)."""
+
+    ok: bool
+    reason: str | None
+    words: tuple[WordSupport, ...]
+    left_out: tuple[WordGloss, ...]
+    share: float | None
+
+    def shifted(self, offset: int) -> WordCheck:
+        """The same check with every Arabic offset moved by `offset` (sentence → document)."""
+        words = tuple(
+            WordSupport(
+                w.start,
+                w.end,
+                w.text,
+                w.kind,
+                tuple((a + offset, b + offset) for a, b in w.support),
+                w.witness,
+            )
+            for w in self.words
+        )
+        left = tuple(
+            WordGloss(g.start + offset, g.end + offset, g.word, g.kind, g.glosses, g.latin, g.witness)
+            for g in self.left_out
+        )
+        return WordCheck(self.ok, self.reason, words, left, self.share)
+
+    def to_dict(self) -> dict:
+        """The JSON shape of `word_check` on a translation or a short answer."""
+        return {
+            "ok": self.ok,
+            "reason": self.reason,
+            "share": self.share,
+            "words": [w.to_dict() for w in self.words],
+            "left_out": [g.to_dict() for g in self.left_out],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> WordCheck:
+        """The check `to_dict` gave (a saved conversation's translation or short answer)."""
+        words = tuple(WordSupport.from_dict(w) for w in d["words"])
+        left = tuple(WordGloss.from_dict(g) for g in d["left_out"])
+        return cls(d["ok"], d["reason"], words, left, d["share"])
+
+
+@dataclass(frozen=True)
 class Translation:
     """A cited sentence in `lang`: `text` is None when the translation failed its check (`note` says why)."""
 
@@ -169,10 +301,20 @@ class Translation:
     lang: str
     verified: bool
     note: str | None = None
+    # The English rendering checked word by word (qa.wordcheck; offsets into the document once the
+    # translation sits on a citation), and, when it failed, the refused rendering itself: shown
+    # only word-marked, labelled "rough machine translation, not checked".
+    check: WordCheck | None = None
+    rough: str | None = None
 
     def to_dict(self) -> dict:
         """The JSON shape on a citation of `qa ask --json --translate`."""
-        return {"text": self.text, "lang": self.lang, "verified": self.verified}
+        out = {"text": self.text, "lang": self.lang, "verified": self.verified}
+        if self.rough is not None:
+            out["rough"] = self.rough
+        if self.check is not None:
+            out["word_check"] = self.check.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -200,11 +342,13 @@ class ShortAnswer:
     confidence: float | None = None
     guarantee: str | None = None
     why_not: str | None = None
+    # An English wording of an Arabic span checked word by word (qa.wordcheck; document offsets).
+    check: WordCheck | None = None
 
     def to_dict(self) -> dict:
         """The JSON shape of `qa ask --json`'s `short_answer`."""
         source = {"n": self.n, "doc": self.doc, "start": self.start, "end": self.end, "quote": self.quote}
-        return {
+        out = {
             "text": self.text,
             "lang": self.lang,
             "verified": self.verified,
@@ -214,6 +358,9 @@ class ShortAnswer:
             "why_not": self.why_not,
             "source": source,
         }
+        if self.check is not None:
+            out["word_check"] = self.check.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -261,6 +408,8 @@ class Citation:
     recognition: Recognition | None = None  # qa.ocr: the sentence was read from a scanned page
     # The list items or table rows the sentence announces, quoted under it (`Evidence.items`).
     items: tuple[Item, ...] = ()
+    # For an English reader of an Arabic sentence: the sentence word by word (qa.gloss, document offsets).
+    gloss: tuple[WordGloss, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -300,6 +449,8 @@ class Answer:
                 row["ocr"] = c.recognition.to_dict()
             if c.items:
                 row["items"] = [item.to_dict() for item in c.items]
+            if c.gloss:
+                row["gloss"] = [g.to_dict() for g in c.gloss]
             return row
 
         return {

@@ -70,6 +70,10 @@ WORDS = {
         "“not in the documents”).",
         "translate": "Translate cited sentences",
         "translated": "Machine translation, checked against the sentence",
+        "rough": "Rough machine translation, not checked",
+        "unsupported": "No word of the source says this",
+        "not_rendered": "Not rendered",
+        "gloss": "Word by word (dictionary glosses and names in Latin letters; not a translation)",
         "untranslated": "No translation shown",
         "unchecked": "the translation could not be checked",
         "translating": "Translating {n} cited sentence(s) with the language model (about 5–10 s each the "
@@ -92,6 +96,10 @@ WORDS = {
         "draft": "ليس جواباً بعد: أقرب الجمل، قيد القراءة والتحقق (وقد ينتهي إلى «غير موجود في الوثائق»).",
         "translate": "ترجمة الجمل المقتبسة",
         "translated": "ترجمة آلية، مطابَقة مع الجملة",
+        "rough": "Rough machine translation, not checked",
+        "unsupported": "No word of the source says this",
+        "not_rendered": "Not rendered",
+        "gloss": "Word by word (dictionary glosses and names in Latin letters; not a translation)",
         "untranslated": "لم تُعرض ترجمة",
         "unchecked": "تعذّر التحقق من الترجمة",
         "translating": "جارٍ ترجمة {n} من الجمل المقتبسة بالنموذج اللغوي (نحو 5–10 ثوانٍ لكل جملة في المرة "
@@ -170,6 +178,25 @@ mark.qa-span, .qa-passage mark mark.qa-span { background: #f59e0b; color: #11182
 .qa-examples { gap: .4em !important; align-items: center; }
 .qa-examples > button { flex: 0 1 auto !important; min-width: 0 !important; width: auto !important;
   border-radius: 999px !important; font-weight: 400 !important; padding: .3em .9em !important; }
+.qa-rough { border-inline-start-color: #d97706; }
+.qa-rough-label { font-size: .78em; font-weight: 600; color: #b45309; }
+.qa-rough-why { font-size: .78em; font-style: italic; color: var(--body-text-color-subdued); }
+.qa-unsupported { text-decoration: underline wavy #dc2626; text-underline-offset: .2em; cursor: help;
+  background: #fee2e2; color: #7f1d1d; border-radius: .2em; position: relative; }
+.qa-unsupported:focus::after, .qa-unsupported:hover::after { content: attr(data-why); position: absolute;
+  inset-inline-start: 0; top: 1.6em; z-index: 5; white-space: nowrap; font-size: .75em; padding: .15em .4em;
+  border-radius: .3em; background: #7f1d1d; color: #fff; }
+.qa-gloss { margin-top: .45em; }
+.qa-gloss-label { font-size: .78em; color: var(--body-text-color-subdued); margin-bottom: .2em; }
+.qa-gloss-words { display: flex; flex-wrap: wrap; gap: .25em .5em; direction: rtl; }
+.qa-gw { display: inline-flex; flex-direction: column; align-items: center; padding: .1em .25em;
+  border-radius: .3em; }
+.qa-gw-ar { font-size: 1.02em; unicode-bidi: isolate; }
+.qa-gw-en { font-size: .72em; direction: ltr; unicode-bidi: isolate; color: var(--body-text-color-subdued);
+  max-width: 9em; text-align: center; }
+.qa-gw-name .qa-gw-en { font-style: italic; color: var(--color-accent); }
+.qa-gw-none .qa-gw-en { opacity: .6; }
+.qa-gw-span { background: #f59e0b33; outline: 1px solid #f59e0b; }
 #qa-header h1 { margin-bottom: 0; }
 #qa-header p { margin-top: .2em; color: var(--body-text-color-subdued); }
 """
@@ -443,7 +470,70 @@ def readable_html(answer: Answer) -> str:
                 f"{words('en')['translated']} {badge(c.n, c)}</div>"
                 f'<p class="qa-translation-text" {text_dir(t.text)} lang="{esc(t.lang)}">{esc(t.text)}</p></div>'
             )
+        elif c.n in wanted and t is not None and t.rough and t.check is not None:
+            out.append(rough_html(t, badge(c.n, c)))
     return "".join(out)
+
+
+def _gloss_text(g) -> str:
+    """What an English reader reads under one Arabic word: its name in Latin letters, its first
+    glosses, or a dash when no witness knows it."""
+    if g.latin and (g.kind == "name" or not g.glosses):
+        return g.latin
+    return ", ".join(g.glosses[:2]) if g.glosses else "–"
+
+
+def rough_html(translation: Translation, tag: str = "") -> str:
+    """A refused English rendering, word-marked: labelled "rough machine translation, not checked",
+    each word no word of the source supports marked (its explanation on hover, or on tap: the mark
+    takes focus), and the source's content words it leaves out named with their gloss."""
+    w = words("en")
+    check, text = translation.check, translation.rough or ""
+    pieces, at = [], 0
+    for word in check.words if check else ():
+        if word.kind in ("content", "name", "number") and not word.supported:
+            why = w["unsupported"] + (" (a name)" if word.kind == "name" else "")
+            pieces.append(esc(text[at : word.start]))
+            pieces.append(
+                f'<span class="qa-unsupported" tabindex="0" title="{esc(why)}" data-why="{esc(why)}">'
+                f"{esc(text[word.start : word.end])}</span>"
+            )
+            at = word.end
+    pieces.append(esc(text[at:]))
+    left = [g for g in (check.left_out if check else ()) if g.kind in ("content", "name", "number")]
+    missing = (
+        f'<div class="qa-rough-why">{w["not_rendered"]}: '
+        + ", ".join(f"<bdi lang='ar'>{esc(g.word)}</bdi> ({esc(_gloss_text(g))})" for g in left[:8])
+        + "</div>"
+        if left
+        else ""
+    )
+    reason = f'<div class="qa-rough-why">{esc(translation.note)}</div>' if translation.note else ""
+    return (
+        f'<div class="qa-translation qa-rough" dir="ltr"><div class="qa-rough-label">{w["rough"]} {tag}</div>'
+        f'<p class="qa-translation-text" lang="en">{"".join(pieces)}</p>{reason}{missing}</div>'
+    )
+
+
+def gloss_html(cite: Citation, short: ShortAnswer | None = None) -> str:
+    """The cited Arabic sentence word by word for an English reader (qa.gloss): each word with its
+    dictionary gloss or its name in Latin letters, the short answer's words marked; "" without a gloss."""
+    if not cite.gloss:
+        return ""
+    inside = short is not None and short.n == cite.n and short.doc == cite.doc
+    cells = []
+    for g in cite.gloss:
+        kind = "name" if g.kind == "name" else ("none" if not g.covered else g.kind)
+        span = " qa-gw-span" if inside and short.start <= g.start and g.end <= short.end else ""
+        cells.append(
+            f'<span class="qa-gw qa-gw-{kind}{span}" data-start="{g.start}" data-end="{g.end}">'
+            f'<bdi class="qa-gw-ar" lang="ar">{esc(g.word)}</bdi>'
+            f'<span class="qa-gw-en" lang="en">{esc(_gloss_text(g))}</span></span>'
+        )
+    return (
+        f'<div class="qa-gloss" dir="ltr"><div class="qa-gloss-label">{words("en")["gloss"]}</div>'
+        f'<div class="qa-gloss-words">{"".join(cells)}</div></div>'
+    )
 
 
 def user_html(question: str) -> str:
@@ -566,10 +656,13 @@ def scan_html(cite: Citation) -> str:
 def translation_html(translation: Translation, lang: str | None) -> str:
     """A cited sentence's machine translation under its passage, labelled in the answer's language.
 
-    Only a checked translation's text is shown (its direction taken from its own text); one that failed
-    its check shows why instead, never the unchecked text.
+    Only a checked translation's text is shown as a translation (its direction taken from its own
+    text); an English one refused by the word check is shown word-marked as a rough machine
+    translation that is not checked (`rough_html`); any other that failed shows why instead.
     """
     w = words(lang)
+    if (translation.text is None or not translation.verified) and translation.rough and translation.check:
+        return rough_html(translation)
     if translation.text is None or not translation.verified:
         reason = translation.note or w["unchecked"]
         return (
@@ -644,7 +737,8 @@ def sources_html(turn: Turn | None, *, working: str | None = None) -> str:
             f'<article class="qa-src{"" if cites else " qa-src-closest"}" data-n="{c.n}">'
             f'<div class="qa-src-head" dir="{_direction(lang)}">{head}</div>'
             f"{passage_html(c, short=answer.short_answer if cites else None)}{items_html(c)}{scan_html(c)}"
-            f"{translation_html(c.translation, lang) if c.translation else ''}</article>"
+            f"{translation_html(c.translation, lang) if c.translation else ''}"
+            f"{gloss_html(c, answer.short_answer if cites else None)}</article>"
         )
     if working:
         parts.append(f'<div class="qa-working" {text_dir(working)}>{esc(working)}</div>')

@@ -1,0 +1,82 @@
+"""Speed and coverage of the word-by-word gloss and the word check (qa/gloss.py, qa/wordcheck.py).
+
+`python -m bench.bench_wordcheck`: in a fresh process, the time to load the dictionaries and the
+analyser; the time to gloss each sentence of the seed and the dev articles (cold: every word new to
+the process's caches, as the first question about an article; warm: glossed before); the time to
+check each reference translation of the report half of parallel-sentences.jsonl (cold and warm);
+gloss coverage: the share of content words (and names) with a gloss or a Latin name, on the seed
+and the dev articles, with the witness that gave it; peak memory (RSS). Writes
+bench/results/wordcheck.json. Leaves out: refusals (bench/calibrate_wordcheck.py).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.calibrate_wordcheck import load
+from bench.common import percentiles, save
+from eval.stats import wilson
+from qa import gloss, wordcheck
+from qa import text as qtext
+from qa.config import SEED_DOCUMENT
+
+DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "eval-data" / "arabic-qa-dev"
+
+
+def _coverage(words: list) -> dict:
+    content = [w for w in words if w.kind in ("content", "name")]
+    k, n = sum(w.covered for w in content), len(content)
+    low, high = wilson(k, n)
+    return {
+        "k": k,
+        "n": n,
+        "rate": round(k / n, 4) if n else None,
+        "ci95": [low, high],
+        "by_witness": dict(Counter(w.witness or "none" for w in content).most_common()),
+        "named_only": sum(1 for w in content if w.latin and not w.glosses),
+    }
+
+
+def main() -> None:
+    t0 = time.perf_counter()
+    gloss.dictionaries()
+    wordcheck._stem_index()
+    gloss.morphology("المدرسة")
+    gloss.romanize("ماريا")
+    load_s = time.perf_counter() - t0
+    texts = {"seed": [SEED_DOCUMENT.read_text(encoding="utf-8")]}
+    articles = [
+        json.loads(line) for line in (DEV / "articles.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    texts["dev"] = [(DEV / a["file"]).read_text(encoding="utf-8") for a in articles]
+    out: dict = {"load_s": round(load_s, 2), "gloss": {}, "coverage": {}}
+    for name, docs in texts.items():
+        sentences = [d[s.start : s.end] for d in docs for s in qtext.sentences(d)]
+        for state in ("cold", "warm"):
+            times, words = [], []
+            for sentence in sentences:
+                t = time.perf_counter()
+                words.extend(gloss.gloss(sentence))
+                times.append((time.perf_counter() - t) * 1000)
+            out["gloss"][f"{name}_{state}_ms"] = percentiles(times)
+        out["coverage"][name] = _coverage(words)
+        print(name, out["coverage"][name], out["gloss"][f"{name}_cold_ms"], flush=True)
+    rows = [r for r in load() if r["half"] == "report"]
+    for state in ("cold", "warm"):
+        times = []
+        for r in rows:
+            t = time.perf_counter()
+            wordcheck.check(r["en"], r["ar"])
+            times.append((time.perf_counter() - t) * 1000)
+        out[f"check_{state}_ms"] = percentiles(times)
+        print(state, out[f"check_{state}_ms"], flush=True)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(save("wordcheck", out))
+
+
+if __name__ == "__main__":
+    main()

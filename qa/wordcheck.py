@@ -1,0 +1,378 @@
+"""Word check: an English rendering of Arabic checked word by word against witnesses that do not
+share the model's failure.
+
+`check(rendering, source)` says, for each English word of the rendering, which Arabic word(s) of
+the source support it (their offsets) and how (`WordSupport.witness`):
+- "number": the same value (digits in any script, numbers and ordinals in words);
+- "dictionary": one of the Arabic word's FreeDict ara-eng glosses has the English word's stem
+  (Snowball's English stemmer on both sides), on the word or its forms without particles;
+- "reverse": FreeDict eng-ara glosses the English word (or a word of the same stem) with one of the
+  Arabic word's forms;
+- "lemma": either dictionary, through the Arabic word's lemma or stem from the analyser (qa.gloss);
+- "name": an English name whose consonant skeleton matches the Arabic word's (qa.verify.skeleton)
+  or the romanizer's Latin spelling of it ("Zakharova" / «زاخاروفا»);
+- "verbatim": a Latin-script word the source itself holds.
+An English content word with no witness is unsupported; an Arabic content word no English word
+uses is left out.
+
+The rendering passes (`WordCheck.ok`) when (the rules, in the order the reason names them):
+1. every English name is supported, and no Arabic name is left out (a swapped or invented name:
+   "the Kurds" for «الكرملين», "Bush" for «بوتين»);
+2. the numbers agree: every English number is one of the source's, every source number is rendered;
+3. negation agrees: the English negates (not, no, never, without, …) only where the source has a
+   negation (qa.gloss.negations), and a source negation that is not "still"/"only" is rendered;
+4. every relation word of `RELATIONS` ("against", "alongside", "before", "after", "more", "less",
+   …) is supported by one of its Arabic witnesses (an inverted relation: "against" for «الى جانب»);
+5. the share of supported English content words reaches `min_share` (a sentence translation:
+   `SENTENCE_SHARE`; a short answer's wording: 1.0, every word), and, for a short answer, no
+   Arabic content word of the span is left out.
+The bars come from bench/calibrate_wordcheck.py on the calibration half of the parallel sentences
+(eval/calibration/wordcheck.json); the figures are in docs/measurements.md.
+
+Our own code: no library aligns English words to Arabic ones from a bilingual dictionary (the
+aligners there are, SimAlign and awesome-align, need a multilingual encoder's token vectors; that
+witness is left out here: one more pass of the embedding model per rendering exceeds the 50 ms
+budget on 2 cores, see docs/measurements.md).
+Leaves out: word order and syntax (who did what to whom is not checked beyond the relation words),
+word sense (a gloss of any sense supports), and Arabic renderings of English.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import snowballstemmer
+
+from qa import gloss as qgloss
+from qa import glossary as qglossary
+from qa import text as qtext
+from qa import verify as qverify
+from qa.types import WordCheck, WordGloss, WordSupport
+
+# The share of an English sentence translation's content words that must be supported. Set by
+# bench/calibrate_wordcheck.py on the calibration half of parallel-sentences.jsonl: the lowest bar
+# at which ≥ 85% of references with one content word replaced by an unrelated one are refused
+# (eval/calibration/wordcheck.json; figures in docs/measurements.md).
+SENTENCE_SHARE = 0.7
+# A short answer's English wording: every content word supported (the issue's rule).
+ANSWER_SHARE = 1.0
+
+_EN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*[A-Za-z]|[A-Za-z]|\d+(?:[.,]\d+)*(?:½)?%?|½")
+ENGLISH_STOP = qglossary._ENGLISH_STOP | frozenset(
+    """i we you me us our your my mine yours ours s t d ll re ve n't also just well yet still even
+    while whilst since until unless though although because if whether via upon within without
+    against among amongst toward towards across along alongside around through throughout per one
+    ones said says say""".split()
+)
+# Capitalised words of titles and institutions: content words, not names (a name's rules are
+# stricter: "Secretary" of «وزير الخارجية» is not a name the source must spell).
+TITLES = frozenset(
+    """president secretary state states minister ministry foreign prime general king queen prince
+    princess ambassador department council army forces force party university republic united
+    nations union kingdom national international federal committee court house senate congress
+    parliament government city river mount lake sea ocean north south east west northern southern
+    eastern western central new great college school church museum street day media news agency
+    company corporation bank league cup bowl club team award prize war world empire dynasty
+    emperor sultan caliph pope saint st sir lord lady mr mrs dr professor chief director
+    commander governor mayor spokesman spokeswoman official officials revolution treaty act""".split()
+)
+NEGATIONS = frozenset("not no never without none neither nor nobody nothing cannot non n't".split())
+# Relation words and the Arabic words (normalised forms, without article) that may render them:
+# an English relation word is supported only by one of these (never by similarity or a loose
+# gloss), so an inverted relation is refused. Pairs invert into each other in the corruption test.
+RELATIONS: dict[str, frozenset[str]] = {
+    "against": frozenset("ضد مواجه مواجهه معارض معارضه مناهض مناهضه عكس خلاف مقابل ضده ضدها ضدهم".split()),
+    "opposed": frozenset("ضد معارض معارضه مناهض عارض يعارض تعارض رفض يرفض معارضين".split()),
+    "opposing": frozenset("ضد معارض معارضه مناهض عارض يعارض تعارض معارضين".split()),
+    "alongside": frozenset("جانب بجانب مع الي جانب".split()),
+    "beside": frozenset("جانب بجانب".split()),
+    "before": frozenset("قبل سابق سابقا قبيل امام".split()),
+    "after": frozenset("بعد عقب اثر لاحق لاحقا بعدما بعيد".split()),
+    "more": frozenset("اكثر اكبر يزيد زياده تزيد ازدياد افضل اعلي".split()),
+    "less": frozenset("اقل اصغر ينقص نقص تقل".split()),
+    "fewer": frozenset("اقل".split()),
+    "above": frozenset("فوق اعلي يزيد اكثر".split()),
+    "below": frozenset("تحت ادني اقل دون".split()),
+    "increase": frozenset("زياده زاد يزيد ازداد ارتفاع ارتفع يرتفع نمو نما".split()),
+    "decrease": frozenset("انخفاض انخفض ينخفض تراجع نقص قل".split()),
+    "won": frozenset("فاز فوز فازت يفوز ربح كسب".split()),
+    "lost": frozenset("خسر خسرت خساره فقد فقدت هزم هزيمه".split()),
+}
+_SNOWBALL = snowballstemmer.stemmer("english")
+
+
+def en_stem(word: str) -> str:
+    """Snowball's English stem of a word, lower case ("Negotiations" → "negoti")."""
+    return _SNOWBALL.stemWord(word.casefold().replace("’", "'"))
+
+
+_STOP_STEMS = frozenset(_SNOWBALL.stemWord(w) for w in ENGLISH_STOP)
+
+
+@lru_cache(maxsize=1)
+def _stem_index() -> dict[str, frozenset[str]]:
+    """English stem -> Arabic forms FreeDict eng-ara glosses a word of that stem with."""
+    out: dict[str, set[str]] = {}
+    for english, arabic in qgloss.dictionaries().eng_ara.items():
+        out.setdefault(en_stem(english), set()).update(arabic)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class _Arabic:
+    """What the witnesses know of one Arabic word of the source (its lemmas are asked for only
+    when its own forms support nothing: the analyser is the slow witness, ~20 ms a new word)."""
+
+    gloss: WordGloss
+    forms: frozenset[str]  # its own forms (qa.gloss.forms)
+    stems: frozenset[str]  # English stems of its ara-eng glosses (own forms)
+    value: float | None
+    content: bool
+
+    def lemma_witness(self) -> tuple[frozenset[str], frozenset[str]]:
+        """(the analyser's lemmas and stems, the English stems of their ara-eng glosses)."""
+        return _lemmas(self.gloss.word)
+
+
+def _gloss_stems(keys) -> frozenset[str]:
+    d = qgloss.dictionaries()
+    found = {en_stem(w) for k in keys for g in d.ara_eng.get(k, ()) for w in re.findall(r"[a-z]+", g)}
+    return frozenset(found) - _STOP_STEMS
+
+
+@lru_cache(maxsize=65536)
+def _arabic(word: str) -> tuple[frozenset, frozenset, float | None]:
+    own = frozenset(qgloss.forms(word))
+    value = qgloss.number_value(word)
+    if value is None and (ordinal := qgloss.ordinal_value(word)) is not None:
+        value = float(ordinal)
+    return own, _gloss_stems(own), value
+
+
+@lru_cache(maxsize=65536)
+def _lemmas(word: str) -> tuple[frozenset[str], frozenset[str]]:
+    if not qglossary.ARABIC_WORD.fullmatch(word):
+        return frozenset(), frozenset()
+    lemmas = frozenset(qgloss.morphology(word).lemmas) - frozenset(qgloss.forms(word))
+    return lemmas, _gloss_stems(lemmas)
+
+
+def _analyse(source: str, offset: int) -> list[_Arabic]:
+    out = []
+    for g in qgloss.gloss(source, offset=offset):
+        own, stems, value = _arabic(g.word)
+        content = g.kind in ("content", "name", "number", "latin")
+        out.append(_Arabic(g, own, stems, value, content))
+    return out
+
+
+_EN_NUMBERS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "eleven": 11, "twelve": 12, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9, "half": 0.5, "quarter": 0.25,
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+    "eighth": 8, "ninth": 9, "tenth": 10, "once": 1, "twice": 2, "dozen": 12,
+}  # fmt: skip
+
+
+def english_value(word: str) -> float | None:
+    """The value of an English number in digits or words ("24", "1,500", "sixth", "6½"), else None."""
+    w = word.casefold()
+    if w in _EN_NUMBERS:
+        return float(_EN_NUMBERS[w])
+    m = re.fullmatch(r"(\d+(?:[.,]\d+)*)(½)?%?", w)
+    if m:
+        try:
+            return float(m.group(1).replace(",", "")) + (0.5 if m.group(2) else 0)
+        except ValueError:
+            return None
+    return 0.5 if w == "½" else None
+
+
+def _name_match(word: str, arabic: _Arabic) -> bool:
+    """An English name word and an Arabic name (or a word no dictionary glosses as itself) with
+    the same consonant skeleton, or the romanizer's spelling of it. A word a dictionary has is
+    never a name's witness: «الخارجية» (foreign) has George's skeleton."""
+    if not qglossary.ARABIC_WORD.fullmatch(arabic.gloss.word) or len(word) < 2:
+        return False
+    if arabic.gloss.kind != "name" and arabic.gloss.glosses and qgloss.direct(arabic.gloss.word):
+        return False
+    candidates = [qgloss._name_form(arabic.gloss.word), arabic.gloss.word]
+    if qverify.skeleton_match(word, candidates) >= qverify.SKELETON_THRESHOLD:
+        return True
+    latin = arabic.gloss.latin or ""
+    return any(part.casefold() == word.casefold() for part in re.split(r"[\s-]+", latin) if part)
+
+
+def _support(word: str, arabic: list[_Arabic], *, capitalised: bool) -> tuple[list[int], str | None]:
+    """The indices of the Arabic words supporting one English word, and the witness."""
+    value = english_value(word)
+    if value is not None:
+        hits = [i for i, a in enumerate(arabic) if a.value is not None and abs(a.value - value) < 1e-9]
+        return hits, ("number" if hits else None)
+    word = _possessive(word)
+    stem = en_stem(word)
+    lower = word.casefold()
+    if lower in RELATIONS:
+        allowed = RELATIONS[lower]
+        hits = [i for i, a in enumerate(arabic) if a.forms & allowed]
+        return hits, ("dictionary" if hits else None)
+    verbatim = [
+        i for i, a in enumerate(arabic) if a.gloss.kind == "latin" and a.gloss.word.casefold() == lower
+    ]
+    if verbatim:
+        return verbatim, "verbatim"
+    reverse = _stem_index().get(stem, frozenset()) | qgloss.dictionaries().eng_ara.get(lower, frozenset())
+    for witness, test in (
+        ("dictionary", lambda a: stem in a.stems),
+        ("reverse", lambda a: bool(a.forms & reverse)),
+        ("lemma", lambda a: stem in a.lemma_witness()[1] or bool(a.lemma_witness()[0] & reverse)),
+    ):
+        hits = [i for i, a in enumerate(arabic) if test(a)]
+        if hits:
+            return hits, witness
+    if capitalised or arabic_has_name(arabic):
+        hits = [i for i, a in enumerate(arabic) if _name_match(word, a)]
+        if hits:
+            return hits, "name"
+    return [], None
+
+
+def arabic_has_name(arabic: list[_Arabic]) -> bool:
+    return any(a.gloss.kind == "name" for a in arabic)
+
+
+def _english_names(rendering: str) -> set[tuple[int, int]]:
+    """Offsets of the words of the rendering's names (qa.verify.names: capitalised runs, minus
+    sentence-start function words); a sentence's first word is a name only when it is not an
+    English dictionary word in lower case ("Earlier", "Many" are not; "Rollo" is)."""
+    stems = _stem_index()
+    # Sentence starts: after a full stop that does not end an initial ("George W. Bush"), a colon,
+    # a quote or a bracket.
+    starts = {0} | {m.end() for m in re.finditer(r"(?:(?<![A-Z])[.!?]|[:;\"“(])\s*", rendering)}
+    out: set[tuple[int, int]] = set()
+    for name in qverify.names(rendering):
+        for m in re.finditer(re.escape(name), rendering):
+            for w in _EN_WORD.finditer(name):
+                start, end = m.start() + w.start(), m.start() + w.end()
+                if start in starts and en_stem(_possessive(w.group())) in stems:
+                    continue
+                out.add((start, end))
+    return out
+
+
+def _possessive(word: str) -> str:
+    """The word without a possessive ending ("Rollo's" → "Rollo")."""
+    return re.sub(r"['’]s?$", "", word)
+
+
+def available() -> bool:
+    """True when the dictionaries the check reads are installed (`make setup`)."""
+    return qgloss.available()
+
+
+def check(
+    rendering: str,
+    source: str,
+    *,
+    offset: int = 0,
+    min_share: float = SENTENCE_SHARE,
+    complete: bool = False,
+) -> WordCheck:
+    """Check the English `rendering` of the Arabic `source` word by word (see the module).
+
+    `offset`: where `source` starts in its document (the support's offsets are the document's);
+    `min_share`: the share of English content words that must be supported (`SENTENCE_SHARE` for
+    a sentence, `ANSWER_SHARE` for a short answer); `complete`: every Arabic content word must be
+    rendered too (a short answer's span). Returns a `WordCheck`; raises nothing (an empty side
+    gives a failed check).
+    """
+    if not qgloss.available():
+        return WordCheck(False, "the dictionaries are not installed", (), (), None)
+    arabic = _analyse(source, offset)
+    names = _english_names(rendering)
+    words: list[WordSupport] = []
+    used: set[int] = set()
+    for m in _EN_WORD.finditer(rendering):
+        word = m.group()
+        lower = word.casefold().replace("’", "'")
+        is_number = english_value(word) is not None
+        content = is_number or (lower not in ENGLISH_STOP and len(word) > 1) or lower in RELATIONS
+        negation = lower in NEGATIONS or lower.endswith("n't")
+        if not content:
+            words.append(
+                WordSupport(m.start(), m.end(), word, "function" if not negation else "negation", (), None)
+            )
+            continue
+        is_name = (m.start(), m.end()) in names and lower not in TITLES
+        hits, witness = _support(word, arabic, capitalised=is_name)
+        used.update(hits)
+        kind = "number" if is_number else ("name" if is_name else "content")
+        spans = tuple((arabic[i].gloss.start, arabic[i].gloss.end) for i in hits)
+        words.append(WordSupport(m.start(), m.end(), word, kind, spans, witness))
+    left_out = tuple(a.gloss for i, a in enumerate(arabic) if a.content and i not in used)
+    content_words = [w for w in words if w.kind in ("content", "name", "number")]
+    share = sum(w.supported for w in content_words) / len(content_words) if content_words else None
+    reason = _reason(rendering, source, words, arabic, used, left_out, share, min_share, complete)
+    return WordCheck(
+        reason is None, reason, tuple(words), left_out, None if share is None else round(share, 4)
+    )
+
+
+def _reason(rendering, source, words, arabic, used, left_out, share, min_share, complete) -> str | None:
+    if share is None:
+        return "the rendering has no content word to check"
+    for w in words:
+        if w.kind == "name" and not w.supported:
+            return f"no word of the source says «{w.text}» (a name)"
+    for a in left_out:
+        if a.kind == "name" and a.witness == "name" and _attested(a.word):
+            return f"the source's name «{a.word}» is not rendered"
+    for w in words:
+        if w.kind == "number" and not w.supported and re.search(r"\d", w.text):
+            return f"the number {w.text} is not in the source"
+    for a in left_out:
+        if a.kind == "number" and re.search(r"\d", qtext.normalize(a.word)):
+            return f"the source's number {a.word} is not rendered"
+    negated = qgloss.negations(source)
+    english_negation = [w for w in words if w.kind == "negation"]
+    if english_negation and not negated:
+        return f"the rendering negates («{english_negation[0].text}») where the source does not"
+    if any(strong for _, _, strong in negated) and not english_negation and not _negated_word(rendering):
+        return "the source's negation is not rendered"
+    for w in words:
+        if w.text.casefold() in RELATIONS and not w.supported:
+            return f"no word of the source says «{w.text}» (a relation word)"
+    if share < min_share:
+        if min_share >= 1.0:
+            first = next(w for w in words if w.kind in ("content", "name", "number") and not w.supported)
+            return f"no word of the source says «{first.text}»"
+        return f"only {share:.0%} of its words are supported by the source (the bar is {min_share:.0%})"
+    if complete:
+        missing = [a for a in left_out if a.kind in ("content", "name", "number")]
+        if missing:
+            return f"the source's word «{missing[0].word}» is not rendered"
+    return None
+
+
+def _attested(word: str) -> bool:
+    """A name the analyser calls a proper noun or the romanizer has among attested names: the
+    names whose absence from a rendering refuses it (an unknown technical word is not one)."""
+    form = qgloss._name_form(word)
+    return qgloss.morphology(word).proper or qgloss.attested_name(form)
+
+
+_NEGATED_WORD = re.compile(r"\b(un|non-?)([a-z]{3,})\b", re.I)
+_NOT_NEGATED_WORDS = re.compile(r"^(?:uni|union|unique|unit|until|unless|under|unanim)", re.I)
+
+
+def _negated_word(rendering: str) -> bool:
+    """True when the rendering carries a negation inside a word: "un" or "non" before an English
+    word FreeDict knows ("unable", "non-violent"; not "under", "united", "union")."""
+    known = qgloss.dictionaries().eng_ara
+    return any(
+        m.group(2).casefold() in known and not _NOT_NEGATED_WORDS.match(m.group())
+        for m in _NEGATED_WORD.finditer(rendering)
+    )
