@@ -2,7 +2,10 @@
 
 Backends (`QA_LLM_BACKEND`): `local` runs the verified Qwen2.5-Coder-1.5B GGUF in-process through
 `llama_cpp.Llama` behind a thin LangChain `BaseChatModel` (loaded once per process, 2 threads);
-`openai` is any OpenAI-compatible server (`ChatOpenAI`); `ollama` is `ChatOllama`. A backend that is
+`openai` is any OpenAI-compatible server (`ChatOpenAI`, inside `ServerChat`, which asks the server
+for token log-probabilities and turns them into the local model's `TokenLogprob` records: no
+library does that conversion, and the reader's signals are read from those records); `ollama` is
+`ChatOllama`. A backend that is
 missing, misconfigured or unreachable raises `LLMError` with one sentence; the stage that called it
 (the reader, the generative mode, translation) says what it shows instead.
 
@@ -404,7 +407,8 @@ def server_token_logprobs(content: list[dict], reply: str) -> tuple[TokenLogprob
     - a digit outside the `top_logprobs` a server returns (`TOP_LOGPROBS`) gets the smallest
       log-probability given at that step, an upper bound of its own: its probability is at most
       overstated, so `qa.reading.ReaderSignals.answer_probability` is off by at most the mass of the
-      missing digits at that floor (none missing in the seed questions' readings, tests/test_reader.py);
+      missing digits at that floor (llama-cpp-python's server listed all ten at the seed question
+      s05-en's number step, the tenth at -9.0);
     - a server that gives no `bytes` (llama-cpp-python's) names each token by its text decoded alone,
       so a token holding part of a character comes out empty: the missing bytes of the reply are
       shared among such tokens in order (each keeps its log-probability; which byte goes to which
