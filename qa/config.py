@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     llm_base_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None
+    # How the openai backend asks for a reply in a JSON schema (qa.llm.ServerChat): "json_object"
+    # sends {"type": "json_object", "schema": ...}, which llama-cpp-python's server (it refuses the
+    # other form) and llama.cpp's own server hold to with a grammar; "json_schema" is OpenAI's own
+    # form (OpenAI, vLLM, llama.cpp's server); "auto": json_object with QA_LLM_BASE_URL, else json_schema.
+    llm_json_format: Literal["auto", "json_object", "json_schema"] = "auto"
     ollama_url: str = "http://127.0.0.1:11434"
     llm_max_tokens: int = 256
     # The time cap of one LLM reply (s). A reply cut at it is a time-out (qa.errors.LLMTimeout), noted

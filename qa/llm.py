@@ -2,7 +2,10 @@
 
 Backends (`QA_LLM_BACKEND`): `local` runs the verified Qwen2.5-Coder-1.5B GGUF in-process through
 `llama_cpp.Llama` behind a thin LangChain `BaseChatModel` (loaded once per process, 2 threads);
-`openai` is any OpenAI-compatible server (`ChatOpenAI`); `ollama` is `ChatOllama`. A backend that is
+`openai` is any OpenAI-compatible server (`ChatOpenAI`, inside `ServerChat`, which asks the server
+for token log-probabilities and turns them into the local model's `TokenLogprob` records: no
+library does that conversion, and the reader's signals are read from those records); `ollama` is
+`ChatOllama`. A backend that is
 missing, misconfigured or unreachable raises `LLMError` with one sentence; the stage that called it
 (the reader, the generative mode, translation) says what it shows instead.
 
@@ -382,6 +385,152 @@ class PrefixState:
 _STATES: dict[tuple[int, str], PrefixState] = {}  # (model, prefix text) -> its state, oldest first
 
 
+# The openai backend ----------------------------------------------------------------------------
+
+# Alternatives asked for per token: OpenAI's maximum (and vLLM's default `max_logprobs`). At the
+# sentence-number step the ten digits are read from them; a reply names one of at most
+# `qa.reading.READER_EVIDENCE` + 1 numbers, so the digits that matter rank near the top.
+TOP_LOGPROBS = 20
+_DIGITS = tuple(str(d) for d in range(10))
+
+
+def server_token_logprobs(content: list[dict], reply: str) -> tuple[TokenLogprob, ...]:
+    """An OpenAI-style reply's `choices[0].logprobs.content` as `TokenLogprob`s, as the local model
+    gives them: each token's bytes and natural-log probability and, at a digit token, the ten
+    digits' log-probabilities from its `top_logprobs`.
+
+    `content`: one dict per generated token, {"token": str, "logprob": float, "bytes": list[int] |
+    None, "top_logprobs": [{"token", "logprob", ...}]}; `reply`: the reply's whole text, which the
+    tokens' bytes are aligned to.
+
+    Approximate where the server gives less than the local model's full distribution:
+    - a digit outside the `top_logprobs` a server returns (`TOP_LOGPROBS`) gets the smallest
+      log-probability given at that step, an upper bound of its own: its probability is at most
+      overstated, so `qa.reading.ReaderSignals.answer_probability` is off by at most the mass of the
+      missing digits at that floor (llama-cpp-python's server listed all ten at the seed question
+      s05-en's number step, the tenth at -9.0);
+    - a server that gives no `bytes` (llama-cpp-python's) names each token by its text decoded alone,
+      so a token holding part of a character comes out empty: the missing bytes of the reply are
+      shared among such tokens in order (each keeps its log-probability; which byte goes to which
+      of two halves of a character does not move a span's mean).
+    """
+    pieces, records = [], []
+    for entry in content:
+        raw = entry.get("bytes")
+        pieces.append(bytes(raw) if raw is not None else str(entry.get("token") or "").encode("utf-8"))
+    pieces = _aligned(pieces, reply.encode("utf-8"))
+    for entry, piece in zip(content, pieces):
+        digits = None
+        if piece.decode("utf-8", errors="ignore") in _DIGITS:
+            given = {str(t.get("token")): float(t["logprob"]) for t in entry.get("top_logprobs") or []}
+            given[piece.decode()] = float(entry["logprob"])
+            floor = min(given.values())
+            digits = tuple(given.get(d, floor) for d in _DIGITS)
+        records.append(TokenLogprob(piece, float(entry["logprob"]), digits))
+    return tuple(records)
+
+
+def _aligned(pieces: list[bytes], reply: bytes) -> list[bytes]:
+    """`pieces` with the bytes they lack (a server that names tokens by their text alone drops part
+    characters) put back from `reply`, so that they join into it; unchanged when they already do or
+    cannot be matched to it in order."""
+    if b"".join(pieces) == reply:
+        return pieces
+    out, pending, at = list(pieces), [], 0  # pending: tokens seen empty since the last match
+
+    def fill(gap: bytes, before: int) -> bool:
+        if not gap:
+            return True
+        if pending:
+            size = -(-len(gap) // len(pending))
+            for k, i in enumerate(pending):
+                out[i] = gap[k * size : (k + 1) * size]
+            return True
+        if before >= 0:  # a token that lost its trailing part of a character
+            out[before] += gap
+            return True
+        return False
+
+    last = -1
+    for i, piece in enumerate(pieces):
+        if not piece:
+            pending.append(i)
+            continue
+        found = reply.find(piece, at)
+        if found < 0 or not fill(reply[at:found], last):
+            return pieces
+        pending, at, last = [], found + len(piece), i
+    if not fill(reply[at:], last):
+        return pieces
+    return out if b"".join(out) == reply else pieces
+
+
+class ServerChat(StreamingChatModel):
+    """An OpenAI-compatible server's chat model (LangChain's `ChatOpenAI`, `chat`) that also gives
+    each token's log-probability, as the local model does.
+
+    Asked with `logprobs=True` (the reader, `qa.reading.read`), it requests `logprobs` and
+    `top_logprobs` (`TOP_LOGPROBS`) in one reply not streamed (llama-cpp-python's server streams a
+    token's text decoded alone, so a character split over two tokens is lost from a streamed reply;
+    the reader's reply is read whole anyway) and puts them, as `TokenLogprob`s
+    (`server_token_logprobs`), in the chunk's `response_metadata["token_logprobs"]`; None when the
+    server gave none (the reader's signals are then None). A reply that does not come within the
+    client's timeout ends with the finish reason "time". Otherwise the reply is streamed as
+    `ChatOpenAI` streams it.
+
+    `json_object`: a JSON schema asked for as OpenAI's `response_format` `json_schema` is sent as
+    `{"type": "json_object", "schema": ...}` instead, the form llama-cpp-python's server accepts
+    (it refuses `json_schema`) and llama.cpp's own server also turns into a grammar: the same
+    grammar the local model is held to (`LlamaGrammar.from_json_schema`), so the readings are the
+    same (`QA_LLM_JSON_FORMAT`).
+    """
+
+    chat: Any
+    json_object: bool = False
+    top_logprobs: int = TOP_LOGPROBS
+
+    @property
+    def _llm_type(self) -> str:
+        return "openai-compatible"
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        fmt = kwargs.get("response_format") or {}
+        if self.json_object and fmt.get("type") == "json_schema":
+            kwargs["response_format"] = {"type": "json_object", "schema": fmt["json_schema"]["schema"]}
+        if not kwargs.pop("logprobs", False):
+            yield from self.chat._stream(messages, stop, run_manager, **kwargs)
+            return
+        import openai  # deferred: the OpenAI client loads only with its backend
+
+        try:
+            result = self.chat._generate(
+                messages, stop, run_manager, logprobs=True, top_logprobs=self.top_logprobs, **kwargs
+            )
+        except openai.APITimeoutError:
+            yield ChatGenerationChunk(
+                message=AIMessageChunk(content="", response_metadata={"finish_reason": "time"})
+            )
+            return
+        generation = result.generations[0]
+        text = generation.message.content if isinstance(generation.message.content, str) else ""
+        info = {**generation.message.response_metadata, **(generation.generation_info or {})}
+        content = (info.get("logprobs") or {}).get("content")
+        meta = {
+            "finish_reason": info.get("finish_reason") or "stop",
+            "token_logprobs": server_token_logprobs(content, text) if content else None,
+        }
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=text, response_metadata=meta))
+        if run_manager and text:
+            run_manager.on_llm_new_token(text, chunk=chunk)
+        yield chunk
+
+
 # Backends --------------------------------------------------------------------------------------
 
 
@@ -400,7 +549,8 @@ def _openai(settings: Settings, max_tokens: int) -> BaseChatModel:
         raise LLMError("The openai LLM backend needs QA_LLM_BASE_URL (or QA_LLM_API_KEY for OpenAI itself).")
     from langchain_openai import ChatOpenAI  # deferred: the OpenAI client loads only with its backend
 
-    return ChatOpenAI(
+    served = settings.llm_base_url is not None  # a server of our own, not OpenAI itself
+    chat = ChatOpenAI(
         model=settings.llm_model or "default",
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key or "not-needed",  # local servers ignore it; the client wants one
@@ -408,7 +558,15 @@ def _openai(settings: Settings, max_tokens: int) -> BaseChatModel:
         temperature=0,
         timeout=settings.llm_timeout_s,
         max_retries=0,  # a dead server should fall back now, not after retries
+        # Greedy as the local model decodes: llama-cpp-python's server penalises repeated tokens by
+        # default (1.1), which changes a greedy reply that repeats its span as its rendering; llama.cpp's
+        # own server and vLLM default to 1.0 (vLLM ignores the field, OpenAI would refuse it).
+        extra_body={"repeat_penalty": 1.0} if served else None,
     )
+    json_format = settings.llm_json_format
+    if json_format == "auto":
+        json_format = "json_object" if served else "json_schema"
+    return ServerChat(chat=chat, json_object=json_format == "json_object")
 
 
 def _ollama(settings: Settings, max_tokens: int) -> BaseChatModel:
@@ -449,7 +607,8 @@ class Generation:
     finish: str = "stop"
     first_token_s: float | None = None
     seconds: float = 0.0
-    # Per generated token, when asked for (`logprobs=True`) and the backend gives them (local only).
+    # Per generated token, when asked for (`logprobs=True`) and the backend gives them (local, and
+    # openai when its server returns log-probabilities).
     tokens: tuple[TokenLogprob, ...] | None = None
 
 
@@ -549,6 +708,7 @@ def register() -> None:
             json_options=lambda schema: {
                 "response_format": {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
             },
+            token_logprobs=True,  # when the server returns them (ServerChat)
         )
     )
     plugins.register_backend(

@@ -7,8 +7,8 @@ output (`prompts/reader.txt`; a JSON schema the local model's grammar enforces, 
 number of the sentence that answers, the words copied from it, and the answer said in the
 question's language, or `{"n": 0}` for "no answer". `parse` validates the reply (a reply cut after
 its span keeps the span), `locate` finds the copied words in their sentence as exact document
-offsets (qa.spans), and `reader_signals` turns the local model's token probabilities into how sure
-it was (`ReaderSignals`).
+offsets (qa.spans), and `reader_signals` turns the model's token probabilities (the local model's,
+or an OpenAI-compatible server's log-probabilities) into how sure it was (`ReaderSignals`).
 
 `second_reading` reads the same question again with the evidence in reverse order and says
 whether both readings picked overlapping words of the same sentence: a small reader's wrong pick
@@ -75,20 +75,26 @@ class Located:
 
 @dataclass(frozen=True)
 class ReaderSignals:
-    """How sure the local model was of its reading, from its own token probabilities.
+    """How sure the reader model was of its reading, from its own token probabilities.
 
     `answer_probability`: 1 - P("0") among the ten digits at the sentence-number step, i.e. how
     much the model preferred naming a sentence to "no answer"; `span_logprob` and
     `rendering_logprob`: mean natural-log probability per token of the span's and the rendering's
-    characters (0 is certain). None when the backend gives no token probabilities.
+    characters (0 is certain). `token_probabilities`: whether the backend gave them at all (the
+    local model does; an OpenAI-compatible server does when it returns log-probabilities,
+    qa.llm.ServerChat); without them the three are None, which is not an error.
     """
 
     answer_probability: float | None = None
     span_logprob: float | None = None
     rendering_logprob: float | None = None
+    token_probabilities: bool = False
 
     def to_dict(self) -> dict:
-        return {k: None if v is None else round(v, 4) for k, v in asdict(self).items()}
+        values = asdict(self)
+        given = values.pop("token_probabilities")
+        rounded = {k: None if v is None else round(v, 4) for k, v in values.items()}
+        return {**rounded, "token_probabilities": given}
 
 
 def _string_value(reply: bytes, key: str) -> tuple[int, int] | None:
@@ -122,7 +128,7 @@ def reader_signals(tokens) -> ReaderSignals:
         inside = [lp for a, b, lp in spans if a < where[1] and b > where[0]]
         return sum(inside) / len(inside) if inside else None
 
-    return ReaderSignals(answer_probability, mean_inside("span"), mean_inside("answer"))
+    return ReaderSignals(answer_probability, mean_inside("span"), mean_inside("answer"), True)
 
 
 def evidence_for(retrieval: Retrieval) -> list[Evidence]:
@@ -171,7 +177,8 @@ def read(
     question: str, evidence: list[Evidence], request: Request, services
 ) -> tuple[Reading, dict, ReaderSignals]:
     """Ask the configured LLM once: the validated `Reading`, timings (ms: reader,
-    reader_first_token) and the model's `ReaderSignals` (token probabilities: local backend only).
+    reader_first_token) and the model's `ReaderSignals` (token probabilities: the local backend's,
+    and the openai backend's when its server returns log-probabilities).
 
     Raises `LLMTimeout` when the reply was cut at the time cap, `LLMError` when the backend fails,
     `ValueError` when its reply is not a valid reading.

@@ -10,14 +10,19 @@ browser). Fast tests use `fast_settings` / `fast_assistant`: the deterministic `
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.common import free_port
-from qa import plugins
+from qa import models, plugins
 from qa.assistant import Assistant
 from qa.config import Settings
 from qa.embeddings import Embedder, load_embedder
@@ -173,6 +178,46 @@ def env(real_env) -> dict[str, str]:
         "QA_READER_SECOND_READING": "false",  # one planted reply is one LLM call, as in fast_settings
         "QA_AUTO_TRANSLATE": "false",
     }
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    """`python -m llama_cpp.server` serving the local GGUF on a free loopback port, for one module:
+    yields its OpenAI-compatible base URL (…/v1).
+
+    Its model is set up as the local backend's (`qa.llm._llama`): 2 threads, a 2048-token context,
+    llama-cpp-python's default batch of 512; `logits_all` is on by default in its server, which
+    log-probabilities need.
+    """
+    path = models.verify(models.QWEN_1_5B, Settings(_env_file=None).models_dir)
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--n_threads", "2", "--n_threads_batch", "2", "--n_ctx", "2048"]
+    # A file, not a pipe: llama.cpp logs enough while loading to fill a pipe and block the server.
+    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited: {log.read_text(errors='replace')[-500:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
+                    assert json.load(r)["data"]
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("llama_cpp.server did not answer /v1/models within 180 s")
+                time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextlib.contextmanager

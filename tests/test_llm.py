@@ -7,19 +7,14 @@ retrieval) run in the fast suite.
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from qa import answer as qanswer
-from qa import condense, generative, llm, models
+from qa import condense, generative, llm, plugins
 from qa import text as qtext
 from qa.config import Settings
 from qa.errors import LLMError
@@ -210,41 +205,7 @@ def test_follow_up_is_condensed_into_a_standalone_question(settings, llama):
     assert standalone != "Who is its spokesman?"
 
 
-# The openai backend against a real llama.cpp server -------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    """`python -m llama_cpp.server` serving the same GGUF on a free loopback port, for this module."""
-    path = models.verify(models.QWEN_1_5B, Settings(_env_file=None).models_dir)
-    port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--n_threads", "2", "--n_ctx", "2048"]
-    # A file, not a pipe: llama.cpp logs enough while loading to fill a pipe and block the server.
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {log.read_text(errors='replace')[-500:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2) as r:
-                    assert json.load(r)["data"]
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("llama_cpp.server did not answer /v1/models within 180 s")
-                time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+# The openai backend against a real llama.cpp server (`llama_server`, tests/conftest.py) -------
 
 
 @pytest.mark.slow
@@ -319,3 +280,128 @@ def test_a_translation_labelled_with_its_language_is_not_refused_for_the_name(fa
     assert text == "The room would be in Jordan."
     # The language asked for is never taken for a name of the sentence's (no embedder is needed).
     assert translate.unsupported_names("said in English", "قيل", embedder=None) == []
+
+
+# The openai backend's log-probabilities (planted server replies: plumbing) -------------------------
+
+
+def _entry(token: str, logprob: float, top: dict[str, float] | None = None, *, raw: bytes | None = None):
+    """One token of an OpenAI-style `logprobs.content`; `raw`: its bytes, when the server gives them."""
+    return {
+        "token": token,
+        "logprob": logprob,
+        "bytes": None if raw is None else list(raw),
+        "top_logprobs": [{"token": t, "logprob": lp, "bytes": None} for t, lp in (top or {}).items()],
+    }
+
+
+def test_server_logprobs_give_the_digits_of_the_number_step():
+    from qa import reading
+
+    reply = '{"n": 2}'
+    top = {"2": math.log(0.7), "0": math.log(0.2), "1": math.log(0.05), "\n": math.log(0.01)}
+    content = [_entry('{"', -0.01), _entry("n", -0.02), _entry('":', -0.03), _entry(" ", -0.04)]
+    content += [_entry("2", math.log(0.7), top), _entry("}", -0.05)]
+    tokens = llm.server_token_logprobs(content, reply)
+    assert b"".join(t.piece for t in tokens) == reply.encode()
+    assert [t.digits is not None for t in tokens] == [False] * 4 + [True, False]
+    digits = tokens[4].digits
+    assert digits[2] == pytest.approx(math.log(0.7)) and digits[0] == pytest.approx(math.log(0.2))
+    # Digits the server did not list are floored at the smallest log-probability it gave.
+    assert digits[5] == digits[9] == pytest.approx(math.log(0.01))
+    signals = reading.reader_signals(tokens)
+    expected = 1 - 0.2 / (0.7 + 0.2 + 0.05 + 7 * 0.01)
+    assert signals.answer_probability == pytest.approx(expected) and signals.token_probabilities
+
+
+def test_server_tokens_without_bytes_are_aligned_to_the_reply():
+    # llama-cpp-python's server names each token by its text decoded alone: the two halves of «ا»
+    # (2 bytes) come out empty; the reply's text is whole.
+    reply = '{"span": "في الأردن"}'
+    alef = "ا".encode()
+    content = [_entry('{"', -0.1), _entry("span", -0.1), _entry('":', -0.1), _entry(' "', -0.1)]
+    content += [_entry("في", -0.5), _entry(" ", -0.5), _entry("", -0.5), _entry("", -0.5)]
+    content += [_entry("لأردن", -0.5), _entry('"}', -0.1)]
+    tokens = llm.server_token_logprobs(content, reply)
+    assert b"".join(t.piece for t in tokens) == reply.encode()
+    assert tokens[6].piece + tokens[7].piece == alef and tokens[6].piece and tokens[7].piece
+    # Given bytes are taken as they are, a part character included.
+    given = [_entry("", -0.2, raw=alef[:1]), _entry("", -0.3, raw=alef[1:])]
+    assert [t.piece for t in llm.server_token_logprobs(given, "ا")] == [alef[:1], alef[1:]]
+
+
+class _Inner:
+    """A stand-in for ChatOpenAI that records what it was asked and replies `reply` with `logprobs`."""
+
+    def __init__(self, reply: str, logprobs: dict | None) -> None:
+        self.reply, self.logprobs, self.calls = reply, logprobs, []
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        from langchain_core.messages import AIMessage
+        from langchain_core.outputs import ChatGeneration, ChatResult
+
+        self.calls.append(("generate", kwargs))
+        info = {"finish_reason": "stop", **({"logprobs": self.logprobs} if self.logprobs else {})}
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(self.reply), generation_info=info)])
+
+    def _stream(self, messages, stop=None, run_manager=None, **kwargs):
+        from langchain_core.messages import AIMessageChunk
+        from langchain_core.outputs import ChatGenerationChunk
+
+        self.calls.append(("stream", kwargs))
+        for word in self.reply.split(" "):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=word + " "))
+
+
+def test_the_openai_backend_asks_for_logprobs_and_a_json_object_schema(settings):
+    from langchain_core.messages import HumanMessage
+
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    options = plugins.get_backend("openai").json_options(schema)
+    assert plugins.get_backend("openai").token_logprobs
+    inner = _Inner('{"n": 1}', {"content": [_entry('{"n": ', -0.1), _entry("1", -0.2), _entry("}", -0.3)]})
+    chat = llm.ServerChat(chat=inner, json_object=True)
+    got = llm.generate(chat, [HumanMessage("q")], settings, max_tokens=8, logprobs=True, **options)
+    kind, asked = inner.calls[-1]
+    assert kind == "generate" and asked["logprobs"] is True and asked["top_logprobs"] == llm.TOP_LOGPROBS
+    assert asked["response_format"] == {"type": "json_object", "schema": schema}
+    assert got.text == '{"n": 1}' and [t.logprob for t in got.tokens] == [-0.1, -0.2, -0.3]
+    # Without logprobs the reply streams, and OpenAI's own json_schema form is kept when asked for.
+    plain = llm.ServerChat(chat=inner, json_object=False)
+    streamed = llm.generate(plain, [HumanMessage("q")], settings, max_tokens=8, **options)
+    kind, asked = inner.calls[-1]
+    assert (
+        kind == "stream"
+        and "logprobs" not in asked
+        and asked["response_format"] == options["response_format"]
+    )
+    assert streamed.text.strip() == '{"n": 1}' and streamed.tokens is None
+
+
+def test_a_server_that_returns_no_logprobs_gives_no_signals_and_says_so(settings):
+    from langchain_core.messages import HumanMessage
+
+    from qa import reading
+
+    chat = llm.ServerChat(chat=_Inner('{"n": 1, "span": "x", "answer": "x"}', None))
+    got = llm.generate(chat, [HumanMessage("q")], settings, max_tokens=8, logprobs=True)
+    assert got.text.startswith('{"n": 1') and got.tokens is None
+    signals = reading.reader_signals(got.tokens).to_dict()
+    assert signals == {
+        "answer_probability": None,
+        "span_logprob": None,
+        "rendering_logprob": None,
+        "token_probabilities": False,
+    }
+
+
+def test_the_openai_backend_asks_a_server_of_ours_for_greedy_json_objects(settings):
+    served = settings.model_copy(update={"llm_backend": "openai", "llm_base_url": "http://127.0.0.1:9/v1"})
+    chat = llm.chat_model(served)
+    assert isinstance(chat, llm.ServerChat) and chat.json_object
+    assert chat.chat.extra_body == {"repeat_penalty": 1.0}
+    openai_itself = served.model_copy(update={"llm_base_url": None, "llm_api_key": "sk-test"})
+    chat = llm.chat_model(openai_itself)
+    assert not chat.json_object and not chat.chat.extra_body
+    forced = served.model_copy(update={"llm_json_format": "json_schema"})
+    assert not llm.chat_model(forced).json_object

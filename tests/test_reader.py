@@ -527,6 +527,70 @@ def test_warm_up_evaluates_the_reader_prompt_once_for_the_first_question(local):
     assert not batcher._states
 
 
+# The same reader through an OpenAI-compatible server ----------------------------------------------
+
+SEED_QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions" / "seed.jsonl"
+# An English question the local model answers and checks, an Arabic one whose second reading
+# disagrees (xfail above), an unanswerable one: three kinds of reading, kept few (a shared machine).
+SERVED_QUESTIONS = ("s05-en", "s01-ar", "u05-ar")
+# How far the served model's signals may lie from the in-process model's. llama.cpp's numbers depend
+# on how a prompt is split into batches: in-process, the same prompt gives the s05-en rendering
+# token "Jordan" -0.821 (instructions restored from their saved state, as the reader runs) or
+# -0.901 (evaluated whole), and the server, which splits by what its cache holds from the request
+# before, gave -0.939 and a sentence-number digit 0.045 lower (measured 2026-12-06; see the test's
+# docstring for the three questions). A mean log-probability may differ by 0.2 nats, the largest
+# difference measured with a margin; a probability by 0.05, what 0.2 nats moves it at most (its
+# slope p(1 - p) is at most 1/4).
+SERVED_LOGPROB_TOLERANCE = 0.2
+SERVED_PROBABILITY_TOLERANCE = 0.05
+
+
+def _seed_question(qid: str) -> str:
+    rows = [json.loads(line) for line in SEED_QUESTIONS.read_text(encoding="utf-8").splitlines() if line]
+    return next(r["question"] for r in rows if r["id"] == qid)
+
+
+@pytest.mark.slow
+def test_the_openai_backend_reads_as_the_local_model(local, llama_server):
+    """The whole reader (two readings, the rendering checked) through `QA_LLM_BACKEND=openai` at a
+    real `llama_cpp.server` serving the same GGUF gives the in-process model's answers: the same
+    sentence and span, the same verdicts, and the same signals from the server's log-probabilities
+    within `SERVED_PROBABILITY_TOLERANCE` / `SERVED_LOGPROB_TOLERANCE`.
+
+    Measured on 2026-12-06 (in-process against served; the same answers and verdicts all three):
+    answer_probability differed by at most 0.0018 (s01-ar: 0.9823 / 0.9805), span_logprob by
+    0.006 (s05-en: -0.1071 / -0.1011), rendering_logprob by 0.1175 (s05-en's one token "Jordan":
+    -0.8212 / -0.9387; s01-ar 0.0046, u05-ar 0.0205). The server's numbers move a little between
+    runs with what its cache held before (s05-en's span -0.0985 in an earlier run)."""
+    served = local.settings.model_copy(
+        update={"llm_backend": "openai", "llm_base_url": llama_server, "llm_model": "qwen"}
+    )
+    inproc = local.settings
+    for qid in SERVED_QUESTIONS:
+        question = _seed_question(qid)
+        local.settings = inproc
+        mine = local.ask(question)
+        local.settings = served
+        theirs = local.ask(question)
+        assert mine.signals["token_probabilities"] is True, qid
+        assert theirs.signals["token_probabilities"] is True, (qid, theirs.note)
+        assert theirs.short_answer == mine.short_answer, qid
+        assert (theirs.abstained, theirs.note) == (mine.abstained, mine.note), qid
+        numbers = {
+            "answer_probability": SERVED_PROBABILITY_TOLERANCE,
+            "span_logprob": SERVED_LOGPROB_TOLERANCE,
+            "rendering_logprob": SERVED_LOGPROB_TOLERANCE,
+        }
+        assert {k: v for k, v in theirs.signals.items() if k not in numbers} == {
+            k: v for k, v in mine.signals.items() if k not in numbers
+        }, qid
+        for key, tolerance in numbers.items():
+            a, b = mine.signals[key], theirs.signals[key]
+            assert (a is None) == (b is None), (qid, key, a, b)
+            if a is not None:
+                assert abs(a - b) <= tolerance, (qid, key, a, b)
+
+
 def test_subject_only_spans_and_yes_no_questions():
     assert answer_checks.names_only_the_subject("كايل أورتون", "من هو كايل أورتون؟")
     assert not answer_checks.names_only_the_subject("الخبير في منطقة الشرق الأوسط", "من هو كايل أورتون؟")
