@@ -82,10 +82,12 @@ _ARABIC_MARKS = {",": "\u060c", ";": "\u061b", "?": "\u061f"}
 #   `STOP_BELOW` is «،»: tesseract reads the comma so when unsure (true stops and colons are read
 #   at 0.9 and above).
 # - "dots": a word read with confidence below `DOTS_BELOW` that the lexicon does not know, where
-#   exactly one reading that differs by the dots of one letter («ت»/«ث», «ر»/«ز», …) is known, is
-#   that reading («الثعاون» → «التعاون»).
+#   exactly one reading that differs by the dots of one letter («ت»/«ث», «ر»/«ز», …) is known to
+#   the lexicon and read elsewhere on the same page, is that reading («الثعاون» → «التعاون», with
+#   «التّعاون» on the page). Without the page's witness, the lexicon alone turned proper names into
+#   words («كروسبي» → «كروسيي», «تكريت» → «تكرين») and raised the error rate.
 REPAIRS = ("marks", "closers", "hamza", "stops", "dots")
-DEFAULT_REPAIRS = ("marks", "closers", "hamza", "stops")
+DEFAULT_REPAIRS = ("marks", "closers", "hamza", "stops", "dots")
 # Letters told apart only by their dots: a misread dot turns one into another of its group.
 DOT_GROUPS = ("بتثني", "جحخ", "دذ", "رز", "سش", "صض", "طظ", "عغ", "فق")
 _DOT_PEERS = {ch: group.replace(ch, "") for group in DOT_GROUPS for ch in group}
@@ -206,6 +208,8 @@ def repair(
             candidates[i] = options
     if not candidates:
         return out
+    # the page's own words: the second witness of a reading by the dots (the word read elsewhere)
+    seen = {_bare(m.group(2)) for m in parts if m}
     known = lexicon.known(
         {parts[i].group(2) for i in candidates} | {o for v in candidates.values() for o in v}
     )
@@ -217,10 +221,15 @@ def repair(
         if "hamza" in repairs and core.endswith("ء") and core[:-1] in known and not m.group(3):
             out[i] = f"{m.group(1)}{core[:-1]}\u060c"
             continue
-        dotted = [o for o in options if o in known and o != core[:-1]]
+        dotted = [o for o in options if o in known and o != core[:-1] and _bare(o) in seen]
         if "dots" in repairs and len(dotted) == 1:
             out[i] = f"{m.group(1)}{dotted[0]}{m.group(3)}"
     return out
+
+
+def _bare(word: str) -> str:
+    """A word without its diacritics and tatweel (qa.text's pattern), to match readings of one word."""
+    return qtext._DIACRITICS.sub("", word)
 
 
 # ---------------------------------------------------------------------------------------------

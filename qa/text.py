@@ -327,16 +327,16 @@ def _strip(text: str, span: Span) -> Span:
 # "the following" («التالية», «الآتية»). Words matched on `normalize`d text (ة → ه, ى → ي).
 _COUNT_WORDS_AR = (
     "اثنان اثنين اثنتان اثنتين ثلاث ثلاثه اربع اربعه خمس خمسه ست سته سبع سبعه ثمان ثماني ثمانيه "
-    "تسع تسعه عشر عشره عده التاليه التالي الاتيه الاتي"
+    "تسع تسعه عشر عشره عده"
 ).split()
-_COUNT_WORDS_EN = (
-    "two three four five six seven eight nine ten eleven twelve several following below"
-).split()
+# "the following" takes no particle: «بالتالي» is "therefore", not an announcement.
+_FOLLOWING_AR = "التاليه التالي الاتيه الاتي".split()
+_COUNT_WORDS_EN = "two three four five six seven eight nine ten eleven twelve several following below".split()
 _ANNOUNCING = re.compile(
     r"(?:^|[\s(])(?:[وبلف]?(?:"
     + "|".join(_COUNT_WORDS_AR)
     + r")|"
-    + "|".join(_COUNT_WORDS_EN)
+    + "|".join(_FOLLOWING_AR + _COUNT_WORDS_EN)
     + r"|[2-9]|1\d|20)"
     r"(?=$|[\s.,:;،؛)])"
 )

@@ -196,3 +196,27 @@ def test_a_table_row_answers_a_question_about_it(assistant, tmp_path):
     announcing = next(c for c in listed.citations if c.items)
     assert announcing.quote == "ويبين الجدول التالي عدد أيام ضخ المياه في الأسبوع لكل محافظة:"
     assert [i.text for i in announcing.items] == [row_text(r) for r in WATER_ROWS]
+
+
+def test_the_items_after_an_announcing_sentence_are_read_from_the_chunks_after_it(fast_assistant, tmp_path):
+    """Plumbing (hash embedder): the list sits in its own paragraph, so in a chunk of its own."""
+    from qa.retrieve import Evidence, Hit
+
+    path = tmp_path / "bulletin.html"
+    path.write_text(BULLETIN, encoding="utf-8")
+    fast_assistant.ingest([path], progress=False)
+    chunks = fast_assistant.store.document_chunks("bulletin.html")
+    announcing = next(c for c in chunks if c.text == ANNOUNCES)
+    assert not announcing.units  # the items are in the next chunk
+    a, b = announcing.sentences[0]
+    best = Evidence("bulletin.html", announcing.id, announcing.paragraph, a, b, ANNOUNCES, 1.0, 0.9, 0.5)
+    retriever = fast_assistant.retriever
+    found = retriever._with_items(best, [Hit(announcing, 1.0, 0.9, 0.9, 0.0)], retriever.lexical())
+    assert [i.text for i in found.items] == list(PROJECTS)
+    stored = ingest.read_document(path).text
+    assert all(stored[i.start : i.end] == i.text for i in found.items)
+    # a sentence that announces nothing is cited alone
+    other = next(c for c in chunks if c.text.startswith("وقال رئيس البلدية"))
+    a, b = other.sentences[0]
+    plain = Evidence("bulletin.html", other.id, other.paragraph, a, b, other.text_of(a, b), 1.0, 0.9, 0.5)
+    assert retriever._with_items(plain, [Hit(other, 1.0, 0.9, 0.9, 0.0)], retriever.lexical()).items == ()

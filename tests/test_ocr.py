@@ -237,3 +237,82 @@ def test_a_missing_tesseract_model_is_named(tmp_path, seed_pages):
     seed_pages[0].image.resize((800, 1131)).save(path)
     with pytest.raises(InputError, match="lacks its zzz model: apt-get install"):
         ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", languages="ara+zzz"))
+
+
+# -- repairs (issue 32, part 2) ---------------------------------------------------------------------
+
+JORDAN = "Where would the joint operations room be?"
+
+
+def test_repairs_put_back_the_arabic_comma_and_keep_known_words():
+    if not qocr.LEXICON.available():
+        pytest.fail("hunspell-ar is not installed (`make setup` installs it)")
+    words = ["مشتركء", "وإنشاء", "الإرهاب”,", "التقاليد.", "المتحدة.", "ترفيهية:", "(بالإنجليزية:"]
+    confidences = [0.41, 0.92, 0.88, 0.64, 0.92, 0.32, 0.93]
+    assert qocr.repair(words, confidences) == [
+        "مشترك،",  # a comma read as a hamza: «مشترك» is a word, «مشتركء» is not
+        "وإنشاء",  # a word that ends in a hamza stays
+        "الإرهاب”،",  # a Latin comma after a closing quote
+        "التقاليد،",  # a full stop tesseract was unsure of
+        "المتحدة.",  # a full stop it was sure of stays
+        "ترفيهية،",  # a colon it was unsure of
+        "(بالإنجليزية:",  # a colon it was sure of stays
+    ]
+    assert qocr.repair(words, confidences, repairs=()) == words
+    # a letter misread by its dots: put right only where the page reads the word elsewhere
+    assert qocr.repair(["الثعاون", "موسكو"], [0.6, 0.93], repairs=("dots",)) == ["الثعاون", "موسكو"]
+    assert qocr.repair(["الثعاون", "التّعاون"], [0.6, 0.37], repairs=("dots",)) == ["التعاون", "التّعاون"]
+    assert qocr.repair(["الثعاون", "التّعاون"], [0.93, 0.37], repairs=("dots",)) == ["الثعاون", "التّعاون"]
+
+
+def test_repaired_words_keep_exact_offsets_and_their_boxes():
+    data = {
+        "width": [400, 50, 150, 100],
+        "height": [100, 20, 20, 20],
+        "block_num": [0, 1, 1, 1],
+        "par_num": [0, 1, 1, 1],
+        "line_num": [0, 1, 1, 1],
+        "text": ["", "سوريا", "مشتركء", "وإنشاء"],
+        "conf": [-1, 93, 41, 92],
+        "left": [0, 300, 150, 10],
+        "top": [0, 10, 10, 10],
+    }
+    text, page = qocr.page_text(data, page=1, image="p.png")
+    assert text == "سوريا مشترك، وإنشاء"
+    assert [text[w.start : w.end] for w in page.words] == ["سوريا", "مشترك،", "وإنشاء"]
+    assert page.words[1].box == (150, 10, 300, 30) and page.words[1].confidence == 0.41
+
+
+def test_unknown_repairs_are_one_sentence():
+    with pytest.raises(InputError, match="QA_OCR_REPAIRS names spelling"):
+        qocr.repair_names("marks,spelling")
+
+
+@pytest.mark.full
+def test_a_scanned_article_at_150_dpi_answers_like_the_typed_one(assistant, tmp_path):
+    """The issue's example: the operations room in Jordan and the Kremlin's denial, typeset clean at
+    150 dpi, ingested as an image-only PDF, answers "Where would the joint operations room be?" with
+    the Jordan sentence, as the typed paragraphs do."""
+    paragraphs = [PARAGRAPHS[1], PARAGRAPHS[5]]
+    assert "الأردن" in paragraphs[0] and "الكرملين" in paragraphs[1]
+    typed = tmp_path / "typed" / "article.txt"
+    typed.parent.mkdir()
+    typed.write_text("\n".join(paragraphs), encoding="utf-8")
+    assistant.ingest([typed], progress=False)
+    expected = assistant.ask(JORDAN)
+    assert not expected.abstained and "الأردن" in expected.citations[0].quote
+    assert assistant.remove("article.txt")
+
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(image_pdf([p.image for p in typeset(paragraphs, dpi=150)], dpi=150))
+    assistant.settings = assistant.settings.model_copy(update={"ocr_dpi": 150})
+    assistant.ingest([scan], progress=False)
+    answer = assistant.ask(JORDAN)
+    assert not answer.abstained, answer.note
+    cite = answer.citations[0]
+    assert "الأردن" in cite.quote and "غرفة" in cite.quote
+    chunk = next(c for c in assistant.store.document_chunks("scan.pdf") if c.id == cite.chunk_id)
+    assert chunk.text_of(cite.start, cite.end) == cite.quote
+    # the sentence as typed, but for what OCR still misreads (its diacritics, a letter or two)
+    typed_sentence = expected.citations[0].quote
+    assert Levenshtein.normalized_distance(cite.quote, typed_sentence) < 0.05
