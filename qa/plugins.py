@@ -74,7 +74,8 @@ class Backend:
     `json_options(schema)` gives the options of its `stream` call that constrain a reply to a JSON
     schema (none: the reply is parsed and validated anyway). `token_logprobs`: its `stream` called
     with `logprobs=True` puts each token's log-probability (`qa.llm.TokenLogprob`) in the last
-    chunk's `response_metadata["token_logprobs"]`.
+    chunk's `response_metadata["token_logprobs"]` (None there when a server returned none: the
+    `openai` backend's `qa.llm.ServerChat`).
     """
 
     name: str
