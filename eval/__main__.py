@@ -1,4 +1,4 @@
-"""The evaluation command line: `python -m eval run | compare | calibrate | quality`.
+"""The evaluation command line: `python -m eval run | compare | calibrate | quality | losses`.
 
 An edge of the system: `QAError`s become one sentence on stderr and exit code 2, never a traceback.
 Leaves out: the work itself (runner.py, compare.py, report.py).
@@ -70,6 +70,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_quality)
+
+    p = sub.add_parser(
+        "losses",
+        help="where the gold answer is lost (passage, sentence, citation), per language and source",
+        description="Ask every answerable question with the quote only (no LLM) and file it under the "
+        "stage that lost its gold span; with --variant, the same questions under other settings, "
+        "compared paired with the first. Writes losses.json and losses.md (eval/losses.py).",
+    )
+    p.add_argument("questions", type=Path, help="an arabic-qa-dev layout folder (or any question set)")
+    p.add_argument("--docs", type=Path, nargs="+", default=[], help="documents or folders to index")
+    p.add_argument("--part", choices=["fit", "certify", "report"], help="only this part of the set's articles")
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--articles", type=int, help="only the first N articles and their questions (a slice)")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/losses-<time>)")
+    p.add_argument("--index", type=Path, help="keep and reuse the index in this folder")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="also ask under these overrides, compared with the shipped settings (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_losses)
 
     p = sub.add_parser(
         "compare", help="paired tests per metric (better / worse / no difference) and flipped questions"
@@ -208,6 +233,34 @@ def _calibrate(args) -> int:
             f"{row['current_threshold']:.4f} ({row['current_balanced_accuracy']:.3f}): {var}={row['threshold']:.4f}"
         )
     print(f"plot: {out / 'calibration.png'}")
+    return 0
+
+
+def _losses(args) -> int:
+    from eval import losses, questions, runner
+
+    qs = questions.load(args.questions)
+    runner.warn(qs.problems)
+    if args.part:
+        qs = losses.only_part(qs, args.part)
+    if args.articles:
+        qs = losses.only_articles(qs, args.articles)
+    qs = qs.limit(args.limit)
+    if not qs.questions:
+        raise InputError(f"{args.questions} has no questions in the part or slice asked for.")
+    base = _overrides(args.set)
+    variants = {"shipped": base}
+    for spec in args.variant:
+        name, sep, pairs = spec.partition(":")
+        if not sep or not name.strip():
+            raise InputError(f"--variant expects NAME:KEY=VALUE[,KEY=VALUE], got {spec!r}.")
+        variants[name.strip()] = {**base, **_overrides([p for p in pairs.split(",") if p.strip()])}
+    out = args.out or Path("runs") / dt.datetime.now().strftime("losses-%Y%m%d-%H%M%S")
+    losses.main(
+        qs, out=out, variants=variants, docs=args.docs, index_dir=args.index, progress=not args.quiet
+    )
+    print((out / "losses.md").read_text(encoding="utf-8"))
+    print(f"wrote {out / 'losses.md'} and losses.json")
     return 0
 
 

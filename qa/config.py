@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     # `python -m eval calibrate` again.
     evidence_overlap_weight: float = Field(0.15, ge=0, le=1)
     evidence_chunk_weight: float = Field(0.25, ge=0, le=1)
+    # The citation rank of an evidence sentence (`Evidence.rank`, qa/retrieve.py; not the abstention
+    # score above): the second embedder's share of its similarity, the weight of its better
+    # neighbour's own score (a sentence read in its passage), and, for a sentence opening with
+    # «وأشار…»/a pronoun, the weight of the question's words found only in the sentence before it.
+    evidence_second_weight: float = Field(0.0, ge=0, le=1)
+    evidence_context_weight: float = Field(0.0, ge=0, le=1)
+    evidence_backref_weight: float = Field(0.0, ge=0, le=2)
 
     # Answering
     # A registered mode (qa.plugins): extractive, generative, or one a plugin adds.
@@ -75,6 +82,11 @@ class Settings(BaseSettings):
     evidence_margin: float = Field(
         0.06, ge=0, description="runners-up within this of the best are quoted too"
     )
+    # Citing (qa.answer.select_evidence): runners-up by maximal marginal relevance, this weight on their
+    # word overlap with what is already cited; and the sentence after the best one cited too when it
+    # opens by pointing back at it («وأشار إلى أنّ…»).
+    cite_redundancy_weight: float = Field(0.0, ge=0, le=1)
+    cite_follow: bool = False
     # The evidence margin was chosen by hand on the seed set with the pipeline (not yet calibrated).
     # Best evidence score below the threshold: abstain. Measured with `python -m eval calibrate` on the
     # seed set; Arabic questions score higher on Arabic text, hence two. The balanced-accuracy optimum
