@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("questions", type=Path, help="an arabic-qa-dev layout folder (or any question set)")
     p.add_argument("--docs", type=Path, nargs="+", default=[], help="documents or folders to index")
     p.add_argument("--part", choices=["fit", "certify", "report"], help="only this part of the set's articles")
+    p.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="with --part: only this fixed share of its articles (chosen by a hash of the id)",
+    )
     p.add_argument("--limit", type=int, help="only the first N questions")
     p.add_argument("--articles", type=int, help="only the first N articles and their questions (a slice)")
     p.add_argument("--out", type=Path, help="output folder (default: runs/losses-<time>)")
@@ -91,7 +97,12 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-        help="also ask under these overrides, compared with the shipped settings (repeatable)",
+        help="also ask under these overrides, compared with the first variant asked (repeatable)",
+    )
+    p.add_argument(
+        "--before",
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="ask first under these overrides (the settings before a change), the others compared with it",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_losses)
@@ -242,14 +253,17 @@ def _losses(args) -> int:
     qs = questions.load(args.questions)
     runner.warn(qs.problems)
     if args.part:
-        qs = losses.only_part(qs, args.part)
+        qs = losses.only_part(qs, args.part, fraction=args.fraction)
     if args.articles:
         qs = losses.only_articles(qs, args.articles)
     qs = qs.limit(args.limit)
     if not qs.questions:
         raise InputError(f"{args.questions} has no questions in the part or slice asked for.")
     base = _overrides(args.set)
-    variants = {"shipped": base}
+    variants = {}
+    if args.before is not None:
+        variants["before"] = {**base, **_overrides([p for p in args.before.split(",") if p.strip()])}
+    variants["shipped"] = base
     for spec in args.variant:
         name, sep, pairs = spec.partition(":")
         if not sep or not name.strip():

@@ -54,13 +54,25 @@ def calib_part(article: str) -> str:
     return PARTS[int(hashlib.sha256(article.encode("utf-8")).hexdigest(), 16) % len(PARTS)]
 
 
-def only_part(qs: QuestionSet, part: str) -> QuestionSet:
-    """The questions and article files of one calibration-set part (`calib_part`)."""
+def _unit(article: str, salt: str) -> float:
+    """A number in [0, 1) fixed by the article id (sha256 of `salt:id`), for choosing subsets."""
+    return int(hashlib.sha256(f"{salt}:{article}".encode()).hexdigest(), 16) / 2**256
+
+
+def only_part(qs: QuestionSet, part: str, *, fraction: float = 1.0) -> QuestionSet:
+    """The questions and article files of one calibration-set part (`calib_part`), or of the fixed
+    share `fraction` of its articles (chosen by another hash of the id: the same articles every
+    time, whatever their results), for when the whole part is too slow to index."""
     if part not in PARTS:
         raise ValueError(f"unknown part {part!r}")
-    keep = [q for q in qs.questions if q.doc and calib_part(Path(q.doc).stem) == part]
-    paths = [p for p in qs.doc_paths if calib_part(p.stem) == part]
-    return QuestionSet(keep, qs.problems, paths, {}, f"{qs.name}-{part}")
+
+    def kept(article: str) -> bool:
+        return calib_part(article) == part and _unit(article, "subset") < fraction
+
+    keep = [q for q in qs.questions if q.doc and kept(Path(q.doc).stem)]
+    paths = [p for p in qs.doc_paths if kept(p.stem)]
+    name = f"{qs.name}-{part}" + ("" if fraction >= 1 else f"-{fraction:g}")
+    return QuestionSet(keep, qs.problems, paths, {}, name)
 
 
 def only_articles(qs: QuestionSet, n: int) -> QuestionSet:
@@ -154,8 +166,11 @@ def ask(ctx, questions: list[Question], *, progress: bool = True) -> list[dict]:
                 "lang": q.lang,
                 "source": str(q.extra.get("source") or "-"),
                 "doc": q.doc,
+                "gold": list(gold[0]),
+                "cited": [list(c) for c in cited],
                 "n_cited": len(cited),
-                "quote_ms": answer.timings_ms.get("retrieve"),
+                "quote_ms": answer.timings_ms.get("total", answer.timings_ms.get("retrieve")),
+                "evidence_ms": retrieval.timings_ms.get("evidence"),
                 **row,
             }
         )
@@ -248,6 +263,8 @@ def main(
     ) as ctx:
         assistant = ctx.assistant
         shipped = assistant.settings
+        if assistant.retriever.second is not None:  # each variant asks the same questions: embed them once
+            assistant.retriever.second = runner.QueryMemo(assistant.retriever.second)
         for name in names:
             try:
                 settings = type(shipped)(**{**shipped.model_dump(), **variants[name]})

@@ -69,7 +69,7 @@ def select_evidence(retrieval: Retrieval, *, max_evidence: int, margin: float, s
     With `settings` (a `Settings`), the runners-up are picked by maximal marginal relevance
     (Carbonell & Goldstein 1998): each next pick maximises its rank less `cite_redundancy_weight`
     times its word overlap with the sentences already picked (`redundancy`), and a near-copy of a
-    picked sentence (overlap at least `NEAR_COPY`) is never cited beside it. With
+    picked sentence (overlap at least `cite_near_copy`) is never cited beside it. With
     `cite_follow` on, the sentence right after the best one is cited too when it opens by pointing
     back at it (qa.retrieve.back_reference: «وأشار إلى أنّ…»), before the other runners-up.
     `margin` is `Settings.evidence_margin` (0.06, chosen by hand on the seed set).
@@ -89,7 +89,7 @@ def select_evidence(retrieval: Retrieval, *, max_evidence: int, margin: float, s
     mu = settings.cite_redundancy_weight
     left = [e for e in pool[1:] if e not in chosen]
     while len(chosen) < max_evidence and left:
-        left = [e for e in left if max(redundancy(e.text, c.text) for c in chosen) < NEAR_COPY]
+        left = [e for e in left if max(redundancy(e.text, c.text) for c in chosen) < settings.cite_near_copy]
         if not left:
             break
         pick = max(left, key=lambda e: e.cite_score - mu * max(redundancy(e.text, c.text) for c in chosen))
@@ -98,14 +98,9 @@ def select_evidence(retrieval: Retrieval, *, max_evidence: int, margin: float, s
     return chosen
 
 
-# Two sentences sharing at least this share of their words (Jaccard over normalised, stemmed words)
-# are near-copies: one of them says all the other does (a repeated paragraph, an article indexed
-# twice). Words, not embeddings: a paraphrase of a different fact is close in meaning but not a copy.
-NEAR_COPY = 0.8
-
-
 def redundancy(a: str, b: str) -> float:
     """The Jaccard overlap of two sentences' normalised, stemmed words (stopwords kept), in [0, 1].
+    Words, not embeddings: a paraphrase of a different fact is close in meaning but not a copy.
 
     Example: redundancy("قال الوزير إن الاجتماع مهم", "قال الوزير إن الاجتماع مهم جداً") == 5 / 6
     """
@@ -114,9 +109,9 @@ def redundancy(a: str, b: str) -> float:
 
 
 def _next_sentence(evidence, e: Evidence) -> Evidence | None:
-    """The evidence sentence that follows `e` in its chunk (the retrieved chunks' sentences are all
-    evidence), or None when `e` ends its chunk."""
-    after = [x for x in evidence if x.chunk_id == e.chunk_id and x.start >= e.end]
+    """The evidence sentence that follows `e` in its paragraph (every sentence of the retrieved
+    chunks is evidence, each once), or None when none does."""
+    after = [x for x in evidence if (x.doc_id, x.paragraph) == (e.doc_id, e.paragraph) and x.start >= e.end]
     return min(after, key=lambda x: x.start) if after else None
 
 

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # opens by pointing back at it («وأشار إلى أنّ…»).
     cite_redundancy_weight: float = Field(0.0, ge=0, le=1)
     cite_follow: bool = False
+    # Two sentences sharing this share of their words (Jaccard, qa.answer.redundancy) are near-copies (a
+    # repeated paragraph, an article indexed twice): one says all the other does, so they are never both
+    # cited (above 1: off).
+    cite_near_copy: float = Field(0.8, gt=0)
     # The evidence margin was chosen by hand on the seed set with the pipeline (not yet calibrated).
     # Best evidence score below the threshold: abstain. Measured with `python -m eval calibrate` on the
     # seed set; Arabic questions score higher on Arabic text, hence two. The balanced-accuracy optimum

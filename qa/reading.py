@@ -127,14 +127,12 @@ def reader_signals(tokens) -> ReaderSignals:
 
 def evidence_for(retrieval: Retrieval) -> list[Evidence]:
     """The sentences the reader sees: up to `READER_EVIDENCE` evidence sentences within
-    `READER_MARGIN` of the best, strongest first by the citations' rank (`Evidence.cite_score`:
-    the reader reads what would be cited; a clear winner is read alone), then a follow-up's
-    alternative reading."""
+    `READER_MARGIN` of the best, strongest first (a clear winner is read alone), then a
+    follow-up's alternative reading."""
     if not retrieval.evidence:
         return []
-    ranked = sorted(retrieval.evidence, key=lambda e: e.cite_score, reverse=True)
-    best = ranked[0].cite_score
-    near = [e for e in ranked[:READER_EVIDENCE] if e.cite_score >= best - READER_MARGIN]
+    best = retrieval.evidence[0].score
+    near = [e for e in retrieval.evidence[:READER_EVIDENCE] if e.score >= best - READER_MARGIN]
     # A follow-up's other reading (qa.assistant.Assistant.retrieve) always gets a place.
     return (near[: READER_EVIDENCE - len(retrieval.alternatives)] + list(retrieval.alternatives))[
         :READER_EVIDENCE
