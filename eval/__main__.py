@@ -80,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("questions", type=Path, help="an arabic-qa-dev layout folder (or any question set)")
     p.add_argument("--docs", type=Path, nargs="+", default=[], help="documents or folders to index")
-    p.add_argument("--part", choices=["fit", "certify", "report"], help="only this part of the set's articles")
+    p.add_argument(
+        "--part", choices=["fit", "certify", "report"], help="only this part of the set's articles"
+    )
     p.add_argument(
         "--fraction",
         type=float,
@@ -270,9 +272,7 @@ def _losses(args) -> int:
             raise InputError(f"--variant expects NAME:KEY=VALUE[,KEY=VALUE], got {spec!r}.")
         variants[name.strip()] = {**base, **_overrides([p for p in pairs.split(",") if p.strip()])}
     out = args.out or Path("runs") / dt.datetime.now().strftime("losses-%Y%m%d-%H%M%S")
-    losses.main(
-        qs, out=out, variants=variants, docs=args.docs, index_dir=args.index, progress=not args.quiet
-    )
+    losses.main(qs, out=out, variants=variants, docs=args.docs, index_dir=args.index, progress=not args.quiet)
     print((out / "losses.md").read_text(encoding="utf-8"))
     print(f"wrote {out / 'losses.md'} and losses.json")
     return 0

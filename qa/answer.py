@@ -62,7 +62,9 @@ def answer_language(retrieval: Retrieval, setting: str) -> str:
     return retrieval.language if setting == "auto" else setting
 
 
-def select_evidence(retrieval: Retrieval, *, max_evidence: int, margin: float, settings=None) -> list[Evidence]:
+def select_evidence(
+    retrieval: Retrieval, *, max_evidence: int, margin: float, settings=None
+) -> list[Evidence]:
     """The evidence sentences an answer cites, best first: the best by citation rank
     (`Evidence.cite_score`) and runners-up within `margin` of it, at most `max_evidence`.
 

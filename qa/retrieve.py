@@ -205,7 +205,9 @@ class Retriever:
                 similarity = sent_sim.get(sid, 0.0)
                 # Absolute signals only (no min-max): the abstention threshold compares across questions.
                 score = similarity + s.evidence_overlap_weight * overlap + s.evidence_chunk_weight * hit.dense
-                rank = own[i] + s.evidence_chunk_weight * hit.dense + _context(i, bodies, terms, own, q_terms, s)
+                rank = (
+                    own[i] + s.evidence_chunk_weight * hit.dense + _context(i, bodies, terms, own, q_terms, s)
+                )
                 out.append(
                     Evidence(
                         chunk.doc_id,

@@ -66,7 +66,9 @@ def test_two_near_copies_do_not_both_fill_the_citations(assistant, tmp_path):
     question = "كم إصابة جديدة بفيروس كورونا سجلت وزارة الصحة اللبنانية يوم الثلاثاء؟"
     retrieval = qa.retriever.retrieve(question)
     copies = [e for e in retrieval.evidence if e.text.startswith("أعلنت وزارة الصحة اللبنانية")]
-    assert len(copies) == 2 and qanswer.redundancy(copies[0].text, copies[1].text) >= qa.settings.cite_near_copy
+    assert (
+        len(copies) == 2 and qanswer.redundancy(copies[0].text, copies[1].text) >= qa.settings.cite_near_copy
+    )
     # The hazard is real here: picked by rank alone, the two copies take both places.
     by_rank = qanswer.select_evidence(retrieval, max_evidence=2, margin=qa.settings.evidence_margin)
     assert {(e.start, e.end) for e in by_rank} == {(e.start, e.end) for e in copies}
