@@ -77,3 +77,16 @@ def test_two_near_copies_do_not_both_fill_the_citations(assistant, tmp_path):
     cited = [c for c in answer.citations if c.quote.startswith("أعلنت وزارة الصحة اللبنانية")]
     assert len(cited) == 1
     assert "ثلاثمئة" in answer.citations[0].quote
+
+
+def test_the_citation_rank_leaves_the_abstention_score_alone(fast_seeded):
+    """Fast lane (hash embedders): the second embedder moves `Evidence.rank` only; `score`, which the
+    abstention thresholds are calibrated on, and the evidence order by it stay as they were."""
+    qa = fast_seeded
+    question = "ماذا نفى الكرملين؟"
+    mixed = qa.retriever.retrieve(question)
+    qa.retriever.settings = qa.settings.model_copy(update={"evidence_second_weight": 0.0})
+    alone = qa.retriever.retrieve(question)
+    assert [(e.start, e.score) for e in mixed.evidence] == [(e.start, e.score) for e in alone.evidence]
+    assert all(e.rank == pytest.approx(e.score) for e in alone.evidence)
+    assert any(e.rank != pytest.approx(e.score) for e in mixed.evidence)
