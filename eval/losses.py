@@ -26,7 +26,8 @@ The calibration set is split into three parts by a hash of the article id (`cali
 another and reported on the third; this module measures on `report` only.
 
 Writes losses.json (per question and the tables) and losses.md. Leaves out: the answer itself
-(qa.answer, qa.cite), the runs with the reader (eval.runner) and rendering beyond one Markdown table.
+(qa.retrieve's citation rank, qa.answer's choice), the runs with the reader (eval.runner) and
+rendering beyond one Markdown table.
 """
 
 from __future__ import annotations

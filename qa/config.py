@@ -89,7 +89,8 @@ class Settings(BaseSettings):
     )
     # Citing (qa.answer.select_evidence): runners-up by maximal marginal relevance, this weight on their
     # word overlap with what is already cited; and the sentence after the best one cited too when it
-    # opens by pointing back at it («وأشار إلى أنّ…»).
+    # opens by pointing back at it («وأشار إلى أنّ…»). Both off: on the dev set (`python -m eval losses`,
+    # docs/measurements.md) neither changed more than one answer of 272 (0.3 / on: +0.004 recall).
     cite_redundancy_weight: float = Field(0.0, ge=0, le=1)
     cite_follow: bool = False
     # Two sentences sharing this share of their words (Jaccard, qa.answer.redundancy) are near-copies (a
