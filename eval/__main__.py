@@ -1,4 +1,4 @@
-"""The evaluation command line: `python -m eval run | compare | calibrate | quality | signals | certify`.
+"""The evaluation command line: `python -m eval run | compare | calibrate | quality | signals | certify | losses`.
 
 An edge of the system: `QAError`s become one sentence on stderr and exit code 2, never a traceback.
 Leaves out: the work itself (runner.py, compare.py, report.py).
@@ -38,8 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="write results and metrics only")
     p.add_argument(
         "--part",
-        choices=["fit", "certify", "all"],
-        help="a calibration part of the set, by article (fit ~40%%, certify the rest), article by article",
+        choices=["fit", "certify", "report", "all"],
+        help="a calibration part of the set, by article (a third each: eval.questions.part_of), article by article",
     )
     p.add_argument(
         "--articles",
@@ -102,13 +102,51 @@ def _parser() -> argparse.ArgumentParser:
         "certify",
         help="fit the checked score on the fit part, certify its bar per language on the other (Learn-then-Test)",
         description="Fit the short answer's calibrator on the signals of the 'fit' part and certify a bar per "
-        "question language on the 'certify' part (fewer than 5%% wrong among checked, at 90%% confidence), "
+        "question language on the 'certify' part (the 'report' part is left for reporting; fewer than 5%% wrong among checked, at 90%% confidence), "
         "for the backend, model and reader prompt the settings name; write it to qa/calibrations.json.",
     )
     p.add_argument("--signals", type=Path, help="the signals file (default: eval/calibration/signals.jsonl)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. llm_backend=openai")
     p.add_argument("--dry-run", action="store_true", help="print the certificate, write nothing")
     p.set_defaults(func=_certify)
+
+    p = sub.add_parser(
+        "losses",
+        help="where the gold answer is lost (passage, sentence, citation), per language and source",
+        description="Ask every answerable question with the quote only (no LLM) and file it under the "
+        "stage that lost its gold span; with --variant, the same questions under other settings, "
+        "compared paired with the first. Writes losses.json and losses.md (eval/losses.py).",
+    )
+    p.add_argument("questions", type=Path, help="an arabic-qa-dev layout folder (or any question set)")
+    p.add_argument("--docs", type=Path, nargs="+", default=[], help="documents or folders to index")
+    p.add_argument(
+        "--part", choices=["fit", "certify", "report"], help="only this part of the set's articles"
+    )
+    p.add_argument(
+        "--fraction",
+        type=float,
+        default=1.0,
+        help="with --part: only this fixed share of its articles (chosen by a hash of the id)",
+    )
+    p.add_argument("--limit", type=int, help="only the first N questions")
+    p.add_argument("--articles", type=int, help="only the first N articles and their questions (a slice)")
+    p.add_argument("--out", type=Path, help="output folder (default: runs/losses-<time>)")
+    p.add_argument("--index", type=Path, help="keep and reuse the index in this folder")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="also ask under these overrides, compared with the first variant asked (repeatable)",
+    )
+    p.add_argument(
+        "--before",
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="ask first under these overrides (the settings before a change), the others compared with it",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_losses)
 
     p = sub.add_parser(
         "compare", help="paired tests per metric (better / worse / no difference) and flipped questions"
@@ -312,6 +350,34 @@ def _certify(args) -> int:
         png = Path("eval") / "calibration" / "checked.png"
         calibrators.plot(rows, key, entry, png)
         print(f"wrote qa/calibrations.json and {png}")
+
+
+def _losses(args) -> int:
+    from eval import losses, questions, runner
+
+    qs = questions.load(args.questions)
+    runner.warn(qs.problems)
+    if args.part:
+        qs = losses.only_part(qs, args.part, fraction=args.fraction)
+    if args.articles:
+        qs = losses.only_articles(qs, args.articles)
+    qs = qs.limit(args.limit)
+    if not qs.questions:
+        raise InputError(f"{args.questions} has no questions in the part or slice asked for.")
+    base = _overrides(args.set)
+    variants = {}
+    if args.before is not None:
+        variants["before"] = {**base, **_overrides([p for p in args.before.split(",") if p.strip()])}
+    variants["shipped"] = base
+    for spec in args.variant:
+        name, sep, pairs = spec.partition(":")
+        if not sep or not name.strip():
+            raise InputError(f"--variant expects NAME:KEY=VALUE[,KEY=VALUE], got {spec!r}.")
+        variants[name.strip()] = {**base, **_overrides([p for p in pairs.split(",") if p.strip()])}
+    out = args.out or Path("runs") / dt.datetime.now().strftime("losses-%Y%m%d-%H%M%S")
+    losses.main(qs, out=out, variants=variants, docs=args.docs, index_dir=args.index, progress=not args.quiet)
+    print((out / "losses.md").read_text(encoding="utf-8"))
+    print(f"wrote {out / 'losses.md'} and losses.json")
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import re
 import zlib
@@ -30,14 +31,22 @@ if TYPE_CHECKING:
 KNOWN = {"id", "question", "lang", "answers", "evidence", "unanswerable", "doc", "follows"}
 
 
-# Calibration parts by article: fit the calibrators on one, certify their thresholds on the other
-# (never on the same questions); a question without an article goes to "certify".
-PARTS = ("fit", "certify", "all")
+# The calibration set's parts, by article (the one split every experiment uses): fit the calibrators
+# on "fit", certify their thresholds on "certify", report on "report"; never two roles on one part.
+SPLIT = ("fit", "certify", "report")
+PARTS = (*SPLIT, "all")
 
 
 def part_of(doc: str | None) -> str:
-    """ "fit" or "certify": the calibration part of a question's article (`QuestionSet.part`)."""
-    return "fit" if doc and zlib.crc32(doc.encode()) % 5 in (0, 1) else "certify"
+    """The calibration part of an article: `SPLIT[sha256(article id) mod 3]`, the id without its
+    ".txt"; fixed by the id alone, never by results. A question without an article is "report".
+
+    Example: part_of("xquadc_00_Super_Bowl_50.txt") == part_of("xquadc_00_Super_Bowl_50")
+    """
+    if not doc:
+        return "report"
+    article = doc.removesuffix(".txt")
+    return SPLIT[int(hashlib.sha256(article.encode("utf-8")).hexdigest(), 16) % len(SPLIT)]
 
 
 @dataclass(frozen=True)
@@ -88,9 +97,9 @@ class QuestionSet:
         return QuestionSet(kept, self.problems, self.doc_paths, self.doc_texts, self.name)
 
     def part(self, name: str, articles: tuple[int, int] | None = None) -> QuestionSet:
-        """The calibration split by article (`PARTS`): "fit" (crc32 of the article id mod 5 in {0, 1},
-        about 40%), "certify" (the rest) or "all"; the questions ordered by that hash, article by
-        article, so that a run stopped part way holds whole articles drawn at random, in both parts.
+        """One calibration part by article (`part_of`: "fit", "certify", "report") or "all"; the
+        questions ordered by the crc32 of their article id, article by article, so that a run
+        stopped part way holds whole articles drawn at random, from every part.
         `articles` (start, end) keeps only the articles ranked [start, end) in that order, and only
         their files are indexed: a collection the size of the dev set's instead of all 321 articles
         (a batch of the calibration set; the next sitting can take the next batch).

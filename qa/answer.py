@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import unicodedata
 
+from qa import text as qtext
 from qa.errors import InputError
-from qa.retrieve import Evidence, Retrieval
+from qa.retrieve import Evidence, Retrieval, back_reference
 from qa.types import Answer as Answer  # re-exported: the stages name them as qa.answer's
 from qa.types import Citation as Citation
 
@@ -62,20 +63,60 @@ def answer_language(retrieval: Retrieval, setting: str) -> str:
     return retrieval.language if setting == "auto" else setting
 
 
-def select_evidence(retrieval: Retrieval, *, max_evidence: int, margin: float) -> list[Evidence]:
-    """The best evidence sentence and runners-up within `margin` of its score, strongest first.
+def select_evidence(
+    retrieval: Retrieval, *, max_evidence: int, margin: float, settings=None
+) -> list[Evidence]:
+    """The evidence sentences an answer cites, best first: the best by citation rank
+    (`Evidence.cite_score`) and runners-up within `margin` of it, at most `max_evidence`.
 
+    With `settings` (a `Settings`), the runners-up are picked by maximal marginal relevance
+    (Carbonell & Goldstein 1998): each next pick maximises its rank less `cite_redundancy_weight`
+    times its word overlap with the sentences already picked (`redundancy`), and a near-copy of a
+    picked sentence (overlap at least `cite_near_copy`) is never cited beside it. With
+    `cite_follow` on, the sentence right after the best one is cited too when it opens by pointing
+    back at it (qa.retrieve.back_reference: «وأشار إلى أنّ…»), before the other runners-up.
     `margin` is `Settings.evidence_margin` (0.06, chosen by hand on the seed set).
     """
     if not retrieval.evidence:
         return []
-    first = retrieval.evidence[0]
-    listed = {(first.doc_id, i.start, i.end) for i in first.items}  # shown under the first already
-    return [
-        e
-        for e in retrieval.evidence[:max_evidence]
-        if e.score >= first.score - margin and (e.doc_id, e.start, e.end) not in listed
-    ]
+    ranked = sorted(retrieval.evidence, key=lambda e: e.cite_score, reverse=True)
+    best = ranked[0].cite_score
+    listed = {(ranked[0].doc_id, i.start, i.end) for i in ranked[0].items}  # shown under the first already
+    pool = [e for e in ranked if e.cite_score >= best - margin and (e.doc_id, e.start, e.end) not in listed]
+    if settings is None:
+        return pool[:max_evidence]
+    chosen = [pool[0]]
+    if settings.cite_follow and max_evidence > 1:
+        after = _next_sentence(retrieval.evidence, pool[0])
+        if after is not None and back_reference(after.text):
+            chosen.append(after)
+    mu = settings.cite_redundancy_weight
+    left = [e for e in pool[1:] if e not in chosen]
+    while len(chosen) < max_evidence and left:
+        left = [e for e in left if max(redundancy(e.text, c.text) for c in chosen) < settings.cite_near_copy]
+        if not left:
+            break
+        pick = max(left, key=lambda e: e.cite_score - mu * max(redundancy(e.text, c.text) for c in chosen))
+        chosen.append(pick)
+        left.remove(pick)
+    return chosen
+
+
+def redundancy(a: str, b: str) -> float:
+    """The Jaccard overlap of two sentences' normalised, stemmed words (stopwords kept), in [0, 1].
+    Words, not embeddings: a paraphrase of a different fact is close in meaning but not a copy.
+
+    Example: redundancy("قال الوزير إن الاجتماع مهم", "قال الوزير إن الاجتماع مهم جداً") == 5 / 6
+    """
+    x, y = set(qtext.tokens(a, keep_stopwords=True)), set(qtext.tokens(b, keep_stopwords=True))
+    return len(x & y) / len(x | y) if x or y else 1.0
+
+
+def _next_sentence(evidence, e: Evidence) -> Evidence | None:
+    """The evidence sentence that follows `e` in its paragraph (every sentence of the retrieved
+    chunks is evidence, each once), or None when none does."""
+    after = [x for x in evidence if (x.doc_id, x.paragraph) == (e.doc_id, e.paragraph) and x.start >= e.end]
+    return min(after, key=lambda x: x.start) if after else None
 
 
 def to_citations(evidence: list[Evidence], hits) -> tuple[Citation, ...]:
@@ -178,5 +219,7 @@ def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> An
     lang = answer_language(retrieval, settings.answer_language)
     if is_weak(retrieval, settings):
         return abstain(retrieval, lang=lang, mode="extractive", note=note)
-    evidence = select_evidence(retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin)
+    evidence = select_evidence(
+        retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin, settings=settings
+    )
     return quote(retrieval, evidence, lang=lang, note=note)

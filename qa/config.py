@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     # `python -m eval calibrate` again.
     evidence_overlap_weight: float = Field(0.15, ge=0, le=1)
     evidence_chunk_weight: float = Field(0.25, ge=0, le=1)
+    # The citation rank of an evidence sentence (`Evidence.rank`, qa/retrieve.py; not the abstention
+    # score above): the second embedder's share of its similarity, the weight of its better
+    # neighbour's own score (a sentence read in its passage), and, for a sentence opening with
+    # «وأشار…»/a pronoun, the weight of the question's words found only in the sentence before it.
+    # Tuned on the dev set with `python -m eval losses` (docs/measurements.md, "Citing the answer's
+    # sentence"): the second embedder at 0.3 raised the gold-in-a-cited-sentence rate from 210/272 to
+    # 217/272 (paired +0.026 [0.007, 0.050]) at the same citation precision (-0.004 [-0.023, 0.010]);
+    # 0.5-0.7 cost precision; the neighbours (0.1-0.3) and the back-reference term (0.3-1.0) lost
+    # answers on these Wikipedia articles, so both are off.
+    evidence_second_weight: float = Field(0.3, ge=0, le=1)
+    evidence_context_weight: float = Field(0.0, ge=0, le=1)
+    evidence_backref_weight: float = Field(0.0, ge=0, le=2)
 
     # Answering
     # A registered mode (qa.plugins): extractive, generative, or one a plugin adds.
@@ -75,6 +87,16 @@ class Settings(BaseSettings):
     evidence_margin: float = Field(
         0.06, ge=0, description="runners-up within this of the best are quoted too"
     )
+    # Citing (qa.answer.select_evidence): runners-up by maximal marginal relevance, this weight on their
+    # word overlap with what is already cited; and the sentence after the best one cited too when it
+    # opens by pointing back at it («وأشار إلى أنّ…»). Both off: on the dev set (`python -m eval losses`,
+    # docs/measurements.md) neither changed more than one answer of 272 (0.3 / on: +0.004 recall).
+    cite_redundancy_weight: float = Field(0.0, ge=0, le=1)
+    cite_follow: bool = False
+    # Two sentences sharing this share of their words (Jaccard, qa.answer.redundancy) are near-copies (a
+    # repeated paragraph, an article indexed twice): one says all the other does, so they are never both
+    # cited (above 1: off).
+    cite_near_copy: float = Field(0.8, gt=0)
     # The evidence margin was chosen by hand on the seed set with the pipeline (not yet calibrated).
     # Best evidence score below the threshold: abstain. Measured with `python -m eval calibrate` on the
     # seed set; Arabic questions score higher on Arabic text, hence two. The balanced-accuracy optimum

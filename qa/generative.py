@@ -44,7 +44,10 @@ CUT_NOTE = "The generated answer was cut at the limit of {limit}; the part shown
 def evidence_for(retrieval: Retrieval, settings: Settings):
     """The few evidence sentences the model may use: chosen like the extractive mode's, at most 3."""
     return qanswer.select_evidence(
-        retrieval, max_evidence=max(settings.max_evidence, GEN_EVIDENCE), margin=settings.evidence_margin
+        retrieval,
+        max_evidence=max(settings.max_evidence, GEN_EVIDENCE),
+        margin=settings.evidence_margin,
+        settings=settings,
     )
 
 

@@ -282,7 +282,7 @@ def _cite_first(quoted: qanswer.Answer, chosen: Evidence, retrieval: Retrieval, 
     if any(_same_sentence(c, chosen) for c in quoted.citations):
         return quoted
     picked = qanswer.select_evidence(
-        retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin
+        retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin, settings=settings
     )
     ordered = [
         chosen,

@@ -21,6 +21,7 @@ Leaves out: answer wording (answer.py) and LangChain types (chain.py).
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 
@@ -129,7 +130,7 @@ class Retriever:
         if not chunks:
             return Retrieval(question, language, (), (), {"retrieve": (time.perf_counter() - t0) * 1000})
         fused = np.asarray(dense_scores)
-        second, second_embed_ms = self._second_scores(question, chunks)
+        second, second_embed_ms, second_sent_sim = self._second_scores(question, chunks)
         if second is not None:
             w = s.second_embedding_weight
             fused = (1 - w) * fused + w * second
@@ -145,9 +146,10 @@ class Retriever:
         hits = hits[:k]
         t_rank = time.perf_counter()
 
-        evidence = self._evidence(question, q_tokens, hits, sent_sim)
-        if evidence:
-            evidence[0] = self._with_items(evidence[0], hits, lexical_index)
+        evidence = self._evidence(question, q_tokens, hits, sent_sim, second_sent_sim)
+        if evidence:  # the sentence cited first, with the list items or table rows it announces
+            first = max(range(len(evidence)), key=lambda i: evidence[i].cite_score)
+            evidence[first] = self._with_items(evidence[first], hits, lexical_index)
         coverage = _coverage(language, q_tokens, hits, evidence, lexical_index)
         t_end = time.perf_counter()
         timings = {
@@ -183,17 +185,20 @@ class Retriever:
             items.append(Item(span[0], span[1], sentences[span].text_of(*span)))
         return replace(best, items=tuple(items)) if items else best
 
-    def _second_scores(self, question: str, chunks: list[Chunk]) -> tuple[np.ndarray | None, float]:
-        """Each candidate's dense score under the second embedder, (len(chunks),) float, and the ms
-        its query embedding took. None when there is none, its weight is 0, or a candidate's
+    def _second_scores(
+        self, question: str, chunks: list[Chunk]
+    ) -> tuple[np.ndarray | None, float, dict[str, float]]:
+        """Each candidate's dense score under the second embedder, (len(chunks),) float, the ms
+        its query embedding took, and its cosine similarity to each of their sentences (sentence
+        id -> sim). None and {} when there is none, its weight is 0, or a candidate's
         document has no vectors from it (indexed before it was set: `qa ingest` adds them), so one
         question never mixes two scales."""
         s = self.settings
         if self.second is None or s.second_embedding_weight <= 0:
-            return None, 0.0
+            return None, 0.0, {}
         by_doc = self.store.doc_vectors({c.doc_id: c.doc_sha for c in chunks}, self.second.name)
         if any(c.doc_id not in by_doc for c in chunks):
-            return None, 0.0
+            return None, 0.0, {}
         t0 = time.perf_counter()
         q = self.second.encode_query(question)
         embed_ms = (time.perf_counter() - t0) * 1000
@@ -205,26 +210,40 @@ class Retriever:
                 default=0.0,
             )
             out[i] = (1 - s.sentence_weight) * chunk_sims[c.id] + s.sentence_weight * best
-        return out, embed_ms
+        return out, embed_ms, sent_sim
 
-    def _evidence(self, question, q_tokens, hits, sent_sim) -> list[Evidence]:
-        """Score every sentence of the top chunks: similarity plus lexical overlap plus chunk rank."""
+    def _evidence(self, question, q_tokens, hits, sent_sim, second_sim=None) -> list[Evidence]:
+        """Score every sentence of the top chunks: similarity plus lexical overlap plus chunk rank
+        (`Evidence.score`, what abstention compares), and rank them for citing (`Evidence.rank`):
+        the same with the second embedder's similarity mixed in and the sentence read in its
+        passage's context (`_context`). Sorted by `score`, strongest first."""
         s = self.settings
         q_terms = set(q_tokens) | set(_latin_terms(question))
+        second_sim = second_sim or {}
+        w2 = s.evidence_second_weight if second_sim else 0.0
         seen, out = set(), []
         for hit in hits:
             chunk = hit.chunk
-            for a, b in chunk.sentences:
-                sid = sentence_id(chunk.doc_id, a, b, chunk.doc_sha)
+            bodies = [chunk.text_of(a, b) for a, b in chunk.sentences]
+            terms = [set(qtext.tokens(body)) | set(_latin_terms(body)) for body in bodies]
+            sids = [sentence_id(chunk.doc_id, a, b, chunk.doc_sha) for a, b in chunk.sentences]
+            own = []
+            for i, sid in enumerate(sids):
+                overlap = len(q_terms & terms[i]) / len(q_terms) if q_terms else 0.0
+                sim = (1 - w2) * sent_sim.get(sid, 0.0) + w2 * second_sim.get(sid, sent_sim.get(sid, 0.0))
+                own.append(sim + s.evidence_overlap_weight * overlap)
+            for i, ((a, b), sid) in enumerate(zip(chunk.sentences, sids)):
                 if sid in seen:
                     continue
                 seen.add(sid)
-                body = chunk.text_of(a, b)
-                terms = set(qtext.tokens(body)) | set(_latin_terms(body))
-                overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
+                body = bodies[i]
+                overlap = len(q_terms & terms[i]) / len(q_terms) if q_terms else 0.0
                 similarity = sent_sim.get(sid, 0.0)
                 # Absolute signals only (no min-max): the abstention threshold compares across questions.
                 score = similarity + s.evidence_overlap_weight * overlap + s.evidence_chunk_weight * hit.dense
+                rank = (
+                    own[i] + s.evidence_chunk_weight * hit.dense + _context(i, bodies, terms, own, q_terms, s)
+                )
                 out.append(
                     Evidence(
                         chunk.doc_id,
@@ -237,10 +256,47 @@ class Retriever:
                         similarity,
                         overlap,
                         chunk.page,
+                        rank,
                     )
                 )
         out.sort(key=lambda e: e.score, reverse=True)
         return out
+
+
+# A sentence that opens by pointing back at the one before it: «وأشار إلى أنّ…», «وأضاف…», «وقال…»,
+# a pronoun («وهو», «وهي») or a connective («كما», «إلا أنّ», «لكنّ»); in English "He/She/It/They
+# said…". Its subject (often the question's words) is named in the sentence before.
+_BACK_REFERENCE = re.compile(
+    r"^\W*(?:و|ف)?(?:أشار|اشار|أشارت|اشارت|أضاف|اضاف|أضافت|اضافت|قال|قالت|أكد|اكد|أكدت|اكدت|أوضح|اوضح"
+    r"|أوضحت|اوضحت|تابع|تابعت|لفت|لفتت|نوه|نوهت|أعلن|اعلن|أعلنت|اعلنت|ذكر|ذكرت|اعتبر|اعتبرت"
+    r"|هو|هي|هم|هما|كما|لكن|لكنه|لكنها|إلا|الا)(?=\s|$)"
+    r"|^\W*(?:He|She|It|They|This|These|Its|His|Her|Their)\b"
+)
+
+
+def back_reference(sentence: str) -> bool:
+    """True when `sentence` opens by pointing back at the sentence before it (`_BACK_REFERENCE`).
+
+    Example: back_reference("وأشار إلى أن الاجتماع سيعقد غداً") is True
+    """
+    return bool(_BACK_REFERENCE.match(sentence))
+
+
+def _context(i: int, bodies: list[str], terms: list[set], own: list[float], q_terms: set, s) -> float:
+    """What sentence `i` of a chunk gains from its neighbours (added to its citation rank):
+    `evidence_context_weight` times the better of its neighbours' own scores (`own`: similarity
+    and overlap, a sentence-window reading of the sentence), and, when it opens by pointing back
+    (`back_reference`), `evidence_backref_weight` times the share of the question's words found only
+    in the sentence before it (the subject it points back to)."""
+    gain = 0.0
+    if s.evidence_context_weight > 0:
+        near = [own[j] for j in (i - 1, i + 1) if 0 <= j < len(own)]
+        if near:
+            gain += s.evidence_context_weight * max(near)
+    if s.evidence_backref_weight > 0 and i > 0 and q_terms and back_reference(bodies[i]):
+        before = len(q_terms & (terms[i - 1] - terms[i])) / len(q_terms)
+        gain += s.evidence_backref_weight * before
+    return gain
 
 
 def _similarities(

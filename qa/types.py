@@ -125,9 +125,17 @@ class Evidence:
     similarity: float
     overlap: float
     page: int | None = None  # 1-based page of a PDF
+    # The citation ranking score (qa.retrieve: `score` plus the second embedder's similarity and the
+    # sentence's context); None: rank by `score`. `score` alone is what abstention compares (calibrated).
+    rank: float | None = None
     # The list items or table rows that follow this sentence when it announces them (qa.retrieve),
     # in document order: `Item`s with exact offsets in the same document.
     items: tuple[Item, ...] = ()
+
+    @property
+    def cite_score(self) -> float:
+        """The score citations are ranked by: `rank`, or `score` when there is none."""
+        return self.score if self.rank is None else self.rank
 
 
 @dataclass(frozen=True)
