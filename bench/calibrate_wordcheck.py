@@ -236,6 +236,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--before", action="store_true", help="also score the check shipped before")
     parser.add_argument(
+        "--out", type=Path, default=OUT, help="results file (default eval/calibration/wordcheck.json)"
+    )
+    parser.add_argument(
         "--before-limit",
         type=int,
         default=120,
@@ -283,11 +286,11 @@ def main() -> None:
     out["after_same_subset"] = report(subset, wordcheck.SENTENCE_SHARE)
     if args.before:
         out["before_report"] = before(subset)
-    elif OUT.is_file():  # kept from the last run that scored it (it does not depend on the word check)
-        kept = json.loads(OUT.read_text(encoding="utf-8"))
+    elif args.out.is_file():  # kept from the last run that scored it (it does not depend on the word check)
+        kept = json.loads(args.out.read_text(encoding="utf-8"))
         if "before_report" in kept:
             out["before_report"] = kept["before_report"]
-    OUT.write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
+    args.out.write_text(json.dumps(out, ensure_ascii=False, indent=2), encoding="utf-8")
     print(json.dumps({k: out[k] for k in ("bar_chosen", "bar_shipped")}, indent=1))
     print(json.dumps(out["report"], indent=1))
     if "before_report" in out:
