@@ -273,6 +273,17 @@ def available() -> bool:
     return qgloss.available()
 
 
+def warm() -> None:
+    """Read both dictionaries, build the English stem index, load the analyser's lexicon and the
+    romanizer (~4 s on an idle machine, once per process), so that no question waits for them."""
+    if not available():
+        return
+    qgloss.dictionaries()
+    _stem_index()
+    qgloss.morphology("المدرسة")
+    qgloss.romanize("ماريا")
+
+
 def check(
     rendering: str,
     source: str,
