@@ -323,6 +323,16 @@ def check(
         kind = "number" if is_number else ("name" if is_name else "content")
         spans = tuple((arabic[i].gloss.start, arabic[i].gloss.end) for i in hits)
         words.append(WordSupport(m.start(), m.end(), word, kind, spans, witness))
+    # «عام 2016» is "in 2016", «يوم الجمعة» "on Friday": a year, day or month word before a rendered
+    # number or date is rendered with it.
+    for i, a in enumerate(arabic[:-1]):
+        if (
+            i not in used
+            and a.forms & _IMPLICIT
+            and i + 1 in used
+            and (arabic[i + 1].value is not None or _dated(arabic[i + 1]))
+        ):
+            used.add(i)
     left_out = tuple(a.gloss for i, a in enumerate(arabic) if a.content and i not in used)
     content_words = [w for w in words if w.kind in ("content", "name", "number")]
     share = sum(w.supported for w in content_words) / len(content_words) if content_words else None
@@ -330,6 +340,14 @@ def check(
     return WordCheck(
         reason is None, reason, tuple(words), left_out, None if share is None else round(share, 4)
     )
+
+
+_IMPLICIT = frozenset("عام سنه يوم شهر".split())
+
+
+def _dated(arabic: _Arabic) -> bool:
+    """True for a day or month name (qa.glossary.CALENDAR)."""
+    return bool(arabic.stems & {en_stem(n) for n in qglossary.DAYS_AND_MONTHS})
 
 
 def _reason(rendering, source, words, arabic, used, left_out, share, min_share, complete) -> str | None:
