@@ -278,15 +278,20 @@ def test_a_second_try_is_held_to_the_stricter_bar(harbour):
     # A near miss the 1.5B model gave for «خبراء عسكريين» (military experts): close enough for the
     # first bar, not for the second.
     near_miss = {"question": "Who would it include?", "lang": "en", "services": harbour}
-    assert reader.refusal("Expert engineers", "خبراء عسكريين", **near_miss) is None
     refused = reader.refusal(
         "Expert engineers", "خبراء عسكريين", **near_miss, threshold=reader.RETRY_THRESHOLD
     )
     assert refused is not None and "closely enough" in refused[0]
-    assert (
-        reader.refusal("Military experts", "خبراء عسكريين", **near_miss, threshold=reader.RETRY_THRESHOLD)
-        is None
+    # The similarity bar passed it; the word check refuses it at either bar: no word says "engineers".
+    first = reader.refusal("Expert engineers", "خبراء عسكريين", **near_miss)
+    assert first is not None and "«engineers»" in first[1]
+    # The faithful "Military experts" passes the stricter similarity bar and is refused word by word
+    # only: FreeDict glosses «عسكري» as "mil", "martial", never "military" (the known cost of the word
+    # check without an alignment witness, docs/measurements.md).
+    faithful = reader.refusal(
+        "Military experts", "خبراء عسكريين", **near_miss, threshold=reader.RETRY_THRESHOLD
     )
+    assert faithful is not None and "«Military»" in faithful[1] and "closely" not in faithful[0]
 
 
 def test_a_faithful_rendering_is_shown(harbour):
