@@ -156,9 +156,18 @@ def _bare(word: str) -> str:
     return w[2:] if w.startswith("ال") and len(w) > 3 else w
 
 
-@lru_cache(maxsize=1)
+_DICT_LOCK = threading.Lock()
+
+
 def dictionaries(ara_eng: Path = ARA_ENG, eng_ara: Path = ENG_ARA) -> Dictionaries:
-    """Both dictionaries, read once (~2 s); a missing file gives empty tables (`make setup` installs both)."""
+    """Both dictionaries, read once (~2 s) by one thread; a missing file gives empty tables (`make
+    setup` installs both)."""
+    with _DICT_LOCK:
+        return _read_dictionaries(ara_eng, eng_ara)
+
+
+@lru_cache(maxsize=1)
+def _read_dictionaries(ara_eng: Path, eng_ara: Path) -> Dictionaries:
     forward: dict[str, list[str]] = {}
     without_article: dict[str, list[str]] = {}
     if ara_eng.is_file():

@@ -40,6 +40,7 @@ word sense (a gloss of any sense supports), and Arabic renderings of English.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -103,17 +104,31 @@ RELATIONS: dict[str, frozenset[str]] = {
 _SNOWBALL = snowballstemmer.stemmer("english")
 
 
+_STEM_LOCK = threading.Lock()  # a Snowball stemmer keeps its word in itself: not thread-safe
+
+
+@lru_cache(maxsize=131072)
 def en_stem(word: str) -> str:
     """Snowball's English stem of a word, lower case ("Negotiations" → "negoti")."""
-    return _SNOWBALL.stemWord(word.casefold().replace("’", "'"))
+    with _STEM_LOCK:
+        return _SNOWBALL.stemWord(word.casefold().replace("’", "'"))
 
 
 _STOP_STEMS = frozenset(_SNOWBALL.stemWord(w) for w in ENGLISH_STOP)
 
 
-@lru_cache(maxsize=1)
+_INDEX_LOCK = threading.Lock()
+
+
 def _stem_index() -> dict[str, frozenset[str]]:
-    """English stem -> Arabic forms FreeDict eng-ara glosses a word of that stem with."""
+    """English stem -> Arabic forms FreeDict eng-ara glosses a word of that stem with (built once,
+    by one thread: the warm-up and a first question may ask at the same time)."""
+    with _INDEX_LOCK:
+        return _build_stem_index()
+
+
+@lru_cache(maxsize=1)
+def _build_stem_index() -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for english, arabic in qgloss.dictionaries().eng_ara.items():
         out.setdefault(en_stem(english), set()).update(arabic)
