@@ -75,7 +75,38 @@ def main() -> None:
         out[f"check_{state}_ms"] = percentiles(times)
         print(state, out[f"check_{state}_ms"], flush=True)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["lemmatisers"] = compare_lemmatisers(texts)
     print(save("wordcheck", out))
+
+
+def compare_lemmatisers(texts: dict[str, list[str]]) -> dict:
+    """The share of content words a dictionary glosses (names in Latin letters not counted) on the
+    seed and dev articles with each lemmatiser behind the dictionaries: farahidi (shipped), Snowball's
+    Arabic stemmer, and none (our affix stripping alone, qa.glossary.word_forms)."""
+    import snowballstemmer
+
+    arabic = snowballstemmer.stemmer("arabic")
+    shipped = gloss.morphology
+    variants = {
+        "farahidi": shipped,
+        "snowball-arabic": lambda w: gloss.Morphology((gloss._bare(arabic.stemWord(w)),), (), False),
+        "none": lambda w: gloss.Morphology((), (), False),
+    }
+    sentences = [d[s.start : s.end] for docs in texts.values() for d in docs for s in qtext.sentences(d)]
+    out = {}
+    try:
+        for name, morphology in variants.items():
+            gloss.morphology = morphology
+            gloss._word.cache_clear()
+            words = [w for s in sentences for w in gloss.gloss(s) if w.kind in ("content", "name")]
+            k, n = sum(bool(w.glosses) for w in words), len(words)
+            low, high = wilson(k, n)
+            out[name] = {"k": k, "n": n, "rate": round(k / n, 4), "ci95": [low, high]}
+            print(name, out[name], flush=True)
+    finally:
+        gloss.morphology = shipped
+        gloss._word.cache_clear()
+    return out
 
 
 if __name__ == "__main__":

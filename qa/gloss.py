@@ -14,9 +14,10 @@ word-level verifier, qa.wordcheck, reads). For each word of the text (`gloss()`)
   finds in its table of attested spellings) gets its Latin spelling from `arabic-name-romanizer`
   (MIT; dictionary first, a small ONNX model for unseen names, `transliterate`).
 The lemma comes from `farahidi` (GPL-3.0-or-later, a pure-Python port of AlKhalil Morpho Sys 2, no
-dependencies); chosen over a light stemmer of our own and Snowball's Arabic stemmer because it
-gave the highest gloss coverage of the three (bench/calibrate_wordcheck.py, docs/measurements.md),
-and over `qalsadi` (GPL, with a SQLite dictionary to fetch) for having no dependencies.
+dependencies), asked only for words whose own forms no dictionary has (it takes ~20 ms a new
+word). It is measured against Snowball's Arabic stemmer and against our affix stripping alone in
+bench/bench_wordcheck.py (`lemmatisers`, docs/measurements.md); `qalsadi` (GPL, with the
+`arramooz` dictionary package) was not tried.
 No library glosses Arabic word by word from a dictionary, so the pieces are joined here.
 
 Leaves out: word sense (every gloss is listed, most frequent reading first), multi-word
@@ -97,6 +98,21 @@ ORDINALS = {
     "تاسع": 9, "تاسعه": 9, "عاشر": 10, "عاشره": 10,
 }  # fmt: skip
 
+# Glosses of the commonest particles, shown first: FreeDict lists their rare senses first or reads
+# them as other words after normalisation («على» "ali", «الى» "automatic", «بعد» "distance").
+PARTICLES = {
+    "في": "in", "من": "from, of", "الي": "to", "علي": "on", "عن": "about, from", "مع": "with",
+    "بعد": "after", "قبل": "before", "بين": "between", "حول": "about, around", "ان": "that",
+    "انه": "that he", "انها": "that she", "انهما": "that they (two)", "انهم": "that they",
+    "لا": "not, no", "لم": "did not", "لن": "will not", "ليس": "is not", "ما": "what, not",
+    "غير": "other than, non-, but", "بلا": "without", "دون": "without", "بدون": "without",
+    "هذا": "this", "هذه": "this", "ذلك": "that", "تلك": "that", "التي": "which", "الذي": "which, who",
+    "الذين": "who", "كان": "was", "كانت": "was", "قد": "(has), may", "لقد": "indeed", "ثم": "then",
+    "او": "or", "و": "and", "حيث": "where", "كما": "as", "عند": "at, when", "منذ": "since",
+    "خلال": "during, through", "ضد": "against", "ايضا": "also", "فقط": "only", "كل": "every, all",
+    "حتي": "until, even", "اذا": "if", "لكن": "but", "بل": "rather", "الا": "except",
+    "سوي": "only, except", "هو": "he, it", "هي": "she, it", "هم": "they", "نحو": "towards, about",
+}  # fmt: skip
 _HEADER = re.compile(r"^(\S.*?) /[^/]*/\s*$")
 _ENUM = re.compile(r"^\d+\.\s*")
 _LOCK = threading.Lock()
@@ -130,23 +146,42 @@ def _entries(path: Path):
         yield head, lines
 
 
+def _extend(bucket: list[str], items: list[str]) -> None:
+    bucket.extend(i for i in dict.fromkeys(items) if i not in bucket)
+
+
 def _bare(word: str) -> str:
     """A normalised Arabic form without its article (the key the dictionaries are read with)."""
     w = qtext.normalize(word).strip()
     return w[2:] if w.startswith("ال") and len(w) > 3 else w
 
 
-@lru_cache(maxsize=1)
+_DICT_LOCK = threading.Lock()
+
+
 def dictionaries(ara_eng: Path = ARA_ENG, eng_ara: Path = ENG_ARA) -> Dictionaries:
-    """Both dictionaries, read once (~2 s); a missing file gives empty tables (`make setup` installs both)."""
+    """Both dictionaries, read once (~2 s) by one thread; a missing file gives empty tables (`make
+    setup` installs both)."""
+    with _DICT_LOCK:
+        return _read_dictionaries(ara_eng, eng_ara)
+
+
+@lru_cache(maxsize=1)
+def _read_dictionaries(ara_eng: Path, eng_ara: Path) -> Dictionaries:
     forward: dict[str, list[str]] = {}
+    without_article: dict[str, list[str]] = {}
     if ara_eng.is_file():
         for head, lines in _entries(ara_eng):
             if not qglossary.ARABIC_WORD.search(head) or " " in head.strip():
                 continue
-            for key in {qtext.normalize(head).strip(), _bare(head)}:
-                bucket = forward.setdefault(key, [])
-                bucket.extend(g.casefold() for g in lines if g.isascii() and g not in bucket)
+            glosses = [g.casefold() for g in lines if g.isascii()]
+            _extend(forward.setdefault(qtext.normalize(head).strip(), []), glosses)
+            # «الجمعة» is also found as «جمعة»; «ألمع» (shiniest) is not «مع» (with): only a written
+            # article (a bare alef) is dropped, after the headwords' own glosses.
+            if re.sub(r"[\u064b-\u065f\u0670]", "", head).startswith("ال"):
+                _extend(without_article.setdefault(_bare(head), []), glosses)
+        for key, glosses in without_article.items():
+            _extend(forward.setdefault(key, []), glosses)
     english: dict[str, set[str]] = {}
     backward: dict[str, list[str]] = {}
     if eng_ara.is_file():
@@ -358,6 +393,9 @@ def _word(word: str, *, negation: bool) -> tuple[str, tuple[str, ...], str | Non
     function = is_function(word)
     glosses, witness = lookup(word)
     kind = "negation" if negation else ("function" if function else "content")
+    particle = PARTICLES.get(re.sub(r"^[وف](?=..)", "", qtext.normalize(word)))
+    if particle:
+        glosses, witness = tuple(dict.fromkeys([*particle.split(", "), *glosses])), witness or "dictionary"
     latin = None
     if not function and not negation and not (witness in ("dictionary", "reverse") and direct(word)):
         morph = morphology(word)

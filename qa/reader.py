@@ -105,10 +105,13 @@ def warm(services) -> None:
     """Load the local LLM and evaluate the reader prompt's fixed part once (its instructions and
     worked examples: ~550 tokens, ~7 s on 2 cores), so that the first question does not wait for
     it: measured on a fresh `make run`, the first question's reader took 10 s to its first token,
-    later ones 1.3-1.5 s. Does nothing unless the short answer is on; with another backend only the
-    dictionary of the rendering check (qa.glossary) is read.
+    later ones 1.3-1.5 s. First, whatever the settings, the word check's and the gloss's
+    dictionaries, analyser and romanizer are loaded (qa.wordcheck.warm, ~4 s: an English reader's
+    cited sentence is glossed even without the short answer). Nothing more unless the short answer
+    is on; with another backend only the dictionary of the rendering check (qa.glossary) is read.
     Raises what loading the model raises (`LLMError`)."""
     settings = services.settings
+    qwordcheck.warm()  # both dictionaries, the analyser and the romanizer (~4 s), once
     if not short_answer_enabled(settings):
         return
     qglossary.glosses()  # the dictionary the rendering check reads (~0.5 s to parse), once

@@ -40,6 +40,7 @@ word sense (a gloss of any sense supports), and Arabic renderings of English.
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -103,17 +104,31 @@ RELATIONS: dict[str, frozenset[str]] = {
 _SNOWBALL = snowballstemmer.stemmer("english")
 
 
+_STEM_LOCK = threading.Lock()  # a Snowball stemmer keeps its word in itself: not thread-safe
+
+
+@lru_cache(maxsize=131072)
 def en_stem(word: str) -> str:
     """Snowball's English stem of a word, lower case ("Negotiations" → "negoti")."""
-    return _SNOWBALL.stemWord(word.casefold().replace("’", "'"))
+    with _STEM_LOCK:
+        return _SNOWBALL.stemWord(word.casefold().replace("’", "'"))
 
 
 _STOP_STEMS = frozenset(_SNOWBALL.stemWord(w) for w in ENGLISH_STOP)
 
 
-@lru_cache(maxsize=1)
+_INDEX_LOCK = threading.Lock()
+
+
 def _stem_index() -> dict[str, frozenset[str]]:
-    """English stem -> Arabic forms FreeDict eng-ara glosses a word of that stem with."""
+    """English stem -> Arabic forms FreeDict eng-ara glosses a word of that stem with (built once,
+    by one thread: the warm-up and a first question may ask at the same time)."""
+    with _INDEX_LOCK:
+        return _build_stem_index()
+
+
+@lru_cache(maxsize=1)
+def _build_stem_index() -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for english, arabic in qgloss.dictionaries().eng_ara.items():
         out.setdefault(en_stem(english), set()).update(arabic)
@@ -273,6 +288,17 @@ def available() -> bool:
     return qgloss.available()
 
 
+def warm() -> None:
+    """Read both dictionaries, build the English stem index, load the analyser's lexicon and the
+    romanizer (~4 s on an idle machine, once per process), so that no question waits for them."""
+    if not available():
+        return
+    qgloss.dictionaries()
+    _stem_index()
+    qgloss.morphology("المدرسة")
+    qgloss.romanize("ماريا")
+
+
 def check(
     rendering: str,
     source: str,
@@ -312,6 +338,16 @@ def check(
         kind = "number" if is_number else ("name" if is_name else "content")
         spans = tuple((arabic[i].gloss.start, arabic[i].gloss.end) for i in hits)
         words.append(WordSupport(m.start(), m.end(), word, kind, spans, witness))
+    # «عام 2016» is "in 2016", «يوم الجمعة» "on Friday": a year, day or month word before a rendered
+    # number or date is rendered with it.
+    for i, a in enumerate(arabic[:-1]):
+        if (
+            i not in used
+            and a.forms & _IMPLICIT
+            and i + 1 in used
+            and (arabic[i + 1].value is not None or _dated(arabic[i + 1]))
+        ):
+            used.add(i)
     left_out = tuple(a.gloss for i, a in enumerate(arabic) if a.content and i not in used)
     content_words = [w for w in words if w.kind in ("content", "name", "number")]
     share = sum(w.supported for w in content_words) / len(content_words) if content_words else None
@@ -319,6 +355,14 @@ def check(
     return WordCheck(
         reason is None, reason, tuple(words), left_out, None if share is None else round(share, 4)
     )
+
+
+_IMPLICIT = frozenset("عام سنه يوم شهر".split())
+
+
+def _dated(arabic: _Arabic) -> bool:
+    """True for a day or month name (qa.glossary.CALENDAR)."""
+    return bool(arabic.stems & {en_stem(n) for n in qglossary.DAYS_AND_MONTHS})
 
 
 def _reason(rendering, source, words, arabic, used, left_out, share, min_share, complete) -> str | None:

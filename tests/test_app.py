@@ -197,6 +197,8 @@ def test_translate_replaces_the_shown_turn_and_rerenders_its_sources(fast_seeded
         assert t is not None and t.lang == "en"
         if t.text is not None:
             assert t.verified and t.text.startswith("In English: the Kremlin denied it") and t.text in sources
+        elif t.rough is not None:  # refused word by word: shown word-marked, never as checked
+            assert not t.verified and t.note and "Rough machine translation, not checked" in sources
         else:
             assert not t.verified and t.note and f'No translation shown: <bdi dir="ltr">{t.note}' in sources
 

@@ -278,15 +278,20 @@ def test_a_second_try_is_held_to_the_stricter_bar(harbour):
     # A near miss the 1.5B model gave for «خبراء عسكريين» (military experts): close enough for the
     # first bar, not for the second.
     near_miss = {"question": "Who would it include?", "lang": "en", "services": harbour}
-    assert reader.refusal("Expert engineers", "خبراء عسكريين", **near_miss) is None
     refused = reader.refusal(
         "Expert engineers", "خبراء عسكريين", **near_miss, threshold=reader.RETRY_THRESHOLD
     )
     assert refused is not None and "closely enough" in refused[0]
-    assert (
-        reader.refusal("Military experts", "خبراء عسكريين", **near_miss, threshold=reader.RETRY_THRESHOLD)
-        is None
+    # The similarity bar passed it; the word check refuses it at either bar: no word says "engineers".
+    first = reader.refusal("Expert engineers", "خبراء عسكريين", **near_miss)
+    assert first is not None and "«engineers»" in first[1]
+    # The faithful "Military experts" passes the stricter similarity bar and is refused word by word
+    # only: FreeDict glosses «عسكري» as "mil", "martial", never "military" (the known cost of the word
+    # check without an alignment witness, docs/measurements.md).
+    faithful = reader.refusal(
+        "Military experts", "خبراء عسكريين", **near_miss, threshold=reader.RETRY_THRESHOLD
     )
+    assert faithful is not None and "«Military»" in faithful[1] and "closely" not in faithful[0]
 
 
 def test_a_faithful_rendering_is_shown(harbour):
@@ -392,12 +397,22 @@ def test_an_english_reader_without_a_checked_short_answer_gets_the_sentence_tran
     result = stream.answer()
     assert not result.short_answer.verified
     cited = result.citations[result.short_answer.n - 1]
-    assert cited.translation.verified and cited.translation.text == HARBOUR_EN
+    # A faithful rendering, but the dictionaries support too few of its words ("opened", "presence",
+    # "holds", "fishing": 60% under the bar of 70%): the known cost of checking word by word without
+    # an alignment witness (docs/measurements.md). It is kept as a rough, word-marked rendering, and
+    # the reader has the sentence word by word.
+    t = cited.translation
+    assert not t.verified and t.text is None and t.rough == HARBOUR_EN and "supported" in t.note
+    assert {w.text for w in t.check.words if w.kind == "content" and not w.supported} >= {"opened", "fishing"}
+    assert next(w for w in t.check.words if w.text == "2016").support == (
+        (cited.start + 26, cited.start + 30),
+    )
+    assert cited.gloss and any(g.word == "الميناء" and "harbour" in g.glosses for g in cited.gloss)
     assert isinstance(events[-1], Draft) and events[-1].answer.citations[0].translation is None  # shown first
     # Kept: asked again, the sentence is not translated again.
     asked = len(ScriptedChat.prompts)
     ScriptedChat.script.extend([_reply(1, "عام 2016", "In 2015"), "In 2015"])
-    assert harbour.ask(HARBOUR_QUESTION).citations[0].translation.text == HARBOUR_EN
+    assert harbour.ask(HARBOUR_QUESTION).citations[0].translation.rough == HARBOUR_EN
     assert len(ScriptedChat.prompts) == asked + 2
 
 
@@ -422,7 +437,12 @@ def test_a_name_only_the_question_holds_never_supports_a_rendering(harbour):
         "Sergei Shoigu: agreed on concrete steps to save the truce in Syria", span, **ask
     )
     assert refused is not None and "name" in refused[0]
-    assert reader.refusal("They agreed on concrete steps to save the truce in Syria", span, **ask) is None
+    # The faithful wording passes the name check, and is refused word by word only: the dictionaries
+    # support neither "concrete" («ملموسة») nor "truce" («التهدئة») (the known cost of the word check
+    # without an alignment witness, docs/measurements.md; the short answer is then the Arabic words).
+    faithful = reader.refusal("They agreed on concrete steps to save the truce in Syria", span, **ask)
+    assert faithful[0] == "some words of the language model's wording are not in the cited words"
+    assert "«concrete»" in faithful[1]
 
 
 # The real local model ------------------------------------------------------------------------------
