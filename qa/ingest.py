@@ -9,7 +9,10 @@ Formats, each through a well-kept library: HTML through trafilatura (the article
 navigation, footers, scripts, styles and comments dropped), rendered by inscriptis (table cells
 apart, `<br>` a line break, blocks paragraphs): measured on a page with a nav bar, a table and a
 footer, trafilatura alone keeps the cells apart but renders tables as Markdown with `|---|` rows and
-`<br>` as a paragraph break, and inscriptis alone keeps the nav and the footer. DOCX in document
+`<br>` as a paragraph break, and inscriptis alone keeps the nav and the footer. Tables (HTML and
+DOCX) are read a row a line, each cell after its column's heading (`table_rows`), and list items and
+table rows are kept as units (`Document.units`): each one sentence, which a sentence announcing an
+enumeration is cited with (qa/retrieve.py). DOCX in document
 order through python-docx's `iter_inner_content` (tables in place, nested tables included); the
 text of a paragraph is read from its XML here because python-docx drops tracked insertions
 (`w:ins`): text reads as Word displays it, insertions in and deletions out. A .docx is a zip: its

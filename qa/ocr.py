@@ -5,7 +5,12 @@ its TSV) into words with their boxes and confidences, in reading order: tesserac
 line's words right to left. The page's text is built here from those words, so that every word has
 exact `[start, end)` offsets in it: the words of a line, and the lines of one of tesseract's
 paragraphs, joined by spaces; paragraphs by blank lines. Each word is folded (`qtext.fold_text`) as
-every PDF's text is, and the text then goes through the chunking every format shares (qa/ingest.py):
+every PDF's text is, and repaired where tesseract predictably misreads Arabic news text (`repair`:
+the Arabic comma read as a Latin comma, a hamza, a full stop or a colon; a letter read with the
+wrong dots), each word whole, judged by tesseract's own per-word confidence and two witnesses: the
+Arabic word list of hunspell-ar (`Lexicon`, hunspell's command line: no Python binding is needed
+for a yes/no per word) and the page's other words. The text then goes through the chunking every
+format shares (qa/ingest.py):
 a citation's offsets map back to the boxes of its words (`recognition`), and the page shows the
 sentence boxed on the page image (`highlight`).
 

@@ -220,3 +220,14 @@ def test_the_items_after_an_announcing_sentence_are_read_from_the_chunks_after_i
     a, b = other.sentences[0]
     plain = Evidence("bulletin.html", other.id, other.paragraph, a, b, other.text_of(a, b), 1.0, 0.9, 0.5)
     assert retriever._with_items(plain, [Hit(other, 1.0, 0.9, 0.9, 0.0)], retriever.lexical()).items == ()
+
+
+def test_a_saved_conversation_keeps_the_items():
+    from qa.conversations import answer_from_record, answer_record
+
+    items = tuple(Item(100 + 40 * i, 100 + 40 * i + len(t), t) for i, t in enumerate(PROJECTS))
+    cite = Citation(
+        1, "bulletin.html", "c1", 50, 50 + len(ANNOUNCES), ANNOUNCES, 2, 1.0, ANNOUNCES, 50, items=items
+    )
+    answer = Answer("q", "ar", "بحسب المقال [1]", "extractive", False, (cite,), answer_lang="ar")
+    assert answer_from_record(answer_record(answer)).citations[0].items == items
