@@ -285,13 +285,6 @@ def test_a_second_try_is_held_to_the_stricter_bar(harbour):
     # The similarity bar passed it; the word check refuses it at either bar: no word says "engineers".
     first = reader.refusal("Expert engineers", "خبراء عسكريين", **near_miss)
     assert first is not None and "«engineers»" in first[1]
-    # The faithful "Military experts" passes the stricter similarity bar and is refused word by word
-    # only: FreeDict glosses «عسكري» as "mil", "martial", never "military" (the known cost of the word
-    # check without an alignment witness, docs/measurements.md).
-    faithful = reader.refusal(
-        "Military experts", "خبراء عسكريين", **near_miss, threshold=reader.RETRY_THRESHOLD
-    )
-    assert faithful is not None and "«Military»" in faithful[1] and "closely" not in faithful[0]
 
 
 def test_a_faithful_rendering_is_shown(harbour):
@@ -437,12 +430,23 @@ def test_a_name_only_the_question_holds_never_supports_a_rendering(harbour):
         "Sergei Shoigu: agreed on concrete steps to save the truce in Syria", span, **ask
     )
     assert refused is not None and "name" in refused[0]
-    # The faithful wording passes the name check, and is refused word by word only: the dictionaries
-    # support neither "concrete" («ملموسة») nor "truce" («التهدئة») (the known cost of the word check
-    # without an alignment witness, docs/measurements.md; the short answer is then the Arabic words).
-    faithful = reader.refusal("They agreed on concrete steps to save the truce in Syria", span, **ask)
-    assert faithful[0] == "some words of the language model's wording are not in the cited words"
-    assert "«concrete»" in faithful[1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known defect (issue 30): without an alignment witness the dictionaries support too few "
+    "words of faithful English (FreeDict glosses «عسكري» as 'mil', 'martial', never 'military'; it has "
+    "neither 'concrete' for «ملموسة» nor 'truce' for «التهدئة»): 15% of reference translations pass, "
+    "docs/measurements.md",
+)
+def test_faithful_renderings_pass_the_word_check(harbour):
+    ask = {"question": "Who would it include?", "lang": "en", "services": harbour}
+    assert (
+        reader.refusal("Military experts", "خبراء عسكريين", **ask, threshold=reader.RETRY_THRESHOLD) is None
+    )
+    span = "اتفقتا على خطوات ملموسة لإنقاذ التهدئة في سوريا"
+    ask = {"question": "What did the two sides agree on?", "lang": "en", "services": harbour}
+    assert reader.refusal("They agreed on concrete steps to save the truce in Syria", span, **ask) is None
 
 
 # The real local model ------------------------------------------------------------------------------
