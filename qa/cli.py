@@ -113,13 +113,7 @@ def _ask(args) -> int:
         return 0
     if result.short_answer:
         short = result.short_answer
-        if short.checked:
-            label = f"checked: {short.guarantee}"
-        elif short.verified:
-            label = f"not checked: {short.why_not}"
-        else:
-            label = "the cited words; the rendering could not be checked"
-        print(f"{short.text} [{short.n}]  ({label})\n")
+        print(f"{short.text} [{short.n}]  ({short.status()})\n")
     print(result.answer)
     if result.note:
         print(f"\n({result.note})")

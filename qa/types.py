@@ -353,6 +353,15 @@ class ShortAnswer:
     # An English wording of an Arabic span checked word by word (qa.wordcheck; document offsets).
     check: WordCheck | None = None
 
+    def status(self, note: str | None = None) -> str:
+        """What the label says, for the CLI, the API's reply text and exports: "checked: <guarantee>",
+        "not checked: <why_not>", or, when a rule failed, "not checked: <note>" (the answer's note)."""
+        if self.checked:
+            return f"checked: {self.guarantee}"
+        if self.verified:
+            return f"not checked: {self.why_not}"
+        return f"not checked: {note or 'the cited words as written'}"
+
     def to_dict(self) -> dict:
         """The JSON shape of `qa ask --json`'s `short_answer`."""
         source = {"n": self.n, "doc": self.doc, "start": self.start, "end": self.end, "quote": self.quote}

@@ -164,13 +164,7 @@ def reply_text(answer: Answer) -> str:
     parts, extra = [answer.answer], []
     short = answer.short_answer
     if short is not None:
-        if short.checked:
-            label = f" (checked: {short.guarantee})"
-        elif short.verified:
-            label = f" (not checked: {short.why_not})"
-        else:
-            label = " (not checked)"
-        extra.append(f"{SHORT_LABEL}{short.text} [{short.n}]{label}")
+        extra.append(f"{SHORT_LABEL}{short.text} [{short.n}] ({short.status()})")
     if answer.note:
         extra.append(f"{NOTE_LABEL}{answer.note}")
     if extra:

@@ -825,13 +825,7 @@ def conversation_markdown(turns: Sequence[Turn], *, now: datetime | None = None)
             continue
         short = answer.short_answer
         if short is not None:
-            if short.checked:
-                checked = f"(checked: {short.guarantee})"
-            elif short.verified:
-                checked = f"(not checked: {short.why_not})"
-            else:
-                checked = f"(not checked: {answer.note or 'no rendering'})"
-            lines += [f"Short answer: {short.text} [{short.n}] {checked}", ""]
+            lines += [f"Short answer: {short.text} [{short.n}] ({short.status(answer.note)})", ""]
         lines += [answer.answer, ""]
         if answer.note and (short is None or short.verified):
             lines += [f"_{answer.note}_", ""]
