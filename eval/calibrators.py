@@ -83,6 +83,7 @@ def build(rows: list[dict], key: str, *, alpha: float = certify.ALPHA, delta: fl
             "intercept": 0.0,
             "n_fit": n_shown,
             "n_wrong": None,
+            "fitted": False,
         }
         reason = f"too few labelled short answers to fit a calibrator ({n_shown} in the fit part, {MIN_FIT} needed)"
         for lang in LANGS:
@@ -90,6 +91,7 @@ def build(rows: list[dict], key: str, *, alpha: float = certify.ALPHA, delta: fl
             entry["bars"].append(_bar("short_answer", lang, None, n, reason=reason, alpha=alpha, delta=delta))
         return entry
     entry |= model
+    entry["fitted"] = True
     cal = qconfidence.Calibration(
         key, qconfidence.FEATURES, tuple(model["mean"]), tuple(model["scale"]), tuple(model["coef"]),
         model["intercept"], {},

@@ -121,6 +121,7 @@ class Calibration:
     intercept: float
     bars: dict  # {(decision, lang): Bar}
     measured_on: str = ""
+    fitted: bool = True  # False: too few labels to fit; the weights are zeros and score nothing
 
     def score(self, values: dict[str, float]) -> float:
         """P(right) by the fitted model, in [0, 1]."""
@@ -179,6 +180,7 @@ def _parse(raw: dict) -> dict[str, Calibration]:
             float(entry["intercept"]),
             bars,
             entry.get("measured_on", ""),
+            bool(entry.get("fitted", True)),
         )
     return out
 
@@ -215,13 +217,13 @@ def judge(settings, decision: str, lang: str, values: dict[str, float]) -> Verdi
     if cal is None:
         why = "this language model has not been calibrated, so no short answer of it is labelled checked"
         return Verdict(False, None, None, why)
-    score = cal.score(values)
+    score = cal.score(values) if cal.fitted else None
     bar = cal.bar(decision, lang)
     if bar is None or bar.threshold is None:
         reason = bar.reason if bar and bar.reason else "no certification was made"
         why = f"no bar could be certified for {name} questions ({reason})"
         return Verdict(False, score, None, why)
-    if score < bar.threshold:
+    if score is None or score < bar.threshold:
         why = "its calibrated confidence is below the certified bar"
         return Verdict(False, score, bar.guarantee(), why)
     return Verdict(True, score, bar.guarantee(), None)

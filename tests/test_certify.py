@@ -132,3 +132,4 @@ def test_too_few_labelled_answers_fit_nothing_and_certify_nothing():
     rng = np.random.default_rng(3)
     entry = calibrators.build(_rows(rng, 10, "ar", "fit") + _rows(rng, 100, "ar", "certify"), "k")
     assert all(b["threshold"] is None and "too few" in b["reason"] for b in entry["bars"])
+    assert entry["fitted"] is False  # zero weights score nothing: qa.confidence gives no confidence
