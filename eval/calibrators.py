@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval import certify
+from eval import certify, selective
 from qa import confidence as qconfidence
 
 MIN_FIT = 30  # shown short answers with both labels present below which no model is fit
@@ -137,14 +137,25 @@ def write(key: str, entry: dict, path: Path = qconfidence.CALIBRATIONS) -> None:
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
+def risk_coverage(scores: list[float], wrong: list[bool]) -> list[tuple[float, float, int]]:
+    """(coverage of all `scores`, wrong among accepted, accepted) at each distinct score, strictest first:
+    `eval.selective.curve` over the answers that can be accepted (score > -inf), coverage counted over all."""
+    kept = [(s, w) for s, w in zip(scores, wrong, strict=True) if s != -math.inf]
+    if not kept:
+        return []
+    share = len(kept) / len(scores)
+    points = selective.curve([s for s, _ in kept], [w for _, w in kept])
+    return [(p["coverage"] * share, p["risk"], p["answered"]) for p in points]
+
+
 def plot(rows: list[dict], key: str, entry: dict, path: Path) -> None:
     """The certification part's risk-coverage curves with the certified points (eval.report.certified_plot)."""
     from eval import report
 
-    cal = qconfidence._parse({"calibrations": {key: entry}})[key]
+    cal = qconfidence.parse({"calibrations": {key: entry}})[key]
     cert_rows = [r for r in rows if r["key"] == key and r["part"] == "certify"]
     curves = {}
     for lang in LANGS:
         part = [r for r in cert_rows if r["lang"] == lang and (r["wrong"] is not None or not r["shown"])]
-        curves[lang] = certify.risk_coverage(scores(cal, part), [bool(r["wrong"]) for r in part])
+        curves[lang] = risk_coverage(scores(cal, part), [bool(r["wrong"]) for r in part])
     report.certified_plot(path, curves, {b["lang"]: b for b in entry["bars"]})

@@ -138,19 +138,3 @@ def certify(
         float(grid[j]), acc, k, n, float(p_values[last]), upper_bound(k, acc, delta),
         int(min(stop + 1, len(tested))), alpha, delta,
     )  # fmt: skip
-
-
-def risk_coverage(scores: list[float], wrong: list[bool]) -> list[tuple[float, float, int]]:
-    """The risk-coverage curve: (coverage, wrong among accepted, accepted) at each distinct score, strictest
-    first; for the report's plot with the certified point."""
-    n = len(scores)
-    pairs = sorted(
-        ((s, w) for s, w in zip(scores, wrong, strict=True) if s != -math.inf), key=lambda p: -p[0]
-    )
-    out, k, i = [], 0, 0
-    while i < len(pairs):
-        t = pairs[i][0]
-        while i < len(pairs) and pairs[i][0] == t:
-            k, i = k + pairs[i][1], i + 1
-        out.append((i / n if n else 0.0, k / i, i))
-    return out

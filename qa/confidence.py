@@ -148,14 +148,15 @@ def calibration_key(settings) -> str:
 @lru_cache(maxsize=8)
 def _load(content: bytes) -> dict[str, Calibration]:
     try:
-        return _parse(json.loads(content.decode("utf-8")))
+        return parse(json.loads(content.decode("utf-8")))
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
         # Fails safe: an unreadable file certifies nothing, so nothing is labelled checked.
         log.warning("the calibrations file cannot be read (%s): nothing is labelled checked", exc)
         return {}
 
 
-def _parse(raw: dict) -> dict[str, Calibration]:
+def parse(raw: dict) -> dict[str, Calibration]:
+    """The calibrations of a calibrations file's JSON, by key; raises KeyError/TypeError when malformed."""
     out = {}
     for key, entry in raw.get("calibrations", {}).items():
         bars = {

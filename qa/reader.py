@@ -234,8 +234,16 @@ def with_short_answer(
     check = answer_word_check(text, words, lang, offset=located.start) if verified and text != words else None
     # Checked only with a certified promise: the calibrated score of every signal against the bar
     # certified for this backend, model, prompt and language (qa.confidence; eval.certify).
-    values = qconfidence.features(request.question, lang, signals_dict, words, chosen.text)
-    verdict = qconfidence.judge(settings, "short_answer", lang, values) if verified else None
+    verdict = (
+        qconfidence.judge(
+            settings,
+            "short_answer",
+            lang,
+            qconfidence.features(request.question, lang, signals_dict, words, chosen.text),
+        )
+        if verified
+        else None
+    )
     short = ShortAnswer(
         text=text,
         lang=lang if verified else qtext.detect_language(words),

@@ -80,7 +80,9 @@ def test_the_guarantee_holds_on_planted_distributions():
 
 
 def test_risk_coverage_curve_counts_what_each_bar_accepts():
-    curve = certify.risk_coverage([0.9, 0.8, 0.8, -math.inf], [False, True, False, True])
+    from eval import calibrators
+
+    curve = calibrators.risk_coverage([0.9, 0.8, 0.8, -math.inf], [False, True, False, True])
     assert curve == [(0.25, 0.0, 1), (0.75, 1 / 3, 3)]
 
 
