@@ -138,8 +138,14 @@ class Settings(BaseSettings):
     reader_min_coverage: float = 0.25
     # A second reading of the question with the evidence sentences in reverse order; a short answer
     # is shown as checked only when both readings pick overlapping words of the same sentence
-    # (qa.reading.second_reading). Costs a second reader call on the reordered evidence.
-    reader_second_reading: bool = True
+    # (qa.reading.second_reading). Costs a second reader call on the reordered evidence. Off by
+    # default since 2026-12-06: on a held-out benchmark sample it removed no wrong checked short
+    # answer (Arabic 10/28 wrong with it, 10/29 without; English 5/15 and 5/14) while coverage fell
+    # (Arabic 81% -> 47%, English 61% -> 40%) and the short answer's p50 doubled (7.4 s of 14.8 s,
+    # docs/measurements.md); on the dev sample it halved English wrong-and-checked (26% -> 12%,
+    # intervals overlapping). "Checked" is now the calibrated, certified score (qa.confidence),
+    # which needs labelled volume: one reading labels twice as many questions an hour.
+    reader_second_reading: bool = False
     # An English reader left without a checked English short answer gets the cited sentence's
     # checked machine translation (qa.translate, kept in its store), and an English overview gets its
     # sentences' ones: made after the answer, one LLM call per sentence the first time.

@@ -20,6 +20,7 @@ from qa import text as qtext
 from qa.config import Settings
 from qa.errors import LLMError
 from tests.conftest import SEED, free_port
+from tests.fakes import ScriptedChat
 
 TEXT = SEED.read_text(encoding="utf-8")
 # A shared CI machine reads an Arabic prompt in 10-40 s: the time cap is tested on its own, and
@@ -147,17 +148,37 @@ def _check_fallback(result, extractive) -> None:
 
 @pytest.mark.slow
 def test_local_english_answer_is_verified_before_display(seeded, llama):
-    # Qwen 1.5B answers in English with a citation but adds a name the evidence does not contain
-    # (with greedy decoding: "United States" or "Bush", depending on the evidence order);
-    # verification rejects it, so the quoted evidence is shown, and the note names the culprit.
+    # Qwen 1.5B's English draft is shown only as verification allows: either every marker and quote
+    # is exact (shown), or the extractive answer word for word with the note (fallback). Which of the
+    # two depends on the evidence order; a planted unsupported name is the next test.
     _configure(seeded, llm_timeout_s=SLOW_CAP)
     question = "What did the Kremlin deny?"
     draft, _, result = _drafted(seeded, question)
     assert qtext.detect_language(draft) == "en" and "Kremlin" in draft and "[1]" in draft
+    if result.mode == "generative":
+        assert result.answer == draft
+        _check_cited_answer(result, lang="en")
+    else:
+        _check_fallback(result, seeded.ask(question, mode="extractive"))
+
+
+def test_a_draft_naming_someone_the_evidence_does_not_is_not_shown(seeded):
+    # The real embedders and verifier; the draft is planted: what Qwen 1.5B wrote on this evidence
+    # before citations were ordered by cite_score (2026-12-05): a president the article never names.
+    _configure(seeded, llm_backend="scripted")
+    question = "What did the Kremlin deny?"
+    ScriptedChat.script[:] = [
+        "The Kremlin denied that President George W. Bush and John Kerry discussed direct military "
+        "cooperation against terrorists in Syria [1]."
+    ]
+    try:
+        result = seeded.ask(question, mode="generative")
+    finally:
+        ScriptedChat.script.clear()
     _check_fallback(result, seeded.ask(question, mode="extractive"))
     named = re.search(r"the name «([^»]+)» is not in the evidence", result.note)
     assert named, result.note
-    assert named.group(1) in draft and named.group(1) not in SEED.read_text(encoding="utf-8")
+    assert "George" in named.group(1) and named.group(1) not in SEED.read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
