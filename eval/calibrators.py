@@ -2,7 +2,7 @@
 
 `build(rows, key)` takes the labelled signal lines of one calibration key (eval.signals: one
 backend, model and reader prompt), fits a logistic regression (scikit-learn, standardised
-features, `qa.confidence.FEATURES`, language among them) on the "fit" part's shown short answers,
+features, `qa.confidence.FEATURES`, language among them) on the "fit" part's candidates (`candidate`),
 scores the "certify" part, and certifies one bar per question language by Learn-then-Test
 (eval.certify). The result is the JSON entry `qa.confidence` reads at run time (the weights, the
 bars, what they were measured on); `write` puts it into qa/calibrations.json under its key.
@@ -25,8 +25,18 @@ import numpy as np
 from eval import certify, selective
 from qa import confidence as qconfidence
 
-MIN_FIT = 30  # shown short answers with both labels present below which no model is fit
+MIN_FIT = 30  # labelled candidates below which no model is fit
 LANGS = ("ar", "en")
+
+
+def candidate(row: dict) -> bool:
+    """A question whose short answer the checked label can go to: the reader gave one (its words
+    located in a cited sentence, of the asked type) and the answer did not abstain. Whether its rules
+    passed (for an English question: its English wording checked word by word) is a feature, not a
+    gate: a short answer whose wording was refused is shown as its Arabic words with their gloss, and
+    those words can be certified right. Decided before any certification was looked at (2026-12-06):
+    a superset of the rules-passed answers, ordered by the same score, can only add accepted ones."""
+    return bool(row["has_short"]) and not row["abstained"]
 
 
 def _matrix(rows: list[dict]) -> np.ndarray:
@@ -34,12 +44,12 @@ def _matrix(rows: list[dict]) -> np.ndarray:
 
 
 def fit(rows: list[dict]) -> dict | None:
-    """A logistic regression P(right | features) on the shown, labelled short answers of `rows`, as
+    """A logistic regression P(right | features) on the labelled candidates of `rows`, as
     {"mean", "scale", "coef", "intercept", "n_fit", "n_wrong"}; None when there are fewer than
     `MIN_FIT` or only one label."""
     from sklearn.linear_model import LogisticRegression  # deferred: only calibration needs it
 
-    data = [r for r in rows if r["shown"] and r["wrong"] is not None]
+    data = [r for r in rows if candidate(r) and r["wrong"] is not None]
     labels = np.array([not r["wrong"] for r in data], dtype=int)
     if len(data) < MIN_FIT or labels.min() == labels.max():
         return None
@@ -58,14 +68,14 @@ def fit(rows: list[dict]) -> dict | None:
 
 
 def scores(cal: qconfidence.Calibration, rows: list[dict]) -> list[float]:
-    """Each row's calibrated score; -inf for a row with no shown short answer (never accepted)."""
-    return [cal.score(r["features"]) if r["shown"] else -math.inf for r in rows]
+    """Each row's calibrated score; -inf for a row that is not a candidate (never accepted)."""
+    return [cal.score(r["features"]) if candidate(r) else -math.inf for r in rows]
 
 
 def build(rows: list[dict], key: str, *, alpha: float = certify.ALPHA, delta: float = certify.DELTA) -> dict:
     """The calibration entry for `key` from its labelled rows (the others are ignored). See the module
     docstring; a language with no certified bar gets one with threshold None and the reason."""
-    mine = [r for r in rows if r["key"] == key and (r["wrong"] is not None or not r["shown"])]
+    mine = [r for r in rows if r["key"] == key and (r["wrong"] is not None or not candidate(r))]
     fit_rows = [r for r in mine if r["part"] == "fit"]
     cert_rows = [r for r in mine if r["part"] == "certify"]
     model = fit(fit_rows)
@@ -76,7 +86,7 @@ def build(rows: list[dict], key: str, *, alpha: float = certify.ALPHA, delta: fl
         "bars": [],
     }
     if model is None:
-        n_shown = sum(r["shown"] and r["wrong"] is not None for r in fit_rows)
+        n_shown = sum(candidate(r) and r["wrong"] is not None for r in fit_rows)
         entry |= {"mean": [0.0] * len(qconfidence.FEATURES), "scale": [1.0] * len(qconfidence.FEATURES)}
         entry |= {
             "coef": [0.0] * len(qconfidence.FEATURES),
@@ -156,6 +166,6 @@ def plot(rows: list[dict], key: str, entry: dict, path: Path) -> None:
     cert_rows = [r for r in rows if r["key"] == key and r["part"] == "certify"]
     curves = {}
     for lang in LANGS:
-        part = [r for r in cert_rows if r["lang"] == lang and (r["wrong"] is not None or not r["shown"])]
+        part = [r for r in cert_rows if r["lang"] == lang and (r["wrong"] is not None or not candidate(r))]
         curves[lang] = risk_coverage(scores(cal, part), [bool(r["wrong"]) for r in part])
     report.certified_plot(path, curves, {b["lang"]: b for b in entry["bars"]})

@@ -233,16 +233,14 @@ def with_short_answer(
     # never shown, so neither is its check).
     check = answer_word_check(text, words, lang, offset=located.start) if verified and text != words else None
     # Checked only with a certified promise: the calibrated score of every signal against the bar
-    # certified for this backend, model, prompt and language (qa.confidence; eval.certify).
-    verdict = (
-        qconfidence.judge(
-            settings,
-            "short_answer",
-            lang,
-            qconfidence.features(request.question, lang, signals_dict, words, chosen.text),
-        )
-        if verified
-        else None
+    # certified for this backend, model, prompt and language (qa.confidence; eval.certify). Every
+    # short answer is scored, its rules' verdict among the signals: one whose English wording was
+    # refused is shown as its Arabic words (glossed for an English reader), which can be right.
+    verdict = qconfidence.judge(
+        settings,
+        "short_answer",
+        lang,
+        qconfidence.features(request.question, lang, signals_dict, words, chosen.text),
     )
     short = ShortAnswer(
         text=text,

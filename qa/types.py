@@ -355,7 +355,9 @@ class ShortAnswer:
 
     def status(self, note: str | None = None) -> str:
         """What the label says, for the CLI, the API's reply text and exports: "checked: <guarantee>",
-        "not checked: <why_not>", or, when a rule failed, "not checked: <note>" (the answer's note)."""
+        "not checked: <why_not>", or, when a rule failed, "not checked: <note>" (the answer's note).
+        A short answer whose English wording was refused can still be checked: what is checked is
+        then its words as the document has them (`quote`), which is what is shown."""
         if self.checked:
             return f"checked: {self.guarantee}"
         if self.verified:

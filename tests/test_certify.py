@@ -98,6 +98,7 @@ def _rows(rng, n: int, lang: str, part: str) -> list[dict]:
             "english": float(lang == "en"),
         }
         rows.append({"id": f"{part}-{lang}-{i}", "lang": lang, "part": part, "key": "k", "shown": True,
+                     "has_short": True, "abstained": False,
                      "wrong": bool(rng.uniform() < 0.4 * (1 - p) ** 3), "features": feats})  # fmt: skip
     return rows
 
@@ -135,3 +136,19 @@ def test_too_few_labelled_answers_fit_nothing_and_certify_nothing():
     entry = calibrators.build(_rows(rng, 10, "ar", "fit") + _rows(rng, 100, "ar", "certify"), "k")
     assert all(b["threshold"] is None and "too few" in b["reason"] for b in entry["bars"])
     assert entry["fitted"] is False  # zero weights score nothing: qa.confidence gives no confidence
+
+
+def test_an_unverified_short_answer_is_a_candidate_an_abstention_is_not():
+    """The checked label can go to any short answer the reader gave (its rules are a feature): a
+    refused English wording leaves the Arabic words, which can be right. An abstained answer, or a
+    question with no short answer, is never accepted whatever its features say."""
+    from eval import calibrators
+    from qa import confidence
+
+    feats = dict.fromkeys(confidence.FEATURES, 0.0)
+    base = {"features": feats, "shown": False}
+    cal = confidence.Calibration("k", confidence.FEATURES, (0.0,) * 11, (1.0,) * 11, (0.0,) * 11, 0.0, {})
+    refused = base | {"has_short": True, "abstained": False}
+    abstained = base | {"has_short": True, "abstained": True}
+    none = base | {"has_short": False, "abstained": False, "features": None}
+    assert calibrators.scores(cal, [refused, abstained, none]) == [0.5, -math.inf, -math.inf]

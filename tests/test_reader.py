@@ -309,7 +309,12 @@ def harbours(assistant, tmp_path: Path):
     (docs / "harbour.txt").write_text(HARBOUR + FISHERMEN, encoding="utf-8")
     assistant.ingest([docs], progress=False)
     assistant.settings = assistant.settings.model_copy(
-        update={"llm_backend": "scripted", "short_answer": "on", "auto_translate": False}
+        update={
+            "llm_backend": "scripted",
+            "short_answer": "on",
+            "auto_translate": False,
+            "reader_second_reading": True,  # off by default; these tests are about it
+        }
     )
     ScriptedChat.script.clear()
     yield assistant
@@ -465,16 +470,9 @@ def local(seeded):
     [
         ("Where would the joint operations room be?", "الأردن", "Jordan"),
         ("أين ستكون غرفة العمليات المشتركة؟", "الأردن", "الأردن"),
-        pytest.param(
-            "مع من تفاوض لافروف في موسكو؟",
-            "كيري",
-            "كيري",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known cost of the second reading: read with the sentences reversed, the model copies "
-                "Lavrov's title («وزير الخارجية الروسية»), so the right «نظيره الأميركي جون كيري» is not checked",
-            ),
-        ),
+        # With the second reading on (off by default since 2026-12-06), the model read the sentences
+        # reversed copied Lavrov's title («وزير الخارجية الروسية») and this answer was not verified.
+        ("مع من تفاوض لافروف في موسكو؟", "كيري", "كيري"),
     ],
 )
 def test_local_model_finds_the_short_answer(local, question, expected_span, expected_text):
@@ -555,8 +553,8 @@ def test_warm_up_evaluates_the_reader_prompt_once_for_the_first_question(local):
 # The same reader through an OpenAI-compatible server ----------------------------------------------
 
 SEED_QUESTIONS = Path(__file__).resolve().parent.parent / "eval" / "questions" / "seed.jsonl"
-# An English question the local model answers and checks, an Arabic one whose second reading
-# disagrees (xfail above), an unanswerable one: three kinds of reading, kept few (a shared machine).
+# An English question the local model answers and checks, an Arabic one (whose second reading, when
+# on, disagrees), an unanswerable one: three kinds of reading, kept few (a shared machine).
 SERVED_QUESTIONS = ("s05-en", "s01-ar", "u05-ar")
 # How far the served model's signals may lie from the in-process model's. llama.cpp's numbers depend
 # on how a prompt is split into batches: in-process, the same prompt gives the s05-en rendering
@@ -581,7 +579,7 @@ def _seed_question(qid: str) -> str:
 
 @pytest.mark.slow
 def test_the_openai_backend_reads_as_the_local_model(local, llama_server):
-    """The whole reader (two readings, the rendering checked) through `QA_LLM_BACKEND=openai` at a
+    """The whole reader (its reading, the rendering checked) through `QA_LLM_BACKEND=openai` at a
     real `llama_cpp.server` serving the same GGUF gives the in-process model's answers: the same
     sentence and span, the same verdicts, and the same signals from the server's log-probabilities
     within `SERVED_PROBABILITY_TOLERANCE` / `SERVED_LOGPROB_TOLERANCE`.
@@ -683,11 +681,11 @@ def _plant_passing(planted) -> str:
     return question
 
 
-def _calibration_file(tmp_path: Path, key: str, threshold: float | None) -> Path:
+def _calibration_file(tmp_path: Path, key: str, threshold: float | None, lang: str = "ar") -> Path:
     from qa import confidence
 
     n = len(confidence.FEATURES)
-    bar = {"decision": "short_answer", "lang": "ar", "threshold": threshold, "n": 300, "accepted": 120,
+    bar = {"decision": "short_answer", "lang": lang, "threshold": threshold, "n": 300, "accepted": 120,
            "wrong": 2, "upper": 0.04, "alpha": 0.05, "delta": 0.1, "reason": None if threshold is not None else "x"}  # fmt: skip
     entry = {"features": list(confidence.FEATURES), "mean": [0.0] * n, "scale": [1.0] * n, "coef": [0.0] * n,
              "intercept": 0.0, "bars": [bar], "measured_on": "planted"}  # fmt: skip
@@ -728,3 +726,21 @@ def test_a_certified_bar_labels_a_verified_answer_checked_with_its_promise(plant
     )
     short = planted.ask(_plant_passing(planted)).short_answer
     assert not short.checked and "no bar could be certified for Arabic questions" in short.why_not
+
+
+def test_a_refused_wording_leaves_words_a_certified_bar_can_label_checked(harbour, tmp_path):
+    """The English wording is refused (a wrong number), so the document's words are shown; they are
+    scored like any short answer, and a bar that accepts the score labels them checked: what is
+    checked is then the words shown, never the refused wording."""
+    from qa import confidence
+
+    key = confidence.calibration_key(harbour.settings)
+    harbour.settings = harbour.settings.model_copy(
+        update={"calibrations_path": _calibration_file(tmp_path, key, 0.4, lang="en")}
+    )
+    ScriptedChat.script.extend([_reply(1, "عام 2016", "In 2015"), "In 2015"])  # the retry errs too
+    short = harbour.ask("When was the new harbour opened?").short_answer
+    assert not short.verified and short.text == short.quote == "عام 2016"
+    assert short.checked and short.confidence == pytest.approx(0.5)
+    assert short.status().startswith("checked: fewer than 5 in 100")
+    assert "2015" not in short.status()
