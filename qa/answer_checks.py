@@ -81,8 +81,9 @@ def fits_question(question: str, words: str) -> bool:
     if _ASKS_DURATION.search(question) and (tokens | stems) & _NAMED_TIMES:
         return bool((tokens | stems) & _NUMBER_WORDS)
     # Durations answer number questions too ("how far in advance" / «قبل كم من الوقت»: «قبل يوم كامل»).
-    vocab = _NUMBER_WORDS | _TIME_WORDS
-    vocab |= {re.sub(r"^ال", "", w) for w in vocab}
+    # A time word without its article («العام» -> «عام»); never a number word: «ألفي» (two thousand)
+    # normalises to «الفي», which without "ال" is «في» ("in"), and every span with «في» fitted.
+    vocab = _NUMBER_WORDS | _TIME_WORDS | {re.sub(r"^ال", "", w) for w in _TIME_WORDS}
     return bool((tokens | stems) & vocab)
 
 

@@ -73,6 +73,12 @@ def test_answer_type_and_repetition_checks():
     assert answer_checks.fits_question("كم عمر الرئيس؟", "خمسة وستون عاما")
     assert answer_checks.fits_question("متى وصل كيري؟", "يوم الجمعة")
     assert not answer_checks.fits_question("متى وصل كيري؟", "وزير الخارجية")
+    # «في» ("in") is no time word: «ألفي» (two thousand) without its "article" once made it one, and a
+    # place answered "when" (the calibration set: «متى ولد عباس بن فرناس؟» got «في رندة بإسبانيا»).
+    assert not answer_checks.fits_question("متى ولد عباس بن فرناس ؟", "في رندة بإسبانيا")
+    assert not answer_checks.fits_question("When was he born?", "في رندة بإسبانيا")
+    assert answer_checks.fits_question("متى ولد؟", "في العام ألفين")
+    assert answer_checks.fits_question("في أي عام ولد؟", "عام ألفين")
     assert answer_checks.fits_question("Who is Kyle Orton?", "الخبير")
     assert answer_checks.repeats_question(
         "Lavrov negotiated in Moscow", "Who did Lavrov negotiate with in Moscow?"
