@@ -23,6 +23,7 @@ from pathlib import Path
 from eval import metrics
 from eval.questions import part_of
 from qa import confidence as qconfidence
+from qa.answer_checks import fits_question
 
 SIGNALS = Path(__file__).resolve().parent / "calibration" / "signals.jsonl"
 
@@ -34,6 +35,10 @@ def row(rec: dict, *, key: str, code: str) -> dict | None:
     if rec.get("system", "ours") != "ours" or not answer:
         return None
     short = answer.get("short_answer")
+    # The answer-type rule replayed as today's code has it: a span it now refuses is no short answer
+    # (the run may predate a fix to it; qa.answer_checks, 2026-12-06: «في» was taken for a time word).
+    if short and not fits_question(rec["question"], short["source"]["quote"]):
+        short = None
     shown = bool(short and short["verified"] and not answer["abstained"])
     out = {
         "id": rec["id"],

@@ -152,3 +152,29 @@ def test_an_unverified_short_answer_is_a_candidate_an_abstention_is_not():
     abstained = base | {"has_short": True, "abstained": True}
     none = base | {"has_short": False, "abstained": False, "features": None}
     assert calibrators.scores(cal, [refused, abstained, none]) == [0.5, -math.inf, -math.inf]
+
+
+def _record(question: str, span: str, golds: list[str], *, verified=True, abstained=False) -> dict:
+    """A journal line of our pipeline, as eval.runner writes it (the fields eval.signals reads)."""
+    sentence = f"قال المتحدث {span} أمس."
+    short = {"text": span, "lang": "ar", "verified": verified, "source": {"n": 1, "quote": span}}
+    return {
+        "id": "q1", "lang": "ar", "doc": "article-1", "source": "mlqa", "question": question,
+        "gold_answers": golds, "answer": {"abstained": abstained, "short_answer": short,
+                                          "citations": [{"n": 1, "quote": sentence}], "signals": {}},
+    }  # fmt: skip
+
+
+def test_a_signal_line_is_labelled_and_replays_the_answer_type_rule():
+    """eval.signals.row: a span holding the gold is right, another wrong; its features are finite; a
+    span today's answer-type rule refuses (a place for «متى») is no short answer, so no candidate."""
+    from eval import calibrators, signals
+
+    right = signals.row(_record("من قال ذلك؟", "جون كيري", ["كيري"]), key="k", code="c")
+    wrong = signals.row(_record("من قال ذلك؟", "سيرغي لافروف", ["كيري"]), key="k", code="c")
+    assert (right["wrong"], wrong["wrong"]) == (False, True)
+    assert calibrators.candidate(right) and all(math.isfinite(v) for v in right["features"].values())
+    place = signals.row(_record("متى ولد؟", "في رندة بإسبانيا", ["عام 810"]), key="k", code="c")
+    assert not place["has_short"] and place["wrong"] is None and not calibrators.candidate(place)
+    held = signals.row(_record("من قال ذلك؟", "جون كيري", ["كيري"], abstained=True), key="k", code="c")
+    assert held["has_short"] and not calibrators.candidate(held)
