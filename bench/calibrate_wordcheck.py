@@ -7,9 +7,15 @@ never tuned on the report half). For each sentence: the faithful reference, and 
 corruptions of it (`corrupt`): a name swapped for another name of the same article, a number
 changed, a negation added or removed, a name replaced by a plausible entity from outside the
 article ("Kremlin" → "Kurds"), a relation word inverted ("with" → "against", "before" → "after"),
-one content word replaced by an unrelated one. On the calibration half the sentence bar
-(`qa.wordcheck.SENTENCE_SHARE`) is chosen: the lowest share of supported words at which at least
-`TARGET_UNRELATED` of unrelated-word corruptions are refused (`choose_bar`); the report half is then scored at it:
+one content word replaced by an unrelated one. Every rendering is checked once with the alignment
+witness (qa.align) at threshold 0, keeping each aligned word's cosine, so that any threshold can be
+applied afterwards. On the calibration half the sentence bar (`qa.wordcheck.SENTENCE_SHARE`) is
+chosen: the lowest share of supported words at which at least `TARGET_UNRELATED` of
+unrelated-word corruptions are refused (`choose_bar`), for each alignment threshold of
+`ALIGN_GRID` and with the witness off; the threshold (`qa.wordcheck.ALIGN_THRESHOLD`) is the one
+whose bar lets the most faithful references pass (`choose_threshold`). The report half is then
+scored at the shipped threshold and bar, and with the witness off at its own bar, with McNemar's
+exact test between the two on the same renderings (`paired`):
 faithful pass rate, supported share of content words, each corruption kind's refusal rate, all
 with 95% intervals (Wilson; the word share by a cluster bootstrap over articles), and the time per
 rendering. With `--before`, the rendering check shipped before (qa.verify.check_rendering and
@@ -31,7 +37,7 @@ import zlib
 from collections import defaultdict
 from pathlib import Path
 
-from eval.stats import bootstrap, wilson
+from eval.stats import bootstrap, mcnemar, wilson
 from qa import verify as qverify
 from qa import wordcheck
 
@@ -256,6 +262,22 @@ def report(rows: list[dict], bar: float, threshold: float = OFF) -> dict:
     return out
 
 
+def paired(rows: list[dict], off: tuple[float, float], on: tuple[float, float]) -> dict:
+    """McNemar's exact test, witness off (bar, threshold) against on, on the same renderings: for
+    faithful references "a_only"/"b_only" count passes, for each corruption kind refusals."""
+    out = {
+        "faithful_pass": mcnemar(
+            [passes(r["faithful"], *off) for r in rows], [passes(r["faithful"], *on) for r in rows]
+        )
+    }
+    for kind in sorted({k for r in rows for k in r["checked"]}):
+        judged = [r["checked"][kind] for r in rows if kind in r["checked"]]
+        out[f"{kind}_refused"] = mcnemar(
+            [not passes(x, *off) for x in judged], [not passes(x, *on) for x in judged]
+        )
+    return out
+
+
 def _count(items) -> dict:
     out: dict[str, int] = defaultdict(int)
     for i in items:
@@ -317,7 +339,12 @@ def main() -> None:
     cal = halves["calibrate"]
     bar_off = choose_bar(cal)
     threshold, bar_on, align_curve = choose_threshold(cal)
-    shipped = (wordcheck.SENTENCE_SHARE, wordcheck.ALIGN_THRESHOLD if not args.no_align else OFF)
+    shipped = (
+        (wordcheck.SENTENCE_SHARE_WITHOUT_ALIGNMENT, OFF)
+        if args.no_align
+        else (wordcheck.SENTENCE_SHARE, wordcheck.ALIGN_THRESHOLD)
+    )
+    without = (wordcheck.SENTENCE_SHARE_WITHOUT_ALIGNMENT, OFF)
     out = {
         "data": str(DATA.relative_to(ROOT.parent)),
         "split": "crc32(title) % 2: 0 calibrate, 1 report",
@@ -325,7 +352,8 @@ def main() -> None:
         "bar_chosen_without_alignment": bar_off,
         "align_threshold_chosen": None if threshold >= OFF else threshold,
         "bar_chosen": bar_on,
-        "bar_shipped": wordcheck.SENTENCE_SHARE,
+        "bar_shipped": shipped[0],
+        "bar_shipped_without_alignment": without[0],
         "align_threshold_shipped": None if shipped[1] >= OFF else shipped[1],
         "align_curve_calibrate": align_curve,
         "curve_calibrate": [
@@ -345,8 +373,9 @@ def main() -> None:
             for b in GRID
         ],
         "calibrate": report(cal, *shipped),
-        "report_without_alignment": report(halves["report"], bar_off),
+        "report_without_alignment": report(halves["report"], *without),
         "report": report(halves["report"], *shipped),
+        "report_paired_without_vs_with": paired(halves["report"], without, shipped),
         "examples": [
             {"en": r["en"], "ar": r["ar"], **{k: v for k, v in r["corruptions"].items()}}
             for r in halves["report"][:5]
@@ -364,7 +393,7 @@ def main() -> None:
     keys = ("bar_chosen_without_alignment", "align_threshold_chosen", "bar_chosen", "bar_shipped")
     print(json.dumps({k: out[k] for k in (*keys, "align_threshold_shipped")}, indent=1))
     print(json.dumps(align_curve, indent=1))
-    for k in ("report_without_alignment", "report"):
+    for k in ("report_without_alignment", "report", "report_paired_without_vs_with"):
         print(k, json.dumps(out[k], indent=1))
     if "before_report" in out:
         print(json.dumps(out["before_report"], indent=1))

@@ -20,8 +20,10 @@ the source support it (their offsets) and how (`WordSupport.witness`):
   'martial'). It never supports a name, a number, a negation, a day or month, a relation word or a
   word whose inversion the corruption test makes (`alignable`, `INVERTIBLE`), nor aligns to an Arabic
   name, number or date: an embedding shares the failures of sentence similarity (it may pass "the
-  Kurds" for «الكرملين», "against" for «الى جانب»), so those keep their strict witnesses. Each
-  alignable word keeps its best cosine (`WordSupport.similarity`), supported or not.
+  Kurds" for «الكرملين», "against" for «الى جانب»), so those keep their strict witnesses. Nor
+  is it asked for a short answer's wording (`complete`, every word): in a span of a word or two
+  the mutual best pair is forced ("engineers" aligns with «عسكريين» at 0.77). Each alignable word
+  keeps its best cosine (`WordSupport.similarity`), supported or not.
 An English content word with no witness is unsupported; an Arabic content word no English word
 uses is left out.
 
@@ -70,8 +72,11 @@ from qa.types import WordCheck, WordGloss, WordSupport
 # The share of an English sentence translation's content words that must be supported. Set by
 # bench/calibrate_wordcheck.py on the calibration half of parallel-sentences.jsonl: the lowest bar
 # at which ≥ 85% of references with one content word replaced by an unrelated one are refused
-# (eval/calibration/wordcheck.json; figures in docs/measurements.md).
-SENTENCE_SHARE = 0.7
+# (eval/calibration/wordcheck.json; figures in docs/measurements.md). With the alignment witness
+# more words are supported, the unrelated word's too when it is the only one missing, so its bar is
+# higher: 0.85 with the witness on, 0.7 with it off.
+SENTENCE_SHARE = 0.85
+SENTENCE_SHARE_WITHOUT_ALIGNMENT = 0.7
 # A short answer's English wording: every content word supported (the issue's rule).
 ANSWER_SHARE = 1.0
 
@@ -125,10 +130,12 @@ INVERTIBLE = frozenset(
     larger smaller biggest bigger first last supported support supports oppose opposed opposing
     early earlier late later begin began end ended rise rose fall fell""".split()
 )
-# The similarity at or above which an ordinary content word's mutual best Arabic content word
-# supports it (qa.align); set by bench/calibrate_wordcheck.py on the calibration half
-# (eval/calibration/wordcheck.json; figures in docs/measurements.md).
-ALIGN_THRESHOLD = 0.6
+# The cosine at or above which an ordinary content word's mutual best Arabic content word supports
+# it (qa.align). Set with SENTENCE_SHARE by bench/calibrate_wordcheck.py on the calibration half:
+# of the thresholds 0.4-0.9 (step 0.025), each with the lowest share bar that refuses ≥ 85% of
+# unrelated-word corruptions, the highest that lets the most faithful references pass (0.4-0.625
+# tie at 25.6% with bar 0.85, against 19.6% with the witness off; eval/calibration/wordcheck.json).
+ALIGN_THRESHOLD = 0.625
 _SNOWBALL = snowballstemmer.stemmer("english")
 
 
@@ -336,7 +343,7 @@ def check(
     source: str,
     *,
     offset: int = 0,
-    min_share: float = SENTENCE_SHARE,
+    min_share: float | None = None,
     complete: bool = False,
     align: bool | None = None,
     align_threshold: float = ALIGN_THRESHOLD,
@@ -344,10 +351,12 @@ def check(
     """Check the English `rendering` of the Arabic `source` word by word (see the module).
 
     `offset`: where `source` starts in its document (the support's offsets are the document's);
-    `min_share`: the share of English content words that must be supported (`SENTENCE_SHARE` for
-    a sentence, `ANSWER_SHARE` for a short answer); `complete`: every Arabic content word must be
+    `min_share`: the share of English content words that must be supported (None, a sentence:
+    `SENTENCE_SHARE`, or `SENTENCE_SHARE_WITHOUT_ALIGNMENT` when the witness is off;
+    `ANSWER_SHARE` for a short answer); `complete`: every Arabic content word must be
     rendered too (a short answer's span); `align`: use the alignment witness (None: the
-    `QA_WORD_ALIGNMENT` setting, and only when its model is fetched) with `align_threshold`.
+    `QA_WORD_ALIGNMENT` setting, and only when its model is fetched) with `align_threshold`; never
+    for a short answer (`complete`, or `min_share` 1).
     Returns a `WordCheck`; raises nothing (an empty side gives a failed check).
     """
     if not qgloss.available():
@@ -373,7 +382,13 @@ def check(
         kind = "number" if is_number else ("name" if is_name else "content")
         spans = tuple((arabic[i].gloss.start, arabic[i].gloss.end) for i in hits)
         words.append(WordSupport(m.start(), m.end(), word, kind, spans, witness))
-    if _aligning(align):
+    # A short answer's wording (every word, the whole span) gets no alignment witness: in a span of a
+    # word or two the mutual best pair is forced and the encoder pairs words by their place ("Expert
+    # engineers" for «خبراء عسكريين»: 'engineers' aligns at 0.77); the threshold was fitted on sentences.
+    aligning = _aligning(align) and not complete and (min_share is None or min_share < ANSWER_SHARE)
+    if min_share is None:
+        min_share = SENTENCE_SHARE if aligning else SENTENCE_SHARE_WITHOUT_ALIGNMENT
+    if aligning:
         words = _align(rendering, source, offset, words, arabic, used, align_threshold)
     # «عام 2016» is "in 2016", «يوم الجمعة» "on Friday": a year, day or month word before a rendered
     # number or date is rendered with it.
