@@ -3,7 +3,8 @@
 `python -m bench.bench_wordcheck`: in a fresh process, the time to load the dictionaries and the
 analyser; the time to gloss each sentence of the seed and the dev articles (cold: every word new to
 the process's caches, as the first question about an article; warm: glossed before); the time to
-check each reference translation of the report half of parallel-sentences.jsonl (cold and warm);
+check each reference translation of the report half of parallel-sentences.jsonl (cold and warm,
+the alignment witness off: its cost is measured apart, `alignment_cost`);
 gloss coverage: the share of content words (and names) with a gloss or a Latin name, on the seed
 and the dev articles, with the witness that gave it; peak memory (RSS). Writes
 bench/results/wordcheck.json. `--alignment-only`: only the alignment witness's cost (qa.align):
