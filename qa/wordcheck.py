@@ -46,7 +46,7 @@ unrelated-word corruptions; the figures, with the witness on and off, are in doc
 Our own code: no library aligns English words to Arabic ones from a bilingual dictionary; the
 alignment witness follows SimAlign (Jalili Sabet et al. 2020) on the model the project ships (the
 `simalign` package wants mBERT/XLM-R from a model hub, which is not reachable here). Its cost: the
-torch model beside the int8 one (~1.2 GB) and one encoder pass over the English (~0.1-0.5 s on 2
+torch model beside the int8 one (~0.95 GB) and one encoder pass over each new sentence (~0.4 s on 2
 cores; the Arabic's is cached), measured in docs/measurements.md.
 Leaves out: word order and syntax (who did what to whom is not checked beyond the relation words),
 word sense (a gloss of any sense supports), and Arabic renderings of English.
@@ -333,7 +333,7 @@ def warm() -> None:
     _stem_index()
     qgloss.morphology("المدرسة")
     qgloss.romanize("ماريا")
-    if _aligning(None):  # the alignment witness's model (~10 s, ~1.2 GB), when it is on
+    if _aligning(None):  # the alignment witness's model (~15 s, ~0.95 GB), when it is on
         settings = get_settings()
         qalign.aligner(settings.models_dir, threads=settings.threads).tokens("warm")
 
