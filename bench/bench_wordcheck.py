@@ -3,10 +3,15 @@
 `python -m bench.bench_wordcheck`: in a fresh process, the time to load the dictionaries and the
 analyser; the time to gloss each sentence of the seed and the dev articles (cold: every word new to
 the process's caches, as the first question about an article; warm: glossed before); the time to
-check each reference translation of the report half of parallel-sentences.jsonl (cold and warm);
+check each reference translation of the report half of parallel-sentences.jsonl (cold and warm,
+the alignment witness off: its cost is measured apart, `alignment_cost`);
 gloss coverage: the share of content words (and names) with a gloss or a Latin name, on the seed
 and the dev articles, with the witness that gave it; peak memory (RSS). Writes
-bench/results/wordcheck.json. Leaves out: refusals (bench/calibrate_wordcheck.py).
+bench/results/wordcheck.json. `--alignment-only`: only the alignment witness's cost (qa.align):
+its model's load time, and per check of a report-half reference the time with the witness off, on
+with neither sentence seen by the encoder (cold), and on again (warm: both sentences' vectors
+cached), after the dictionaries have seen the pair, so the difference is the witness alone.
+Leaves out: refusals (bench/calibrate_wordcheck.py).
 """
 
 from __future__ import annotations
@@ -41,7 +46,43 @@ def _coverage(words: list) -> dict:
     }
 
 
+def alignment_cost(rows: list[dict], limit: int = 100) -> dict:
+    """The alignment witness's added time per check (ms, cold and warm) on `limit` references."""
+    from qa import align
+    from qa.config import get_settings
+
+    settings = get_settings()
+    t0 = time.perf_counter()
+    aligner = align.aligner(settings.models_dir, threads=settings.threads)
+    aligner.tokens("warm")
+    out: dict = {"load_s": round(time.perf_counter() - t0, 2)}
+    sample = rows[:: max(1, len(rows) // limit)][:limit]
+    times: dict[str, list[float]] = {"off": [], "cold": [], "warm": []}
+    for r in sample:
+        wordcheck.check(r["en"], r["ar"], align=False)  # the dictionaries' caches warmed for this pair
+        for state, on in (("off", False), ("cold", True), ("warm", True)):
+            t = time.perf_counter()
+            wordcheck.check(r["en"], r["ar"], align=on)
+            times[state].append((time.perf_counter() - t) * 1000)
+    for state, values in times.items():
+        out[f"check_{state}_ms"] = percentiles(values)
+    for state in ("cold", "warm"):
+        added = [on - off for on, off in zip(times[state], times["off"])]
+        out[f"added_{state}_ms"] = percentiles(added)
+    out["sentences"] = len(sample)
+    print(out, flush=True)
+    return out
+
+
 def main() -> None:
+    import sys
+
+    if "--alignment-only" in sys.argv:
+        rows = [r for r in load() if r["half"] == "report"]
+        gloss.dictionaries()
+        wordcheck._stem_index()
+        print(save("wordcheck_alignment", alignment_cost(rows)))
+        return
     t0 = time.perf_counter()
     gloss.dictionaries()
     wordcheck._stem_index()
@@ -70,11 +111,12 @@ def main() -> None:
         times = []
         for r in rows:
             t = time.perf_counter()
-            wordcheck.check(r["en"], r["ar"])
+            wordcheck.check(r["en"], r["ar"], align=False)
             times.append((time.perf_counter() - t) * 1000)
         out[f"check_{state}_ms"] = percentiles(times)
         print(state, out[f"check_{state}_ms"], flush=True)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["alignment"] = alignment_cost(rows)
     out["lemmatisers"] = compare_lemmatisers(texts)
     print(save("wordcheck", out))
 

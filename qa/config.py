@@ -150,6 +150,11 @@ class Settings(BaseSettings):
     # checked machine translation (qa.translate, kept in its store), and an English overview gets its
     # sentences' ones: made after the answer, one LLM call per sentence the first time.
     auto_translate: bool = True
+    # The word check's alignment witness (qa.align, qa.wordcheck): an ordinary English content word
+    # no dictionary supports is supported by its mutual best Arabic word in EmbeddingGemma's
+    # contextual vectors (SimAlign) at or above a calibrated cosine. Loads the torch model
+    # (~0.95 GB) beside the int8 one; off when that model is not fetched.
+    word_alignment: bool = True
     max_question_chars: int = 2000
     max_file_mb: float = 50
 

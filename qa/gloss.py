@@ -21,7 +21,9 @@ bench/bench_wordcheck.py (`lemmatisers`, docs/measurements.md); `qalsadi` (GPL, 
 No library glosses Arabic word by word from a dictionary, so the pieces are joined here.
 
 Leaves out: word sense (every gloss is listed, most frequent reading first), multi-word
-expressions («على الرغم من» is glossed word by word), and any model's rendering.
+expressions («على الرغم من» is glossed word by word), and any model: neither the LLM's rendering
+nor the word check's alignment witness (qa.align, contextual vectors), so a gloss never carries a
+sense only an embedding suggested.
 """
 
 from __future__ import annotations

@@ -217,8 +217,10 @@ class WordSupport:
 
     `[start, end)`: offsets in the rendering; `kind`: "content", "name", "number", "function" or
     "negation"; `support`: the `[start, end)` document offsets of the Arabic word(s) it renders;
-    `witness`: "dictionary", "reverse", "lemma", "name", "number", "verbatim", or None
-    (unsupported, or a function word that needs none).
+    `witness`: "dictionary", "reverse", "lemma", "name", "number", "verbatim", "alignment"
+    (the weak witness: contextual vectors, qa.align), or None (unsupported, or a function word
+    that needs none); `similarity`: for an ordinary content word no dictionary supports, the
+    cosine of its most similar Arabic content word (qa.align), else None.
     """
 
     start: int
@@ -227,6 +229,7 @@ class WordSupport:
     kind: str
     support: tuple[tuple[int, int], ...]
     witness: str | None
+    similarity: float | None = None
 
     @property
     def supported(self) -> bool:
@@ -242,13 +245,14 @@ class WordSupport:
             "kind": self.kind,
             "support": [list(s) for s in self.support],
             "witness": self.witness,
+            "similarity": self.similarity,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> WordSupport:
         """The word `to_dict` gave."""
         support = tuple((a, b) for a, b in d["support"])
-        return cls(d["start"], d["end"], d["text"], d["kind"], support, d["witness"])
+        return cls(d["start"], d["end"], d["text"], d["kind"], support, d["witness"], d.get("similarity"))
 
 
 @dataclass(frozen=True)
@@ -274,6 +278,7 @@ class WordCheck:
                 w.kind,
                 tuple((a + offset, b + offset) for a, b in w.support),
                 w.witness,
+                w.similarity,
             )
             for w in self.words
         )

@@ -1,12 +1,15 @@
 """The word-by-word gloss (qa.gloss) and the word-level verifier (qa.wordcheck) on the real
-dictionaries (FreeDict ara-eng and eng-ara), the real analyser (farahidi) and romanizer."""
+dictionaries (FreeDict ara-eng and eng-ara), the real analyser (farahidi) and romanizer, and the
+alignment witness on the real encoder (qa.align, EmbeddingGemma's torch weights)."""
 
 from __future__ import annotations
 
 import pytest
 
-from qa import gloss, wordcheck
+from qa import align, gloss, wordcheck
 from qa import text as qtext
+from qa.config import get_settings
+from qa.types import WordSupport
 from tests.conftest import SEED
 
 FAITHFUL = (
@@ -62,6 +65,59 @@ def test_a_dropped_negation_is_caught(kremlin):
     assert not check.ok and "negation" in check.reason
     added = "Kerry said the truce was not saved."
     assert "negates" in wordcheck.check(added, "قال كيري إن الهدنة أنقذت").reason
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    """The alignment witness's model (EmbeddingGemma's torch weights, `qa models fetch`)."""
+    assert align.available(get_settings().models_dir), "the embedding model is not fetched (make models)"
+
+
+def test_alignment_supports_military_for_askari_that_no_dictionary_glosses_so(kremlin, encoder):
+    text, sentence, offset = kremlin
+    without = wordcheck.check(FAITHFUL, sentence, offset=offset, align=False)
+    assert not next(w for w in without.words if w.text == "military").supported  # FreeDict: 'mil', 'martial'
+    check = wordcheck.check(FAITHFUL, sentence, offset=offset, align=True)
+    assert check.ok, check.reason
+    military = next(w for w in check.words if w.text == "military")
+    assert military.witness == "alignment" and military.similarity >= wordcheck.ALIGN_THRESHOLD
+    assert [text[s:e] for s, e in military.support] == ["العسكري"]
+    assert check.share > without.share
+    # It only adds: every word a dictionary, name or number supported keeps its witness.
+    assert [w.witness for w in without.words if w.supported] == [
+        w.witness for w in check.words if w.supported and w.witness != "alignment"
+    ]
+
+
+def test_alignment_does_not_pass_a_swapped_name_or_an_added_negation(kremlin, encoder):
+    _, sentence, offset = kremlin
+    swapped = wordcheck.check(KURDS, sentence, offset=offset, align=True)
+    assert not swapped.ok and "Kurds" in swapped.reason
+    names = [w for w in swapped.words if w.text in ("Kurds", "George", "Bush")]
+    assert names and not any(w.supported for w in names)
+    bush = FAITHFUL.replace("Vladimir Putin", "George W. Bush")
+    assert not wordcheck.check(bush, sentence, offset=offset, align=True).ok
+    negated = "Kerry said the truce was not saved."
+    check = wordcheck.check(negated, "قال كيري إن الهدنة أنقذت", align=True)
+    assert not check.ok and "negates" in check.reason
+    inverted = "the culmination of the new American alignment against the Syrian regime"
+    check = wordcheck.check(
+        inverted, "تتويج لعملية الاصطفاف الأميركي الجديد الى جانب النظام السوري", align=True
+    )
+    assert not check.ok and "against" in check.reason
+
+
+def test_alignment_never_supports_names_numbers_negations_dates_or_relation_words():
+    def word(text: str, kind: str = "content") -> WordSupport:
+        return WordSupport(0, len(text), text, kind, (), None)
+
+    assert wordcheck.alignable(word("military"), "military")
+    assert wordcheck.alignable(word("President"), "President")  # a title, not a name
+    for text in ("Kurds", "Bush", "never", "against", "alongside", "lower", "Friday", "twelve", "unable"):
+        assert not wordcheck.alignable(word(text), text), text
+    assert not wordcheck.alignable(word("Putin", "name"), "Putin")
+    supported = WordSupport(0, 4, "idea", "content", ((0, 4),), "dictionary")
+    assert not wordcheck.alignable(supported, "idea")
 
 
 def test_an_inverted_relation_is_caught():
