@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     # What OCR's text is repaired of (qa.ocr.REPAIRS, comma-separated; empty: tesseract's words as
     # read). The default holds the repairs that helped on the OCR benchmark (bench/bench_ocr.py,
     # docs/measurements.md "Scans").
-    ocr_repairs: str = "marks,closers,hamza,stops,dots"
+    ocr_repairs: str = "marks,closers,hamza,stops,dots,latin"
 
     # Generative backends
     llm_backend: str = "local"  # a registered backend (qa.plugins): local, openai, ollama
