@@ -9,8 +9,10 @@ every PDF's text is, and repaired where tesseract predictably misreads Arabic ne
 the Arabic comma read as a Latin comma, a hamza, a full stop or a colon; a letter read with the
 wrong dots), each word whole, judged by tesseract's own per-word confidence and two witnesses: the
 Arabic word list of hunspell-ar (`Lexicon`, hunspell's command line: no Python binding is needed
-for a yes/no per word) and the page's other words. The text then goes through the chunking every
-format shares (qa/ingest.py):
+for a yes/no per word) and the page's other words; a Latin word, which the Arabic model reads as
+digits or symbols, is read again by tesseract's English model on its own box (`read_latin`; those
+readings are kept with the page). The text then goes through the chunking every format shares
+(qa/ingest.py):
 a citation's offsets map back to the boxes of its words (`recognition`), and the page shows the
 sentence boxed on the page image (`highlight`).
 
@@ -26,7 +28,8 @@ downscaled page image for display; the words of an indexed document are kept und
 Leaves out: layout analysis beyond tesseract's own page segmentation (columns are its blocks),
 deskewing and denoising of our own (tesseract's binarisation copes with the slight rotation, blur
 and noise bench/bench_ocr.py adds), handwriting, and languages other than `Settings.ocr_languages`
-(with Arabic alone, the default, a Latin word in an Arabic page comes out as Arabic-looking noise).
+(Arabic alone, the default) but for the Latin words the "latin" repair reads with the English model:
+Cyrillic, Greek or CJK in an Arabic page comes out as digits and symbols.
 """
 
 from __future__ import annotations
@@ -143,8 +146,8 @@ LATIN_SURE_NUMBER = 0.80
 LATIN_TRUST = 0.50
 # The crop around a suspect's box: this share of the box's height on every side; crops lower than
 # `LATIN_MIN_HEIGHT` px are enlarged to it (tesseract reads text about 20-40 px high best).
-LATIN_MARGIN = 0.25
-LATIN_MIN_HEIGHT = 40
+LATIN_MARGIN = 0.25  # not tuned: set once, before the measurements
+LATIN_MIN_HEIGHT = 40  # not tuned: a 12 pt word is about 35 px high at 300 dpi, 18 at 150
 
 
 def repair_names(setting: str) -> tuple[str, ...]:
@@ -299,7 +302,9 @@ def read_latin(image, boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[
     Every box is cropped with `LATIN_MARGIN` of its height around it, enlarged to at least
     `LATIN_MIN_HEIGHT` px high, and the crops are stacked one under another, a crop's height apart,
     into one image read in one call (`--psm 6`, a block of lines; a call a box took 0.2 s each); a word
-    read belongs to the crop its vertical middle falls in. The caller makes sure tesseract has `eng`.
+    read belongs to the crop its vertical middle falls in, and is kept when its horizontal middle
+    falls in the box itself, not in the margin (where it is a neighbour's glyphs: «Dragobete 9»» at
+    150 dpi). The caller makes sure tesseract has `eng`.
     """
     # deferred: Pillow and pytesseract load with the first page to read
     import pytesseract
@@ -308,16 +313,18 @@ def read_latin(image, boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[
     if not boxes:
         return []
     gray = image.convert("L")
-    crops = []
+    crops, inner = [], []  # the crops, and each word box's own columns [x0, x1) in its crop
     for left, top, right, bottom in boxes:
         pad = round(LATIN_MARGIN * max(bottom - top, 1))
-        crop = gray.crop((max(0, left - pad), max(0, top - pad), right + pad, bottom + pad))
-        if crop.height < LATIN_MIN_HEIGHT:
-            scale = LATIN_MIN_HEIGHT / max(crop.height, 1)
+        x = max(0, left - pad)
+        crop = gray.crop((x, max(0, top - pad), right + pad, bottom + pad))
+        scale = max(1.0, LATIN_MIN_HEIGHT / max(crop.height, 1))
+        if scale > 1:
             crop = crop.resize(
                 (max(1, round(crop.width * scale)), LATIN_MIN_HEIGHT), Image.Resampling.LANCZOS
             )
         crops.append(crop)
+        inner.append(((left - x) * scale, (right - x) * scale))
     gap = max(c.height for c in crops)
     sheet = Image.new(
         "L", (max(c.width for c in crops) + 2 * gap, sum(c.height + gap for c in crops) + gap), 255
@@ -329,16 +336,17 @@ def read_latin(image, boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[
         y += crop.height + gap
     data = pytesseract.image_to_data(sheet, lang="eng", config="--psm 6", output_type=pytesseract.Output.DICT)
     found: list[list[tuple[int, str, float]]] = [[] for _ in crops]
-    for text, conf, left, top, height in zip(
-        data["text"], data["conf"], data["left"], data["top"], data["height"], strict=True
+    for text, conf, left, top, width, height in zip(
+        data["text"], data["conf"], data["left"], data["top"], data["width"], data["height"], strict=True
     ):
         text = str(text).strip()
         if not text or float(conf) < 0:
             continue
-        middle = int(top) + int(height) / 2
+        middle, centre = int(top) + int(height) / 2, int(left) + int(width) / 2 - gap
         for k, (a, b) in enumerate(spans):
             if a <= middle < b:
-                found[k].append((int(left), text, float(conf) / 100))
+                if inner[k][0] <= centre < inner[k][1]:  # not a neighbour's glyphs in the margin
+                    found[k].append((int(left), text, float(conf) / 100))
                 break
     return [
         (" ".join(t for _, t, _ in sorted(words)), min(c for _, _, c in words)) if words else ("", 0.0)
@@ -734,20 +742,34 @@ def _english_readings(image, raw: dict[str, list]) -> dict[str, tuple[str, float
     """The English model's reading of each word of the page the Arabic model read as a possible Latin
     word (`latin_suspect`): {row index as text: (reading, confidence in [0, 1])}, kept beside what
     tesseract read so that `page_text` can make the "latin" repair on every load."""
-    rows = []
+    rows, words = [], []
     for i, (text, conf) in enumerate(zip(raw["text"], raw["conf"], strict=True)):
         word = qtext.fold_text(str(text)).strip()
-        if word and latin_suspect(word, max(0.0, float(conf)) / 100):
-            rows.append(i)
-    boxes = [
-        (
-            int(raw["left"][i]),
-            int(raw["top"][i]),
-            int(raw["left"][i]) + int(raw["width"][i]),
-            int(raw["top"][i]) + int(raw["height"][i]),
-        )
-        for i in rows
-    ]
+        if word:
+            words.append(i)
+            if latin_suspect(word, max(0.0, float(conf)) / 100):
+                rows.append(i)
+
+    def box(i: int) -> tuple[int, int, int, int]:
+        left, top = int(raw["left"][i]), int(raw["top"][i])
+        return left, top, left + int(raw["width"][i]), top + int(raw["height"][i])
+
+    def line(i: int) -> tuple:
+        return raw["block_num"][i], raw["par_num"][i], raw["line_num"][i]
+
+    boxes = []
+    for i in rows:  # the Arabic model's box may take in a neighbour («هو» beside «Dragobete»): trimmed
+        left, top, right, bottom = box(i)
+        for j in words:
+            if j == i or line(j) != line(i):
+                continue
+            a, _, b, _ = box(j)
+            if a < right and b > left and not (a <= left and b >= right):
+                if a > left:
+                    right = min(right, a)
+                else:
+                    left = max(left, b)
+        boxes.append((left, top, max(right, left + 1), bottom))
     return {
         str(i): (text, round(conf, 3)) for i, (text, conf) in zip(rows, read_latin(image, boxes), strict=True)
     }
