@@ -111,9 +111,10 @@ _ARABIC_WORD = re.compile(r"^(\W*)([\u0621-\u064a\u0671-\u06d3\u064b-\u0652\u064
 
 # "latin": what the Arabic model makes of a Latin word. It has no Latin letters to read one with, so
 # it reads «Dragobete» or «Tu B'Av» as digit runs, symbols or a few Arabic letters glued to digits,
-# usually (not always) with low confidence. A word so read is a suspect (`latin_suspects`): it has a
-# character that is neither an Arabic letter, mark or punctuation, and it is not a plausible number
-# read with confidence at least `LATIN_SURE_NUMBER`. Each suspect is read again by tesseract's
+# usually (not always) with low confidence, and at times as a number it is sure of («giri» as «8111»
+# at 0.88). A word so read is a suspect (`latin_suspect`): it has a character that is neither an
+# Arabic letter, mark or punctuation, and it is not a plausible number read with confidence at least
+# `LATIN_SURE_NUMBER` (set above 1: none is skipped). Each suspect is read again by tesseract's
 # English model on its own box (`read_latin`, all of a page's suspects in one call), and the English
 # reading replaces it when it is Latin letters (`_LATIN_READ`) read with confidence at least
 # `LATIN_TRUST`; a number, Cyrillic or CJK read by the English model is digits or symbols, or
@@ -137,12 +138,14 @@ _LATIN_READ = re.compile(
 _LEADING_MARK = re.compile(r"^[.,:;](?=\S)")
 # Both set on the dev articles the OCR benchmark does not report on (zlib.crc32(article) % 2 == 0),
 # by the characters left to edit over the half at 300 and 150 dpi together, from tesseract's kept
-# TSV (docs/measurements.md, "OCR repairs"): with the shipped repairs 838 + 925; with "latin" at
-# LATIN_TRUST 0.9/0.8/0.7/0.6/0.5: 1695/1687/1678/1672/1671. Lower values (0.4: 1668, 0.3: 1665) gained
-# only on Cyrillic words read as Latin look-alikes («CKHX»), and the English model reads Arabic words
-# as Latin junk at 0.0-0.25 («abagudl»), so a reading under 0.5 is not trusted. LATIN_SURE_NUMBER
-# 0.7/0.8/0.9/1.01 (1.01: every number read again) gave 1671/1671/1672/1669 at LATIN_TRUST 0.5.
-LATIN_SURE_NUMBER = 0.80
+# TSV (docs/measurements.md, "OCR repairs"): 838 + 925 with the other repairs. LATIN_SURE_NUMBER
+# 0.7/0.8/0.9/1.01 gave 1671/1671/1672/1669 at LATIN_TRUST 0.5, and 1.01 was no worse at any
+# LATIN_TRUST: no number is sure enough to skip (its English reading is digits, never taken), so
+# every word with a character that is not Arabic is read again. At it, LATIN_TRUST
+# 0.9/0.8/0.7/0.6/0.5 gave 1691/1683/1674/1670/1669; lower values (0.4: 1666, 0.3: 1663) gained only
+# on Cyrillic words read as Latin look-alikes («CKHX» for «ских»), and the English model reads
+# Arabic words as Latin junk at 0.0-0.25 («abagudl»), so a reading under 0.5 is not trusted.
+LATIN_SURE_NUMBER = 1.01  # above any confidence: every number is read again
 LATIN_TRUST = 0.50
 # The crop around a suspect's box: this share of the box's height on every side; crops lower than
 # `LATIN_MIN_HEIGHT` px are enlarged to it (tesseract reads text about 20-40 px high best).
@@ -729,8 +732,9 @@ def _read_page(
         shown = shown.resize((DISPLAY_WIDTH, round(shown.height * DISPLAY_WIDTH / shown.width)))
     _write_atomic(display, lambda f: shown.save(f, format="PNG", optimize=True))
     raw = {k: [str(v) if k == "text" else v for v in data[k]] for k in _RAW_KEYS}
-    if "latin" in repairs:
+    if "latin" in repairs:  # with the trigger they were asked for by, so that a new one reads again
         raw["latin"] = _english_readings(image, raw) if _has_model("eng") else None
+        raw["latin_sure"] = LATIN_SURE_NUMBER
     _write_atomic(
         folder / f"page-{number}.json",
         lambda f: f.write(json.dumps({"tesseract": raw}, ensure_ascii=False).encode()),
@@ -797,8 +801,8 @@ def _load_page(
         return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))["tesseract"]
-        if "latin" in repairs and "latin" not in raw:
-            return None  # read before the English readings were asked for: read again
+        if "latin" in repairs and ("latin" not in raw or raw.get("latin_sure") != LATIN_SURE_NUMBER):
+            return None  # read before these English readings were asked for: read again
         return page_text(raw, page=number, image=str(image), repairs=repairs)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return None  # a damaged record is read again
