@@ -49,12 +49,17 @@ dictionary:
 
 # Tesseract 5 and its Arabic model from Debian (Apache-2.0): OCR of scans and photos (qa/ocr.py).
 # Without it (no apt, not root) such files are refused with one sentence saying how to install it.
+# Its English model (tesseract-ocr-eng, which tesseract-ocr itself depends on) reads the Latin words
+# of an Arabic page again (the "latin" repair); without it that repair is skipped.
 # Hunspell with Ayaspell's Arabic dictionary (hunspell-ar, GPL/LGPL/MPL): the word list OCR's repairs
 # consult (a comma read as a hamza); without it those repairs are skipped.
 tesseract:
 	@(command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx ara) || \
 		(apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-ara) || \
 		echo "warning: tesseract-ocr-ara could not be installed; scans and photos will be refused"
+	@(command -v tesseract >/dev/null && tesseract --list-langs 2>/dev/null | grep -qx eng) || \
+		(apt-get update -qq && apt-get install -y -qq tesseract-ocr-eng) || \
+		echo "warning: tesseract-ocr-eng could not be installed; Latin words in Arabic scans are not read again"
 	@(command -v hunspell >/dev/null && test -f /usr/share/hunspell/ar.dic) || \
 		(apt-get update -qq && apt-get install -y -qq hunspell hunspell-ar) || \
 		echo "warning: hunspell-ar could not be installed; OCR text is not repaired by its word list"

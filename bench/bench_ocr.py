@@ -26,7 +26,8 @@ Each PDF is read by `qa.ingest.read_document` with a `qa.ocr.Recogniser` at the 
   ratio); also with Arabic diacritics and tatweel removed from both sides (`qa.text`'s diacritics
   pattern, which `normalize` uses): what OCR misses of the few diacritics the articles carry.
   `confusions` lists the commonest edits (source → OCR characters) over the condition's articles.
-  Latin words are read by the Arabic model alone (`Settings.ocr_languages`), so they count as errors.
+  Latin words, which the Arabic model (`Settings.ocr_languages`) reads as digits and symbols, are read
+  again by the English model with the `latin` repair (`--repairs`); other scripts count as errors.
 - R@1 by question language, on a fresh index of the condition's documents alone: the top chunk
   of `retriever.retrieve(question)` overlaps the gold answer span. In OCR text the gold string need
   not occur verbatim, so its span is mapped from the clean text by aligning the two texts

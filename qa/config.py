@@ -165,7 +165,8 @@ class Settings(BaseSettings):
     ocr: bool = True
     # Tesseract's models, as its `-l` option names them. Arabic alone: with "ara+eng" the English model
     # takes Arabic words for Latin ones, and the seed article's character error rate went from 3.3% to
-    # 7.8% (bench/bench_ocr.py); Latin words in an Arabic page are misread with "ara" alone.
+    # 7.8% (bench/bench_ocr.py); Latin words in an Arabic page, misread with "ara" alone, are read
+    # again with "eng" word by word (qa.ocr's "latin" repair, `ocr_repairs`).
     ocr_languages: str = "ara"
     # PDF pages are rendered at this resolution for OCR (tesseract reads 300 dpi best; the
     # benchmark, bench/bench_ocr.py, compares 150).
@@ -177,7 +178,7 @@ class Settings(BaseSettings):
     # What OCR's text is repaired of (qa.ocr.REPAIRS, comma-separated; empty: tesseract's words as
     # read). The default holds the repairs that helped on the OCR benchmark (bench/bench_ocr.py,
     # docs/measurements.md "Scans").
-    ocr_repairs: str = "marks,closers,hamza,stops,dots"
+    ocr_repairs: str = "marks,closers,hamza,stops,dots,latin"
 
     # Generative backends
     llm_backend: str = "local"  # a registered backend (qa.plugins): local, openai, ollama

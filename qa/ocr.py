@@ -9,8 +9,10 @@ every PDF's text is, and repaired where tesseract predictably misreads Arabic ne
 the Arabic comma read as a Latin comma, a hamza, a full stop or a colon; a letter read with the
 wrong dots), each word whole, judged by tesseract's own per-word confidence and two witnesses: the
 Arabic word list of hunspell-ar (`Lexicon`, hunspell's command line: no Python binding is needed
-for a yes/no per word) and the page's other words. The text then goes through the chunking every
-format shares (qa/ingest.py):
+for a yes/no per word) and the page's other words; a Latin word, which the Arabic model reads as
+digits or symbols, is read again by tesseract's English model on its own box (`read_latin`; those
+readings are kept with the page). The text then goes through the chunking every format shares
+(qa/ingest.py):
 a citation's offsets map back to the boxes of its words (`recognition`), and the page shows the
 sentence boxed on the page image (`highlight`).
 
@@ -26,7 +28,8 @@ downscaled page image for display; the words of an indexed document are kept und
 Leaves out: layout analysis beyond tesseract's own page segmentation (columns are its blocks),
 deskewing and denoising of our own (tesseract's binarisation copes with the slight rotation, blur
 and noise bench/bench_ocr.py adds), handwriting, and languages other than `Settings.ocr_languages`
-(with Arabic alone, the default, a Latin word in an Arabic page comes out as Arabic-looking noise).
+(Arabic alone, the default) but for the Latin words the "latin" repair reads with the English model:
+Cyrillic, Greek or CJK in an Arabic page comes out as digits and symbols.
 """
 
 from __future__ import annotations
@@ -91,8 +94,10 @@ _ARABIC_MARKS = {",": "\u060c", ";": "\u061b", "?": "\u061f"}
 #   the lexicon and read elsewhere on the same page, is that reading («الثعاون» → «التعاون», with
 #   «التّعاون» on the page). Without the page's witness, the lexicon alone turned proper names into
 #   words («كروسبي» → «كروسيي», «تكريت» → «تكرين») and raised the error rate.
-REPAIRS = ("marks", "closers", "hamza", "stops", "dots")
-DEFAULT_REPAIRS = ("marks", "closers", "hamza", "stops", "dots")
+# - "latin": a word the Arabic model read as digits or symbols where the page has a Latin word is
+#   the English model's reading of its box, when that is confident Latin letters (see `LATIN_TRUST`).
+REPAIRS = ("marks", "closers", "hamza", "stops", "dots", "latin")
+DEFAULT_REPAIRS = ("marks", "closers", "hamza", "stops", "dots", "latin")
 # Letters told apart only by their dots: a misread dot turns one into another of its group.
 DOT_GROUPS = ("بتثني", "جحخ", "دذ", "رز", "سش", "صض", "طظ", "عغ", "فق")
 _DOT_PEERS = {ch: group.replace(ch, "") for group in DOT_GROUPS for ch in group}
@@ -103,6 +108,49 @@ _MARK_AFTER_CLOSER = re.compile(r"([\u0621-\u064a\u0671-\u06d3\d][\"'”’»)\]
 _UNSURE_STOP = re.compile(r"(?<=[\u0621-\u064a\u0671-\u06d3\d\"'”’»)\]])[.:;\u061b]$")
 STOP_BELOW = 0.75
 _ARABIC_WORD = re.compile(r"^(\W*)([\u0621-\u064a\u0671-\u06d3\u064b-\u0652\u0640]+)(\W*)$")
+
+# "latin": what the Arabic model makes of a Latin word. It has no Latin letters to read one with, so
+# it reads «Dragobete» or «Tu B'Av» as digit runs, symbols or a few Arabic letters glued to digits,
+# usually (not always) with low confidence, and at times as a number it is sure of («giri» as «8111»
+# at 0.88). A word so read is a suspect (`latin_suspect`): it has a character that is neither an
+# Arabic letter, mark or punctuation, and it is not a plausible number read with confidence at least
+# `LATIN_SURE_NUMBER` (set above 1: none is skipped). Each suspect is read again by tesseract's
+# English model on its own box (`read_latin`, all of a page's suspects in one call), and the English
+# reading replaces it when it is Latin letters (`_LATIN_READ`) read with confidence at least
+# `LATIN_TRUST`; a number, Cyrillic or CJK read by the English model is digits or symbols, or
+# unsure, and stays as the Arabic model read it.
+_ARABIC_OR_MARK = re.compile(
+    r"[\u0621-\u064a\u0671-\u06d3\u064b-\u065f\u0670\u0640\u060c\u061b\u061f"
+    r"«»\"'“”‘’()\[\].,:;!?\-–—/%\s]"
+)
+# A number as Arabic news prints it: groups of digits with separators, no leading zero, perhaps
+# a year's «م»/«هـ», in brackets or quotes, with punctuation after («(1946),», «37,547,686», «2014م,»).
+_PLAUSIBLE_NUMBER = re.compile(
+    r"^[\"'“”«(\[]*(?:0|[1-9]\d{0,3})(?:[.,/:\-–]\d{1,4})*(?:م|هـ)?[\"'“”»)\]]*[.,:;،؛]*$"
+)
+# Latin letters with Latin-1 and Latin Extended-A/B accents («Traité», «Erdoğan»), not × or ÷; a
+# mark read before the word (`_LEADING_MARK`) is the one that ends it, or ends its run of Latin
+# words: in a right-to-left line it is printed on the run's left («.Noua» for «Noua.»).
+_LATIN_LETTER = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f"
+_LATIN_READ = re.compile(
+    rf"^[.,:;]?[\"'“‘(\[]*[{_LATIN_LETTER}](?:[{_LATIN_LETTER}'’\-]*[{_LATIN_LETTER}])?[\"'”’)\]]*[.,:;!?]?$"
+)
+_LEADING_MARK = re.compile(r"^[.,:;](?=\S)")
+# Both set on the dev articles the OCR benchmark does not report on (zlib.crc32(article) % 2 == 0),
+# by the characters left to edit over the half at 300 and 150 dpi together, from tesseract's kept
+# TSV (docs/measurements.md, "OCR repairs"): 838 + 925 with the other repairs. LATIN_SURE_NUMBER
+# 0.7/0.8/0.9/1.01 gave 1671/1671/1672/1669 at LATIN_TRUST 0.5, and 1.01 was no worse at any
+# LATIN_TRUST: no number is sure enough to skip (its English reading is digits, never taken), so
+# every word with a character that is not Arabic is read again. At it, LATIN_TRUST
+# 0.9/0.8/0.7/0.6/0.5 gave 1691/1683/1674/1670/1669; lower values (0.4: 1666, 0.3: 1663) gained only
+# on Cyrillic words read as Latin look-alikes («CKHX» for «ских»), and the English model reads
+# Arabic words as Latin junk at 0.0-0.25 («abagudl»), so a reading under 0.5 is not trusted.
+LATIN_SURE_NUMBER = 1.01  # above any confidence: every number is read again
+LATIN_TRUST = 0.50
+# The crop around a suspect's box: this share of the box's height on every side; crops lower than
+# `LATIN_MIN_HEIGHT` px are enlarged to it (tesseract reads text about 20-40 px high best).
+LATIN_MARGIN = 0.25  # not tuned: set once, before the measurements
+LATIN_MIN_HEIGHT = 40  # not tuned: a 12 pt word is about 35 px high at 300 dpi, 18 at 150
 
 
 def repair_names(setting: str) -> tuple[str, ...]:
@@ -237,8 +285,125 @@ def _bare(word: str) -> str:
     return qtext._DIACRITICS.sub("", word)
 
 
+def latin_suspect(word: str, confidence: float) -> bool:
+    """Whether the Arabic model's reading `word` (folded), read with `confidence` in [0, 1], may be a
+    Latin word it could not read: a character that is not Arabic (letter, mark or punctuation), and
+    not a plausible number read with confidence at least `LATIN_SURE_NUMBER` (see `REPAIRS`).
+
+    Example: latin_suspect("11311150115215", 0.53) is True; latin_suspect("(1946),", 0.92) is False
+    """
+    if not _ARABIC_OR_MARK.sub("", word):
+        return False
+    return not (_PLAUSIBLE_NUMBER.match(word) and confidence >= LATIN_SURE_NUMBER)
+
+
+def read_latin(image, boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[str, float]]:
+    """Each box `(left, top, right, bottom)` (pixels) of the page `image` (Pillow) read by tesseract's
+    English model: its text (the words of the box joined by spaces; "" when none) and its lowest word
+    confidence in [0, 1].
+
+    Every box is cropped with `LATIN_MARGIN` of its height around it, enlarged to at least
+    `LATIN_MIN_HEIGHT` px high, and the crops are stacked one under another, a crop's height apart,
+    into one image read in one call (`--psm 6`, a block of lines; a call a box took 0.2 s each); a word
+    read belongs to the crop its vertical middle falls in, and is kept when its horizontal middle
+    falls in the box itself, not in the margin (where it is a neighbour's glyphs: «Dragobete 9»» at
+    150 dpi). The caller makes sure tesseract has `eng`.
+    """
+    # deferred: Pillow and pytesseract load with the first page to read
+    import pytesseract
+    from PIL import Image
+
+    if not boxes:
+        return []
+    gray = image.convert("L")
+    crops, inner = [], []  # the crops, and each word box's own columns [x0, x1) in its crop
+    for left, top, right, bottom in boxes:
+        pad = round(LATIN_MARGIN * max(bottom - top, 1))
+        x = max(0, left - pad)
+        crop = gray.crop((x, max(0, top - pad), right + pad, bottom + pad))
+        scale = max(1.0, LATIN_MIN_HEIGHT / max(crop.height, 1))
+        if scale > 1:
+            crop = crop.resize(
+                (max(1, round(crop.width * scale)), LATIN_MIN_HEIGHT), Image.Resampling.LANCZOS
+            )
+        crops.append(crop)
+        inner.append(((left - x) * scale, (right - x) * scale))
+    gap = max(c.height for c in crops)
+    sheet = Image.new(
+        "L", (max(c.width for c in crops) + 2 * gap, sum(c.height + gap for c in crops) + gap), 255
+    )
+    spans, y = [], gap
+    for crop in crops:
+        sheet.paste(crop, (gap, y))
+        spans.append((y, y + crop.height))
+        y += crop.height + gap
+    data = pytesseract.image_to_data(sheet, lang="eng", config="--psm 6", output_type=pytesseract.Output.DICT)
+    found: list[list[tuple[int, str, float]]] = [[] for _ in crops]
+    for text, conf, left, top, width, height in zip(
+        data["text"], data["conf"], data["left"], data["top"], data["width"], data["height"], strict=True
+    ):
+        text = str(text).strip()
+        if not text or float(conf) < 0:
+            continue
+        middle, centre = int(top) + int(height) / 2, int(left) + int(width) / 2 - gap
+        for k, (a, b) in enumerate(spans):
+            if a <= middle < b:
+                if inner[k][0] <= centre < inner[k][1]:  # not a neighbour's glyphs in the margin
+                    found[k].append((int(left), text, float(conf) / 100))
+                break
+    return [
+        (" ".join(t for _, t, _ in sorted(words)), min(c for _, _, c in words)) if words else ("", 0.0)
+        for words in found
+    ]
+
+
+def _latin_rows(rows: Sequence[int], data: dict[str, list]) -> dict[int, tuple[str, float]]:
+    """The rows (indexes into `data`) whose word the English model read as Latin letters with
+    confidence at least `LATIN_TRUST` (`data["latin"]`, kept by `_read_page`): {row: (word, confidence)}."""
+    kept = data.get("latin") or {}
+    out = {}
+    for i in rows:
+        text, conf = kept.get(str(i), ("", 0.0))
+        if conf >= LATIN_TRUST and text and all(_LATIN_READ.match(w) for w in text.split()):
+            out[i] = (text, conf)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Text from tesseract's words
+
+
+def _put_latin(
+    rows: list[tuple[int, str]], confidences: dict[int, float], data: dict[str, list]
+) -> tuple[list[tuple[int, str]], dict[int, float]]:
+    """The page's (row, word) list with the English model's confident Latin readings in place
+    (`_latin_rows`), each with its English confidence. Tesseract orders an Arabic line's words right
+    to left, a run of Latin words too, so the words of a run of replaced words on one line are put
+    back left to right («Tu B'Av», not «B'Av Tu»), each with its own box."""
+    latin = _latin_rows([i for i, _ in rows], data)
+    if not latin:
+        return rows, confidences
+    confidences = confidences | {i: c for i, (_, c) in latin.items()}
+    rows = [(i, latin[i][0] if i in latin else w) for i, w in rows]
+
+    def line(i: int) -> tuple:
+        return (data["block_num"][i], data["par_num"][i], data["line_num"][i])
+
+    out, k = [], 0
+    while k < len(rows):
+        j = k + 1
+        if rows[k][0] in latin:
+            while j < len(rows) and rows[j][0] in latin and line(rows[j][0]) == line(rows[k][0]):
+                j += 1
+        run = rows[k:j][::-1]
+        first, word = run[0]
+        if first in latin and _LEADING_MARK.match(word):  # «.Noua» is «Noua.»; «.cho-giri choko» too
+            run[0] = (first, word[1:])
+            last, end = run[-1]
+            run[-1] = (last, end + word[0])
+        out += run
+        k = j
+    return out, confidences
 
 
 def page_text(
@@ -251,8 +416,9 @@ def page_text(
 ) -> tuple[str, OcrPage]:
     """The text of one page from pytesseract's `image_to_data` dict, and its words with offsets.
 
-    The words are repaired first (`repair`: `repairs`, with `lexicon`), each whole, so the offsets
-    are those of the repaired words.
+    The words are repaired first (`repair`: `repairs`, with `lexicon`; "latin" from the English
+    readings `_read_page` kept in `data["latin"]`), each whole, so the offsets are those of the
+    repaired words.
 
     `data` holds parallel lists (`block_num`, `par_num`, `line_num`, `text`, `conf`, `left`, `top`,
     `width`, `height`); the first row (level 1) is the page with its size in pixels. Offsets are
@@ -263,8 +429,12 @@ def page_text(
     width, height = int(data["width"][0]), int(data["height"][0])
     rows = [(i, qtext.fold_text(str(raw)).strip()) for i, raw in enumerate(data["text"])]
     rows = [(i, w) for i, w in rows if w]
-    confidences = [max(0.0, float(data["conf"][i])) / 100 for i, _ in rows]
-    repaired = repair([w for _, w in rows], confidences, repairs=repairs, lexicon=lexicon)
+    confidences = {i: max(0.0, float(data["conf"][i])) / 100 for i, _ in rows}
+    if "latin" in repairs:
+        rows, confidences = _put_latin(rows, confidences, data)
+    repaired = repair(
+        [w for _, w in rows], [confidences[i] for i, _ in rows], repairs=repairs, lexicon=lexicon
+    )
     out: list[str] = []
     words: list[OcrWord] = []
     para_key, start = None, 0
@@ -277,7 +447,7 @@ def page_text(
         out.append(word)
         left, top = int(data["left"][i]), int(data["top"][i])
         box = (left, top, left + int(data["width"][i]), top + int(data["height"][i]))
-        words.append(OcrWord(start, start + len(word), box, max(0.0, float(data["conf"][i])) / 100))
+        words.append(OcrWord(start, start + len(word), box, confidences[i]))
         start += len(word)
     return "".join(out), OcrPage(page, image, width, height, tuple(words))
 
@@ -562,11 +732,65 @@ def _read_page(
         shown = shown.resize((DISPLAY_WIDTH, round(shown.height * DISPLAY_WIDTH / shown.width)))
     _write_atomic(display, lambda f: shown.save(f, format="PNG", optimize=True))
     raw = {k: [str(v) if k == "text" else v for v in data[k]] for k in _RAW_KEYS}
+    if "latin" in repairs:  # with the trigger they were asked for by, so that a new one reads again
+        raw["latin"] = _english_readings(image, raw) if _has_model("eng") else None
+        raw["latin_sure"] = LATIN_SURE_NUMBER
     _write_atomic(
         folder / f"page-{number}.json",
         lambda f: f.write(json.dumps({"tesseract": raw}, ensure_ascii=False).encode()),
     )
     return page_text(raw, page=number, image=str(display), repairs=repairs)
+
+
+def _english_readings(image, raw: dict[str, list]) -> dict[str, tuple[str, float]]:
+    """The English model's reading of each word of the page the Arabic model read as a possible Latin
+    word (`latin_suspect`): {row index as text: (reading, confidence in [0, 1])}, kept beside what
+    tesseract read so that `page_text` can make the "latin" repair on every load."""
+    rows, words = [], []
+    for i, (text, conf) in enumerate(zip(raw["text"], raw["conf"], strict=True)):
+        word = qtext.fold_text(str(text)).strip()
+        if word:
+            words.append(i)
+            if latin_suspect(word, max(0.0, float(conf)) / 100):
+                rows.append(i)
+
+    def box(i: int) -> tuple[int, int, int, int]:
+        left, top = int(raw["left"][i]), int(raw["top"][i])
+        return left, top, left + int(raw["width"][i]), top + int(raw["height"][i])
+
+    def line(i: int) -> tuple:
+        return raw["block_num"][i], raw["par_num"][i], raw["line_num"][i]
+
+    boxes = []
+    for i in rows:  # the Arabic model's box may take in a neighbour («هو» beside «Dragobete»): trimmed
+        left, top, right, bottom = box(i)
+        for j in words:
+            if j == i or line(j) != line(i):
+                continue
+            a, _, b, _ = box(j)
+            if a < right and b > left and not (a <= left and b >= right):
+                if a > left:
+                    right = min(right, a)
+                else:
+                    left = max(left, b)
+        boxes.append((left, top, max(right, left + 1), bottom))
+    return {
+        str(i): (text, round(conf, 3)) for i, (text, conf) in zip(rows, read_latin(image, boxes), strict=True)
+    }
+
+
+_MODELS: set[str] = set()  # tesseract models found installed (a missing one is looked for again)
+
+
+def _has_model(language: str) -> bool:
+    """Whether tesseract has the model for `language` (e.g. "eng")."""
+    if language not in _MODELS:
+        try:
+            listed = subprocess.run(["tesseract", "--list-langs"], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        _MODELS.update(listed.stdout.split())
+    return language in _MODELS
 
 
 def _load_page(
@@ -577,6 +801,8 @@ def _load_page(
         return None
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))["tesseract"]
+        if "latin" in repairs and ("latin" not in raw or raw.get("latin_sure") != LATIN_SURE_NUMBER):
+            return None  # read before these English readings were asked for: read again
         return page_text(raw, page=number, image=str(image), repairs=repairs)
     except (OSError, ValueError, KeyError, IndexError, TypeError):
         return None  # a damaged record is read again

@@ -316,3 +316,93 @@ def test_a_scanned_article_at_150_dpi_answers_like_the_typed_one(assistant, tmp_
     # the sentence as typed, but for what OCR still misreads (its diacritics, a letter or two)
     typed_sentence = expected.citations[0].quote
     assert Levenshtein.normalized_distance(cite.quote, typed_sentence) < 0.05
+
+
+# -- Latin words in an Arabic page (issue 32, part 2: the "latin" repair) ----------------------------
+
+BASE_REPAIRS = tuple(r for r in qocr.DEFAULT_REPAIRS if r != "latin")
+
+
+def test_latin_suspects_are_words_read_as_digits_or_symbols(monkeypatch):
+    assert qocr.latin_suspect("11311150115215", 0.53)  # «Harrison's Confessions» as the Arabic model read it
+    assert qocr.latin_suspect("معع18)", 0.0)  # «(Recep»: Arabic letters glued to digits
+    assert qocr.latin_suspect("8111", 0.88)  # «giri», read as a number the model was sure of
+    assert not qocr.latin_suspect("الإرهاب”،", 0.2)  # Arabic letters and marks only
+    assert not qocr.latin_suspect("(بالإنجليزية:", 0.93)
+    # a plausible number read surely enough is skipped, were the bar under 1 (it is not: see qa.ocr)
+    monkeypatch.setattr(qocr, "LATIN_SURE_NUMBER", 0.8)
+    assert not qocr.latin_suspect("(1946),", 0.92)
+    assert not qocr.latin_suspect("2014م,", 0.84)
+    assert not qocr.latin_suspect("37,547,686", 0.93)
+    assert qocr.latin_suspect("1946", 0.5)  # a number, but read unsure
+    assert qocr.latin_suspect("0357", 0.94)  # a leading zero: not a number as news prints one
+
+
+def test_latin_readings_replace_their_words_left_to_right_with_exact_offsets():
+    # one right-to-left line: «يوم» «B'Av» «Tu» «وهو» «,Noua» «(1954)» «2019» as tesseract orders it
+    data = {
+        "level": [1, 5, 5, 5, 5, 5, 5, 5],
+        "block_num": [0, 1, 1, 1, 1, 1, 1, 1],
+        "par_num": [0, 1, 1, 1, 1, 1, 1, 1],
+        "line_num": [0, 1, 1, 1, 1, 1, 1, 1],
+        "text": ["", "يوم", "88757", "111", "وهو", "710113", "7الى", "1019"],
+        "conf": [-1, 93, 69, 75, 96, 0, 18, 40],
+        "left": [0, 900, 780, 700, 600, 450, 300, 100],
+        "top": [0, 10, 10, 10, 10, 10, 10, 10],
+        "width": [1000, 60, 100, 60, 50, 120, 100, 100],
+        "height": [100, 30, 30, 30, 30, 30, 30, 30],
+        # the English model's readings (`_read_page` keeps them): row -> (reading, confidence)
+        "latin": {
+            "2": ["B'Av", 0.95],
+            "3": ["Tu", 0.96],
+            "5": [".Noua", 0.76],
+            "6": ["abagudl", 0.2],
+            "7": ["2019", 0.9],
+        },
+    }
+    text, page = qocr.page_text(data, page=1, image="p.png", repairs=("latin",))
+    # the run «B'Av» «Tu» put back left to right; the stop printed left of «Noua» ends it; an unsure
+    # reading and a reading in digits leave the Arabic model's word
+    assert text == "يوم Tu B'Av وهو Noua. 7الى 1019"
+    assert [text[w.start : w.end] for w in page.words] == [
+        "يوم",
+        "Tu",
+        "B'Av",
+        "وهو",
+        "Noua.",
+        "7الى",
+        "1019",
+    ]
+    assert page.words[1].box == (700, 10, 760, 40) and page.words[1].confidence == 0.96  # Tu's own box
+    assert page.words[2].box == (780, 10, 880, 40) and page.words[2].confidence == 0.95
+    assert page.words[5].confidence == 0.18  # not replaced: the Arabic model's confidence
+    without, _ = qocr.page_text(data, page=1, image="p.png", repairs=())
+    assert without == "يوم 88757 111 وهو 710113 7الى 1019"
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("dpi", [300, 150])
+def test_a_latin_word_in_an_arabic_scan_is_read_intact(tmp_path, dpi):
+    """An Arabic sentence with Latin words (typeset in DejaVu Sans, as the other scans here): the
+    Arabic model alone reads them as digits and symbols; with the "latin" repair they come back
+    whole, in their order, each boxed inside its typeset line."""
+    paragraphs = [
+        "وفي رومانيا يعتبر العيد التقليدي للمحبين هو Dragobete وهو اليوم الذي يتم الاحتفال به في "
+        "الرابع والعشرين من شهر فبراير.",
+        "ويطلق على هذه الشيكولاتة في اليابان اسم giri choko وتهديها النساء إلى زملائهن في العمل.",
+    ]
+    (page,) = typeset(paragraphs, dpi=dpi, font="dejavu")
+    path = tmp_path / "latin.png"
+    page.image.save(path)
+    doc = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", dpi=dpi))
+    assert "Dragobete" in doc.text and "giri choko" in doc.text, doc.text
+    assert cer(doc.text, "\n".join(line.text for line in page.lines)) < MAX_CER
+    lines = [line.box for line in page.lines]
+    for latin in ("Dragobete", "giri", "choko"):
+        (word,) = [w for w in doc.ocr[0].words if doc.text[w.start : w.end] == latin]
+        assert any(inside(word.box, line) for line in lines)
+        assert word.confidence >= qocr.LATIN_TRUST
+    # without the repair (the same kept recognition), the Arabic model's digits and symbols
+    before = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", dpi=dpi, repairs=BASE_REPAIRS))
+    assert "Dragobete" not in before.text and "giri" not in before.text and "choko" not in before.text
+    assert before.text.split()[:7] == doc.text.split()[:7]  # the Arabic words before it alike
