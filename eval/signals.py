@@ -30,9 +30,13 @@ SIGNALS = Path(__file__).resolve().parent / "calibration" / "signals.jsonl"
 
 def row(rec: dict, *, key: str, code: str) -> dict | None:
     """The compact line of one journal/results record of our pipeline, or None when it has no answer
-    (an error). `shown`: a verified short answer was shown (the decision calibration gates)."""
+    (an error) or a reply of it was cut at the time cap. `shown`: a verified short answer was shown (the decision calibration gates)."""
     answer = rec.get("answer")
     if rec.get("system", "ours") != "ours" or not answer:
+        return None
+    # A reply cut at the time cap says nothing about the answer (it is missing for want of time): a
+    # run stopped with SIGSTOP and resumed timed out every question in flight and after (2026-12-06).
+    if answer.get("timeouts"):
         return None
     short = answer.get("short_answer")
     # The answer-type rule replayed as today's code has it: a span it now refuses is no short answer

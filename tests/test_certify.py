@@ -178,3 +178,6 @@ def test_a_signal_line_is_labelled_and_replays_the_answer_type_rule():
     assert not place["has_short"] and place["wrong"] is None and not calibrators.candidate(place)
     held = signals.row(_record("من قال ذلك؟", "جون كيري", ["كيري"], abstained=True), key="k", code="c")
     assert held["has_short"] and not calibrators.candidate(held)
+    cut = _record("من قال ذلك؟", "جون كيري", ["كيري"])
+    cut["answer"]["timeouts"] = ["reader"]
+    assert signals.row(cut, key="k", code="c") is None  # missing for want of time, not of an answer
