@@ -86,16 +86,16 @@ def build(rows: list[dict], key: str, *, alpha: float = certify.ALPHA, delta: fl
         "bars": [],
     }
     if model is None:
-        n_shown = sum(candidate(r) and r["wrong"] is not None for r in fit_rows)
+        n_candidates = sum(candidate(r) and r["wrong"] is not None for r in fit_rows)
         entry |= {"mean": [0.0] * len(qconfidence.FEATURES), "scale": [1.0] * len(qconfidence.FEATURES)}
         entry |= {
             "coef": [0.0] * len(qconfidence.FEATURES),
             "intercept": 0.0,
-            "n_fit": n_shown,
+            "n_fit": n_candidates,
             "n_wrong": None,
             "fitted": False,
         }
-        reason = f"too few labelled short answers to fit a calibrator ({n_shown} in the fit part, {MIN_FIT} needed)"
+        reason = f"too few labelled short answers to fit a calibrator ({n_candidates} in the fit part, {MIN_FIT} needed)"
         for lang in LANGS:
             n = sum(r["lang"] == lang for r in cert_rows)
             entry["bars"].append(_bar("short_answer", lang, None, n, reason=reason, alpha=alpha, delta=delta))

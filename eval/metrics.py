@@ -45,7 +45,7 @@ DEFINITIONS = {
     "wrong_but_shown": "verified short answers that match no gold answer in either language (F1 = 0 against both), per short answer shown",
     "short_right": "answerable questions shown a verified short answer in the question's language that is right (not checked_wrong)",
     "checked_wrong": "verified short answers that are wrong, per verified short answer shown: F1 < 0.5 against both the Arabic and the English gold and no gold inside, or any for an unanswerable question",
-    "short_checked": "answerable questions shown a checked short answer: verified, and its calibrated confidence clears the bar certified for its language (qa.confidence)",
+    "short_checked": "answerable questions shown a checked short answer: its calibrated confidence clears the bar certified for its language (qa.confidence), its rules passed or not",
     "certified_wrong": "checked (certified) short answers that are wrong, per checked short answer shown; the promise is below 5%",
     "timed_out": "questions where a language-model reply was cut at the time cap (QA_LLM_TIMEOUT_S); lower is better, and any is a warning",
 }
@@ -214,8 +214,8 @@ def score_short_answer(short: dict | None, golds: list[str], *, lang: str, absta
     if short["verified"]:
         out["wrong_but_shown"] = float(span_f1 == 0 and text_f1 == 0)
         out["checked_wrong"] = float(short_answer_wrong(short, golds))
-    if short.get("checked"):
-        out["certified_wrong"] = out["checked_wrong"]
+    if short.get("checked"):  # also an unverified one: its Arabic words shown, a refused wording not
+        out["certified_wrong"] = float(short_answer_wrong(short, golds))
     return out
 
 

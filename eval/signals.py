@@ -30,7 +30,8 @@ SIGNALS = Path(__file__).resolve().parent / "calibration" / "signals.jsonl"
 
 def row(rec: dict, *, key: str, code: str) -> dict | None:
     """The compact line of one journal/results record of our pipeline, or None when it has no answer
-    (an error) or a reply of it was cut at the time cap. `shown`: a verified short answer was shown (the decision calibration gates)."""
+    (an error) or a reply of it was cut at the time cap. `shown`: a verified short answer was shown;
+    which rows the calibration may label checked is `eval.calibrators.candidate`."""
     answer = rec.get("answer")
     if rec.get("system", "ours") != "ours" or not answer:
         return None

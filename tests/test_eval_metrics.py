@@ -151,3 +151,15 @@ def test_a_checked_answer_is_wrong_below_half_f1_against_both_golds():
         _short("x", "في موسكو", lang="ar", verified=False), golds, lang="en", abstained=False
     )
     assert unchecked["checked_wrong"] is None and unchecked["short_right"] == 0.0
+
+
+def test_a_checked_short_answer_whose_wording_was_refused_is_scored_on_its_words():
+    """Checked can go to a short answer whose English wording was refused (its Arabic words are
+    shown): certified_wrong scores those words, right or wrong, and such an answer never counts as
+    verified."""
+    golds = ["في الأردن", "in Jordan"]
+    right = _short("في الأردن", "في الأردن", lang="ar", verified=False) | {"checked": True}
+    wrong = _short("في موسكو", "في موسكو", lang="ar", verified=False) | {"checked": True}
+    s = metrics.score_short_answer(right, golds, lang="en", abstained=False)
+    assert (s["certified_wrong"], s["short_checked"], s["short_verified"]) == (0.0, 1.0, 0.0)
+    assert metrics.score_short_answer(wrong, golds, lang="en", abstained=False)["certified_wrong"] == 1.0

@@ -163,8 +163,9 @@ def test_local_english_answer_is_verified_before_display(seeded, llama):
 
 
 def test_a_draft_naming_someone_the_evidence_does_not_is_not_shown(seeded):
-    # The real embedders and verifier; the draft is planted: what Qwen 1.5B wrote on this evidence
-    # before citations were ordered by cite_score (2026-12-05): a president the article never names.
+    # The real embedders and verifier; the draft is planted, of the kind Qwen 1.5B wrote on this
+    # evidence before citations were ordered by cite_score ("Bush" or "United States", depending on
+    # the order; issue 30 quotes its "President George W. Bush" for the Kremlin's sentence).
     _configure(seeded, llm_backend="scripted")
     question = "What did the Kremlin deny?"
     ScriptedChat.script[:] = [
