@@ -1,4 +1,4 @@
-"""The evaluation command line: `python -m eval run | compare | calibrate | quality | signals | certify | losses`.
+"""The evaluation command line: `python -m eval run | compare | calibrate | quality | signals | certify | certify-abstention | losses`.
 
 An edge of the system: `QAError`s become one sentence on stderr and exit code 2, never a traceback.
 Leaves out: the work itself (runner.py, compare.py, report.py).
@@ -109,6 +109,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. llm_backend=openai")
     p.add_argument("--dry-run", action="store_true", help="print the certificate, write nothing")
     p.set_defaults(func=_certify)
+
+    p = sub.add_parser(
+        "certify-abstention",
+        help="certify the quote's abstention bar per language (fewer than 5%% of answerable questions refused)",
+        description="Read runs of the calibration set (asked normally, and --held-out ones), certify per question "
+        "language the highest bar on the best evidence score that refuses fewer than 5%% of answerable questions at "
+        "90%% confidence (fit and certify parts), and report what it refuses on the report part (eval/abstention.py). "
+        "Writes eval/calibration/abstention-certified.json and .png.",
+    )
+    p.add_argument("runs", type=Path, nargs="+", help="run folders asked normally (answerable questions)")
+    p.add_argument("--held", type=Path, nargs="+", default=[], help="run folders asked with --held-out")
+    p.add_argument("--dry-run", action="store_true", help="print the certificate, write nothing")
+    p.set_defaults(func=_certify_abstention)
 
     p = sub.add_parser(
         "losses",
@@ -350,6 +363,47 @@ def _certify(args) -> int:
         png = Path("eval") / "calibration" / "checked.png"
         calibrators.plot(rows, key, entry, png)
         print(f"wrote qa/calibrations.json and {png}")
+
+
+def _certify_abstention(args) -> int:
+    from eval import abstention
+    from qa.config import get_settings
+
+    for run in [*args.runs, *args.held]:
+        if not (run / "journal.jsonl").exists() and not (run / "results.jsonl").exists():
+            raise InputError(f"{run} holds no journal.jsonl or results.jsonl: is it a run folder?")
+    answerable, held = abstention.load(args.runs), abstention.load(args.held)
+    if not any(r["unanswerable"] for r in held) and args.held:
+        raise InputError("The --held runs hold no held-out question: were they made with --held-out?")
+    settings = get_settings()
+    entry = abstention.build(
+        answerable, held, {"ar": settings.abstain_threshold_ar, "en": settings.abstain_threshold}
+    )
+    print(entry["measured_on"])
+    for lang, info in entry["languages"].items():
+        cert = info["certificate"]
+        if cert["threshold"] is None:
+            print(f"  {lang}: nothing certified: {cert['reason']}")
+            continue
+        print(
+            f"  {lang}: bar {cert['threshold']:.3f} refuses {cert['refused']}/{cert['n']} answerable "
+            f"(bound {cert['upper']:.3f} at {1 - cert['delta']:.0%}); today's bar {info['current_bar']}"
+        )
+        for name in ("certified", "current"):
+            rep = info.get(name, {}).get("report")
+            if rep:
+                fa, ua = rep["false_abstentions"], rep["unanswerable_abstained"]
+                print(
+                    f"    {name} on the report part: false abstentions {fa['k']}/{fa['n']}, "
+                    f"held-out abstained {ua['k']}/{ua['n']}"
+                )
+    if not args.dry_run:
+        path = abstention.OUT / "abstention-certified.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(entry, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        abstention.plot(answerable, held, entry, path.with_suffix(".png"))
+        print(f"wrote {path} and {path.with_suffix('.png')}")
+    return 0
 
 
 def _losses(args) -> int:

@@ -1,0 +1,251 @@
+"""Certified abstention: the quote's bar "no passage is close enough", certified per question language
+so that it wrongly refuses fewer than 5 in 100 answerable questions.
+
+The quote abstains when its best evidence sentence scores below a bar (`Settings.abstain_threshold`
+for English questions, `abstain_threshold_ar` for Arabic ones; qa.answer). The score is the
+retrieval's own (`Evidence.score`, the `best_score` a run records), so nothing is fit here, and the
+calibration set's "fit" and "certify" parts are pooled to certify; the "report" part is never looked
+at for the bar and reports what it does.
+
+`certify_bar` is Learn-then-Test (Angelopoulos, Bates et al. 2021) for a risk that grows with the bar:
+1. the bars tested are fixed in advance (`GRID`: 0 to 1 in steps of 0.005), loosest (lowest) first;
+2. at each bar, k of the n answerable questions score below it (would be refused), and the null
+   "the false-abstention rate is at least alpha" is rejected when p = binom.cdf(k, n, alpha) <= delta;
+3. the first bar that fails stops the sequence (fixed-sequence testing needs no correction); the last
+   bar that passed is certified: with probability at least 1 - delta, fewer than alpha of answerable
+   questions like the calibration set's are refused by it. With n answerable questions the loosest
+   bar can pass only when (1 - alpha)**n <= delta: 45 questions for 5% at delta 0.1.
+The higher the bar, the more questions without an answer in the documents are refused; the
+certified bar is the highest that keeps the promise. `build` adds what it refuses on the report
+part: its false abstentions, and its abstentions on held-out questions (each asked with its own
+article removed from the index: `python -m eval run … --held-out`), Wilson 95% intervals.
+
+Leaves out: the reader's own "no answer" (qa.reader), which adds abstentions below
+`reader_abstain_below` when the short answer is on; certifying it needs LLM runs made with its
+abstention off (bench/calibrate_abstention.py replays those rules on the dev sample). The figures in
+`build` for the whole pipeline replay the recorded reader abstentions at the new bar.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import binom
+
+from eval import stats
+from eval.certify import ALPHA, DELTA, upper_bound
+from eval.questions import part_of
+from qa.answer import WEAK_NOTE
+
+# The bars tested, fixed before any data is seen: evidence scores are cosines in [0, 1].
+GRID = tuple(round(i * 0.005, 3) for i in range(201))
+LANGS = ("ar", "en")
+OUT = Path(__file__).resolve().parent / "calibration"
+
+
+@dataclass(frozen=True)
+class BarCertificate:
+    """The outcome of `certify_bar` for one language.
+
+    `threshold`: the certified bar (abstain when the best score is below it), None when none passed;
+    `n` answerable questions, `refused` of them below the bar; `p_value` binom.cdf(refused, n, alpha);
+    `upper`: the one-sided (1 - delta) Clopper-Pearson bound on the false-abstention rate; `tested`:
+    bars tested; `reason`: why nothing is certified, or None.
+    """
+
+    threshold: float | None
+    n: int
+    refused: int
+    p_value: float | None
+    upper: float | None
+    tested: int
+    alpha: float = ALPHA
+    delta: float = DELTA
+    reason: str | None = None
+
+
+def certify_bar(
+    scores: list[float], *, alpha: float = ALPHA, delta: float = DELTA, grid: tuple[float, ...] = GRID
+) -> BarCertificate:
+    """The highest bar of `grid` (ascending) that refuses fewer than `alpha` of answerable questions
+    with probability >= 1 - delta, by fixed-sequence testing from the loosest (module docstring).
+
+    `scores`: the best evidence score of each answerable question (a question the retrieval found
+    nothing for scores 0 or less). Raises ValueError when `grid` is not ascending.
+    """
+    if list(grid) != sorted(grid):
+        raise ValueError("The grid of bars must be ascending (loosest first).")
+    ranked = np.sort(np.asarray(scores, dtype=float))
+    n = len(ranked)
+    refused = np.searchsorted(ranked, np.asarray(grid, dtype=float), side="left")  # scores < bar
+    p_values = binom.cdf(refused, n, alpha) if n else np.ones(len(grid))
+    failed = np.flatnonzero(p_values > delta)
+    stop = int(failed[0]) if len(failed) else len(grid)
+    if stop == 0:
+        return BarCertificate(
+            None, n, 0, None, None, 1, alpha, delta,
+            reason=f"{n} answerable questions cannot show fewer than {alpha:.0%} refused at "
+            f"{1 - delta:.0%} confidence (at least {int(np.ceil(np.log(delta) / np.log(1 - alpha)))} are needed)",
+        )  # fmt: skip
+    last = stop - 1
+    k = int(refused[last])
+    return BarCertificate(
+        float(grid[last]), n, k, float(p_values[last]), upper_bound(k, n, delta),
+        min(stop + 1, len(grid)), alpha, delta,
+    )  # fmt: skip
+
+
+def load(runs: list[Path]) -> list[dict]:
+    """One row per question answered in `runs` (journal.jsonl, or results.jsonl): id, lang, part
+    (eval.questions.part_of), article, best score (0 when nothing was retrieved), whether it was
+    asked held out (unanswerable), whether the answer abstained and whether the reader's rules did.
+    Raises FileNotFoundError for a run folder with neither file."""
+    rows = []
+    for run in runs:
+        journal, results = run / "journal.jsonl", run / "results.jsonl"
+        path = journal if journal.exists() else results
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if path == journal:
+            lines = lines[1:]
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a stop
+            answer = rec.get("answer")
+            if not answer or rec.get("system", "ours") != "ours":
+                continue
+            retrieval_abstained = answer["abstained"] and answer.get("note") == WEAK_NOTE
+            rows.append(
+                {
+                    "id": rec["id"],
+                    "lang": rec["lang"],
+                    "part": part_of(rec.get("doc")),
+                    "article": rec.get("doc"),
+                    "score": float(rec.get("best_score") or 0.0),
+                    "unanswerable": bool(rec.get("unanswerable")),
+                    "abstained": bool(answer["abstained"]),
+                    "reader_abstained": bool(answer["abstained"]) and not retrieval_abstained,
+                    "run": run.name,
+                }
+            )
+    return rows
+
+
+def _share(k: int, n: int) -> dict:
+    low, high = stats.wilson(k, n) if n else (0.0, 1.0)
+    return {
+        "k": k,
+        "n": n,
+        "rate": round(k / n, 4) if n else None,
+        "low": round(low, 4),
+        "high": round(high, 4),
+    }
+
+
+def rates(rows: list[dict], bar: float) -> dict:
+    """At `bar`, on `rows` (one language and part): the answerable questions refused (false
+    abstentions) and the held-out ones refused, by the quote alone; and, where the rows come from
+    runs with the short answer on, the same with the reader's recorded abstentions added."""
+    answerable = [r for r in rows if not r["unanswerable"]]
+    held = [r for r in rows if r["unanswerable"]]
+    out = {
+        "false_abstentions": _share(sum(r["score"] < bar for r in answerable), len(answerable)),
+        "unanswerable_abstained": _share(sum(r["score"] < bar for r in held), len(held)),
+    }
+    return out
+
+
+def build(
+    answerable: list[dict], held: list[dict], current: dict[str, float], *, alpha=ALPHA, delta=DELTA
+) -> dict:
+    """The certificate per language (fit and certify parts pooled), and what the certified bar and
+    the `current` one ({lang: bar}) refuse on the report part. `answerable` and `held` are `load`
+    rows of runs asked normally and held out (a question asked in several answerable runs counts once)."""
+    seen, ans = set(), []
+    for r in answerable:
+        if not r["unanswerable"] and r["id"] not in seen:
+            seen.add(r["id"])
+            ans.append(r)
+    entry = {
+        "about": "The quote's abstention bar per question language, certified by eval.abstention "
+        "(`python -m eval certify-abstention`): with probability >= 1 - delta, fewer than alpha of "
+        "answerable questions like the calibration set's are refused by it.",
+        "measured_on": f"{len(ans)} answerable, {len(held)} held-out questions, "
+        f"{dt.date.today().isoformat()}",
+        "alpha": alpha,
+        "delta": delta,
+        "languages": {},
+    }
+    for lang in LANGS:
+        cert_rows = [r for r in ans if r["lang"] == lang and r["part"] in ("fit", "certify")]
+        cert = certify_bar([r["score"] for r in cert_rows], alpha=alpha, delta=delta)
+        report = [r for r in ans + held if r["lang"] == lang and r["part"] == "report"]
+        certify_part = [r for r in ans + held if r["lang"] == lang and r["part"] in ("fit", "certify")]
+        lang_entry = {"certificate": asdict(cert), "current_bar": current.get(lang)}
+        for name, bar in (("certified", cert.threshold), ("current", current.get(lang))):
+            if bar is None:
+                continue
+            lang_entry[name] = {
+                "bar": bar,
+                "report": rates(report, bar),
+                "certify_parts": rates(certify_part, bar),
+            }
+        entry["languages"][lang] = lang_entry
+    return entry
+
+
+def curves(rows: list[dict], lang: str) -> dict[str, list[tuple[float, float]]]:
+    """(bar, share refused) over `GRID` for one language's answerable and held-out rows."""
+    out = {}
+    for name, keep in (("answerable", False), ("held out", True)):
+        scores = np.sort([r["score"] for r in rows if r["lang"] == lang and r["unanswerable"] == keep])
+        if len(scores):
+            out[name] = [(b, float(np.searchsorted(scores, b, side="left") / len(scores))) for b in GRID]
+    return out
+
+
+def plot(answerable: list[dict], held: list[dict], entry: dict, path: Path) -> None:
+    """Per language: the share of answerable and of held-out questions refused at each bar (all parts),
+    the promise (alpha) and the certified and current bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, lang in zip(axes, LANGS, strict=True):
+        info = entry["languages"][lang]
+        for (name, curve), colour in zip(curves(answerable + held, lang).items(), ("tab:blue", "tab:red")):
+            n = sum(
+                r["lang"] == lang and r["unanswerable"] == (name == "held out") for r in answerable + held
+            )
+            ax.plot(
+                [b for b, _ in curve], [s for _, s in curve], color=colour, label=f"{name} refused (n={n})"
+            )
+        ax.axhline(
+            entry["alpha"], color="black", ls="--", lw=1, label=f"promise: under {entry['alpha']:.0%} refused"
+        )
+        bar = info["certificate"]["threshold"]
+        if bar is not None:
+            ax.axvline(bar, color="tab:green", lw=1.2, label=f"certified bar {bar:.3f}")
+        if info.get("current_bar") is not None:
+            ax.axvline(
+                info["current_bar"],
+                color="gray",
+                ls=":",
+                lw=1.2,
+                label=f"bar before {info['current_bar']:.2f}",
+            )
+        ax.set(xlabel="bar on the best evidence score", title=f"{lang} questions", xlim=(0.2, 0.8))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set(ylabel="share of questions the quote refuses")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
