@@ -120,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("runs", type=Path, nargs="+", help="run folders asked normally (answerable questions)")
     p.add_argument("--held", type=Path, nargs="+", default=[], help="run folders asked with --held-out")
+    p.add_argument(
+        "--reader", type=Path, nargs="+", default=[],
+        help="run folders made with the short answer on: the whole pipeline's false abstentions at each bar",
+    )  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="print the certificate, write nothing")
     p.set_defaults(func=_certify_abstention)
 
@@ -369,16 +373,15 @@ def _certify_abstention(args) -> int:
     from eval import abstention
     from qa.config import get_settings
 
-    for run in [*args.runs, *args.held]:
+    for run in [*args.runs, *args.held, *args.reader]:
         if not (run / "journal.jsonl").exists() and not (run / "results.jsonl").exists():
             raise InputError(f"{run} holds no journal.jsonl or results.jsonl: is it a run folder?")
     answerable, held = abstention.load(args.runs), abstention.load(args.held)
     if not any(r["unanswerable"] for r in held) and args.held:
         raise InputError("The --held runs hold no held-out question: were they made with --held-out?")
     settings = get_settings()
-    entry = abstention.build(
-        answerable, held, {"ar": settings.abstain_threshold_ar, "en": settings.abstain_threshold}
-    )
+    current = {"ar": settings.abstain_threshold_ar, "en": settings.abstain_threshold}
+    entry = abstention.build(answerable, held, current, reader=abstention.load(args.reader))
     print(entry["measured_on"])
     for lang, info in entry["languages"].items():
         cert = info["certificate"]
@@ -387,7 +390,8 @@ def _certify_abstention(args) -> int:
             continue
         print(
             f"  {lang}: bar {cert['threshold']:.3f} refuses {cert['refused']}/{cert['n']} answerable "
-            f"(bound {cert['upper']:.3f} at {1 - cert['delta']:.0%}); today's bar {info['current_bar']}"
+            f"(bound {cert['upper']:.3f} at {1 - cert['delta']:.0%}; clustered by article "
+            f"{info['clustered']['upper']:.3f}); today's bar {info['current_bar']}"
         )
         for name in ("certified", "current"):
             rep = info.get(name, {}).get("report")
@@ -397,6 +401,9 @@ def _certify_abstention(args) -> int:
                     f"    {name} on the report part: false abstentions {fa['k']}/{fa['n']}, "
                     f"held-out abstained {ua['k']}/{ua['n']}"
                 )
+            pipe = info.get(name, {}).get("with_reader", {}).get("report")
+            if pipe:
+                print(f"    {name}, with the reader's abstentions: false abstentions {pipe['k']}/{pipe['n']}")
     if not args.dry_run:
         path = abstention.OUT / "abstention-certified.json"
         path.parent.mkdir(parents=True, exist_ok=True)

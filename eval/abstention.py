@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import beta, binom
 
 from eval import stats
 from eval.certify import ALPHA, DELTA, upper_bound
@@ -149,23 +149,50 @@ def _share(k: int, n: int) -> dict:
 
 def rates(rows: list[dict], bar: float) -> dict:
     """At `bar`, on `rows` (one language and part): the answerable questions refused (false
-    abstentions) and the held-out ones refused, by the quote alone; and, where the rows come from
-    runs with the short answer on, the same with the reader's recorded abstentions added."""
+    abstentions) and the held-out ones refused, by the quote alone."""
     answerable = [r for r in rows if not r["unanswerable"]]
     held = [r for r in rows if r["unanswerable"]]
-    out = {
+    return {
         "false_abstentions": _share(sum(r["score"] < bar for r in answerable), len(answerable)),
         "unanswerable_abstained": _share(sum(r["score"] < bar for r in held), len(held)),
     }
-    return out
+
+
+def with_reader(rows: list[dict], bar: float) -> dict:
+    """False abstentions of the whole pipeline at `bar` on answerable `rows` of runs made with the
+    short answer on: refused by the quote's bar, or abstained by the reader's rules (recorded; the
+    reader saw the same evidence, so its verdict is replayed as it was)."""
+    answerable = [r for r in rows if not r["unanswerable"]]
+    return _share(sum(r["score"] < bar or r["reader_abstained"] for r in answerable), len(answerable))
+
+
+def clustered_upper(scores: list[float], articles: list[str], bar: float, delta: float = DELTA) -> dict:
+    """The false-abstention bound at `bar` with the questions' clustering by article counted: the
+    design effect of the refusal indicator (eval.stats.design_effect) shrinks n and k alike, and the
+    Clopper-Pearson bound is taken on the effective counts (real-valued, through the Beta quantile).
+    The certificate's test treats questions as independent; questions of one article share its
+    retrieval, so this is the figure to read beside it."""
+    refused = [float(s < bar) for s in scores]
+    deff = stats.design_effect(refused, articles)
+    n_eff, k_eff = len(scores) / deff, sum(refused) / deff
+    upper = 1.0 if n_eff <= k_eff else float(beta.ppf(1 - delta, k_eff + 1, n_eff - k_eff))
+    return {"design_effect": round(deff, 3), "n_effective": round(n_eff, 1), "upper": round(upper, 4)}
 
 
 def build(
-    answerable: list[dict], held: list[dict], current: dict[str, float], *, alpha=ALPHA, delta=DELTA
+    answerable: list[dict],
+    held: list[dict],
+    current: dict[str, float],
+    *,
+    reader: list[dict] = (),
+    alpha: float = ALPHA,
+    delta: float = DELTA,
 ) -> dict:
     """The certificate per language (fit and certify parts pooled), and what the certified bar and
     the `current` one ({lang: bar}) refuse on the report part. `answerable` and `held` are `load`
-    rows of runs asked normally and held out (a question asked in several answerable runs counts once)."""
+    rows of runs asked normally and held out (a question asked in several answerable runs counts
+    once); `reader`: rows of runs made with the short answer on, for the whole pipeline's false
+    abstentions (`with_reader`)."""
     seen, ans = set(), []
     for r in answerable:
         if not r["unanswerable"] and r["id"] not in seen:
@@ -175,8 +202,7 @@ def build(
         "about": "The quote's abstention bar per question language, certified by eval.abstention "
         "(`python -m eval certify-abstention`): with probability >= 1 - delta, fewer than alpha of "
         "answerable questions like the calibration set's are refused by it.",
-        "measured_on": f"{len(ans)} answerable, {len(held)} held-out questions, "
-        f"{dt.date.today().isoformat()}",
+        "measured_on": f"{len(ans)} answerable, {len(held)} held-out questions, {dt.date.today().isoformat()}",
         "alpha": alpha,
         "delta": delta,
         "languages": {},
@@ -187,6 +213,11 @@ def build(
         report = [r for r in ans + held if r["lang"] == lang and r["part"] == "report"]
         certify_part = [r for r in ans + held if r["lang"] == lang and r["part"] in ("fit", "certify")]
         lang_entry = {"certificate": asdict(cert), "current_bar": current.get(lang)}
+        if cert.threshold is not None:
+            lang_entry["clustered"] = clustered_upper(
+                [r["score"] for r in cert_rows], [r["article"] for r in cert_rows], cert.threshold, delta
+            )
+        mine_reader = [r for r in reader if r["lang"] == lang]
         for name, bar in (("certified", cert.threshold), ("current", current.get(lang))):
             if bar is None:
                 continue
@@ -195,6 +226,11 @@ def build(
                 "report": rates(report, bar),
                 "certify_parts": rates(certify_part, bar),
             }
+            if mine_reader:
+                lang_entry[name]["with_reader"] = {
+                    "report": with_reader([r for r in mine_reader if r["part"] == "report"], bar),
+                    "certify_parts": with_reader([r for r in mine_reader if r["part"] != "report"], bar),
+                }
         entry["languages"][lang] = lang_entry
     return entry
 
