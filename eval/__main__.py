@@ -409,7 +409,8 @@ def _certify_abstention(args) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(entry, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         abstention.plot(answerable, held, entry, path.with_suffix(".png"))
-        print(f"wrote {path} and {path.with_suffix('.png')}")
+        abstention.write_bars(entry)
+        print(f"wrote {path}, {path.with_suffix('.png')} and the bars into {abstention.CALIBRATIONS}")
     return 0
 
 

@@ -39,12 +39,16 @@ from scipy.stats import beta, binom
 from eval import stats
 from eval.certify import ALPHA, DELTA, upper_bound
 from eval.questions import part_of
+from qa import confidence as qconfidence
 from qa.answer import WEAK_NOTE
 
 # The bars tested, fixed before any data is seen: evidence scores are cosines in [0, 1].
 GRID = tuple(round(i * 0.005, 3) for i in range(201))
 LANGS = ("ar", "en")
 OUT = Path(__file__).resolve().parent / "calibration"
+CALIBRATIONS = (
+    qconfidence.CALIBRATIONS
+)  # where the page reads the certified bars (qa.confidence.abstention_bar)
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ def load(runs: list[Path]) -> list[dict]:
             answer = rec.get("answer")
             if not answer or rec.get("system", "ours") != "ours":
                 continue
-            retrieval_abstained = answer["abstained"] and answer.get("note") == WEAK_NOTE
+            retrieval_abstained = answer["abstained"] and (answer.get("note") or "").startswith(WEAK_NOTE)
             rows.append(
                 {
                     "id": rec["id"],
@@ -233,6 +237,20 @@ def build(
                 }
         entry["languages"][lang] = lang_entry
     return entry
+
+
+def write_bars(entry: dict, path: Path | None = None) -> None:
+    """Put the certified bars of `entry` (`build`) under "abstention" in the calibrations file, the
+    short answer's calibrations kept; a language with nothing certified gets threshold None."""
+    path = path or CALIBRATIONS
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    bars = {}
+    for lang, info in entry["languages"].items():
+        cert = info["certificate"]
+        bars[lang] = {k: cert[k] for k in ("threshold", "n", "refused", "upper", "alpha", "delta", "reason")}
+        bars[lang]["upper_clustered"] = info.get("clustered", {}).get("upper")
+    data["abstention"] = {"about": entry["about"], "measured_on": entry["measured_on"], "bars": bars}
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def curves(rows: list[dict], lang: str) -> dict[str, list[tuple[float, float]]]:

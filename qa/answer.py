@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 
+from qa import confidence as qconfidence
 from qa import text as qtext
 from qa.errors import InputError
 from qa.retrieve import Evidence, Retrieval, back_reference
@@ -162,13 +163,26 @@ def is_weak(retrieval: Retrieval, settings) -> bool:
 WEAK_NOTE = "No passage is close enough in meaning to this question; the closest passage is shown."
 
 
-def abstain(retrieval: Retrieval, *, lang: str, mode: str, note: str | None = None) -> Answer:
+def weak_note(language: str, settings) -> str:
+    """`WEAK_NOTE`, and what the bar promises when the bar in use is the certified one for the
+    question's language (qa.confidence.abstention_bar); a bar set by hand promises nothing.
+
+    Example: weak_note("en", settings) == WEAK_NOTE + " This bar wrongly refuses fewer than 5 in 100
+    answerable questions (certified with 90% confidence on 230 questions)."
+    """
+    bar = qconfidence.abstention_bar(language, settings)
+    if bar is None or abs(bar.threshold - threshold_for(language, settings)) > 1e-9:
+        return WEAK_NOTE
+    return f"{WEAK_NOTE} This bar {bar.guarantee()}."
+
+
+def abstain(retrieval: Retrieval, *, lang: str, mode: str, note: str | None = None, settings=None) -> Answer:
     """An answer that says the documents do not answer, citing nothing, with the closest evidence;
-    `note` defaults to `WEAK_NOTE` when anything is indexed."""
+    `note` defaults to `weak_note` (`WEAK_NOTE` without `settings`) when anything is indexed."""
     phrases = PHRASES[lang]
     text = phrases["abstain"] if retrieval.hits else phrases["empty"]
     if note is None and retrieval.hits:
-        note = WEAK_NOTE
+        note = WEAK_NOTE if settings is None else weak_note(retrieval.language, settings)
     closest = to_citations(list(retrieval.evidence[:2]), retrieval.hits)
     return Answer(
         question=retrieval.question,
@@ -218,7 +232,7 @@ def extractive(retrieval: Retrieval, settings, *, note: str | None = None) -> An
     """Quote the best evidence sentences verbatim with [n] markers, or abstain."""
     lang = answer_language(retrieval, settings.answer_language)
     if is_weak(retrieval, settings):
-        return abstain(retrieval, lang=lang, mode="extractive", note=note)
+        return abstain(retrieval, lang=lang, mode="extractive", note=note, settings=settings)
     evidence = select_evidence(
         retrieval, max_evidence=settings.max_evidence, margin=settings.evidence_margin, settings=settings
     )

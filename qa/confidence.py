@@ -14,7 +14,12 @@ prompt with no entry there labels nothing checked, and says so; so does a langua
 certification passed no threshold. Scoring is a dot product in plain Python: no scikit-learn at
 run time.
 
-Leaves out: fitting and certifying (eval.calibrators, eval.certify), the rules themselves
+The same file holds the quote's abstention bar per question language, certified by
+eval.abstention (`abstention_bar`): the bar below which the quote says no passage is close enough,
+with what it promises (fewer than alpha of answerable questions refused). It depends on the
+embedders, not on the language model, so it is not keyed by backend.
+
+Leaves out: fitting and certifying (eval.calibrators, eval.certify, eval.abstention), the rules themselves
 (qa.reader, qa.answer_checks, qa.verify) and what the page makes of the label (web.render).
 """
 
@@ -194,6 +199,52 @@ def calibration_for(settings, path: Path | None = None) -> Calibration | None:
     except OSError:
         return None
     return _load(content).get(calibration_key(settings))
+
+
+@dataclass(frozen=True)
+class AbstentionBar:
+    """The quote's certified abstention bar for one question language (eval.abstention).
+
+    Abstaining when the best evidence scores below `threshold` refused `refused` of `n` answerable
+    calibration questions; with probability >= 1 - delta, it refuses fewer than `alpha` of answerable
+    questions like those."""
+
+    threshold: float
+    n: int
+    refused: int
+    alpha: float
+    delta: float
+
+    def guarantee(self) -> str:
+        """What the bar promises, in one clause for the abstention's note."""
+        return (
+            f"wrongly refuses fewer than {round(self.alpha * 100)} in 100 answerable questions "
+            f"(certified with {round((1 - self.delta) * 100)}% confidence on {self.n} questions)"
+        )
+
+
+@lru_cache(maxsize=8)
+def _abstention(content: bytes) -> dict[str, AbstentionBar]:
+    try:
+        raw = json.loads(content.decode("utf-8")).get("abstention", {})
+        return {
+            lang: AbstentionBar(float(b["threshold"]), int(b["n"]), int(b["refused"]), b["alpha"], b["delta"])
+            for lang, b in raw.get("bars", {}).items()
+            if b.get("threshold") is not None
+        }
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("the calibrations file cannot be read (%s): no abstention bar is certified", exc)
+        return {}
+
+
+def abstention_bar(language: str, settings=None, path: Path | None = None) -> AbstentionBar | None:
+    """The certified abstention bar for questions in `language` ("ar", "en"), or None when there is none."""
+    path = Path(path or getattr(settings, "calibrations_path", None) or CALIBRATIONS)
+    try:
+        content = path.read_bytes()
+    except OSError:
+        return None
+    return _abstention(content).get(language)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,9 @@ def generative_mode(
     if overview.is_about_document(request.question):
         return overview.overview_answer(retrieval, services.retriever, settings)
     if qanswer.is_weak(retrieval, settings):
-        return qanswer.abstain(retrieval, lang=lang, mode="generative")  # the LLM is not even asked
+        return qanswer.abstain(
+            retrieval, lang=lang, mode="generative", settings=settings
+        )  # the LLM is not asked
     evidence = evidence_for(retrieval, settings)
     prompt = messages(
         "answer",

@@ -15,6 +15,9 @@ from scipy.stats import binom
 from eval import abstention
 from eval.__main__ import main
 from eval.questions import part_of
+from qa import answer as qanswer
+from qa import confidence as qconfidence
+from qa.config import Settings
 
 
 def test_planted_scores_certify_the_highest_bar_scipy_allows():
@@ -89,7 +92,14 @@ def test_the_command_reads_runs_and_writes_the_certificate(tmp_path, monkeypatch
     _run(tmp_path / "ans", rows)
     _run(tmp_path / "held", [(d, "ar", 0.2) for d in report] + [(d, "en", 0.45) for d in report], held=True)
     monkeypatch.setattr(abstention, "OUT", tmp_path / "out")
+    calibrations = tmp_path / "calibrations.json"
+    calibrations.write_text(json.dumps({"calibrations": {"k": {"kept": True}}}), encoding="utf-8")
+    monkeypatch.setattr(abstention, "CALIBRATIONS", calibrations)
     assert main(["certify-abstention", str(tmp_path / "ans"), "--held", str(tmp_path / "held")]) == 0
+    written = json.loads(calibrations.read_text(encoding="utf-8"))
+    assert written["calibrations"] == {"k": {"kept": True}}  # the short answer's calibrations kept
+    bar = qconfidence.abstention_bar("ar", path=calibrations)
+    assert bar is not None and bar.threshold == written["abstention"]["bars"]["ar"]["threshold"]
     entry = json.loads((tmp_path / "out" / "abstention-certified.json").read_text(encoding="utf-8"))
     ar = entry["languages"]["ar"]
     lowest = min(0.5 + (i % 10) / 40 for i, d in enumerate(docs) if part_of(d) != "report")
@@ -103,3 +113,18 @@ def test_a_folder_that_is_not_a_run_gets_one_sentence(tmp_path, capsys):
     assert main(["certify-abstention", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "is it a run folder?" in err and "Traceback" not in err
+
+
+def test_the_note_says_what_a_certified_bar_promises_and_a_hand_set_bar_promises_nothing(tmp_path):
+    """The abstention's note carries the guarantee only when the bar in use is the certified one."""
+    calibrations = tmp_path / "calibrations.json"
+    bars = {"ar": {"threshold": 0.44, "n": 346, "refused": 11, "alpha": 0.05, "delta": 0.1}}
+    calibrations.write_text(json.dumps({"abstention": {"bars": bars}}), encoding="utf-8")
+    certified = Settings(calibrations_path=calibrations, abstain_threshold_ar=0.44)
+    note = qanswer.weak_note("ar", certified)
+    assert note.startswith(qanswer.WEAK_NOTE) and "fewer than 5 in 100" in note and "346 questions" in note
+    assert (
+        qanswer.weak_note("ar", Settings(calibrations_path=calibrations, abstain_threshold_ar=0.5))
+        == qanswer.WEAK_NOTE
+    )
+    assert qanswer.weak_note("en", certified) == qanswer.WEAK_NOTE  # no English bar certified

@@ -106,7 +106,7 @@ def test_weak_retrieval_abstains_without_asking_the_model(seeded):
     _configure(seeded, llm_backend="openai", llm_base_url=f"http://127.0.0.1:{free_port()}/v1")
     result = seeded.ask("What is the boiling point of water on Mars?", mode="generative")
     assert result.abstained and result.mode == "generative"
-    assert result.note == qanswer.WEAK_NOTE and result.citations == ()
+    assert result.note.startswith(qanswer.WEAK_NOTE) and result.citations == ()
 
 
 def test_condense_without_history_returns_the_question(settings):
