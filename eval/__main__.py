@@ -390,16 +390,17 @@ def _certify_abstention(args) -> int:
             continue
         print(
             f"  {lang}: bar {cert['threshold']:.3f} refuses {cert['refused']}/{cert['n']} answerable "
-            f"(bound {cert['upper']:.3f} at {1 - cert['delta']:.0%}; clustered by article "
-            f"{info['clustered']['upper']:.3f}); today's bar {info['current_bar']}"
+            f"(bound {cert['upper']:.3f} at {1 - cert['delta']:.0%}, questions clustered by article); "
+            f"today's bar {info['current_bar']}"
         )
         for name in ("certified", "current"):
             rep = info.get(name, {}).get("report")
             if rep:
                 fa, ua = rep["false_abstentions"], rep["unanswerable_abstained"]
+                every = info[name]["held_out_all_parts"]
                 print(
                     f"    {name} on the report part: false abstentions {fa['k']}/{fa['n']}, "
-                    f"held-out abstained {ua['k']}/{ua['n']}"
+                    f"held-out abstained {ua['k']}/{ua['n']} (all parts: {every['k']}/{every['n']})"
                 )
             pipe = info.get(name, {}).get("with_reader", {}).get("report")
             if pipe:

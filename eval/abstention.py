@@ -34,10 +34,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import beta, binom
+from scipy.special import betainc
+from scipy.stats import beta
 
 from eval import stats
-from eval.certify import ALPHA, DELTA, upper_bound
+from eval.certify import ALPHA, DELTA
 from eval.questions import part_of
 from qa import confidence as qconfidence
 from qa.answer import WEAK_NOTE
@@ -73,20 +74,40 @@ class BarCertificate:
 
 
 def certify_bar(
-    scores: list[float], *, alpha: float = ALPHA, delta: float = DELTA, grid: tuple[float, ...] = GRID
+    scores: list[float],
+    *,
+    groups: list[str] | None = None,
+    alpha: float = ALPHA,
+    delta: float = DELTA,
+    grid: tuple[float, ...] = GRID,
 ) -> BarCertificate:
     """The highest bar of `grid` (ascending) that refuses fewer than `alpha` of answerable questions
     with probability >= 1 - delta, by fixed-sequence testing from the loosest (module docstring).
 
     `scores`: the best evidence score of each answerable question (a question the retrieval found
-    nothing for scores 0 or less). Raises ValueError when `grid` is not ascending.
+    nothing for scores 0 or less). `groups`: each question's article, or None for independent
+    questions. Questions of one article share its retrieval, so with `groups` each bar's test is
+    taken on effective counts: n and k divided by the design effect of the refusal indicator
+    (eval.stats.design_effect, at least 1), the binomial's CDF through the regularised incomplete
+    beta function (real-valued counts); `p_value` and `upper` are then the effective ones.
+    Raises ValueError when `grid` is not ascending or `groups` is not one per score.
     """
     if list(grid) != sorted(grid):
         raise ValueError("The grid of bars must be ascending (loosest first).")
-    ranked = np.sort(np.asarray(scores, dtype=float))
-    n = len(ranked)
-    refused = np.searchsorted(ranked, np.asarray(grid, dtype=float), side="left")  # scores < bar
-    p_values = binom.cdf(refused, n, alpha) if n else np.ones(len(grid))
+    if groups is not None and len(groups) != len(scores):
+        raise ValueError(f"{len(scores)} scores but {len(groups)} groups.")
+    values = np.asarray(scores, dtype=float)
+    n = len(values)
+    bars = np.asarray(grid, dtype=float)
+    refused = np.searchsorted(np.sort(values), bars, side="left")  # scores < bar
+    deff = np.ones(len(grid))
+    if groups is not None and n:
+        for j, bar in enumerate(bars):
+            if 0 < refused[j] < n:
+                deff[j] = stats.design_effect((values < bar).astype(float).tolist(), groups)
+    n_eff, k_eff = n / deff, refused / deff
+    p_values = betainc(np.maximum(n_eff - k_eff, 1e-12), k_eff + 1, 1 - alpha) if n else np.ones(len(grid))
+    p_values = np.where(refused >= n, 1.0, p_values)
     failed = np.flatnonzero(p_values > delta)
     stop = int(failed[0]) if len(failed) else len(grid)
     if stop == 0:
@@ -97,9 +118,9 @@ def certify_bar(
         )  # fmt: skip
     last = stop - 1
     k = int(refused[last])
+    upper = float(beta.ppf(1 - delta, k_eff[last] + 1, n_eff[last] - k_eff[last]))
     return BarCertificate(
-        float(grid[last]), n, k, float(p_values[last]), upper_bound(k, n, delta),
-        min(stop + 1, len(grid)), alpha, delta,
+        float(grid[last]), n, k, float(p_values[last]), upper, min(stop + 1, len(grid)), alpha, delta,
     )  # fmt: skip
 
 
@@ -170,19 +191,6 @@ def with_reader(rows: list[dict], bar: float) -> dict:
     return _share(sum(r["score"] < bar or r["reader_abstained"] for r in answerable), len(answerable))
 
 
-def clustered_upper(scores: list[float], articles: list[str], bar: float, delta: float = DELTA) -> dict:
-    """The false-abstention bound at `bar` with the questions' clustering by article counted: the
-    design effect of the refusal indicator (eval.stats.design_effect) shrinks n and k alike, and the
-    Clopper-Pearson bound is taken on the effective counts (real-valued, through the Beta quantile).
-    The certificate's test treats questions as independent; questions of one article share its
-    retrieval, so this is the figure to read beside it."""
-    refused = [float(s < bar) for s in scores]
-    deff = stats.design_effect(refused, articles)
-    n_eff, k_eff = len(scores) / deff, sum(refused) / deff
-    upper = 1.0 if n_eff <= k_eff else float(beta.ppf(1 - delta, k_eff + 1, n_eff - k_eff))
-    return {"design_effect": round(deff, 3), "n_effective": round(n_eff, 1), "upper": round(upper, 4)}
-
-
 def build(
     answerable: list[dict],
     held: list[dict],
@@ -213,14 +221,15 @@ def build(
     }
     for lang in LANGS:
         cert_rows = [r for r in ans if r["lang"] == lang and r["part"] in ("fit", "certify")]
-        cert = certify_bar([r["score"] for r in cert_rows], alpha=alpha, delta=delta)
+        cert = certify_bar(
+            [r["score"] for r in cert_rows],
+            groups=[r["article"] for r in cert_rows],
+            alpha=alpha,
+            delta=delta,
+        )
         report = [r for r in ans + held if r["lang"] == lang and r["part"] == "report"]
         certify_part = [r for r in ans + held if r["lang"] == lang and r["part"] in ("fit", "certify")]
         lang_entry = {"certificate": asdict(cert), "current_bar": current.get(lang)}
-        if cert.threshold is not None:
-            lang_entry["clustered"] = clustered_upper(
-                [r["score"] for r in cert_rows], [r["article"] for r in cert_rows], cert.threshold, delta
-            )
         mine_reader = [r for r in reader if r["lang"] == lang]
         for name, bar in (("certified", cert.threshold), ("current", current.get(lang))):
             if bar is None:
@@ -229,6 +238,10 @@ def build(
                 "bar": bar,
                 "report": rates(report, bar),
                 "certify_parts": rates(certify_part, bar),
+                # Held-out questions are never used to choose the bar: every part of them reports.
+                "held_out_all_parts": rates([r for r in held if r["lang"] == lang], bar)[
+                    "unanswerable_abstained"
+                ],
             }
             if mine_reader:
                 lang_entry[name]["with_reader"] = {
@@ -248,7 +261,6 @@ def write_bars(entry: dict, path: Path | None = None) -> None:
     for lang, info in entry["languages"].items():
         cert = info["certificate"]
         bars[lang] = {k: cert[k] for k in ("threshold", "n", "refused", "upper", "alpha", "delta", "reason")}
-        bars[lang]["upper_clustered"] = info.get("clustered", {}).get("upper")
     data["abstention"] = {"about": entry["about"], "measured_on": entry["measured_on"], "bars": bars}
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
