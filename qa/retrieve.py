@@ -10,7 +10,10 @@ ranks, so a confident dense match is not outvoted by a weak lexical one. A secon
 best-sentence similarity, built the same way, is mixed into the dense part of the ranking score
 (bench/bench_fusion.py: dev R@1 0.841 -> 0.878 ar, 0.889 -> 0.898 en held out). It only rescores,
 it never adds candidates: the candidates already hold the gold chunk for every dev question. The
-evidence scores (and so abstention) use the main model's similarities only, as calibrated. When the
+evidence scores (and so abstention) use the main model's similarities only, as calibrated; the
+citation rank (`Evidence.rank`) also mixes in the second embedder, weighs the question's words by
+their rarity among the evidence sentences, and demotes a sentence without a number or a time for a
+question that asks one ("when", «كم»: qa.answer_checks). When the
 best sentence announces an enumeration ("three new projects", a closing colon) and list items or
 table rows follow it (`Chunk.units`, kept by ingest), they join it as its `Evidence.items`, read
 from the chunks after it when the list runs past its chunk; nothing is rescored.
@@ -21,6 +24,7 @@ Leaves out: answer wording (answer.py) and LangChain types (chain.py).
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import replace
@@ -28,6 +32,7 @@ from dataclasses import replace
 import numpy as np
 
 from qa import text as qtext
+from qa.answer_checks import asks_number_or_time, fits_question
 from qa.lexical import LexicalIndex, query_coverage
 from qa.store import sentence_id
 from qa.types import Chunk, Item
@@ -215,23 +220,36 @@ class Retriever:
     def _evidence(self, question, q_tokens, hits, sent_sim, second_sim=None) -> list[Evidence]:
         """Score every sentence of the top chunks: similarity plus lexical overlap plus chunk rank
         (`Evidence.score`, what abstention compares), and rank them for citing (`Evidence.rank`):
-        the same with the second embedder's similarity mixed in and the sentence read in its
-        passage's context (`_context`). Sorted by `score`, strongest first."""
+        the same with the second embedder's similarity mixed in, the overlap weighted by the
+        question words' rarity among these sentences (`_pool_idf`), the sentence read in its
+        passage's context (`_context`), and, for a question that asks a number or a time, a
+        sentence holding none demoted (qa.answer_checks.fits_question). Sorted by `score`, strongest
+        first."""
         s = self.settings
         q_terms = set(q_tokens) | set(_latin_terms(question))
         second_sim = second_sim or {}
         w2 = s.evidence_second_weight if second_sim else 0.0
-        seen, out = set(), []
+        typed = s.evidence_type_weight > 0 and asks_number_or_time(question)
+        per_hit = []
         for hit in hits:
             chunk = hit.chunk
             bodies = [chunk.text_of(a, b) for a, b in chunk.sentences]
             terms = [set(qtext.tokens(body)) | set(_latin_terms(body)) for body in bodies]
             sids = [sentence_id(chunk.doc_id, a, b, chunk.doc_sha) for a, b in chunk.sentences]
+            per_hit.append((hit, bodies, terms, sids))
+        pool = {sid: t for _, _, terms, sids in per_hit for sid, t in zip(sids, terms)}  # overlapping chunks
+        idf = _pool_idf(q_terms, list(pool.values())) if s.evidence_overlap_idf else None
+        seen, out = set(), []
+        for hit, bodies, terms, sids in per_hit:
+            chunk = hit.chunk
             own = []
             for i, sid in enumerate(sids):
-                overlap = len(q_terms & terms[i]) / len(q_terms) if q_terms else 0.0
+                overlap = _overlap(q_terms, terms[i], idf)
                 sim = (1 - w2) * sent_sim.get(sid, 0.0) + w2 * second_sim.get(sid, sent_sim.get(sid, 0.0))
-                own.append(sim + s.evidence_overlap_weight * overlap)
+                misfit = typed and not fits_question(question, bodies[i])
+                own.append(
+                    sim + s.evidence_overlap_weight * overlap - (s.evidence_type_weight if misfit else 0.0)
+                )
             for i, ((a, b), sid) in enumerate(zip(chunk.sentences, sids)):
                 if sid in seen:
                     continue
@@ -261,6 +279,29 @@ class Retriever:
                 )
         out.sort(key=lambda e: e.score, reverse=True)
         return out
+
+
+def _overlap(q_terms: set, terms: set, idf: dict[str, float] | None) -> float:
+    """The share of the question's words found in a sentence's words, each weighted by `idf` when given.
+
+    Example: _overlap({"a", "b"}, {"a"}, {"a": 3.0, "b": 1.0}) == 0.75
+    """
+    if not q_terms:
+        return 0.0
+    if idf is None:
+        return len(q_terms & terms) / len(q_terms)
+    return sum(idf[t] for t in q_terms & terms) / sum(idf[t] for t in q_terms)
+
+
+def _pool_idf(q_terms: set, pool: list[set]) -> dict[str, float]:
+    """BM25's idf of each question word over the evidence sentences `pool` (the sentences of the
+    retrieved passages, nearly always of one article): the article's subject, named in most of its
+    sentences, weighs little; the word only the answer's sentence shares with the question, much.
+
+    Example: _pool_idf({"x"}, [{"x"}, set()])["x"] == math.log(1 + 1.5 / 1.5)
+    """
+    n = len(pool)
+    return {t: math.log(1 + (n - (df := sum(t in p for p in pool)) + 0.5) / (df + 0.5)) for t in q_terms}
 
 
 # A sentence that opens by pointing back at the one before it: «وأشار إلى أنّ…», «وأضاف…», «وقال…»,

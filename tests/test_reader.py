@@ -78,6 +78,25 @@ def test_answer_type_and_repetition_checks():
     assert not answer_checks.fits_question("متى ولد عباس بن فرناس ؟", "في رندة بإسبانيا")
     assert not answer_checks.fits_question("When was he born?", "في رندة بإسبانيا")
     assert answer_checks.fits_question("متى ولد؟", "في العام ألفين")
+    # Plural time words and decades named in words answer "when" (dev: «تدريجيا على مدى سنوات»,
+    # «في أوائل التسعينيات»).
+    assert answer_checks.fits_question("when do the symptoms develop?", "تدريجيا على مدى سنوات")
+    assert answer_checks.fits_question("متى نقلت الأخبار؟", "في أوائل التسعينيات")
+
+
+def test_when_asks_a_time_only_as_the_question_word():
+    """A "when" clause asks no time: "What sea bordered his empire when he died?" wants a sea."""
+    assert answer_checks.asks_number_or_time("When did Syria and Egypt attack?")
+    assert answer_checks.asks_number_or_time("In 1990, when was he elected?")
+    assert answer_checks.asks_number_or_time("متى تولى صدام حسين رئاسة العراق؟")
+    assert answer_checks.asks_number_or_time("في أي عام ولد؟")
+    assert not answer_checks.asks_number_or_time(
+        "What sea bordered Genghis Khan's empire to the east when he died?"
+    )
+    assert not answer_checks.asks_number_or_time(
+        "What is it called when there is an active attempt to overthrow?"
+    )
+    assert answer_checks.fits_question("What sea bordered his empire when he died?", "بحر اليابان")
     assert answer_checks.fits_question("في أي عام ولد؟", "عام ألفين")
     assert answer_checks.fits_question("Who is Kyle Orton?", "الخبير")
     assert answer_checks.repeats_question(
