@@ -309,7 +309,7 @@ def plot(answerable: list[dict], held: list[dict], entry: dict, path: Path) -> N
             )
         ax.set(xlabel="bar on the best evidence score", title=f"{lang} questions", xlim=(0.2, 0.8))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="center right")
     axes[0].set(ylabel="share of questions the quote refuses")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -164,14 +164,15 @@ WEAK_NOTE = "No passage is close enough in meaning to this question; the closest
 
 
 def weak_note(language: str, settings) -> str:
-    """`WEAK_NOTE`, and what the bar promises when the bar in use is the certified one for the
-    question's language (qa.confidence.abstention_bar); a bar set by hand promises nothing.
+    """`WEAK_NOTE`, and what the bar promises when the bar in use is at or below the certified one
+    for the question's language (qa.confidence.abstention_bar: a lower bar refuses no more answerable
+    questions, so the promise holds); a bar set above it promises nothing.
 
     Example: weak_note("en", settings) == WEAK_NOTE + " This bar wrongly refuses fewer than 5 in 100
     answerable questions (certified with 90% confidence on 230 questions)."
     """
     bar = qconfidence.abstention_bar(language, settings)
-    if bar is None or abs(bar.threshold - threshold_for(language, settings)) > 1e-9:
+    if bar is None or threshold_for(language, settings) > bar.threshold + 1e-9:
         return WEAK_NOTE
     return f"{WEAK_NOTE} This bar {bar.guarantee()}."
 

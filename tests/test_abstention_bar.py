@@ -115,8 +115,9 @@ def test_a_folder_that_is_not_a_run_gets_one_sentence(tmp_path, capsys):
     assert "is it a run folder?" in err and "Traceback" not in err
 
 
-def test_the_note_says_what_a_certified_bar_promises_and_a_hand_set_bar_promises_nothing(tmp_path):
-    """The abstention's note carries the guarantee only when the bar in use is the certified one."""
+def test_the_note_says_what_a_certified_bar_promises_and_a_higher_bar_promises_nothing(tmp_path):
+    """The abstention's note carries the guarantee only when the bar in use is at or below the
+    certified one (a lower bar refuses no more answerable questions); a higher bar promises nothing."""
     calibrations = tmp_path / "calibrations.json"
     bars = {"ar": {"threshold": 0.44, "n": 346, "refused": 11, "alpha": 0.05, "delta": 0.1}}
     calibrations.write_text(json.dumps({"abstention": {"bars": bars}}), encoding="utf-8")
@@ -128,3 +129,5 @@ def test_the_note_says_what_a_certified_bar_promises_and_a_hand_set_bar_promises
         == qanswer.WEAK_NOTE
     )
     assert qanswer.weak_note("en", certified) == qanswer.WEAK_NOTE  # no English bar certified
+    lower = Settings(calibrations_path=calibrations, abstain_threshold_ar=0.43)
+    assert qanswer.weak_note("ar", lower) == note
