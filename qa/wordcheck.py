@@ -97,7 +97,10 @@ TITLES = frozenset(
     eastern western central new great college school church museum street day media news agency
     company corporation bank league cup bowl club team award prize war world empire dynasty
     emperor sultan caliph pope saint st sir lord lady mr mrs dr professor chief director
-    commander governor mayor spokesman spokeswoman official officials revolution treaty act""".split()
+    commander governor mayor spokesman spokeswoman official officials revolution treaty act
+    county road bridge town island islands memorial high supreme board office assembly peninsula
+    bay valley coast mountains mountain lakes avenue square park station institute society
+    association foundation center centre library program programme""".split()
 )
 NEGATIONS = frozenset("not no never without none neither nor nobody nothing cannot non n't".split())
 # Relation words and the Arabic words (normalised forms, without article) that may render them:
@@ -243,17 +246,63 @@ def english_value(word: str) -> float | None:
 
 def _name_match(word: str, arabic: _Arabic) -> bool:
     """An English name word and an Arabic name (or a word no dictionary glosses as itself) with
-    the same consonant skeleton, or the romanizer's spelling of it. A word a dictionary has is
-    never a name's witness: «الخارجية» (foreign) has George's skeleton."""
+    the same consonant skeleton (`_skeleton_match`), or the romanizer's spelling of it. A word a
+    dictionary has is a name's witness only when a second witness spells it the same way
+    (`_spelled_alike`): «الخارجية» (foreign) has George's skeleton, «فاريل» (glossed 'farrell')
+    is Farel."""
     if not qglossary.ARABIC_WORD.fullmatch(arabic.gloss.word) or len(word) < 2:
         return False
-    if arabic.gloss.kind != "name" and arabic.gloss.glosses and qgloss.direct(arabic.gloss.word):
-        return False
-    candidates = [qgloss._name_form(arabic.gloss.word), arabic.gloss.word]
-    if qverify.skeleton_match(word, candidates) >= qverify.SKELETON_THRESHOLD:
+    dictionary_word = (
+        arabic.gloss.kind != "name" and arabic.gloss.glosses and qgloss.direct(arabic.gloss.word)
+    )
+    skeleton = _skeleton_match(word, arabic.gloss.word)
+    if skeleton and not dictionary_word:
+        return True
+    if skeleton and _spelled_alike(word, arabic.gloss.word):
         return True
     latin = arabic.gloss.latin or ""
     return any(part.casefold() == word.casefold() for part in re.split(r"[\s-]+", latin) if part)
+
+
+_NISBA = re.compile(r"(?:يين|يون|ين|ون|يه|ي)$")
+
+
+def _skeleton_match(word: str, arabic: str) -> bool:
+    """The consonant skeletons agree (qa.verify.skeleton_match ≥ SKELETON_THRESHOLD), the English
+    also tried without a final s ("Naples" / «نابولي», "Nantes" / «نانت») and the Arabic without
+    a nisba or plural ending ("Gaels" / «الغاليين»)."""
+    form = qgloss._name_form(arabic)
+    candidates = [form, arabic]
+    bare = _NISBA.sub("", qtext.normalize(form))
+    if len(bare) >= 3 and bare != qtext.normalize(form):
+        candidates.append(bare)
+    words = [word]
+    if len(word) > 3 and word[-1] == "s" and word[-2] not in "sS'":
+        words.append(word[:-1])
+    return any(qverify.skeleton_match(w, candidates) >= qverify.SKELETON_THRESHOLD for w in words)
+
+
+@lru_cache(maxsize=65536)
+def _spelled_alike(word: str, arabic: str) -> bool:
+    """A second witness for a name whose Arabic word a dictionary also has (the skeleton already
+    agrees): the romanizer spells the word exactly so ("Wesley" / «ويسلي», "Jean" / «جان»), or
+    one of FreeDict's glosses of it is a Latin spelling of the name: a one-word gloss with the
+    same skeleton ("farrell" / Farel, "schell" / Scheele, "skye" / Sky) or its abbreviation
+    ("doc" / Doctor)."""
+    lower = word.casefold()
+    latin = qgloss.romanize(qgloss._name_form(arabic)) or ""
+    if any(part.casefold() == lower for part in re.split(r"[\s-]+", latin) if part):
+        return True
+    d = qgloss.dictionaries()
+    for form in qgloss.forms(arabic):
+        for g in d.ara_eng.get(form, ()):
+            if not re.fullmatch(r"[a-z]{2,}", g):
+                continue
+            if qverify.skeleton_match(word, [g]) >= qverify.SKELETON_THRESHOLD:
+                return True
+            if len(g) >= 3 and lower.startswith(g):
+                return True
+    return False
 
 
 def _support(word: str, arabic: list[_Arabic], *, capitalised: bool) -> tuple[list[int], str | None]:
@@ -287,29 +336,149 @@ def _support(word: str, arabic: list[_Arabic], *, capitalised: bool) -> tuple[li
         hits = [i for i, a in enumerate(arabic) if _name_match(word, a)]
         if hits:
             return hits, "name"
+    if capitalised:
+        return _name_parts(word, arabic)
     return [], None
+
+
+# Latin letters as Arabic writes them out in an abbreviation («بي بي سي» BBC, «إتش دي» HD;
+# normalised: hamza and madda on alef dropped, ى as ي).
+LETTER_NAMES: dict[str, frozenset[str]] = {
+    k: frozenset(v.split())
+    for k, v in {
+        "a": "اي ايه ا ا", "b": "بي", "c": "سي", "d": "دي", "e": "اي ي", "f": "اف ايف",
+        "g": "جي", "h": "اتش اش ايتش", "i": "اي ايه", "j": "جي جاي جيه", "k": "كي كاي كيه",
+        "l": "ال ايل", "m": "ام ايم", "n": "ان اين", "o": "او", "p": "بي", "q": "كيو",
+        "r": "ار", "s": "اس ايس", "t": "تي", "u": "يو", "v": "في فى", "w": "دبليو دابليو",
+        "x": "اكس ايكس", "y": "واي", "z": "زد زي زيد",
+    }.items()
+}  # fmt: skip
+# Abbreviations Arabic renders by what they stand for: each a list of Arabic word sequences
+# (normalised forms, without article) any of which supports it.
+ABBREVIATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "uk": (("بريطانيا",), ("بريطاني",), ("مملكه", "متحده")),
+    "us": (("امريكا",), ("اميركا",), ("امريكي",), ("اميركي",), ("ولايات", "متحده")),
+    "usa": (("امريكا",), ("اميركا",), ("ولايات", "متحده")),
+    "un": (("امم", "متحده"),),
+    "eu": (("اتحاد", "اوروبي"),),
+    "tv": (("تلفزيون",), ("تلفاز",), ("تلفزيوني",), ("تلفزي",), ("تلفزيونيه",)),
+    "ad": (("ميلاد",), ("ميلادي",), ("م",)),
+    "ce": (("ميلاد",), ("ميلادي",), ("م",)),
+    "bc": (("قبل", "ميلاد"),),
+    "bce": (("قبل", "ميلاد"),),
+}
+
+
+def _name_parts(word: str, arabic: list[_Arabic]) -> tuple[list[int], str | None]:
+    """A name no single Arabic word spells, supported part by part: an abbreviation by the
+    Arabic names of its letters in a row («إيه بي سي» ABC; "BSkyB" «بي سكاي بي», a word among
+    the letters) or by what it stands for (`ABBREVIATIONS`: "UK" «المملكة المتحدة»); a hyphenated
+    name by each of its parts ("Hans-Joachim" «هانز-جواتشيم»). Every part must be supported."""
+    lower = _possessive(word).casefold()
+    if lower in ABBREVIATIONS:
+        for sequence in ABBREVIATIONS[lower]:
+            for i in range(len(arabic) - len(sequence) + 1):
+                if all(form in arabic[i + k].forms for k, form in enumerate(sequence)):
+                    return list(range(i, i + len(sequence))), "dictionary"
+    word = _possessive(word)
+    if "-" in word:
+        hits: list[int] = []
+        for part in (p for p in word.split("-") if p):
+            if len(part) == 1:  # "DVB-S": a letter written out
+                found = [i for i, a in enumerate(arabic) if _spells(part, a)]
+            else:
+                found, _ = _support(part, arabic, capitalised=part[:1].isupper())
+            if not found:
+                return [], None
+            hits += found
+        return sorted(set(hits)), "name"
+    segments = re.findall(r"[A-Z][a-z]+|[A-Z]", word)
+    if len(segments) < 2 or "".join(segments) != word:
+        return [], None
+    for i in range(len(arabic) - len(segments) + 1):
+        if all(_spells(seg, arabic[i + k]) for k, seg in enumerate(segments)):
+            return list(range(i, i + len(segments))), "name"
+    return [], None
+
+
+def _spells(segment: str, arabic: _Arabic) -> bool:
+    """One letter of an abbreviation written out in Arabic («بي» B, «وإيه» A after a
+    conjunction), or one capitalised word of it ("Sky" in "BSkyB") spelled as a name."""
+    if len(segment) > 1:
+        return _name_match(segment, arabic)
+    w = qtext.normalize(arabic.gloss.word)
+    names = LETTER_NAMES.get(segment.casefold(), frozenset())
+    return w in names or (w[:1] in "وبل" and w[1:] in names)
 
 
 def arabic_has_name(arabic: list[_Arabic]) -> bool:
     return any(a.gloss.kind == "name" for a in arabic)
 
 
-def _english_names(rendering: str) -> set[tuple[int, int]]:
+def _english_names(rendering: str) -> dict[tuple[int, int], int]:
     """Offsets of the words of the rendering's names (qa.verify.names: capitalised runs, minus
-    sentence-start function words); a sentence's first word is a name only when it is not an
-    English dictionary word in lower case ("Earlier", "Many" are not; "Rollo" is)."""
-    stems = _stem_index()
+    sentence-start function words), each with the index of its run ("Hadrian's Wall" one run); a
+    sentence's first word is a name only when it is not an English word in lower case (an
+    eng-ara headword's stem or a word of an ara-eng gloss: "Earlier", "Many", "Likewise" are
+    not; "Rollo" is)."""
+    vocabulary = _english_vocabulary()
     # Sentence starts: after a full stop that does not end an initial ("George W. Bush"), a colon,
     # a quote or a bracket.
     starts = {0} | {m.end() for m in re.finditer(r"(?:(?<![A-Z])[.!?]|[:;\"“(])\s*", rendering)}
-    out: set[tuple[int, int]] = set()
-    for name in qverify.names(rendering):
+    out: dict[tuple[int, int], int] = {}
+    for run, name in enumerate(qverify.names(rendering)):
         for m in re.finditer(re.escape(name), rendering):
             for w in _EN_WORD.finditer(name):
                 start, end = m.start() + w.start(), m.start() + w.end()
-                if start in starts and en_stem(_possessive(w.group())) in stems:
+                if (
+                    start in starts
+                    and not w.group().isupper()
+                    and _ordinary(_possessive(w.group()), vocabulary)
+                ):
                     continue
-                out.add((start, end))
+                out.setdefault((start, end), run)
+    # An abbreviation in capitals is a name even where it spells a stopword ("the US parliament").
+    for m in re.finditer(r"\b[A-Z]{2,}\b", rendering):
+        out.setdefault((m.start(), m.end()), -1 - m.start())
+    return out
+
+
+def _ordinary(word: str, vocabulary: frozenset[str]) -> bool:
+    """An English word the dictionaries know, or the comparative of one ("Earlier", "Later")."""
+    lower = word.casefold()
+    forms = [lower, re.sub(r"ier$|iest$", "y", lower), re.sub(r"e?r$|e?st$", "", lower)]
+    return any(en_stem(f) in vocabulary for f in forms if len(f) > 2)
+
+
+@lru_cache(maxsize=1)
+def _english_vocabulary() -> frozenset[str]:
+    """The stems of the English words both dictionaries know: eng-ara's headwords and the words of
+    ara-eng's glosses (lower case: they say nothing of whether a word is a name)."""
+    d = qgloss.dictionaries()
+    words = {w for glosses in d.ara_eng.values() for g in glosses for w in re.findall(r"[a-z]+", g)}
+    return frozenset(_stem_index()) | frozenset(en_stem(w) for w in words)
+
+
+def _common_in_name(words: list[WordSupport], runs: dict[tuple[int, int], int]) -> list[WordSupport]:
+    """`words` with the unsupported English words of a name whose other words are supported as a
+    name turned into content words when they are ordinary English words: "Wall" of "Hadrian's
+    Wall", "County" of "Lower Norfolk County" are checked as words (they count in the share), not
+    as names the source must spell. A name no word of which is supported stays a name."""
+    supported_runs = {
+        runs[(w.start, w.end)] for w in words if w.kind == "name" and w.supported and (w.start, w.end) in runs
+    }
+    vocabulary = _english_vocabulary()
+    out = []
+    for w in words:
+        if (
+            w.kind == "name"
+            and not w.supported
+            and runs.get((w.start, w.end)) in supported_runs
+            and "-" not in w.text
+            and en_stem(_possessive(w.text)) in vocabulary
+        ):
+            w = WordSupport(w.start, w.end, w.text, "content", w.support, w.witness, w.similarity)
+        out.append(w)
     return out
 
 
@@ -369,7 +538,12 @@ def check(
         word = m.group()
         lower = word.casefold().replace("’", "'")
         is_number = english_value(word) is not None
-        content = is_number or (lower not in ENGLISH_STOP and len(word) > 1) or lower in RELATIONS
+        # An abbreviation in capitals is a content word even when it spells a stopword ("US", "IT").
+        content = (
+            is_number
+            or (len(word) > 1 and (lower not in ENGLISH_STOP or word.isupper()))
+            or lower in RELATIONS
+        )
         negation = lower in NEGATIONS or lower.endswith("n't")
         if not content:
             words.append(
@@ -382,6 +556,7 @@ def check(
         kind = "number" if is_number else ("name" if is_name else "content")
         spans = tuple((arabic[i].gloss.start, arabic[i].gloss.end) for i in hits)
         words.append(WordSupport(m.start(), m.end(), word, kind, spans, witness))
+    words = _common_in_name(words, names)
     # A short answer's wording (every word, the whole span) gets no alignment witness: in a span of a
     # word or two the mutual best pair is forced and the encoder pairs words by their place ("Expert
     # engineers" for «خبراء عسكريين»: 'engineers' aligns at 0.77); the threshold was fitted on sentences.
