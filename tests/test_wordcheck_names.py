@@ -101,3 +101,31 @@ def test_a_word_capitalised_only_to_start_a_sentence_is_not_a_name():
     assert _name(check, "Earlier").kind == "content"
     start = wordcheck.check("Rollo settled in Normandy.", "استقر فرانسيس في نورماندي", align=False)
     assert _refused_for(start, "Rollo")
+
+
+def test_a_gloss_read_backwards_from_eng_ara_spells_a_name_too():
+    # «فيرجين» has no ara-eng entry; eng-ara glosses 'virginian' with it.
+    source = "وافقت كل من بي سكاي بي و فيرجين ميديا على إنهاء الدعاوى"
+    check = wordcheck.check("Both BSkyB and Virgin Media agreed to end the lawsuits.", source, align=False)
+    assert _name(check, "Virgin").witness == "name"
+    swapped = wordcheck.check(
+        "Both BSkyB and Vodafone Media agreed to end the lawsuits.", source, align=False
+    )
+    assert _refused_for(swapped, "Vodafone")
+
+
+def test_a_word_that_only_looks_like_a_name_is_not_a_left_out_name():
+    # «سبيل» of «على سبيل المثال» (for example): the romanizer knows it as a name, Sebil.
+    source = "على سبيل المثال، قال لافروف ذلك"
+    check = wordcheck.check("For example, Lavrov said so.", source, align=False)
+    assert check.ok, check.reason
+    assert not [g for g in check.left_out if g.word == "سبيل" and g.witness == "name"]
+    swapped = wordcheck.check("For example, Putin said so.", source, align=False)
+    assert _refused_for(swapped, "Putin")
+
+
+def test_a_comparative_starting_a_sentence_is_not_a_name():
+    check = wordcheck.check(
+        "Later, in 1901, welding was shown.", "وفيما بعد، في عام 1901، تم عرض اللحام", align=False
+    )
+    assert _name(check, "Later").kind == "content"
