@@ -9,8 +9,14 @@ the source support it (their offsets) and how (`WordSupport.witness`):
 - "reverse": FreeDict eng-ara glosses the English word (or a word of the same stem) with one of the
   Arabic word's forms;
 - "lemma": either dictionary, through the Arabic word's lemma or stem from the analyser (qa.gloss);
-- "name": an English name whose consonant skeleton matches the Arabic word's (qa.verify.skeleton)
-  or the romanizer's Latin spelling of it ("Zakharova" / «زاخاروفا»);
+- "name": an English name whose consonant skeleton matches the Arabic word's (qa.verify.skeleton;
+  also without a final s, with a soft c, without a nisba ending, «تش» as "ch") or the romanizer's
+  Latin spelling of it ("Zakharova" / «زاخاروفا»); an Arabic word a dictionary has only with a
+  second witness that spells it alike, the romanizer or a Latin-looking gloss ("Farel" / «فاريل»,
+  glossed 'farrell'; «الخارجية», foreign, has George's skeleton and supports nothing); an
+  abbreviation by its letters written out in Arabic ("ABC" / «إيه بي سي», "BSkyB" / «بي سكاي بي»)
+  or, "dictionary", by what it stands for (`ABBREVIATIONS`: "UK" / «المملكة المتحدة»); a hyphenated
+  name part by part;
 - "verbatim": a Latin-script word the source itself holds;
 - "alignment" (the weak witness, asked last, `QA_WORD_ALIGNMENT`): an ordinary content word every
   other witness left unsupported is supported by the Arabic content word it aligns with in
@@ -25,7 +31,10 @@ the source support it (their offsets) and how (`WordSupport.witness`):
   the mutual best pair is forced ("engineers" aligns with «عسكريين» at 0.77). Each alignable word
   keeps its best cosine (`WordSupport.similarity`), supported or not.
 An English content word with no witness is unsupported; an Arabic content word no English word
-uses is left out.
+uses is left out. A name is a run of capitalised words (qa.verify.names) or a word in capitals,
+less a sentence's first word the dictionaries know ("Earlier") and the titles and kinds of place of
+`TITLES`; an unsupported ordinary English word of a name whose other word is supported ("Wall" of
+"Hadrian's Wall") is checked as a content word.
 
 The rendering passes (`WordCheck.ok`) when (the rules, in the order the reason names them):
 1. every English name is supported, and no Arabic name is left out (a swapped or invented name:
@@ -49,7 +58,9 @@ alignment witness follows SimAlign (Jalili Sabet et al. 2020) on the model the p
 torch model beside the int8 one (~0.95 GB) and one encoder pass over each new sentence (~0.4 s on 2
 cores; the Arabic's is cached), measured in docs/measurements.md.
 Leaves out: word order and syntax (who did what to whom is not checked beyond the relation words),
-word sense (a gloss of any sense supports), and Arabic renderings of English.
+word sense (a gloss of any sense supports), Arabic renderings of English, names translated rather
+than transliterated that FreeDict lacks ("Mediterranean" / «البحر الأبيض المتوسط») and
+abbreviations spelled out in Arabic words ("NFL" / «الرابطة الوطنية لكرة القدم»).
 """
 
 from __future__ import annotations
