@@ -524,13 +524,14 @@ def available() -> bool:
 
 
 def warm() -> None:
-    """Read both dictionaries, build the English stem index, load the analyser's lexicon, the
+    """Read both dictionaries, build the English stem index and vocabulary, load the analyser's lexicon, the
     romanizer (~4 s on an idle machine, once per process) and, when the alignment witness is on,
     its encoder, so that no question waits for them."""
     if not available():
         return
     qgloss.dictionaries()
     _stem_index()
+    _english_vocabulary()
     qgloss.morphology("المدرسة")
     qgloss.romanize("ماريا")
     if _aligning(None):  # the alignment witness's model (~15 s, ~0.95 GB), when it is on
