@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "eval-data" / "arabic-qa-calib" / "parallel-sentences.jsonl"
 OUT = ROOT / "eval" / "calibration" / "wordcheck.json"
 TARGET_UNRELATED = 0.85  # the target for a content word replaced by an unrelated one
-GRID = [round(x * 0.05, 2) for x in range(0, 21)]
+GRID = [round(x * 0.01, 2) for x in range(0, 101)]  # share bars tried, 0-1 in steps of 0.01
 ALIGN_GRID = [round(0.4 + x * 0.025, 3) for x in range(0, 21)]  # alignment thresholds tried, 0.4-0.9
 SEED = 30
 

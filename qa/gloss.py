@@ -114,6 +114,7 @@ PARTICLES = {
     "خلال": "during, through", "ضد": "against", "ايضا": "also", "فقط": "only", "كل": "every, all",
     "حتي": "until, even", "اذا": "if", "لكن": "but", "بل": "rather", "الا": "except",
     "سوي": "only, except", "هو": "he, it", "هي": "she, it", "هم": "they", "نحو": "towards, about",
+    "سبيل": "way, sake",  # «على سبيل المثال», for example: FreeDict lacks it, the romanizer calls it a name
 }  # fmt: skip
 _HEADER = re.compile(r"^(\S.*?) /[^/]*/\s*$")
 _ENUM = re.compile(r"^\d+\.\s*")
