@@ -178,7 +178,7 @@ class Settings(BaseSettings):
     # What OCR's text is repaired of (qa.ocr.REPAIRS, comma-separated; empty: tesseract's words as
     # read). The default holds the repairs that helped on the OCR benchmark (bench/bench_ocr.py,
     # docs/measurements.md "Scans").
-    ocr_repairs: str = "marks,closers,hamza,stops,dots,latin"
+    ocr_repairs: str = "marks,closers,hamza,stops,dots,latin,pages,blocks"
 
     # Generative backends
     llm_backend: str = "local"  # a registered backend (qa.plugins): local, openai, ollama
