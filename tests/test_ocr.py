@@ -468,16 +468,20 @@ def test_blocks_that_split_a_paragraph_in_a_page_are_joined_with_exact_offsets()
 
 @pytest.mark.full
 def test_a_paragraph_run_on_over_a_page_break_is_one_paragraph(tmp_path):
-    """Three scanned pages (an image-only PDF, real tesseract): the paragraph that runs on from the
-    first page to the second comes back as one paragraph, joined by a space at the page's start;
-    the second page ends with a full stop, so the third still starts a paragraph of its own."""
+    """Three scanned pages (an image-only PDF, real tesseract), read with "pages" and "blocks": the
+    paragraph that runs on from the first page to the second comes back as one paragraph, joined by
+    a space at the page's start; the second page ends with a full stop, so the third still starts a
+    paragraph of its own."""
     images = []
     for lines in (RUN_ON_LINES[0:2], RUN_ON_LINES[2:4], RUN_ON_LINES[4:6]):
         (page,) = typeset(lines, dpi=300, font="dejavu")
         images.append(page.image.crop((0, 0, page.image.width, page.lines[-1].box[3] + 240)))
     path = tmp_path / "pages.pdf"
     path.write_bytes(image_pdf(images))
-    doc = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr"))
+    # neither is on by default (see qa.ocr.REPAIRS); tesseract makes each of these lines a paragraph
+    # of its own, and "blocks" joins those of a page
+    blocks = (*qocr.DEFAULT_REPAIRS, "blocks")
+    doc = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", repairs=(*blocks, "pages")))
     text, (_, second, third) = doc.text, doc.page_starts
     assert text[second - 1] == " " and text[third - 2 : third] == "\n\n", text
     # the second page's last line is as full as the first's: its full stop alone keeps the break
@@ -494,8 +498,7 @@ def test_a_paragraph_run_on_over_a_page_break_is_one_paragraph(tmp_path):
         for word in page.words:
             assert doc.page_at(word.start) == page.page
             assert doc.text[word.start : word.end].strip() == doc.text[word.start : word.end] != ""
-    # the same recognition without the repair: a paragraph break at every page's start
-    repairs = tuple(r for r in qocr.DEFAULT_REPAIRS if r != "pages")
-    split = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", repairs=repairs))
+    # the same recognition without "pages": a paragraph break at every page's start
+    split = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", repairs=blocks))
     assert split.text == text[: second - 1] + "\n\n" + text[second:]
     assert len(qtext.paragraphs(split.text)) == 3
