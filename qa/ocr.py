@@ -104,8 +104,9 @@ _ARABIC_MARKS = {",": "\u060c", ";": "\u061b", "?": "\u061f"}
 # - "blocks": the same within a page, where tesseract's layout analysis starts a new block or
 #   paragraph in the middle of one (often at a line that opens with a number or a Latin word).
 # "pages" and "blocks" are not on by default: they change no character (the error count is the
-# same), and at 300 dpi each made one more false abstention on the benchmark's report half, where
-# an OCR error had dropped a full stop (docs/measurements.md, "A paragraph cut by a page break").
+# same), and at 300 dpi "pages" alone, and both, made one more false abstention on the benchmark's
+# report half (a page break joined where OCR had dropped the paragraph's full stop), though they
+# found more answers (docs/measurements.md, "A paragraph cut by a page break").
 REPAIRS = ("marks", "closers", "hamza", "stops", "dots", "latin", "pages", "blocks")
 DEFAULT_REPAIRS = ("marks", "closers", "hamza", "stops", "dots", "latin")
 # Letters told apart only by their dots: a misread dot turns one into another of its group.
