@@ -43,7 +43,7 @@ from tqdm import tqdm
 
 from qa import text as qtext
 from qa.errors import InputError
-from qa.ocr import IMAGE_SUFFIXES, Recogniser
+from qa.ocr import IMAGE_SUFFIXES, Recogniser, join_pages
 from qa.records import DocVectors
 from qa.types import Chunk as Chunk  # re-exported: the stages name them as qa.ingest's
 from qa.types import Document as Document
@@ -241,8 +241,9 @@ def _looks_cp1256_arabic(data: bytes) -> bool:
 
 
 def _pdf_text(data: bytes, name: str, *, ocr: Recogniser | None = None) -> tuple[str, tuple[int, ...], tuple]:
-    """The text of a PDF, pages joined by blank lines, the offset where each page starts, and the
-    pages read by OCR (those without text, or whose text layer is glyph codes, when `ocr` is given)."""
+    """The text of a PDF, pages joined by blank lines (two scanned pages that hold one paragraph by a
+    space: `qa.ocr.join_pages`), the offset where each page starts, and the pages read by OCR (those
+    without text, or whose text layer is glyph codes, when `ocr` is given)."""
     # deferred: each format's parser loads with the first file of its format
     from pypdf import PdfReader
 
@@ -265,27 +266,22 @@ def _pdf_text(data: bytes, name: str, *, ocr: Recogniser | None = None) -> tuple
         recognised = {}
     else:
         recognised = ocr.read_pdf_pages(data, unusable, name)
-    parts, starts, scans, offset = [], [], [], 0
+    read = []  # (number, text, OCR page or None)
     for number, page in enumerate(pages, start=1):
-        starts.append(offset)  # an empty page starts where the next one does: page numbers stay right
         if number in recognised:
-            page, scanned = recognised[number]
-            if page:
-                scans.append(scanned.shifted(offset))
-        else:
-            page = _clean_newlines(page)
-            if looks_visual_order(page):
-                page = "\n".join(_visual_to_logical(line) for line in page.split("\n"))
-            page = qtext.fold_text(page).strip()  # store readable letters, not contextual glyphs
-        if not page:
+            read.append((number, *recognised[number]))
             continue
-        parts.append(page)
-        offset += len(page) + 2
-    text = "\n\n".join(parts)
+        page = _clean_newlines(page)
+        if looks_visual_order(page):
+            page = "\n".join(_visual_to_logical(line) for line in page.split("\n"))
+        read.append((number, qtext.fold_text(page).strip(), None))  # readable letters, not glyphs
+    # pages joined by blank lines (a paragraph run on over two scanned pages by a space: the "pages"
+    # repair); an empty page starts where the next one does, so page numbers stay right
+    text, starts, scans = join_pages(read, ocr.repairs if ocr else ())
     if not text:
         hint = "no text was recognised in it" if ocr else "a scanned PDF needs OCR (QA_OCR=true)"
         raise InputError(f"{name} has no extractable text ({hint}).")
-    return text, tuple(starts), tuple(scans)
+    return text, starts, scans
 
 
 # A page with fewer visible characters than this has no text layer worth keeping: a scan carrying

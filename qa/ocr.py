@@ -11,9 +11,12 @@ wrong dots), each word whole, judged by tesseract's own per-word confidence and 
 Arabic word list of hunspell-ar (`Lexicon`, hunspell's command line: no Python binding is needed
 for a yes/no per word) and the page's other words; a Latin word, which the Arabic model reads as
 digits or symbols, is read again by tesseract's English model on its own box (`read_latin`; those
-readings are kept with the page). The text then goes through the chunking every format shares
-(qa/ingest.py):
-a citation's offsets map back to the boxes of its words (`recognition`), and the page shows the
+readings are kept with the page). With the "pages" and "blocks" repairs (not on by default), a
+document's pages and tesseract's paragraphs are joined again by a space where a paragraph runs on
+over the break (`runs_on`: no sentence-final mark before it, a last line as wide as the page's
+column; `join_pages` for pages), so that a paragraph cut by a page break or by tesseract's layout
+is one paragraph, as in the source. The text then goes through the
+chunking every format shares (qa/ingest.py): a citation's offsets map back to the boxes of its words (`recognition`), and the page shows the
 sentence boxed on the page image (`highlight`).
 
 Pages come from images (.png .jpg .jpeg .tif .tiff .webp, through Pillow; a TIFF may hold several
@@ -96,7 +99,15 @@ _ARABIC_MARKS = {",": "\u060c", ";": "\u061b", "?": "\u061f"}
 #   words («كروسبي» → «كروسيي», «تكريت» → «تكرين») and raised the error rate.
 # - "latin": a word the Arabic model read as digits or symbols where the page has a Latin word is
 #   the English model's reading of its box, when that is confident Latin letters (see `LATIN_TRUST`).
-REPAIRS = ("marks", "closers", "hamza", "stops", "dots", "latin")
+# - "pages": a paragraph that runs on over a page break is one paragraph (`runs_on`; the page's text
+#   is joined to the next page's by a space, not a blank line).
+# - "blocks": the same within a page, where tesseract's layout analysis starts a new block or
+#   paragraph in the middle of one (often at a line that opens with a number or a Latin word).
+# "pages" and "blocks" are not on by default: they change no character (the error count is the
+# same), and at 300 dpi "pages" alone, and both, made one more false abstention on the benchmark's
+# report half (a page break joined where OCR had dropped the paragraph's full stop), though they
+# found more answers (docs/measurements.md, "A paragraph cut by a page break").
+REPAIRS = ("marks", "closers", "hamza", "stops", "dots", "latin", "pages", "blocks")
 DEFAULT_REPAIRS = ("marks", "closers", "hamza", "stops", "dots", "latin")
 # Letters told apart only by their dots: a misread dot turns one into another of its group.
 DOT_GROUPS = ("بتثني", "جحخ", "دذ", "رز", "سش", "صض", "طظ", "عغ", "فق")
@@ -151,6 +162,24 @@ LATIN_TRUST = 0.50
 # `LATIN_MIN_HEIGHT` px are enlarged to it (tesseract reads text about 20-40 px high best).
 LATIN_MARGIN = 0.25  # not tuned: set once, before the measurements
 LATIN_MIN_HEIGHT = 40  # not tuned: a 12 pt word is about 35 px high at 300 dpi, 18 at 150
+
+# "pages" and "blocks": a paragraph break in the OCR text (a page's end, or a new block or paragraph
+# of tesseract's within a page) runs on, and is a space, when the text before it ends without a
+# sentence-final mark (`_SENTENCE_END`: . ؟ ? ! : or …, perhaps with a closing quote or bracket, or a
+# reference such as «[26]», after it), its last line reaches across at least `FULL_LINE` of the page's
+# text column (a paragraph's last line is where it ends short, a heading is short too), and the text
+# after it goes on as a sentence does (`_GOES_ON`: a letter or a digit, perhaps after an opening quote
+# or bracket; not a bullet or a dash, which start a list item). Arabic has no capital letters, so
+# whether the next page starts mid-sentence cannot be read from its first word: the line before the
+# break is the witness. Set on the dev articles the OCR benchmark does not report on
+# (zlib.crc32(article) % 2 == 0, tesseract's kept TSV at 300 and 150 dpi; docs/measurements.md, "OCR
+# repairs"): of their 35 page and block breaks with no sentence-final mark before them, the 32 in
+# the middle of a source paragraph had a last line at 0.92-1.00 of the column, the 3 at a source
+# paragraph's end at 0.06, 0.06 and 0.46; 0.8 sits in that gap, leaving room for a long word that
+# did not fit on the line.
+FULL_LINE = 0.8
+_SENTENCE_END = re.compile(r"[.!?:\u061f\u2026][\"'”’»)\]]*(?:\[\d+\])?$")
+_GOES_ON = re.compile(r"^[\"'“‘«(\[]*\w")
 
 
 def repair_names(setting: str) -> tuple[str, ...]:
@@ -370,6 +399,98 @@ def _latin_rows(rows: Sequence[int], data: dict[str, list]) -> dict[int, tuple[s
 
 
 # ---------------------------------------------------------------------------------------------
+# Paragraphs that a page break or tesseract's layout cut in two
+
+
+Box = tuple[int, int, int, int]
+
+
+def runs_on(before: str, line: Sequence[Box], column: tuple[int, int], after: str) -> bool:
+    """Whether the paragraph break between the text `before` it and the text `after` it is in the middle
+    of a paragraph (see `FULL_LINE`): `before` ends without a sentence-final mark, the boxes of its
+    last `line` span at least `FULL_LINE` of the `column` (left, right: pixels) and `after` goes on as
+    a sentence does.
+
+    Example: runs_on("الشيكولاتة في", [(100, 0, 1900, 40)], (90, 1910), "عيد الحب") is True; with
+    "الشيكولاتة." before, or a last line from 1500 to 1900, it is False.
+    """
+    if not line or _SENTENCE_END.search(before.rstrip()) or not _GOES_ON.match(after.lstrip()):
+        return False
+    width = column[1] - column[0]
+    return width > 0 and max(b[2] for b in line) - min(b[0] for b in line) >= FULL_LINE * width
+
+
+def _column(boxes: Iterable[Box]) -> tuple[int, int]:
+    """The page's text column: the leftmost and rightmost pixel of its words' boxes."""
+    boxes = list(boxes)
+    return (min(b[0] for b in boxes), max(b[2] for b in boxes)) if boxes else (0, 0)
+
+
+def _last_line(page: OcrPage) -> list[Box]:
+    """The boxes of the page's last line: the words at its end on the last word's line, where one's
+    vertical middle lies within the other's box (the page's words carry no line numbers)."""
+    if not page.words:
+        return []
+    last = page.words[-1].box
+    out = []
+    for word in reversed(page.words):
+        box = word.box
+        if not (last[1] <= (box[1] + box[3]) / 2 <= last[3] or box[1] <= (last[1] + last[3]) / 2 <= box[3]):
+            break
+        out.append(box)
+    return out
+
+
+def page_break(before: tuple[str, OcrPage], after: tuple[str, OcrPage], repairs: Sequence[str]) -> str:
+    """What joins the texts of two pages read one after the other, (text, OCR page) each: a space where
+    "pages" is among `repairs` and the paragraph runs on over the break (`runs_on`), else a blank
+    line (a paragraph break)."""
+    (text, page), (next_text, _) = before, after
+    if "pages" not in repairs:
+        return "\n\n"
+    line = _last_line(page)
+    if len(line) == len(page.words):  # one line: no column to tell a full line from a heading's
+        return "\n\n"
+    return " " if runs_on(text, line, _column(w.box for w in page.words), next_text) else "\n\n"
+
+
+def join_pages(
+    pages: Sequence[tuple[int, str, OcrPage | None]], repairs: Sequence[str] = ()
+) -> tuple[str, tuple[int, ...], tuple[OcrPage, ...]]:
+    """A document's pages, (number, text, OCR page or None for a text layer's page) in order, joined
+    into (text, page starts, OCR pages with document offsets): `page starts[i]` is the offset where
+    page i + 1 begins (an empty page begins where the next one does). Pages are joined by a blank
+    line, or by a space where two pages read by OCR one after the other hold one paragraph
+    (`page_break`: the "pages" repair).
+    """
+    parts: list[str] = []
+    starts: list[int] = []
+    shifted: list[OcrPage] = []
+    length, previous = 0, None  # the text's length so far; the page before: (number, text, OCR page)
+    for number, text, page in pages:
+        if not text:
+            starts.append(length + (2 if parts else 0))  # the next page follows a blank line
+            previous = None
+            continue
+        separator = ""
+        if parts:
+            together = (
+                previous is not None
+                and previous[2] is not None
+                and page is not None
+                and previous[0] == number - 1
+            )
+            separator = page_break(previous[1:], (text, page), repairs) if together else "\n\n"
+        start = length + len(separator)
+        starts.append(start)
+        parts.append(separator + text)
+        if page is not None:
+            shifted.append(page.shifted(start))
+        length, previous = start + len(text), (number, text, page)
+    return "".join(parts), tuple(starts), tuple(shifted)
+
+
+# ---------------------------------------------------------------------------------------------
 # Text from tesseract's words
 
 
@@ -435,21 +556,35 @@ def page_text(
     repaired = repair(
         [w for _, w in rows], [confidences[i] for i, _ in rows], repairs=repairs, lexicon=lexicon
     )
+    boxes, lines = {}, {}  # each row's box; each line's boxes, by (block, paragraph, line)
+    for i, _ in rows:
+        left, top = int(data["left"][i]), int(data["top"][i])
+        boxes[i] = (left, top, left + int(data["width"][i]), top + int(data["height"][i]))
+        lines.setdefault(_line_of(data, i), []).append(boxes[i])
+    column = _column(boxes.values())
     out: list[str] = []
     words: list[OcrWord] = []
-    para_key, start = None, 0
+    last, start = None, 0  # the row before
     for (i, _), word in zip(rows, repaired, strict=True):
-        para = (data["block_num"][i], data["par_num"][i])
         if out:  # a line break inside a paragraph is a space: sentences run across lines
-            out.append("\n\n" if para != para_key else " ")
+            same = _line_of(data, i)[:2] == _line_of(data, last)[:2]
+            joined = same or (  # a page of one line has no column to judge its lines by
+                "blocks" in repairs
+                and len(lines) > 1
+                and runs_on(out[-1], lines[_line_of(data, last)], column, word)
+            )
+            out.append(" " if joined else "\n\n")
             start += len(out[-1])
-        para_key = para
+        last = i
         out.append(word)
-        left, top = int(data["left"][i]), int(data["top"][i])
-        box = (left, top, left + int(data["width"][i]), top + int(data["height"][i]))
-        words.append(OcrWord(start, start + len(word), box, confidences[i]))
+        words.append(OcrWord(start, start + len(word), boxes[i], confidences[i]))
         start += len(word)
     return "".join(out), OcrPage(page, image, width, height, tuple(words))
+
+
+def _line_of(data: dict[str, list], row: int) -> tuple:
+    """The (block, paragraph, line) numbers tesseract gave the word in `row`."""
+    return (data["block_num"][row], data["par_num"][row], data["line_num"][row])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,7 +641,8 @@ class Recogniser:
     def read_image(self, data: bytes, name: str) -> tuple[str, tuple[int, ...], tuple[OcrPage, ...]]:
         """An image file (one page, or a TIFF's pages) read into (text, page starts, OCR pages).
 
-        Pages are joined by blank lines; `page starts[i]` is the offset of page i + 1. Raises
+        Pages are joined by blank lines (by a space where a paragraph runs on: `join_pages`); `page
+        starts[i]` is the offset of page i + 1. Raises
         `InputError` for a damaged or oversized image, too many pages, or no text found.
         """
         # deferred: Pillow loads with the first image
@@ -549,7 +685,7 @@ class Recogniser:
                 raise InputError(f"{name} is a damaged image ({_reason(exc)}).") from None
 
         pages = [(i + 1, functools.partial(render, i)) for i in range(frames)]
-        return _join(self._recognise(self._key(data), name, pages), name)
+        return _join(self._recognise(self._key(data), name, pages), name, self.repairs)
 
     # -- PDF pages ------------------------------------------------------------------------------
 
@@ -667,19 +803,13 @@ def _one_thread_tesseract() -> Iterator[None]:
                 os.environ["OMP_THREAD_LIMIT"] = _ENV_SAVED
 
 
-def _join(pages: list[tuple[str, OcrPage]], name: str) -> tuple[str, tuple[int, ...], tuple[OcrPage, ...]]:
-    parts, starts, shifted, offset = [], [], [], 0
-    for text, page in pages:
-        starts.append(offset)
-        if not text:
-            continue
-        parts.append(text)
-        shifted.append(page.shifted(offset))
-        offset += len(text) + 2
-    text = "\n\n".join(parts)
+def _join(
+    pages: list[tuple[str, OcrPage]], name: str, repairs: Sequence[str]
+) -> tuple[str, tuple[int, ...], tuple[OcrPage, ...]]:
+    text, starts, shifted = join_pages([(p.page, t, p) for t, p in pages], repairs)
     if not text:
         raise InputError(f"{name}: no text was recognised in it.")
-    return text, tuple(starts), tuple(shifted)
+    return text, starts, shifted
 
 
 def _reason(exc: BaseException) -> str:
@@ -914,7 +1044,8 @@ def annotate(answer: Answer, pages_of: Callable[[str], Sequence[OcrPage]]) -> An
         if not pages:
             return c
         found = recognition(pages, c.start, c.end, c.quote)
-        return c if found is None else replace(c, recognition=found)
+        # its page: that of its first word (a chunk may run on over a page: the "pages" repair)
+        return c if found is None else replace(c, recognition=found, page=found.page)
 
     citations = tuple(mark(c) for c in answer.citations)
     closest = tuple(mark(c) for c in answer.closest)

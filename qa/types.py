@@ -88,7 +88,7 @@ class Chunk:
     end: int
     text: str
     sentences: tuple[tuple[int, int], ...]  # absolute [start, end) offsets in the document
-    page: int | None = None  # 1-based page for PDFs (a chunk never crosses a page)
+    page: int | None = None  # 1-based page of its start, for PDFs (a scan's chunk may run on to the next)
     doc_sha: str = ""  # the document version this chunk belongs to
     # Those of `sentences` that are list items or table rows (`Document.units`): an enumeration's
     # items, which join the sentence that announces them (qa.retrieve).

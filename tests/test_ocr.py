@@ -19,6 +19,7 @@ from rapidfuzz.distance import Levenshtein
 from bench.scans import image_pdf, typeset
 from qa import ingest
 from qa import ocr as qocr
+from qa import text as qtext
 from qa.errors import InputError
 from tests.conftest import SEED
 from tests.test_cli import run_qa
@@ -406,3 +407,98 @@ def test_a_latin_word_in_an_arabic_scan_is_read_intact(tmp_path, dpi):
     before = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", dpi=dpi, repairs=BASE_REPAIRS))
     assert "Dragobete" not in before.text and "giri" not in before.text and "choko" not in before.text
     assert before.text.split()[:7] == doc.text.split()[:7]  # the Arabic words before it alike
+
+
+# -- a paragraph run on over a page break or a block of tesseract's (issue 32: "pages", "blocks") ----
+
+# Lines typeset one a line (DejaVu Sans, 300 dpi), each nearly the column's width (1473-1610 px): the
+# first sentence runs from the first page on to the second, which ends with a full stop; the third
+# page starts a paragraph of its own.
+RUN_ON_LINES = [
+    "وفي اليابان ابتكرت واحدة من شركات الحلوى عادة إعطاء الشيكولاتة للرجال",
+    "في الرابع عشر من شهر فبراير وأصبحت النساء ملزمات بإهداء قطع من",
+    "الشيكولاتة إلى زملائهن في العمل وإلى أصدقائهن من الرجال في اليوم نفسه",
+    "ويرد الرجال الهدية في الرابع عشر من شهر مارس بحلوى من غير الشيكولاتة.",
+    "وفي كوريا الجنوبية يحتفل الناس بالرابع عشر من كل شهر من شهور السنة",
+    "ويسمى الرابع عشر من شهر أبريل اليوم الأسود لمن لم يتلق هدية في العيدين.",
+]
+
+
+def test_runs_on_needs_an_open_end_a_full_last_line_and_a_text_that_goes_on():
+    full, short, column = [(100, 0, 1000, 40), (1010, 0, 1900, 40)], [(1500, 0, 1900, 40)], (90, 1910)
+    assert qocr.runs_on("الشيكولاتة في", full, column, "عيد الحب")
+    assert qocr.runs_on("عام", full, column, "1922، والتي")  # a line opening with a number
+    assert not qocr.runs_on("الشيكولاتة.", full, column, "عيد الحب")  # a sentence ended
+    assert not qocr.runs_on("الحب؟", full, column, "عيد")
+    assert not qocr.runs_on("طهران.[26]", full, column, "لم يكن")  # a reference after the stop
+    assert not qocr.runs_on("في", short, column, "عيد الحب")  # the paragraph's last line, or a heading
+    assert not qocr.runs_on("في", full, column, "• عيد الحب")  # a list item starts
+    assert not qocr.runs_on("في", [], column, "عيد")
+
+
+def test_blocks_that_split_a_paragraph_in_a_page_are_joined_with_exact_offsets():
+    # block 1: two full lines, the second ending mid-sentence; block 2: the paragraph's last line, then
+    # a full line ending with a full stop; block 3: a short heading; block 4 a paragraph after it
+    words = [
+        (1, 1, "وأصبحت", 1500, 10), (1, 1, "النساء", 100, 10),
+        (1, 2, "ملزمات", 1500, 60), (1, 2, "بإهداء", 100, 60),
+        (2, 1, "الشيكولاتة.", 1200, 110),
+        (2, 2, "ويرد", 1500, 160), (2, 2, "الرجال.", 100, 160),
+        (3, 1, "عنوان", 1500, 210),
+        (4, 1, "وفي", 1500, 260), (4, 1, "كوريا", 100, 260),
+    ]  # fmt: skip
+    data = {
+        "level": [1] + [5] * len(words),
+        "block_num": [0] + [w[0] for w in words],
+        "par_num": [0] + [1] * len(words),
+        "line_num": [0] + [w[1] for w in words],
+        "text": [""] + [w[2] for w in words],
+        "conf": [-1] + [95] * len(words),
+        "left": [0] + [w[3] for w in words],
+        "top": [0] + [w[4] for w in words],
+        "width": [2000] + [400] * len(words),
+        "height": [400] + [30] * len(words),
+    }
+    text, page = qocr.page_text(data, page=1, image="p.png", repairs=("blocks",))
+    assert text == "وأصبحت النساء ملزمات بإهداء الشيكولاتة. ويرد الرجال.\n\nعنوان\n\nوفي كوريا"
+    assert [text[w.start : w.end] for w in page.words] == [w[2] for w in words]
+    without, _ = qocr.page_text(data, page=1, image="p.png", repairs=())
+    assert without == "وأصبحت النساء ملزمات بإهداء\n\nالشيكولاتة. ويرد الرجال.\n\nعنوان\n\nوفي كوريا"
+
+
+@pytest.mark.full
+def test_a_paragraph_run_on_over_a_page_break_is_one_paragraph(tmp_path):
+    """Three scanned pages (an image-only PDF, real tesseract), read with "pages" and "blocks": the
+    paragraph that runs on from the first page to the second comes back as one paragraph, joined by
+    a space at the page's start; the second page ends with a full stop, so the third still starts a
+    paragraph of its own."""
+    images = []
+    for lines in (RUN_ON_LINES[0:2], RUN_ON_LINES[2:4], RUN_ON_LINES[4:6]):
+        (page,) = typeset(lines, dpi=300, font="dejavu")
+        images.append(page.image.crop((0, 0, page.image.width, page.lines[-1].box[3] + 240)))
+    path = tmp_path / "pages.pdf"
+    path.write_bytes(image_pdf(images))
+    # neither is on by default (see qa.ocr.REPAIRS); tesseract makes each of these lines a paragraph
+    # of its own, and "blocks" joins those of a page
+    blocks = (*qocr.DEFAULT_REPAIRS, "blocks")
+    doc = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", repairs=(*blocks, "pages")))
+    text, (_, second, third) = doc.text, doc.page_starts
+    assert text[second - 1] == " " and text[third - 2 : third] == "\n\n", text
+    # the second page's last line is as full as the first's: its full stop alone keeps the break
+    body = text[second : third - 2]
+    assert body.endswith(".")
+    assert qocr.page_break((body[:-1], doc.ocr[1]), (text[third:], doc.ocr[2]), ("pages",)) == " "
+    paragraphs = [text[p.start : p.end] for p in qtext.paragraphs(text)]
+    assert len(paragraphs) == 2
+    assert cer(paragraphs[0], " ".join(RUN_ON_LINES[0:4])) < MAX_CER
+    assert cer(paragraphs[1], " ".join(RUN_ON_LINES[4:6])) < MAX_CER
+    # every word at exact offsets on its own page
+    assert [p.page for p in doc.ocr] == [1, 2, 3]
+    for page in doc.ocr:
+        for word in page.words:
+            assert doc.page_at(word.start) == page.page
+            assert doc.text[word.start : word.end].strip() == doc.text[word.start : word.end] != ""
+    # the same recognition without "pages": a paragraph break at every page's start
+    split = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", repairs=blocks))
+    assert split.text == text[: second - 1] + "\n\n" + text[second:]
+    assert len(qtext.paragraphs(split.text)) == 3
