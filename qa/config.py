@@ -192,9 +192,9 @@ class Settings(BaseSettings):
     ocr_max_pixels: int = 40_000_000
     # What OCR's text is repaired of (qa.ocr.REPAIRS, comma-separated; empty: tesseract's words as
     # read). The default holds the repairs that helped on the OCR benchmark (bench/bench_ocr.py,
-    # docs/measurements.md "Scans"); "pages" and "blocks" (a paragraph cut by a page break or by
-    # tesseract's layout joined again) are not among them.
-    ocr_repairs: str = "marks,closers,hamza,stops,dots,latin"
+    # docs/measurements.md "Scans"), "pages" (a paragraph cut by a page break joined again) among
+    # them since 2026-12-06; "blocks" (the same across tesseract's blocks) is not (qa.ocr.REPAIRS).
+    ocr_repairs: str = "marks,closers,hamza,stops,dots,latin,pages"
 
     # Generative backends
     llm_backend: str = "local"  # a registered backend (qa.plugins): local, openai, ollama
