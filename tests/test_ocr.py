@@ -478,9 +478,9 @@ def test_a_paragraph_run_on_over_a_page_break_is_one_paragraph(tmp_path):
         images.append(page.image.crop((0, 0, page.image.width, page.lines[-1].box[3] + 240)))
     path = tmp_path / "pages.pdf"
     path.write_bytes(image_pdf(images))
-    # neither is on by default (see qa.ocr.REPAIRS); tesseract makes each of these lines a paragraph
+    # "pages" is on by default, "blocks" is not (see qa.ocr.REPAIRS); tesseract makes each of these lines a paragraph
     # of its own, and "blocks" joins those of a page
-    blocks = (*qocr.DEFAULT_REPAIRS, "blocks")
+    blocks = (*(r for r in qocr.DEFAULT_REPAIRS if r != "pages"), "blocks")  # without pages: the break stays
     doc = ingest.read_document(path, ocr=qocr.Recogniser(tmp_path / "ocr", repairs=(*blocks, "pages")))
     text, (_, second, third) = doc.text, doc.page_starts
     assert text[second - 1] == " " and text[third - 2 : third] == "\n\n", text
