@@ -10,7 +10,8 @@ at for the bar and reports what it does.
 `certify_bar` is Learn-then-Test (Angelopoulos, Bates et al. 2021) for a risk that grows with the bar:
 1. the bars tested are fixed in advance (`GRID`: 0 to 1 in steps of 0.005), loosest (lowest) first;
 2. at each bar, k of the n answerable questions score below it (would be refused), and the null
-   "the false-abstention rate is at least alpha" is rejected when p = binom.cdf(k, n, alpha) <= delta;
+   "the false-abstention rate is at least alpha" is rejected when p = binom.cdf(k, n, alpha) <= delta,
+   with n and k shrunk by the design effect over articles when the questions' articles are given;
 3. the first bar that fails stops the sequence (fixed-sequence testing needs no correction); the last
    bar that passed is certified: with probability at least 1 - delta, fewer than alpha of answerable
    questions like the calibration set's are refused by it. With n answerable questions the loosest
@@ -37,8 +38,8 @@ import numpy as np
 from scipy.special import betainc
 from scipy.stats import beta
 
-from eval import stats
-from eval.certify import ALPHA, DELTA
+from eval import signals, stats
+from eval.certify import ALPHA, DELTA, min_accepted
 from eval.questions import part_of
 from qa import confidence as qconfidence
 from qa.answer import WEAK_NOTE
@@ -47,9 +48,8 @@ from qa.answer import WEAK_NOTE
 GRID = tuple(round(i * 0.005, 3) for i in range(201))
 LANGS = ("ar", "en")
 OUT = Path(__file__).resolve().parent / "calibration"
-CALIBRATIONS = (
-    qconfidence.CALIBRATIONS
-)  # where the page reads the certified bars (qa.confidence.abstention_bar)
+# Where the page reads the certified bars (qa.confidence.abstention_bar).
+CALIBRATIONS = qconfidence.CALIBRATIONS
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def certify_bar(
         return BarCertificate(
             None, n, 0, None, None, 1, alpha, delta,
             reason=f"{n} answerable questions cannot show fewer than {alpha:.0%} refused at "
-            f"{1 - delta:.0%} confidence (at least {int(np.ceil(np.log(delta) / np.log(1 - alpha)))} are needed)",
+            f"{1 - delta:.0%} confidence (at least {min_accepted(alpha, delta)} are needed)",
         )  # fmt: skip
     last = stop - 1
     k = int(refused[last])
@@ -128,19 +128,10 @@ def load(runs: list[Path]) -> list[dict]:
     """One row per question answered in `runs` (journal.jsonl, or results.jsonl): id, lang, part
     (eval.questions.part_of), article, best score (0 when nothing was retrieved), whether it was
     asked held out (unanswerable), whether the answer abstained and whether the reader's rules did.
-    Raises FileNotFoundError for a run folder with neither file."""
+    Raises FileNotFoundError for a run folder with neither file (eval.signals.records)."""
     rows = []
     for run in runs:
-        journal, results = run / "journal.jsonl", run / "results.jsonl"
-        path = journal if journal.exists() else results
-        lines = path.read_text(encoding="utf-8").splitlines()
-        if path == journal:
-            lines = lines[1:]
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by a stop
+        for rec in signals.records(run)[1]:
             answer = rec.get("answer")
             if not answer or rec.get("system", "ours") != "ours":
                 continue
@@ -159,6 +150,16 @@ def load(runs: list[Path]) -> list[dict]:
                 }
             )
     return rows
+
+
+def answerable_once(rows: list[dict]) -> list[dict]:
+    """The answerable rows, a question asked in several runs counted once (its first row)."""
+    seen, out = set(), []
+    for r in rows:
+        if not r["unanswerable"] and r["id"] not in seen:
+            seen.add(r["id"])
+            out.append(r)
+    return out
 
 
 def _share(k: int, n: int) -> dict:
@@ -205,11 +206,7 @@ def build(
     rows of runs asked normally and held out (a question asked in several answerable runs counts
     once); `reader`: rows of runs made with the short answer on, for the whole pipeline's false
     abstentions (`with_reader`)."""
-    seen, ans = set(), []
-    for r in answerable:
-        if not r["unanswerable"] and r["id"] not in seen:
-            seen.add(r["id"])
-            ans.append(r)
+    ans = answerable_once(answerable)
     entry = {
         "about": "The quote's abstention bar per question language, certified by eval.abstention "
         "(`python -m eval certify-abstention`): with probability >= 1 - delta, fewer than alpha of "
@@ -277,19 +274,18 @@ def curves(rows: list[dict], lang: str) -> dict[str, list[tuple[float, float]]]:
 
 def plot(answerable: list[dict], held: list[dict], entry: dict, path: Path) -> None:
     """Per language: the share of answerable and of held-out questions refused at each bar (all parts),
-    the promise (alpha) and the certified and current bars."""
+    the promise (alpha), the certified bar and the bar in use (the settings')."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = answerable_once(answerable) + held
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, lang in zip(axes, LANGS, strict=True):
         info = entry["languages"][lang]
-        for (name, curve), colour in zip(curves(answerable + held, lang).items(), ("tab:blue", "tab:red")):
-            n = sum(
-                r["lang"] == lang and r["unanswerable"] == (name == "held out") for r in answerable + held
-            )
+        for (name, curve), colour in zip(curves(rows, lang).items(), ("tab:blue", "tab:red")):
+            n = sum(r["lang"] == lang and r["unanswerable"] == (name == "held out") for r in rows)
             ax.plot(
                 [b for b, _ in curve], [s for _, s in curve], color=colour, label=f"{name} refused (n={n})"
             )
@@ -305,7 +301,7 @@ def plot(answerable: list[dict], held: list[dict], entry: dict, path: Path) -> N
                 color="gray",
                 ls=":",
                 lw=1.2,
-                label=f"bar before {info['current_bar']:.2f}",
+                label=f"bar in use {info['current_bar']:.3f}",
             )
         ax.set(xlabel="bar on the best evidence score", title=f"{lang} questions", xlim=(0.2, 0.8))
         ax.grid(alpha=0.3)

@@ -78,12 +78,10 @@ def row(rec: dict, *, key: str, code: str) -> dict | None:
     return out
 
 
-def extract(run: Path, *, key: str) -> list[dict]:
-    """The compact lines of a run folder: its journal (`journal.jsonl`, also mid-run) or its results.
-
-    `key` is the calibration key the run was made with (qa.confidence.calibration_key). Raises
-    FileNotFoundError when the folder holds neither file.
-    """
+def records(run: Path) -> tuple[str, list[dict]]:
+    """(the code fingerprint the run was made with, its records) from a run folder: its journal
+    (`journal.jsonl`, also mid-run: the configuration line skipped, a line cut by a stop dropped) or
+    its results (code ""). Raises FileNotFoundError when the folder holds neither file."""
     journal, results = run / "journal.jsonl", run / "results.jsonl"
     path = journal if journal.exists() else results
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -94,13 +92,18 @@ def extract(run: Path, *, key: str) -> list[dict]:
     out = []
     for line in lines:
         try:
-            rec = json.loads(line)
+            out.append(json.loads(line))
         except json.JSONDecodeError:
             continue  # a line cut by a stop
-        r = row(rec, key=key, code=code)
-        if r is not None:
-            out.append(r)
-    return out
+    return code, out
+
+
+def extract(run: Path, *, key: str) -> list[dict]:
+    """The compact lines of a run folder (`records`). `key` is the calibration key the run was made
+    with (qa.confidence.calibration_key). Raises FileNotFoundError when the folder holds neither file.
+    """
+    code, recs = records(run)
+    return [r for r in (row(rec, key=key, code=code) for rec in recs) if r is not None]
 
 
 def load(path: Path = SIGNALS) -> list[dict]:

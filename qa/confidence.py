@@ -218,8 +218,9 @@ class AbstentionBar:
     def guarantee(self) -> str:
         """What the bar promises, in one clause for the abstention's note."""
         return (
-            f"wrongly refuses fewer than {round(self.alpha * 100)} in 100 answerable questions "
-            f"(certified with {round((1 - self.delta) * 100)}% confidence on {self.n} questions)"
+            f"wrongly refuses fewer than {round(self.alpha * 100)} in 100 answerable questions like "
+            f"those it was measured on (certified with {round((1 - self.delta) * 100)}% confidence on "
+            f"{self.n} questions of a calibration set)"
         )
 
 
