@@ -141,6 +141,7 @@ def _result(c) -> dict:
         "n": len(content),
         "strict": sum(w.supported and w.witness != "alignment" for w in content),
         "aligned": [w.similarity for w in content if w.witness == "alignment"],
+        "source_share": c.source_share,
     }
 
 
@@ -165,11 +166,17 @@ def score(rows: list[dict], *, align: bool = True) -> None:
         if i % 100 == 0:
             print(f"{i}/{len(rows)} sentences checked", flush=True)
         t0 = time.perf_counter()
-        c = wordcheck.check(r["en"], r["ar"], min_share=0.0, align=align, align_threshold=0.0)
+        c = wordcheck.check(
+            r["en"], r["ar"], min_share=0.0, align=align, align_threshold=0.0, min_source_share=0.0
+        )
         r["ms"] = (time.perf_counter() - t0) * 1000
         r["faithful"] = _result(c)
         r["checked"] = {
-            kind: _result(wordcheck.check(text, r["ar"], min_share=0.0, align=align, align_threshold=0.0))
+            kind: _result(
+                wordcheck.check(
+                    text, r["ar"], min_share=0.0, align=align, align_threshold=0.0, min_source_share=0.0
+                )
+            )
             for kind, text in r["corruptions"].items()
         }
 

@@ -42,8 +42,9 @@ class TranslationStore(SQLiteStore):
 
     The table is `translations_words`: verdicts kept before the word-level check (table
     `translations`) are not reused, so nothing checked by similarity alone comes back checked.
-    A refused English rendering is kept as `rough` and its word check is made again when read
-    (a few milliseconds: the dictionaries' glosses are cached)."""
+    A rendering's word check is made again when read (a few milliseconds: the dictionaries' glosses
+    are cached), so a rendering kept as checked that today's word check refuses comes back refused,
+    shown as `rough`."""
 
     SCHEMA = (
         "CREATE TABLE IF NOT EXISTS translations_words (sentence TEXT, lang TEXT, backend TEXT,"
@@ -63,6 +64,9 @@ class TranslationStore(SQLiteStore):
             return None
         shown = row[0] if row[0] is not None else row[3]
         check = word_check(shown, sentence, lang) if shown else None
+        if row[1] and check is not None and not check.ok:
+            # Checked by an older, looser word check: today's verdict wins, never the kept label.
+            return Translation(None, lang, False, check.reason, check=check, rough=shown)
         return Translation(row[0], lang, bool(row[1]), row[2], check=check, rough=row[3])
 
     def put(self, sentence: str, backend: str, translation: Translation) -> None:
@@ -135,6 +139,16 @@ def translate_sentence(sentence: str, lang: str, *, services, store: Translation
     if kept is not None:
         return kept
     text = render(sentence, lang, services=services, settings=settings)
+    result = judge(text, sentence, lang, services=services)
+    store.put(sentence, backend, result)
+    return result
+
+
+def judge(text: str | None, sentence: str, lang: str, *, services) -> Translation:
+    """The `Translation` a rendering `text` of `sentence` into `lang` earns: checked only when the
+    similarity check, the name check and the word check (English of Arabic) all pass; otherwise
+    the reason, with the refused rendering kept as `rough` when it was checked word by word.
+    `text` None means the reply was cut. Raises nothing."""
     if text is None:
         result = Translation(None, lang, False, "the translation was cut before its end")
     elif not text or qtext.detect_language(text) != lang:
@@ -157,7 +171,6 @@ def translate_sentence(sentence: str, lang: str, *, services, store: Translation
             result = Translation(None, lang, False, note, check=words, rough=text if words else None)
         else:
             result = Translation(text, lang, True, check=words)
-    store.put(sentence, backend, result)
     return result
 
 

@@ -267,6 +267,8 @@ class WordCheck:
     words: tuple[WordSupport, ...]
     left_out: tuple[WordGloss, ...]
     share: float | None
+    # The share of the source's content words some English word renders (None: the source has none).
+    source_share: float | None = None
 
     def shifted(self, offset: int) -> WordCheck:
         """The same check with every Arabic offset moved by `offset` (sentence → document)."""
@@ -286,7 +288,7 @@ class WordCheck:
             WordGloss(g.start + offset, g.end + offset, g.word, g.kind, g.glosses, g.latin, g.witness)
             for g in self.left_out
         )
-        return WordCheck(self.ok, self.reason, words, left, self.share)
+        return WordCheck(self.ok, self.reason, words, left, self.share, self.source_share)
 
     def to_dict(self) -> dict:
         """The JSON shape of `word_check` on a translation or a short answer."""
@@ -294,6 +296,7 @@ class WordCheck:
             "ok": self.ok,
             "reason": self.reason,
             "share": self.share,
+            "source_share": self.source_share,
             "words": [w.to_dict() for w in self.words],
             "left_out": [g.to_dict() for g in self.left_out],
         }
@@ -303,7 +306,7 @@ class WordCheck:
         """The check `to_dict` gave (a saved conversation's translation or short answer)."""
         words = tuple(WordSupport.from_dict(w) for w in d["words"])
         left = tuple(WordGloss.from_dict(g) for g in d["left_out"])
-        return cls(d["ok"], d["reason"], words, left, d["share"])
+        return cls(d["ok"], d["reason"], words, left, d["share"], d.get("source_share"))
 
 
 @dataclass(frozen=True)

@@ -208,3 +208,37 @@ def test_a_word_check_keeps_document_offsets_through_json_and_a_saved_conversati
     assert FAITHFUL[kerry["start"] : kerry["end"]] == "Kerry"
     again = answer_from_record(answer_record(answer))
     assert again.citations[0].translation.check == check and again.citations[0].gloss == cite.gloss
+
+
+# The local model's English for a report-half sentence of parallel-sentences.jsonl (XQuAD's Super
+# Bowl 50, CC BY-SA 4.0) that the word check labelled checked before function words stopped
+# witnessing names: «تم» (was done) spelled "Tom" and «من» (of) "main" (bench/wordcheck_model.py).
+LINEBACKERS = (
+    "وخلفهم، تم أيضاً اختيار اثنين من أظهرة فريق Panthers الثلاثة الأساسيين للعب في برو بول: "
+    "توماس ديفيس و لوك كوتشلي."
+)
+MISSED = (
+    "We missed them, too. Also, two of the three main team appearances for the Panthers were Tom "
+    "Davis and Luke Kochlis."
+)
+
+
+def test_an_arabic_function_word_witnesses_no_name():
+    check = wordcheck.check(MISSED, LINEBACKERS)
+    by_text = {w.text: w for w in check.words}
+    assert not by_text["Tom"].supported and not by_text["main"].supported
+    assert by_text["Kochlis"].supported  # the name the source spells is still found
+
+
+def test_a_rendering_kept_as_checked_that_todays_word_check_refuses_comes_back_refused(tmp_path, kremlin):
+    from qa.translate import TranslationStore
+    from qa.types import Translation
+
+    _, sentence, _ = kremlin
+    store = TranslationStore(tmp_path / "t.sqlite")
+    store.put(sentence, "llama_cpp:", Translation(KURDS, "en", True))  # a verdict of a looser check
+    kept = store.get(sentence, "en", "llama_cpp:")
+    assert kept is not None and not kept.verified and kept.text is None
+    assert kept.rough == KURDS and "Kurds" in kept.note
+    store.put(sentence, "llama_cpp:", Translation(FAITHFUL, "en", True))
+    assert store.get(sentence, "en", "llama_cpp:").verified  # today's check passes it: kept as is
