@@ -25,10 +25,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.calibrate_wordcheck import DATA, split
+from bench.calibrate_wordcheck import DATA, TARGET_UNRELATED, split
 from bench.common import fresh_assistant, percentiles, save
 from eval.stats import wilson
-from qa.translate import TranslationStore, judge, translate_sentence
+from qa import text as qtext
+from qa import verify as qverify
+from qa import wordcheck
+from qa.translate import TranslationStore, judge, translate_sentence, unsupported_names
+
+FIT = Path(__file__).resolve().parent.parent / "eval" / "calibration" / "wordcheck-model-fit.json"
 
 
 def sample(limit: int, half: str = "report") -> list[dict]:
@@ -84,16 +89,90 @@ def translate(rows: list[dict], out: Path) -> None:
 
 def rejudge(rows: list[dict]) -> None:
     """Judge each recorded rendering again with today's checks (`qa.translate.judge`, no model
-    call), setting `checked`, `reason`, `share` and `source_share`; `checked_when_made` keeps the
-    verdict of the code that made it."""
+    call), setting `checked` and `reason`, and what a bar fit needs: `other_ok` (the similarity and
+    name checks), `rules_ok` (the word check's rules with both share bars at 0), `share` and
+    `source_share`. `checked_when_made` keeps the verdict of the code that made it."""
     assistant = fresh_assistant()
     for r in rows:
         r.setdefault("checked_when_made", r["checked"])
-        t = judge(r["rendering"], r["ar"], "en", services=assistant) if r["rendering"] else None
-        r["checked"] = bool(t and t.verified)
-        r["reason"] = t.note if t else r["reason"]
-        r["share"] = t.check.share if t and t.check else None
-        r["source_share"] = t.check.source_share if t and t.check else None
+        text = r["rendering"]
+        if not text or qtext.detect_language(text) != "en":
+            r.update(checked=False, other_ok=False, rules_ok=False, share=None, source_share=None)
+            continue
+        t = judge(text, r["ar"], "en", services=assistant)
+        c = wordcheck.check(text, r["ar"], min_share=0.0, min_source_share=0.0)
+        similar = qverify.check_rendering(text, r["ar"], embedder=assistant.embedder).ok
+        invented = unsupported_names(text, r["ar"], embedder=assistant.embedder) if similar else []
+        r.update(
+            checked=t.verified,
+            reason=t.note,
+            other_ok=similar and not invented,
+            rules_ok=c.ok,
+            share=c.share,
+            source_share=c.source_share,
+        )
+
+
+def passes(r: dict, share: float, source_share: float) -> bool:
+    """Would a rendering (`rejudge`'s fields) be checked with these two bars?"""
+    return bool(
+        r["other_ok"]
+        and r["rules_ok"]
+        and r["share"] is not None
+        and r["share"] >= share - 1e-9
+        and (r["source_share"] is None or r["source_share"] >= source_share - 1e-9)
+    )
+
+
+def fit(model_rows: list[dict], reference_rows: list[dict]) -> dict:
+    """The two bars of a sentence translation's word check, fitted on the calibration half: among
+    the pairs (English share, source share) of a grid (steps of 0.01) at which the references'
+    unrelated-word corruptions are still refused ≥ `TARGET_UNRELATED` and none of the model's own
+    renderings a person labelled wrong is checked, the pair that lets the most faithful references
+    pass (ties: the lower bars). `reference_rows`: bench.calibrate_wordcheck's kept rows (`--rows`),
+    calibration half only; `model_rows`: `rejudge`d and labelled. Returns the pair and its counts."""
+    refs = [r for r in reference_rows if r["half"] == "calibrate"]
+    unrelated = [r["checked"]["unrelated_word"] for r in refs if "unrelated_word" in r["checked"]]
+
+    def ref_pass(res: dict, share: float, source_share: float) -> bool:
+        s = res["strict"] / res["n"] if res["n"] else None
+        ss = res.get("source_share")
+        return bool(
+            res["rules_ok"]
+            and s is not None
+            and s >= share - 1e-9
+            and (ss is None or ss >= source_share - 1e-9)
+        )
+
+    best = None
+    grid = [round(x * 0.01, 2) for x in range(0, 101)]
+    for share in grid:
+        if sum(not ref_pass(u, share, 0.0) for u in unrelated) < TARGET_UNRELATED * len(unrelated):
+            continue
+        for source_share in grid:
+            wrong = sum(passes(r, share, source_share) and r["label"] == "wrong" for r in model_rows)
+            if wrong:
+                continue
+            faithful = sum(ref_pass(r["faithful"], share, source_share) for r in refs)
+            key = (faithful, -share, -source_share)
+            if best is None or key > best[0]:
+                right = sum(passes(r, share, source_share) and r["label"] == "right" for r in model_rows)
+                best = (
+                    key,
+                    {
+                        "share": share,
+                        "source_share": source_share,
+                        "faithful_pass": faithful,
+                        "references": len(refs),
+                        "model_right_checked": right,
+                        "model_right": sum(r["label"] == "right" for r in model_rows),
+                        "model_renderings": len(model_rows),
+                    },
+                )
+            break  # a higher source bar passes fewer faithful references
+    if best is None:
+        raise SystemExit("no pair of bars refuses every wrong rendering of the calibration half")
+    return best[1]
 
 
 def load(path: Path) -> dict[str, dict]:
@@ -146,7 +225,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--half", choices=("report", "calibrate"), default="report")
     parser.add_argument("--out", type=Path, default=Path("runs/model-translations.jsonl"))
     parser.add_argument("--summary", type=Path, help="labels file: summarise instead of translating")
+    parser.add_argument("--fit", type=Path, help="labels file of a calibration-half run: fit the bars")
+    parser.add_argument("--rows", type=Path, help="with --fit: bench.calibrate_wordcheck's --rows file")
     args = parser.parse_args(argv)
+    if args.fit:
+        made, label = load(args.out), load(args.fit)
+        rows = [{**made[i], **label[i]} for i in made if i in label]
+        rejudge(rows)
+        result = fit(rows, json.loads(args.rows.read_text(encoding="utf-8")))
+        print(json.dumps(result, indent=1))
+        FIT.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        return
     if args.summary:
         result = summary(args.out, args.summary)
         print(json.dumps({k: v for k, v in result.items() if k != "checked_rows"}, indent=1))

@@ -314,9 +314,14 @@ def is_function(word: str) -> bool:
     return w in FUNCTION_WORDS or (w[:1] in "وف" and w[1:] in FUNCTION_WORDS)
 
 
+# «غير أن/أنه/أنها…»: "however" (the local model wrote "it did not emit" for «غير أنه انبعثت»).
+_HOWEVER = frozenset("ان انه انها انهم انهما اننا اني".split())
+
+
 def negations(text: str) -> list[tuple[int, int, bool]]:
     """The negations of an Arabic text: (start, end, strong) of each negating word; «لا يزال» /
-    «ما زال» ("still") and a negation answered by an exception («لم … سوى/الا»: "only") are left out.
+    «ما زال» ("still"), a negation answered by an exception («لم … سوى/الا»: "only") and «غير أنّ»
+    ("however") are left out.
 
     Example: [t[2] for t in negations("لم يتم بحث الموضوع")] == [True]
     """
@@ -329,6 +334,8 @@ def negations(text: str) -> list[tuple[int, int, bool]]:
         after = [x[2] for x in words[i + 1 : i + 3]]
         if _NOT_NEGATED.match(w) and after and after[0] in _STILL:
             continue
+        if w in ("غير", "وغير") and after and after[0] in _HOWEVER:
+            continue  # «غير أنّه …» is "however …", not a negation
         if w not in ("غير", "وغير", "دون", "بدون", "بلا", "عدم") and any(
             x in _EXCEPT for _, _, x in words[i + 1 : i + 12]
         ):

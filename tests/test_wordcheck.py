@@ -242,3 +242,22 @@ def test_a_rendering_kept_as_checked_that_todays_word_check_refuses_comes_back_r
     assert kept.rough == KURDS and "Kurds" in kept.note
     store.put(sentence, "llama_cpp:", Translation(FAITHFUL, "en", True))
     assert store.get(sentence, "en", "llama_cpp:").verified  # today's check passes it: kept as is
+
+
+# XQuAD's Amazon rainforest (report half, CC BY-SA 4.0): «غير أنه» is "however". The local model
+# wrote "it did not emit", and the negation rule let it through because «غير» also negates.
+ABSORBS = (
+    "يمتص الأمازون في السنة العادية 1.5 مليار طن من ثاني أكسيد الكربون، غير أنه انبعثت 5 مليارات طن "
+    "سنة 2005 و8 مليار طن سنة 2010."
+)
+
+
+def test_however_is_no_negation_and_a_negation_added_to_it_is_refused():
+    assert gloss.negations(ABSORBS) == []
+    assert gloss.negations("دول غير عربية")  # «غير» before a noun still negates
+    check = wordcheck.check(
+        "The Amazon absorbs 1.5 billion tons of carbon dioxide in a normal year, but it did not emit "
+        "5 billion tons in 2005 and 8 billion tons in 2010.",
+        ABSORBS,
+    )
+    assert not check.ok and "negates" in check.reason
