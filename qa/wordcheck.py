@@ -90,11 +90,35 @@ from qa.types import WordCheck, WordGloss, WordSupport
 # too: with them 0.7 refused 81% of the calibration half's unrelated-word corruptions, 0.72 84.8%,
 # 0.73 86.6% (steps of 0.01; eval/calibration/wordcheck-names.json, docs/measurements.md "Names").
 # The witness-on bar was fitted before them and is not re-fitted (it needs a run with the encoder).
+# 0.73 was raised to 0.76 with `SOURCE_SHARE` (below).
 SENTENCE_SHARE = 0.85
-SENTENCE_SHARE_WITHOUT_ALIGNMENT = 0.73
-# The share of the source's content words an English sentence translation must render (an
-# omission: the model drops a clause or a name it cannot translate). Placeholder 0 until fitted.
-SOURCE_SHARE = 0.0
+SENTENCE_SHARE_WITHOUT_ALIGNMENT = 0.76
+# The share of the source's content words an English sentence translation must render (the model
+# drops a clause, or renders a word by one no witness ties to it). With the local model's own English
+# the English share alone does not hold: at 0.73, 11 of the 15 renderings of report-half sentences it
+# labelled checked were wrong by a person's reading (bench/wordcheck_model.py). Both bars were then
+# fitted together on the calibration half (`bench.wordcheck_model.fit`): the pair, in steps of 0.01,
+# that lets the most faithful references pass while still refusing ≥ 85% of unrelated-word
+# corruptions and every one of the 40 model renderings of calibration-half sentences a person labelled
+# wrong: 0.76 English, 0.73 source (eval/calibration/wordcheck-model-fit.json, docs/measurements.md
+# "The local model's own English").
+SOURCE_SHARE = 0.73
+# How often a sentence translation this check passes is wrong, read by a person: the local model's
+# English for 160 report-half sentences at the bars above (bench/wordcheck_model.py --summary,
+# eval/calibration/model-translations.jsonl; docs/measurements.md "The local model's own English").
+# (wrong, checked, sentences). Too few passed to certify anything: the label says so.
+MODEL_RECORD = (1, 4, 160)
+
+
+def record_note() -> str:
+    """What a checked sentence translation's label adds: the check's measured record, uncertified."""
+    wrong, checked, sentences = MODEL_RECORD
+    return (
+        f"not certified: with the local model, {wrong} of the {checked} renderings this check passed "
+        f"on {sentences} held-out sentences was wrong"
+    )
+
+
 # A short answer's English wording: every content word supported (the issue's rule).
 ANSWER_SHARE = 1.0
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from qa import overview
+from qa import overview, wordcheck
 from qa.assistant import Assistant
 from qa.translate import TranslationStore
 from tests.conftest import free_port, serve_seed_app
@@ -204,7 +204,7 @@ def test_overview_example_and_translated_citations(page, served, tmp_path_factor
         print(f"[{c.n}] {t}")
         if t.text is not None:
             expect(block.locator(".qa-translation-label")).to_have_text(
-                "Machine translation, checked against the sentence"
+                f"Machine translation, checked word by word against the sentence ({wordcheck.record_note()})"
             )
             text = block.locator(".qa-translation-text")
             assert text.inner_text().strip() == t.text and direction(text) == "ltr"

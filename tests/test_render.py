@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from qa import wordcheck
 from qa.answer import Answer, Citation
 from qa.retrieve import Evidence
 from qa.store import DocInfo
@@ -492,7 +493,7 @@ def test_checked_translation_sits_under_its_passage_with_its_label_and_direction
     assert first.index("</p>") < first.index('class="qa-translation"')  # under the passage
     assert (
         '<div class="qa-translation" dir="ltr"><div class="qa-translation-label">'
-        "Machine translation, checked against the sentence</div>"
+        f"Machine translation, checked word by word against the sentence ({wordcheck.record_note()})</div>"
         '<p class="qa-translation-text" dir="ltr" lang="en">Russian Foreign Minister Sergei Lavrov announced'
         "</p></div>"
     ) in first
@@ -574,7 +575,8 @@ def test_exports_include_translations():
     turn = translated_turn()
     md = render.conversation_markdown([turn], now=NOW)
     assert (
-        f"  > {LAVROV}\n  Machine translation (en), checked against the sentence: "
+        f"  > {LAVROV}\n  Machine translation (en), checked word by word against the sentence "
+        f"({wordcheck.record_note()}): "
         "Russian Foreign Minister Sergei Lavrov announced\n"
     ) in md
     assert f"  > {KREMLIN_SENTENCE}\n  _No translation shown: the model did not reply in English_\n" in md

@@ -117,7 +117,8 @@ def test_a_gloss_read_backwards_from_eng_ara_spells_a_name_too():
 def test_a_word_that_only_looks_like_a_name_is_not_a_left_out_name():
     # «سبيل» of «على سبيل المثال» (for example): the romanizer knows it as a name, Sebil.
     source = "على سبيل المثال، قال لافروف ذلك"
-    check = wordcheck.check("For example, Lavrov said so.", source, align=False)
+    # The source's share bar is not what this checks: «سبيل» and «ذلك» are rendered by no word here.
+    check = wordcheck.check("For example, Lavrov said so.", source, align=False, min_source_share=0.0)
     assert check.ok, check.reason
     assert not [g for g in check.left_out if g.word == "سبيل" and g.witness == "name"]
     swapped = wordcheck.check("For example, Putin said so.", source, align=False)

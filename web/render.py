@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from qa import ocr as qocr
 from qa import text as qtext
+from qa import wordcheck
 from qa.answer import Answer, Citation
 from qa.conversations import answer_record
 from qa.extractive import translation_targets
@@ -69,7 +70,7 @@ WORDS = {
         "draft": "Not yet an answer: the closest sentences, still being read and checked (this may end as "
         "“not in the documents”).",
         "translate": "Translate cited sentences",
-        "translated": "Machine translation, checked against the sentence",
+        "translated": "Machine translation, checked word by word against the sentence",
         "rough": "Rough machine translation, not checked",
         "unsupported": "No word of the source says this",
         "not_rendered": "Not rendered",
@@ -653,6 +654,14 @@ def scan_html(cite: Citation) -> str:
     )
 
 
+def translation_label(translation: Translation, lang: str | None) -> str:
+    """A checked translation's label in the answer's language; an English rendering (of Arabic,
+    checked word by word) adds the check's measured record (`qa.wordcheck.record_note`): too few
+    renderings passed it to certify a rate, and the page says so."""
+    label = words(lang)["translated"]
+    return f"{label} ({wordcheck.record_note()})" if translation.lang == "en" else label
+
+
 def translation_html(translation: Translation, lang: str | None) -> str:
     """A cited sentence's machine translation under its passage, labelled in the answer's language.
 
@@ -671,7 +680,7 @@ def translation_html(translation: Translation, lang: str | None) -> str:
         )
     return (
         f'<div class="qa-translation" dir="{_direction(lang or "en")}">'
-        f'<div class="qa-translation-label">{w["translated"]}</div>'
+        f'<div class="qa-translation-label">{esc(translation_label(translation, lang))}</div>'
         f'<p class="qa-translation-text" {text_dir(translation.text)} lang="{esc(translation.lang)}">'
         f"{esc(translation.text)}</p></div>"
     )
@@ -810,7 +819,10 @@ def translation_markdown(translation: Translation) -> str:
     """A citation's translation as one Markdown line under its quote (the text only when checked)."""
     if translation.text is None or not translation.verified:
         return f"  _No translation shown: {translation.note or WORDS['en']['unchecked']}_"
-    return f"  Machine translation ({translation.lang}), checked against the sentence: {translation.text}"
+    label = "checked word by word against the sentence"
+    if translation.lang == "en":
+        label += f" ({wordcheck.record_note()})"
+    return f"  Machine translation ({translation.lang}), {label}: {translation.text}"
 
 
 def conversation_markdown(turns: Sequence[Turn], *, now: datetime | None = None) -> str:
