@@ -170,7 +170,10 @@ def judge(text: str | None, sentence: str, lang: str, *, services) -> Translatio
             note = f"the name «{invented[0]}» is not in the sentence"
             result = Translation(None, lang, False, note, check=words, rough=text if words else None)
         else:
-            result = Translation(text, lang, True, check=words)
+            # An English rendering checked word by word carries the check's measured record: too few
+            # of the local model's renderings pass it to certify a rate (qa.wordcheck.MODEL_RECORD).
+            note = qwordcheck.record_note() if words is not None else None
+            result = Translation(text, lang, True, note, check=words)
     return result
 
 

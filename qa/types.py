@@ -311,7 +311,8 @@ class WordCheck:
 
 @dataclass(frozen=True)
 class Translation:
-    """A cited sentence in `lang`: `text` is None when the translation failed its check (`note` says why)."""
+    """A cited sentence in `lang`: `text` is None when the translation failed its check (`note` says why;
+    on a checked English rendering of Arabic, the word check's measured record)."""
 
     text: str | None
     lang: str
@@ -326,6 +327,8 @@ class Translation:
     def to_dict(self) -> dict:
         """The JSON shape on a citation of `qa ask --json --translate`."""
         out = {"text": self.text, "lang": self.lang, "verified": self.verified}
+        if self.note is not None:  # why it failed, or, checked, how sure the check is
+            out["note"] = self.note
         if self.rough is not None:
             out["rough"] = self.rough
         if self.check is not None:

@@ -468,7 +468,7 @@ def readable_html(answer: Answer) -> str:
         if c.n in wanted and t is not None and t.verified and t.text:
             out.append(
                 f'<div class="qa-translation" dir="ltr"><div class="qa-translation-label">'
-                f"{words('en')['translated']} {badge(c.n, c)}</div>"
+                f"{esc(translation_label(t, 'en'))} {badge(c.n, c)}</div>"
                 f'<p class="qa-translation-text" {text_dir(t.text)} lang="{esc(t.lang)}">{esc(t.text)}</p></div>'
             )
         elif c.n in wanted and t is not None and t.rough and t.check is not None:
