@@ -191,8 +191,16 @@ def share(result: dict, threshold: float = OFF) -> float | None:
 
 
 def passes(result: dict, bar: float, threshold: float = OFF) -> bool:
+    """Checked at this English share bar and alignment threshold, with the source's share bar
+    shipped (`qa.wordcheck.SOURCE_SHARE`, fitted by bench.wordcheck_model on the model's own English)."""
     s = share(result, threshold)
-    return result["rules_ok"] and s is not None and s >= bar - 1e-9
+    source = result.get("source_share")
+    return (
+        result["rules_ok"]
+        and s is not None
+        and s >= bar - 1e-9
+        and (source is None or source >= wordcheck.SOURCE_SHARE - 1e-9)
+    )
 
 
 def choose_bar(rows: list[dict], threshold: float = OFF) -> float:
