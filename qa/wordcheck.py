@@ -46,8 +46,13 @@ The rendering passes (`WordCheck.ok`) when (the rules, in the order the reason n
    …) is supported by one of its Arabic witnesses (an inverted relation: "against" for «الى جانب»);
 5. the share of supported English content words reaches `min_share` (a sentence translation:
    `SENTENCE_SHARE`; a short answer's wording: 1.0, every word), and, for a short answer, no
-   Arabic content word of the span is left out.
-The bars come from bench/calibrate_wordcheck.py on the calibration half of the parallel sentences
+   Arabic content word of the span is left out;
+6. for a sentence translation, the share of the source's content words some English word renders
+   (`WordCheck.source_share`) reaches `SOURCE_SHARE`: a rendering that drops a clause, or renders a
+   word by one nothing ties to it, leaves its Arabic words unrendered.
+The English share and source bars without the alignment witness come from the local model's own
+English for calibration-half sentences, read by a person (bench/wordcheck_model.py `--fit`); the
+bars with it from bench/calibrate_wordcheck.py on the calibration half of the parallel sentences
 (eval/calibration/wordcheck.json): `ALIGN_THRESHOLD` and `SENTENCE_SHARE` together, the threshold
 that lets the most faithful references pass with the share bar that still refuses ≥ 85% of
 unrelated-word corruptions; the figures, with the witness on and off, are in docs/measurements.md.

@@ -228,6 +228,19 @@ def test_an_arabic_function_word_witnesses_no_name():
     by_text = {w.text: w for w in check.words}
     assert not by_text["Tom"].supported and not by_text["main"].supported
     assert by_text["Kochlis"].supported  # the name the source spells is still found
+    assert not check.ok  # and the sentence bars refuse it
+
+
+def test_a_rendering_that_drops_what_the_sentence_says_is_refused_by_the_sources_share(kremlin):
+    _, sentence, _ = kremlin
+    dropped = wordcheck.check(
+        "The Kremlin announced on Friday that Putin and Kerry did not discuss it.", sentence
+    )
+    assert not dropped.ok and "source's words are rendered" in dropped.reason
+    assert dropped.share >= wordcheck.SENTENCE_SHARE_WITHOUT_ALIGNMENT  # every English word it has is right
+    assert {"العسكري", "الإرهابيّين", "سوريا"} <= {g.word for g in dropped.left_out}
+    faithful = wordcheck.check(FAITHFUL, sentence)
+    assert faithful.ok and faithful.source_share > dropped.source_share
 
 
 def test_a_rendering_kept_as_checked_that_todays_word_check_refuses_comes_back_refused(tmp_path, kremlin):
