@@ -67,7 +67,8 @@ class TranslationStore(SQLiteStore):
         if row[1] and check is not None and not check.ok:
             # Checked by an older, looser word check: today's verdict wins, never the kept label.
             return Translation(None, lang, False, check.reason, check=check, rough=shown)
-        return Translation(row[0], lang, bool(row[1]), row[2], check=check, rough=row[3])
+        note = qwordcheck.record_note() if row[1] and check is not None else row[2]  # today's record
+        return Translation(row[0], lang, bool(row[1]), note, check=check, rough=row[3])
 
     def put(self, sentence: str, backend: str, translation: Translation) -> None:
         key = hashlib.sha256(sentence.encode("utf-8")).hexdigest()

@@ -120,7 +120,7 @@ def record_note() -> str:
     wrong, checked, sentences = MODEL_RECORD
     return (
         f"not certified: with the local model, {wrong} of the {checked} renderings this check passed "
-        f"on {sentences} held-out sentences was wrong"
+        f"on {sentences} held-out sentences {'was' if wrong == 1 else 'were'} wrong"
     )
 
 

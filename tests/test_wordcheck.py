@@ -254,7 +254,9 @@ def test_a_rendering_kept_as_checked_that_todays_word_check_refuses_comes_back_r
     assert kept is not None and not kept.verified and kept.text is None
     assert kept.rough == KURDS and "Kurds" in kept.note
     store.put(sentence, "llama_cpp:", Translation(FAITHFUL, "en", True))
-    assert store.get(sentence, "en", "llama_cpp:").verified  # today's check passes it: kept as is
+    kept = store.get(sentence, "en", "llama_cpp:")
+    assert kept.verified and kept.text == FAITHFUL  # today's check passes it: kept as is
+    assert kept.note == wordcheck.record_note()  # with the check's record, as a new one would carry
 
 
 # XQuAD's Amazon rainforest (report half, CC BY-SA 4.0): «غير أنه» is "however". The local model
