@@ -161,6 +161,14 @@ class Settings(BaseSettings):
     # intervals overlapping). "Checked" is now the calibrated, certified score (qa.confidence),
     # which needs labelled volume: one reading labels twice as many questions an hour.
     reader_second_reading: bool = False
+    # A second rendering of the span alone when the reader's own English wording was refused
+    # (qa.reader._say). Off by default since 2026-12-06: in the labelled calibration runs (648
+    # questions, the frozen worktree at a3252b1) 148 of 208 English short answers asked for it, at
+    # 2.9 s p50 each on a loaded machine (~1.8 s idle: English 8.2 s against Arabic 6.0 s p50 in
+    # bench_reader), and 8 of the 148 (5.4%) were then shown in English; one of those 8 was a wrong
+    # answer and one a wrong wording the dictionary passed ("School" for «مدرسةً», a teacher). Without
+    # it an English reader gets the document's words with their dictionary gloss.
+    reader_retry: bool = False
     # An English reader left without a checked English short answer gets the cited sentence's
     # checked machine translation (qa.translate, kept in its store), and an English overview gets its
     # sentences' ones: made after the answer, one LLM call per sentence the first time.

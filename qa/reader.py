@@ -364,8 +364,9 @@ def _say(
     timeouts: list[str] | None = None,
 ) -> tuple[str, bool, str | None]:
     """The short answer's text in `lang`: the span itself when it is already in `lang`, else the
-    checked rendering; else a second rendering of the span alone, held to the stricter
-    `RETRY_THRESHOLD`; or the span, unverified, with a note saying why the rendering was refused.
+    checked rendering; else (with `Settings.reader_retry`, off by default) a second rendering of the
+    span alone, held to the stricter `RETRY_THRESHOLD`; or the span, unverified, with a note saying
+    why the rendering was refused.
     A second rendering cut at the time cap appends "reader_retry" to `timeouts`."""
     if qtext.detect_language(words) == lang or not re.search(r"[^\W\d_]", words):
         return words, True, None  # already in `lang`, or digits and signs only: the same in any language
@@ -375,7 +376,7 @@ def _say(
         return rendering, True, None
     log.info("short answer rendering refused: %r for %r: %s", rendering, words, refused[1] or refused[0])
     unchecked = NOTES["unchecked"].format(lang=qtext.LANGUAGE_NAMES.get(lang, lang), reason=refused[0])
-    if len(words.split()) > RETRY_MAX_WORDS:
+    if not request.settings.reader_retry or len(words.split()) > RETRY_MAX_WORDS:
         return words, False, unchecked
     t0 = time.perf_counter()
     try:  # the span alone, with the cited-sentence translation prompt (~1 s)

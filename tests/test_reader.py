@@ -258,11 +258,13 @@ def harbour(assistant, tmp_path: Path):
     (docs / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
     assistant.ingest([docs], progress=False)
     # One planted reply is one reading: the second reading is turned on by the tests that plant it.
+    # The second rendering (off by default) is on here: these tests plant its reply.
     assistant.settings = assistant.settings.model_copy(
         update={
             "llm_backend": "scripted",
             "short_answer": "on",
             "reader_second_reading": False,
+            "reader_retry": True,
             "auto_translate": False,
         }
     )
@@ -288,6 +290,19 @@ def test_a_refused_rendering_gets_a_second_try_of_the_span_alone(harbour):
     assert "عام 2016" in ScriptedChat.prompts[-1][-1].content  # the retry saw the span alone
     assert "harbour" not in ScriptedChat.prompts[-1][-1].content
     assert result.timings_ms["reader_retry"] > 0
+
+
+def test_by_default_a_refused_rendering_gets_no_second_try(harbour):
+    from qa.config import Settings
+
+    assert Settings(_env_file=None).reader_retry is False
+    harbour.settings = harbour.settings.model_copy(update={"reader_retry": False})
+    ScriptedChat.script.append(_reply(1, "عام 2016", "In 2015"))
+    asked = len(ScriptedChat.prompts)
+    result = harbour.ask("When was the new harbour opened?")
+    assert len(ScriptedChat.prompts) == asked + 1 and "reader_retry" not in result.timings_ms
+    short = result.short_answer
+    assert not short.verified and short.text == short.quote == "عام 2016"  # the document's words
 
 
 def test_a_long_span_gets_no_second_try(harbour):
