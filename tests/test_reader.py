@@ -506,8 +506,8 @@ def test_a_name_only_the_question_holds_never_supports_a_rendering(harbour):
     "FreeDict has neither 'military' for «عسكري» nor 'concrete' for «ملموسة» nor 'truce' for «التهدئة». "
     "The alignment witness (qa.align) supports 'military' and 'truce' in sentence translations but is "
     "not asked for a short answer: in a span of a word or two the mutual pair is forced ('Expert "
-    "engineers' for «خبراء عسكريين»: 'engineers' aligns at 0.77). Sentences: 19% of reference "
-    "translations pass with it, 15% without (target 70%), docs/measurements.md",
+    "engineers' for «خبراء عسكريين»: 'engineers' aligns at 0.77). Sentences: 4% of reference "
+    "translations pass at the bars fitted on the model's own English (target 70%), docs/measurements.md",
 )
 def test_faithful_renderings_pass_the_word_check(harbour):
     ask = {"question": "Who would it include?", "lang": "en", "services": harbour}
