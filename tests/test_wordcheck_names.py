@@ -22,24 +22,28 @@ def _refused_for(check, name: str) -> bool:
     return not check.ok and f"«{name}»" in check.reason
 
 
+def _checked_and_swapped(source: str, faithful: str, name: str, other: str):
+    """The check of `faithful`, once the same rendering with `name` swapped for `other` is refused
+    for `other`: each name rule must let the right name pass and still see a wrong one."""
+    swapped = wordcheck.check(faithful.replace(name, other, 1), source, align=False)
+    assert _refused_for(swapped, other), swapped.reason
+    return wordcheck.check(faithful, source, align=False)
+
+
 def test_a_name_a_dictionary_glosses_is_supported_when_a_gloss_spells_it_alike():
     # «فاريل» is in FreeDict ('farrell'), so its skeleton alone is no witness (as «الخارجية», foreign,
     # has George's); a gloss spelled like the name is the second witness.
     source = "كان ويليام فاريل طالباً في جامعة لوفيفر"
-    check = wordcheck.check("William Farel was a student at Lefevre's university.", source, align=False)
-    assert _name(check, "Farel").witness == "name"
-    swapped = wordcheck.check("William Calvin was a student at Lefevre's university.", source, align=False)
-    assert _refused_for(swapped, "Calvin")
+    faithful = "William Farel was a student at Lefevre's university."
+    assert _name(_checked_and_swapped(source, faithful, "Farel", "Calvin"), "Farel").witness == "name"
     george = wordcheck.check("The minister George said so.", "قالت الخارجية ذلك", align=False)
     assert _refused_for(george, "George")
 
 
 def test_a_name_a_dictionary_glosses_is_supported_when_the_romanizer_spells_it_so():
     source = "قاد البعثة النبيل جان دي بيتينكور"
-    check = wordcheck.check("The noble Jean de Bethencourt led the expedition.", source, align=False)
-    assert _name(check, "Jean").witness == "name"
-    swapped = wordcheck.check("The noble Louis de Bethencourt led the expedition.", source, align=False)
-    assert _refused_for(swapped, "Louis")
+    faithful = "The noble Jean de Bethencourt led the expedition."
+    assert _name(_checked_and_swapped(source, faithful, "Jean", "Louis"), "Jean").witness == "name"
 
 
 def test_a_soft_c_and_a_written_ch_keep_their_skeleton():
@@ -52,35 +56,31 @@ def test_a_soft_c_and_a_written_ch_keep_their_skeleton():
 
 def test_a_final_s_and_an_arabic_nisba_ending_do_not_hide_a_name():
     source = "احتفظوا بمرسوم نانت وحاربوا الغاليين"
-    check = wordcheck.check("They kept the Edict of Nantes and fought the Gaels.", source, align=False)
+    faithful = "They kept the Edict of Nantes and fought the Gaels."
+    check = _checked_and_swapped(source, faithful, "Gaels", "Franks")
     assert _name(check, "Nantes").supported and _name(check, "Gaels").supported
-    swapped = wordcheck.check("They kept the Edict of Nantes and fought the Franks.", source, align=False)
-    assert _refused_for(swapped, "Franks")
 
 
 def test_an_abbreviation_is_supported_by_its_letters_written_out_in_arabic():
     source = "أعلنت شبكة إيه بي سي أن بي سكاي بي ستبث بصيغة إتش دي"
-    check = wordcheck.check("ABC announced that BSkyB would broadcast in HD.", source, align=False)
+    check = _checked_and_swapped(source, "ABC announced that BSkyB would broadcast in HD.", "ABC", "NBC")
     for name in ("ABC", "BSkyB", "HD"):
         assert _name(check, name).witness == "name", name
-    swapped = wordcheck.check("NBC announced that BSkyB would broadcast in HD.", source, align=False)
-    assert _refused_for(swapped, "NBC")
     assert _refused_for(wordcheck.check("ABC announced that BSkyB would broadcast in SD.", source), "SD")
 
 
 def test_an_abbreviation_is_supported_by_what_it_stands_for():
     source = "استمع البرلمان البريطاني إلى ادعاء"
-    check = wordcheck.check("The UK parliament heard a claim.", source, align=False)
+    check = _checked_and_swapped(source, "The UK parliament heard a claim.", "UK", "US")
     assert _name(check, "UK").witness == "dictionary"
-    assert _refused_for(wordcheck.check("The US parliament heard a claim.", source, align=False), "US")
 
 
 def test_a_hyphenated_name_is_supported_part_by_part():
     source = "الطيار الألماني هانز-جواتشيم مارسيل"
-    check = wordcheck.check("The German pilot Hans-Joachim Marseille.", source, align=False)
+    check = _checked_and_swapped(
+        source, "The German pilot Hans-Joachim Marseille.", "Hans-Joachim", "Hans-Ulrich"
+    )
     assert _name(check, "Hans-Joachim").witness == "name" and check.ok, check.reason
-    swapped = wordcheck.check("The German pilot Hans-Ulrich Marseille.", source, align=False)
-    assert _refused_for(swapped, "Hans-Ulrich")
 
 
 def test_an_ordinary_word_of_a_supported_name_is_checked_as_a_word():
@@ -106,12 +106,8 @@ def test_a_word_capitalised_only_to_start_a_sentence_is_not_a_name():
 def test_a_gloss_read_backwards_from_eng_ara_spells_a_name_too():
     # «فيرجين» has no ara-eng entry; eng-ara glosses 'virginian' with it.
     source = "وافقت كل من بي سكاي بي و فيرجين ميديا على إنهاء الدعاوى"
-    check = wordcheck.check("Both BSkyB and Virgin Media agreed to end the lawsuits.", source, align=False)
-    assert _name(check, "Virgin").witness == "name"
-    swapped = wordcheck.check(
-        "Both BSkyB and Vodafone Media agreed to end the lawsuits.", source, align=False
-    )
-    assert _refused_for(swapped, "Vodafone")
+    faithful = "Both BSkyB and Virgin Media agreed to end the lawsuits."
+    assert _name(_checked_and_swapped(source, faithful, "Virgin", "Vodafone"), "Virgin").witness == "name"
 
 
 def test_a_word_that_only_looks_like_a_name_is_not_a_left_out_name():
