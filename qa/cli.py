@@ -127,9 +127,7 @@ def _ask(args) -> int:
         print(f"{tag} {c.doc}{page} ¶{c.paragraph + 1} [{c.start}:{c.end}] score {c.score:.2f}{scan}")
         print(f"    {c.quote}")
         if c.translation and c.translation.text:
-            from qa.wordcheck import record_note
-
-            record = f"; {record_note()}" if c.translation.lang == "en" else ""
+            record = f"; {c.translation.note}" if c.translation.note else ""  # the check's record
             print(f"    = {c.translation.text}  (machine translation, checked word by word{record})")
         elif c.translation and c.translation.rough and c.translation.check:
             print(f"    ~ {_marked(c.translation.rough, c.translation.check)}")

@@ -435,13 +435,13 @@ def _name_parts(word: str, arabic: list[_Arabic]) -> tuple[list[int], str | None
     Arabic names of its letters in a row («إيه بي سي» ABC; "BSkyB" «بي سكاي بي», a word among
     the letters) or by what it stands for (`ABBREVIATIONS`: "UK" «المملكة المتحدة»); a hyphenated
     name by each of its parts ("Hans-Joachim" «هانز-جواتشيم»). Every part must be supported."""
-    lower = _possessive(word).casefold()
+    word = _possessive(word)
+    lower = word.casefold()
     if lower in ABBREVIATIONS:
         for sequence in ABBREVIATIONS[lower]:
             for i in range(len(arabic) - len(sequence) + 1):
                 if all(form in arabic[i + k].forms for k, form in enumerate(sequence)):
                     return list(range(i, i + len(sequence))), "dictionary"
-    word = _possessive(word)
     if "-" in word:
         hits: list[int] = []
         for part in (p for p in word.split("-") if p):
