@@ -76,10 +76,13 @@ def select_evidence(
     picked sentence (overlap at least `cite_near_copy`) is never cited beside it. With
     `cite_follow` on, the sentence right after the best one is cited too when it opens by pointing
     back at it (qa.retrieve.back_reference: «وأشار إلى أنّ…»), before the other runners-up.
-    `margin` is `Settings.evidence_margin` (0.06, chosen by hand on the seed set).
+    `margin` is `Settings.evidence_margin` (0.06, chosen by hand on the seed set); when the rank is
+    the learned one, the retrieval's own `cite_margin` (log-odds) replaces it.
     """
     if not retrieval.evidence:
         return []
+    if retrieval.cite_margin is not None:
+        margin = retrieval.cite_margin
     ranked = sorted(retrieval.evidence, key=lambda e: e.cite_score, reverse=True)
     best = ranked[0].cite_score
     listed = {(ranked[0].doc_id, i.start, i.end) for i in ranked[0].items}  # shown under the first already

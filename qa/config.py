@@ -87,6 +87,14 @@ class Settings(BaseSettings):
     # "Citing the answer's sentence").
     evidence_type_weight: float = Field(0.2, ge=0, le=1)
     evidence_overlap_idf: bool = True
+    # The citation rank: "rule", the hand-weighted sum above, or "learned", a conditional logit over
+    # the same signals fitted per question language (qa.citerank, bench/fit_citerank.py; weights in
+    # `cite_ranker_path`). With the learned rank, runners-up are cited when their score is within
+    # `cite_logit_margin` of the best one (log-odds: the chance of being the answer's sentence at
+    # least exp(-margin) times the best one's), in place of `evidence_margin`.
+    cite_ranker: Literal["rule", "learned"] = "rule"
+    cite_ranker_path: Path = PROJECT_DIR / "qa" / "citerank.json"
+    cite_logit_margin: float = Field(1.0, ge=0)
 
     # Answering
     # A registered mode (qa.plugins): extractive, generative, or one a plugin adds.

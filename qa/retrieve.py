@@ -24,13 +24,16 @@ Leaves out: answer wording (answer.py) and LangChain types (chain.py).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
+from qa import citerank
 from qa import text as qtext
 from qa.answer_checks import asks_number_or_time, fits_question
 from qa.lexical import LexicalIndex, query_coverage
@@ -151,7 +154,8 @@ class Retriever:
         hits = hits[:k]
         t_rank = time.perf_counter()
 
-        evidence = self._evidence(question, q_tokens, hits, sent_sim, second_sent_sim)
+        ranker = _learned(s).get(language) if s.cite_ranker == "learned" else None
+        evidence = self._evidence(question, q_tokens, hits, sent_sim, second_sent_sim, ranker=ranker)
         if evidence:  # the sentence cited first, with the list items or table rows it announces
             first = max(range(len(evidence)), key=lambda i: evidence[i].cite_score)
             evidence[first] = self._with_items(evidence[first], hits, lexical_index)
@@ -163,7 +167,10 @@ class Retriever:
             "evidence": (t_end - t_rank) * 1000,
             "retrieve": (t_end - t0) * 1000,
         }
-        return Retrieval(question, language, tuple(hits), tuple(evidence), timings, coverage=coverage)
+        margin = None if ranker is None else s.cite_logit_margin
+        return Retrieval(
+            question, language, tuple(hits), tuple(evidence), timings, coverage=coverage, cite_margin=margin
+        )
 
     def _with_items(self, best: Evidence, hits, lexical_index: LexicalIndex) -> Evidence:
         """`best` with the list items or table rows that follow it when it announces them
@@ -217,19 +224,23 @@ class Retriever:
             out[i] = (1 - s.sentence_weight) * chunk_sims[c.id] + s.sentence_weight * best
         return out, embed_ms, sent_sim
 
-    def _evidence(self, question, q_tokens, hits, sent_sim, second_sim=None) -> list[Evidence]:
+    def _evidence(
+        self, question, q_tokens, hits, sent_sim, second_sim=None, *, ranker: citerank.Weights | None = None
+    ) -> list[Evidence]:
         """Score every sentence of the top chunks: similarity plus lexical overlap plus chunk rank
         (`Evidence.score`, what abstention compares), and rank them for citing (`Evidence.rank`):
         the same with the second embedder's similarity mixed in, the overlap weighted by the
         question words' rarity among these sentences (`_pool_idf`), the sentence read in its
         passage's context (`_context`), and, for a question that asks a number or a time, a
-        sentence holding none demoted (qa.answer_checks.fits_question). Sorted by `score`, strongest
-        first."""
+        sentence holding none demoted (qa.answer_checks.fits_question). With a learned `ranker`
+        (qa.citerank, fitted for the question's language), the rank is its score instead. Each sentence keeps its raw signals (`Evidence.features`,
+        qa.citerank.RAW). Sorted by `score`, strongest first."""
         s = self.settings
         q_terms = set(q_tokens) | set(_latin_terms(question))
         second_sim = second_sim or {}
         w2 = s.evidence_second_weight if second_sim else 0.0
-        typed = s.evidence_type_weight > 0 and asks_number_or_time(question)
+        asks = asks_number_or_time(question)
+        typed = s.evidence_type_weight > 0 and asks
         per_hit = []
         for hit in hits:
             chunk = hit.chunk
@@ -238,17 +249,38 @@ class Retriever:
             sids = [sentence_id(chunk.doc_id, a, b, chunk.doc_sha) for a, b in chunk.sentences]
             per_hit.append((hit, bodies, terms, sids))
         pool = {sid: t for _, _, terms, sids in per_hit for sid, t in zip(sids, terms)}  # overlapping chunks
-        idf = _pool_idf(q_terms, list(pool.values())) if s.evidence_overlap_idf else None
+        idf = _pool_idf(q_terms, list(pool.values()))
         seen, out = set(), []
-        for hit, bodies, terms, sids in per_hit:
+        for place, (hit, bodies, terms, sids) in enumerate(per_hit):
             chunk = hit.chunk
-            own = []
+            own, raw = [], []
+            sims = [sent_sim.get(sid, 0.0) for sid in sids]
+            weighted_all = [_overlap(q_terms, t, idf) for t in terms]
             for i, sid in enumerate(sids):
-                overlap = _overlap(q_terms, terms[i], idf)
-                sim = (1 - w2) * sent_sim.get(sid, 0.0) + w2 * second_sim.get(sid, sent_sim.get(sid, 0.0))
-                misfit = typed and not fits_question(question, bodies[i])
+                weighted = weighted_all[i]
+                overlap = weighted if s.evidence_overlap_idf else _overlap(q_terms, terms[i], None)
+                sim = (1 - w2) * sims[i] + w2 * second_sim.get(sid, sims[i])
+                misfit = asks and not fits_question(question, bodies[i])
                 own.append(
-                    sim + s.evidence_overlap_weight * overlap - (s.evidence_type_weight if misfit else 0.0)
+                    sim
+                    + s.evidence_overlap_weight * overlap
+                    - (s.evidence_type_weight if typed and misfit else 0.0)
+                )
+                near = [j for j in (i - 1, i + 1) if 0 <= j < len(sims)]
+                raw.append(
+                    (
+                        sims[i],
+                        second_sim.get(sid, sims[i]),
+                        _overlap(q_terms, terms[i], None),
+                        weighted,
+                        float(misfit),
+                        hit.dense,
+                        float(place),
+                        float(i == 0),
+                        max((sims[j] for j in near), default=0.0),
+                        max((weighted_all[j] for j in near), default=0.0),
+                        citerank.length_feature(len(terms[i])),
+                    )
                 )
             for i, ((a, b), sid) in enumerate(zip(chunk.sentences, sids)):
                 if sid in seen:
@@ -256,7 +288,7 @@ class Retriever:
                 seen.add(sid)
                 body = bodies[i]
                 overlap = len(q_terms & terms[i]) / len(q_terms) if q_terms else 0.0
-                similarity = sent_sim.get(sid, 0.0)
+                similarity = sims[i]
                 # Absolute signals only (no min-max): the abstention threshold compares across questions.
                 score = similarity + s.evidence_overlap_weight * overlap + s.evidence_chunk_weight * hit.dense
                 rank = (
@@ -275,10 +307,24 @@ class Retriever:
                         overlap,
                         chunk.page,
                         rank,
+                        features=tuple(float(v) for v in raw[i]),
                     )
                 )
+        if ranker is not None and out:
+            learned = citerank.scores(citerank.design(np.array([e.features for e in out])), ranker)
+            out = [replace(e, rank=float(r)) for e, r in zip(out, learned)]
         out.sort(key=lambda e: e.score, reverse=True)
         return out
+
+
+@functools.lru_cache(maxsize=4)
+def _weights_at(path: str) -> dict:
+    return citerank.load(Path(path))
+
+
+def _learned(s) -> dict:
+    """The learned cite-rank models (qa.citerank) from `s.cite_ranker_path`, read once per path."""
+    return _weights_at(str(s.cite_ranker_path))
 
 
 def _overlap(q_terms: set, terms: set, idf: dict[str, float] | None) -> float:

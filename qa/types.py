@@ -131,6 +131,9 @@ class Evidence:
     # The list items or table rows that follow this sentence when it announces them (qa.retrieve),
     # in document order: `Item`s with exact offsets in the same document.
     items: tuple[Item, ...] = ()
+    # The raw signals the learned citation rank reads (qa.citerank.RAW, in that order), kept so an
+    # evaluation can refit it (bench/fit_citerank.py); () when retrieval did not record them.
+    features: tuple[float, ...] = ()
 
     @property
     def cite_score(self) -> float:
@@ -167,6 +170,10 @@ class Retrieval:
     # (qa.lexical.query_coverage), in [0, 1]; None unless both are Arabic (words of two languages
     # never match).
     coverage: float | None = None
+    # How close to the best a runner-up's `Evidence.rank` must be to be cited too, when the rank is
+    # the learned one (qa.citerank: log-odds, `Settings.cite_logit_margin`); None: the hand-weighted
+    # rank's `Settings.evidence_margin`.
+    cite_margin: float | None = None
 
 
 @dataclass(frozen=True)
