@@ -118,3 +118,32 @@ def test_a_when_question_cites_the_dated_sentence_over_a_closer_worded_one(assis
     assert not answer.abstained
     assert answer.citations[0].quote.startswith(dated)
     assert not any(c.quote.startswith(undated) for c in answer.citations)
+
+
+@pytest.mark.parametrize("question", DATED_QUESTIONS)
+def test_the_learned_rank_scores_the_recorded_signals_and_leaves_the_abstention_score_alone(
+    assistant, tmp_path, question
+):
+    """With `cite_ranker=learned` the rank is the committed model's score of each sentence's recorded
+    signals (qa.citerank), runners-up are cited within the log-odds margin, and `score` (abstention)
+    is what the hand-weighted rank's run gives."""
+    from qa import citerank
+
+    qa = _index(assistant, tmp_path, "road.txt", DATED_ARTICLE)
+    rule = qa.retriever.retrieve(question)
+    assert rule.cite_margin is None
+    assert all(len(e.features) == len(citerank.RAW) for e in rule.evidence)
+    learned_settings = qa.settings.model_copy(update={"cite_ranker": "learned", "cite_logit_margin": 0.7})
+    qa.retriever.settings = qa.settings = learned_settings
+    learned = qa.retriever.retrieve(question)
+    weights = citerank.load()[learned.language]
+    expected = citerank.scores(citerank.design([e.features for e in learned.evidence]), weights)
+    assert [e.rank for e in learned.evidence] == pytest.approx(expected.tolist())
+    assert learned.cite_margin == 0.7
+    assert [(e.start, e.score) for e in learned.evidence] == [(e.start, e.score) for e in rule.evidence]
+    answer = qa.ask(question)
+    best = max(e.rank for e in learned.evidence)
+    assert next(e.rank for e in learned.evidence if e.start == answer.citations[0].start) == best
+    assert all(
+        next(e.rank for e in learned.evidence if e.start == c.start) >= best - 0.7 for c in answer.citations
+    )
