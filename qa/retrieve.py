@@ -36,6 +36,7 @@ import numpy as np
 from qa import citerank
 from qa import text as qtext
 from qa.answer_checks import asks_number_or_time, fits_question
+from qa.errors import ModelError
 from qa.lexical import LexicalIndex, query_coverage
 from qa.store import sentence_id
 from qa.types import Chunk, Item
@@ -233,8 +234,9 @@ class Retriever:
         question words' rarity among these sentences (`_pool_idf`), the sentence read in its
         passage's context (`_context`), and, for a question that asks a number or a time, a
         sentence holding none demoted (qa.answer_checks.fits_question). With a learned `ranker`
-        (qa.citerank, fitted for the question's language), the rank is its score instead. Each sentence keeps its raw signals (`Evidence.features`,
-        qa.citerank.RAW). Sorted by `score`, strongest first."""
+        (qa.citerank, fitted for the question's language), the rank is its score instead. Each
+        sentence keeps its raw signals (`Evidence.features`, qa.citerank.RAW). Sorted by `score`,
+        strongest first."""
         s = self.settings
         q_terms = set(q_tokens) | set(_latin_terms(question))
         second_sim = second_sim or {}
@@ -319,11 +321,15 @@ class Retriever:
 
 @functools.lru_cache(maxsize=4)
 def _weights_at(path: str) -> dict:
-    return citerank.load(Path(path))
+    try:
+        return citerank.load(Path(path))
+    except (ValueError, OSError) as exc:
+        raise ModelError(f"The learned citation rank at {path} cannot be used ({exc}).") from None
 
 
 def _learned(s) -> dict:
-    """The learned cite-rank models (qa.citerank) from `s.cite_ranker_path`, read once per path."""
+    """The learned cite-rank models (qa.citerank) from `s.cite_ranker_path`, read once per path.
+    Raises `ModelError` when the file is unreadable or fitted on other features."""
     return _weights_at(str(s.cite_ranker_path))
 
 

@@ -95,3 +95,23 @@ def test_weights_fitted_on_other_features_are_refused(tmp_path):
     with pytest.raises(ValueError, match="refit"):
         citerank.load(path)
     assert citerank.load(tmp_path / "missing.json") == {}
+
+
+def test_a_learned_rank_fitted_on_other_features_is_one_sentence(fast_seeded, tmp_path):
+    """Fast lane: the retriever turns an unusable weights file into a `ModelError` and changes nothing."""
+    from qa.errors import ModelError
+
+    path = tmp_path / "old.json"
+    path.write_text(
+        json.dumps({"languages": {"ar": {"features": ["sim"], "mean": [0], "scale": [1], "coef": [1]}}})
+    )
+    qa = fast_seeded
+    before = qa.retriever.retrieve("ماذا نفى الكرملين؟")
+    qa.retriever.settings = qa.settings.model_copy(
+        update={"cite_ranker": "learned", "cite_ranker_path": path}
+    )
+    with pytest.raises(ModelError, match="cannot be used") as err:
+        qa.retriever.retrieve("ماذا نفى الكرملين؟")
+    assert "\n" not in str(err.value)
+    qa.retriever.settings = qa.settings
+    assert qa.retriever.retrieve("ماذا نفى الكرملين؟").evidence == before.evidence
