@@ -147,7 +147,8 @@ def test_an_unverified_short_answer_is_a_candidate_an_abstention_is_not():
 
     feats = dict.fromkeys(confidence.FEATURES, 0.0)
     base = {"features": feats, "shown": False}
-    cal = confidence.Calibration("k", confidence.FEATURES, (0.0,) * 11, (1.0,) * 11, (0.0,) * 11, 0.0, {})
+    n = len(confidence.FEATURES)
+    cal = confidence.Calibration("k", confidence.FEATURES, (0.0,) * n, (1.0,) * n, (0.0,) * n, 0.0, {})
     refused = base | {"has_short": True, "abstained": False}
     abstained = base | {"has_short": True, "abstained": True}
     none = base | {"has_short": False, "abstained": False, "features": None}
@@ -181,3 +182,18 @@ def test_a_signal_line_is_labelled_and_replays_the_answer_type_rule():
     cut = _record("من قال ذلك؟", "جون كيري", ["كيري"])
     cut["answer"]["timeouts"] = ["reader"]
     assert signals.row(cut, key="k", code="c") is None  # missing for want of time, not of an answer
+
+
+def test_a_span_that_repeats_the_question_scores_the_two_extractive_cues_apart():
+    """qa.confidence's two extractive-QA cues, by hand: the question's words are اسس, متحف, اسكندر
+    (qa.text.tokens); copying the museum back repeats one of them and leaves one of three around it,
+    copying the founder's name repeats none and leaves two of three (متحف, اسكندر) around it."""
+    question = "من أسس المتحف في الإسكندرية؟"
+    sentence = "افتتح أحمد سالم المتحف في الإسكندرية عام 2002"
+    from qa import confidence as qconfidence
+
+    subject = qconfidence.features(question, "ar", {}, "المتحف", sentence)
+    answer = qconfidence.features(question, "ar", {}, "أحمد سالم", sentence)
+    assert (subject["span_in_question"], subject["question_elsewhere"]) == (1.0, pytest.approx(1 / 3))
+    assert (answer["span_in_question"], answer["question_elsewhere"]) == (0.0, pytest.approx(2 / 3))
+    assert set(qconfidence.FEATURES) <= set(answer)
