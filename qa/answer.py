@@ -172,7 +172,7 @@ def weak_note(language: str, settings) -> str:
     questions, so the promise holds); a bar set above it promises nothing.
 
     Example: weak_note("en", settings) == WEAK_NOTE + " This bar wrongly refuses fewer than 5 in 100
-    answerable questions like those it was measured on (certified with 90% confidence on 354
+    answerable questions like those it was measured on (certified with 90% confidence on 667
     questions of a calibration set)."
     """
     bar = qconfidence.abstention_bar(language, settings)
