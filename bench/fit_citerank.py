@@ -45,7 +45,8 @@ L2_GRID = (0.001, 0.01, 0.1, 1.0, 10.0)
 def dump(args) -> int:
     """Retrieve each answerable question (quote settings, no model call) and write one JSON line
     per question: id, lang, source, doc, the evidence sentences' raw signals (`features`, rows as
-    qa.citerank.RAW) and `labels` (1 when the sentence holds part of the gold span)."""
+    qa.citerank.RAW), `labels` (1 when the sentence holds part of the gold span) and `rule` (the
+    shipped citation rank, `Evidence.cite_score`, the baseline)."""
     from eval import losses, runner
     from eval.questions import load
 
@@ -84,6 +85,7 @@ def dump(args) -> int:
                 "doc": q.doc,
                 "labels": labels,
                 "features": [[round(v, 5) for v in e.features] for e in evidence],
+                "rule": [round(e.cite_score, 5) for e in evidence],  # the shipped rank: the baseline
             }
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
@@ -134,16 +136,9 @@ def first_right(rows: list[dict], w: citerank.Weights) -> int:
 
 
 def rule_first_right(rows: list[dict]) -> int:
-    """The same count for the hand-weighted rank the settings ship (qa.retrieve, `Settings`
-    defaults), recomputed from the raw signals: the baseline the learned rank must beat."""
-    from qa.config import Settings
-
-    s = Settings()
-    w = {"sim": 1 - s.evidence_second_weight, "sim2": s.evidence_second_weight}
-    w |= {"overlap_idf": s.evidence_overlap_weight, "misfit": -s.evidence_type_weight}
-    w |= {"chunk": s.evidence_chunk_weight}
-    coef = np.array([w.get(name, 0.0) for name in citerank.RAW])
-    return sum(bool(np.asarray(r["labels"])[int(np.argmax(np.asarray(r["features"]) @ coef))]) for r in rows)
+    """The same count for the hand-weighted rank the dump ran with (`rule`, qa.retrieve's
+    `Evidence.cite_score`, recorded by `dump`): the baseline the learned rank must beat."""
+    return sum(bool(r["labels"][int(np.argmax(r["rule"]))]) for r in rows)
 
 
 def fit(args) -> int:
@@ -161,19 +156,17 @@ def fit(args) -> int:
         source = f"fitted on {Path(args.rows).name} ({len(tr)} {lang} questions), l2 {best[1]} chosen on {Path(args.dev).name}"
         w = fit_language(tr, best[1], source)
         out["languages"][lang] = w.to_dict()
+        rule = {"dev_first_rule": rule_first_right(dv), "fit_first_rule": rule_first_right(tr)}
         out["choice"][lang] = {
             "l2": best[1],
             "grid": [{"l2": l2, "dev_first": d, "fit_first": f} for d, l2, f in tried],
             "dev_questions": len(dv),
             "fit_questions": len(tr),
-        }
-        out["choice"][lang] |= {
-            "dev_first_rule": rule_first_right(dv),
-            "fit_first_rule": rule_first_right(tr),
+            **rule,
         }
         print(
-            f"{lang}: l2={best[1]}  dev first {best[0]}/{len(dv)} (rule {rule_first_right(dv)})"
-            f"  fit first {best[2]}/{len(tr)} (rule {rule_first_right(tr)})"
+            f"{lang}: l2={best[1]}  dev first {best[0]}/{len(dv)} (rule {rule['dev_first_rule']})"
+            f"  fit first {best[2]}/{len(tr)} (rule {rule['fit_first_rule']})"
         )
         for name, c in zip(citerank.FEATURES, w.coef):
             print(f"   {name:16s} {c:+.3f}")

@@ -98,8 +98,7 @@ def design(raw: np.ndarray) -> np.ndarray:
     """
     raw = np.asarray(raw, dtype=float).reshape(-1, len(RAW))
     cols = [RAW.index(name) for name in GAPPED]
-    gaps = raw[:, cols] - raw[:, cols].max(axis=0, initial=-np.inf) if len(raw) else raw[:, cols]
-    return np.hstack([raw, gaps])
+    return np.hstack([raw, raw[:, cols] - raw[:, cols].max(axis=0, initial=-np.inf)])
 
 
 def scores(x: np.ndarray, w: Weights) -> np.ndarray:
@@ -130,4 +129,4 @@ def load(path: Path = WEIGHTS) -> dict[str, Weights]:
 
 def length_feature(n_words: int) -> float:
     """The `length` signal: log(1 + words)."""
-    return math.log1p(max(0, n_words))
+    return math.log1p(n_words)

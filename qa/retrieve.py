@@ -242,7 +242,6 @@ class Retriever:
         second_sim = second_sim or {}
         w2 = s.evidence_second_weight if second_sim else 0.0
         asks = asks_number_or_time(question)
-        typed = s.evidence_type_weight > 0 and asks
         per_hit = []
         for hit in hits:
             chunk = hit.chunk
@@ -255,44 +254,39 @@ class Retriever:
         seen, out = set(), []
         for place, (hit, bodies, terms, sids) in enumerate(per_hit):
             chunk = hit.chunk
-            own, raw = [], []
             sims = [sent_sim.get(sid, 0.0) for sid in sids]
-            weighted_all = [_overlap(q_terms, t, idf) for t in terms]
-            for i, sid in enumerate(sids):
-                weighted = weighted_all[i]
-                overlap = weighted if s.evidence_overlap_idf else _overlap(q_terms, terms[i], None)
-                sim = (1 - w2) * sims[i] + w2 * second_sim.get(sid, sims[i])
-                misfit = asks and not fits_question(question, bodies[i])
-                own.append(
-                    sim
-                    + s.evidence_overlap_weight * overlap
-                    - (s.evidence_type_weight if typed and misfit else 0.0)
-                )
-                near = [j for j in (i - 1, i + 1) if 0 <= j < len(sims)]
-                raw.append(
-                    (
-                        sims[i],
-                        second_sim.get(sid, sims[i]),
-                        _overlap(q_terms, terms[i], None),
-                        weighted,
-                        float(misfit),
-                        hit.dense,
-                        float(place),
-                        float(i == 0),
-                        max((sims[j] for j in near), default=0.0),
-                        max((weighted_all[j] for j in near), default=0.0),
-                        citerank.length_feature(len(terms[i])),
-                    )
-                )
+            seconds = [second_sim.get(sid, sim) for sid, sim in zip(sids, sims)]
+            plain = [_overlap(q_terms, t, None) for t in terms]
+            weighted = [_overlap(q_terms, t, idf) for t in terms]
+            misfit = [asks and not fits_question(question, body) for body in bodies]
+            ranked_overlap = weighted if s.evidence_overlap_idf else plain
+            own = [  # every sentence of the chunk: `_context` reads the neighbours' too
+                (1 - w2) * sims[i]
+                + w2 * seconds[i]
+                + s.evidence_overlap_weight * ranked_overlap[i]
+                - s.evidence_type_weight * misfit[i]
+                for i in range(len(sids))
+            ]
             for i, ((a, b), sid) in enumerate(zip(chunk.sentences, sids)):
                 if sid in seen:
                     continue
                 seen.add(sid)
-                body = bodies[i]
-                overlap = len(q_terms & terms[i]) / len(q_terms) if q_terms else 0.0
-                similarity = sims[i]
+                near = [j for j in (i - 1, i + 1) if 0 <= j < len(sids)]
+                features = (  # as citerank.RAW
+                    sims[i],
+                    seconds[i],
+                    plain[i],
+                    weighted[i],
+                    float(misfit[i]),
+                    hit.dense,
+                    float(place),
+                    float(i == 0),
+                    max((sims[j] for j in near), default=0.0),
+                    max((weighted[j] for j in near), default=0.0),
+                    citerank.length_feature(len(terms[i])),
+                )
                 # Absolute signals only (no min-max): the abstention threshold compares across questions.
-                score = similarity + s.evidence_overlap_weight * overlap + s.evidence_chunk_weight * hit.dense
+                score = sims[i] + s.evidence_overlap_weight * plain[i] + s.evidence_chunk_weight * hit.dense
                 rank = (
                     own[i] + s.evidence_chunk_weight * hit.dense + _context(i, bodies, terms, own, q_terms, s)
                 )
@@ -303,13 +297,13 @@ class Retriever:
                         chunk.paragraph,
                         a,
                         b,
-                        body,
+                        bodies[i],
                         score,
-                        similarity,
-                        overlap,
+                        sims[i],
+                        plain[i],
                         chunk.page,
                         rank,
-                        features=tuple(float(v) for v in raw[i]),
+                        features=features,
                     )
                 )
         if ranker is not None and out:
