@@ -213,8 +213,9 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
     """Answer like `Assistant.ask`, from one retrieval of the top `K_RETRIEVE` passages.
 
     Returns the `Answer`, the retrieved spans (doc, start, end), the best evidence score the
-    abstention decision used, and the question's coverage by the first passage (`Retrieval.coverage`,
-    None for questions without it), which abstention may also use.
+    abstention decision used, the question's coverage by the first passage (`Retrieval.coverage`,
+    None for questions without it), and `retrieval_signals(trimmed)`, what an abstention
+    calibrator may read (eval/abstention.py).
     """
     request = assistant.request(question, k=max(k, K_RETRIEVE), mode=mode, history=history)
     # Through the assistant, so follow-ups are resolved against `history` as in the app.
@@ -230,7 +231,33 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
     result = assistant.answer_retrieval(trimmed, question=question, mode=mode, k=k, history=history)
     spans = [(h.chunk.doc_id, h.chunk.start, h.chunk.end) for h in retrieval.hits]
     best = trimmed.evidence[0].score if trimmed.evidence else None
-    return result, spans, best, retrieval.coverage
+    return result, spans, best, retrieval.coverage, retrieval_signals(trimmed)
+
+
+# How many evidence sentences and passages a record keeps the signals of (the best ones).
+SIGNALS_KEPT = 3
+
+
+def retrieval_signals(retrieval) -> dict:
+    """The retrieval's own signals for one question, as plain lists for a results line:
+    "evidence": the best `SIGNALS_KEPT` evidence sentences by `Evidence.score`, each
+    [score, *Evidence.features] (qa.citerank.RAW order); "hits": the first `SIGNALS_KEPT` passages,
+    each [score, dense, sentence, lexical, second or -1]. Empty lists when nothing was retrieved.
+    """
+    evidence = [
+        [round(e.score, 5), *(round(f, 5) for f in e.features)] for e in retrieval.evidence[:SIGNALS_KEPT]
+    ]
+    hits = [
+        [
+            round(h.score, 5),
+            round(h.dense, 5),
+            round(h.sentence, 5),
+            round(h.lexical, 5),
+            -1.0 if h.second is None else round(h.second, 5),
+        ]
+        for h in retrieval.hits[:SIGNALS_KEPT]
+    ]
+    return {"evidence": evidence, "hits": hits}
 
 
 def gold_spans(q: Question, texts: dict[str, str]) -> tuple[list[metrics.Span], list[str]]:
@@ -370,10 +397,10 @@ def ask_all(
                 rec = _record(q, system, gold, missing)
                 history = _history(q, by_id, done[system])
                 rec["history"] = [list(turn) for turn in history]
-                coverage = None
+                coverage, rsignals = None, None
                 try:
                     if system == "ours":
-                        ans, retrieved, best, coverage = ask_ours(
+                        ans, retrieved, best, coverage, rsignals = ask_ours(
                             ctx.assistant, q.question, k=k, mode=mode, history=history
                         )
                         answer = ans.to_dict()
@@ -391,6 +418,7 @@ def ask_all(
                         retrieved=[list(s) for s in retrieved],
                         best_score=best,
                         coverage=coverage,
+                        retrieval_signals=rsignals,
                         scores=score(q, answer, retrieved, gold, ctx.texts),
                         error=None,
                     )
