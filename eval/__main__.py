@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
         "--reader", type=Path, nargs="+", default=[],
         help="run folders made with the short answer on: the whole pipeline's false abstentions at each bar",
     )  # fmt: skip
+    p.add_argument(
+        "--adjust", nargs="?", const="default", default="", metavar="SIGNALS",
+        help="adjust the best score by these retrieval signals (comma-separated names of "
+        "qa.confidence.ABSTENTION_INPUTS; alone: eval.abstention.ADJUST), fitted on the fit part; the bar "
+        "is then certified on the certify part alone",
+    )  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="print the certificate, write nothing")
     p.set_defaults(func=_certify_abstention)
 
@@ -381,7 +387,13 @@ def _certify_abstention(args) -> int:
         raise InputError("The --held runs hold no held-out question: were they made with --held-out?")
     settings = get_settings()
     current = {"ar": settings.abstain_threshold_ar, "en": settings.abstain_threshold}
-    entry = abstention.build(answerable, held, current, reader=abstention.load(args.reader))
+    adjust = abstention.ADJUST if args.adjust == "default" else tuple(n for n in args.adjust.split(",") if n)
+    try:
+        entry = abstention.build(
+            answerable, held, current, reader=abstention.load(args.reader), adjust=adjust
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
     print(entry["measured_on"])
     for lang, info in entry["languages"].items():
         cert = info["certificate"]
@@ -400,7 +412,7 @@ def _certify_abstention(args) -> int:
                 every = info[name]["held_out_all_parts"]
                 print(
                     f"    {name} on the report part: false abstentions {fa['k']}/{fa['n']}, "
-                    f"held-out abstained {ua['k']}/{ua['n']} (all parts: {every['k']}/{every['n']})"
+                    f"held-out abstained {ua['k']}/{ua['n']} (every part that chose nothing: {every['k']}/{every['n']})"
                 )
             pipe = info.get(name, {}).get("with_reader", {}).get("report")
             if pipe:

@@ -21,6 +21,11 @@ certified bar is the highest that keeps the promise. `build` adds what it refuse
 part: its false abstentions, and its abstentions on held-out questions (each asked with its own
 article removed from the index: `python -m eval run … --held-out`), Wilson 95% intervals.
 
+With `adjust` (`python -m eval certify-abstention … --adjust`), the score is first adjusted by the
+retrieval's other signals (`fit_adjustment`: a logistic regression of answerable against held-out
+questions on the calibration set's fit part only, qa.confidence.Adjustment); the bar is then
+certified on the certify part alone, and the held-out questions of the fit part no longer report.
+
 Leaves out: the reader's own "no answer" (qa.reader), which adds abstentions below
 `reader_abstain_below` when the short answer is on; certifying it needs LLM runs made with its
 abstention off (bench/calibrate_abstention.py replays those rules on the dev sample). The figures in
@@ -138,6 +143,7 @@ def load(runs: list[Path]) -> list[dict]:
             retrieval_abstained = answer["abstained"] and (answer.get("note") or "").startswith(WEAK_NOTE)
             rows.append(
                 {
+                    "inputs": qconfidence.abstention_inputs(rec.get("retrieval_signals") or {}),
                     "id": rec["id"],
                     "lang": rec["lang"],
                     "part": part_of(rec.get("doc")),
@@ -192,12 +198,75 @@ def with_reader(rows: list[dict], bar: float) -> dict:
     return _share(sum(r["score"] < bar or r["reader_abstained"] for r in answerable), len(answerable))
 
 
+# The signals the adjustment reads by default (qa.confidence.abstention_inputs names), chosen by
+# 5-fold cross-validation grouped by article on the calibration set's fit part alone (docs/measurements.md,
+# "The quote's abstention, certified").
+ADJUST = ("sim2",)
+# The logistic regression's inverse L2 strength on standardised inputs (scikit-learn's C).
+ADJUST_C = 1.0
+
+
+def fit_adjustment(rows: list[dict], features: tuple[str, ...], *, c: float = ADJUST_C, source: str = ""):
+    """A qa.confidence.Adjustment of the best score by `features`, fitted on `rows` (`load` rows of
+    one language: answerable ones are positives, held-out ones negatives) by an L2 logistic
+    regression on standardised inputs, its weights then divided by the best score's so that the
+    adjusted score stays in the best score's units, centred on the rows' means.
+
+    Raises ValueError when a row lacks an input (a run made before its signals were recorded), when
+    either class is empty, or when the best score does not raise the odds of an answer (its weight
+    is not positive, so no adjustment in its units exists).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    unknown = [n for n in features if n not in qconfidence.ABSTENTION_INPUTS]
+    if unknown:
+        raise ValueError(
+            f"No retrieval signal is called {', '.join(unknown)}; the names are {', '.join(qconfidence.ABSTENTION_INPUTS)}."
+        )
+    names = ("best", *features)
+    if any(not all(n in r["inputs"] for n in names) for r in rows):
+        raise ValueError("Some rows hold no retrieval signals: make the runs again with this code.")
+    y = np.array([not r["unanswerable"] for r in rows])
+    if y.all() or not y.any():
+        raise ValueError("The adjustment needs both answerable and held-out questions.")
+    x = np.array([[r["inputs"][n] for n in names] for r in rows], dtype=float)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=c, max_iter=5000).fit((x - mean) / scale, y)
+    weights = model.coef_[0] / scale
+    if weights[0] <= 0:
+        raise ValueError("The best evidence score does not raise the odds of an answer on these rows.")
+    return qconfidence.Adjustment(
+        {n: round(float(w / weights[0]), 6) for n, w in zip(features, weights[1:], strict=True)},
+        {n: round(float(m), 6) for n, m in zip(features, mean[1:], strict=True)},
+        source,
+    )
+
+
+def rescore(rows: list[dict], adjustment) -> list[dict]:
+    """`rows` with "score" replaced by `adjustment`'s score of their inputs (the rest kept); a row the
+    retrieval found nothing for keeps its score. Raises ValueError for a row without its signals."""
+    out = []
+    for r in rows:
+        if not r["inputs"]:
+            if r["score"] > 0:
+                raise ValueError(
+                    f"Question {r['id']} holds no retrieval signals: make the runs again with this code."
+                )
+            out.append(r)
+            continue
+        out.append({**r, "score": adjustment.score(r["inputs"])})
+    return out
+
+
 def build(
     answerable: list[dict],
     held: list[dict],
     current: dict[str, float],
     *,
     reader: list[dict] = (),
+    adjust: tuple[str, ...] = (),
+    adjust_on: list[dict] | None = None,
     alpha: float = ALPHA,
     delta: float = DELTA,
 ) -> dict:
@@ -205,7 +274,11 @@ def build(
     the `current` one ({lang: bar}) refuse on the report part. `answerable` and `held` are `load`
     rows of runs asked normally and held out (a question asked in several answerable runs counts
     once); `reader`: rows of runs made with the short answer on, for the whole pipeline's false
-    abstentions (`with_reader`)."""
+    abstentions (`with_reader`). With `adjust` (qa.confidence.abstention_inputs names), the score is
+    adjusted per language by `fit_adjustment`, fitted on `adjust_on` (`load` rows of runs of other
+    articles, e.g. the dev set and its held-out twin: then the fit and certify parts still certify
+    together) or, when it is None, on the fit part (then the bar is certified on the certify part
+    alone); each language's entry then holds its "adjustment"."""
     ans = answerable_once(answerable)
     entry = {
         "about": "The quote's abstention bar per question language, certified by eval.abstention "
@@ -217,17 +290,47 @@ def build(
         "languages": {},
     }
     for lang in LANGS:
-        cert_rows = [r for r in ans if r["lang"] == lang and r["part"] in ("fit", "certify")]
+        adjustment, cert_parts = None, ("fit", "certify")
+        if adjust:
+            if adjust_on is None:
+                fit_rows, where = (
+                    [r for r in ans + held if r["lang"] == lang and r["part"] == "fit"],
+                    "fit part",
+                )
+                cert_parts = ("certify",)
+            else:
+                fit_rows, where = [r for r in adjust_on if r["lang"] == lang], "other runs"
+            adjustment = fit_adjustment(
+                fit_rows, adjust, source=f"{where}: {len(fit_rows)} questions, {dt.date.today().isoformat()}"
+            )
+            ans_l, held_l = (
+                rescore([r for r in rows if r["lang"] == lang], adjustment) for rows in (ans, held)
+            )
+            try:
+                reader_l = rescore([r for r in reader if r["lang"] == lang], adjustment)
+            except ValueError:  # runs with the short answer on made before the signals were recorded
+                reader_l = []
+        else:
+            ans_l, held_l, reader_l = ([r for r in rows if r["lang"] == lang] for rows in (ans, held, reader))
+        cert_rows = [r for r in ans_l if r["part"] in cert_parts]
         cert = certify_bar(
             [r["score"] for r in cert_rows],
             groups=[r["article"] for r in cert_rows],
             alpha=alpha,
             delta=delta,
         )
-        report = [r for r in ans + held if r["lang"] == lang and r["part"] == "report"]
-        certify_part = [r for r in ans + held if r["lang"] == lang and r["part"] in ("fit", "certify")]
-        lang_entry = {"certificate": asdict(cert), "current_bar": current.get(lang)}
-        mine_reader = [r for r in reader if r["lang"] == lang]
+        report = [r for r in ans_l + held_l if r["part"] == "report"]
+        certify_part = [r for r in ans_l + held_l if r["part"] in cert_parts]
+        lang_entry = {
+            "certificate": asdict(cert),
+            "current_bar": current.get(lang),
+            "certified_on": cert_parts,
+        }
+        if adjustment is not None:
+            lang_entry["adjustment"] = asdict(adjustment)
+        mine_reader = reader_l
+        # Held-out questions never choose the bar; with an adjustment, those of the fit part fitted it.
+        held_reporting = [r for r in held_l if r["part"] in cert_parts or r["part"] == "report"]
         for name, bar in (("certified", cert.threshold), ("current", current.get(lang))):
             if bar is None:
                 continue
@@ -235,10 +338,7 @@ def build(
                 "bar": bar,
                 "report": rates(report, bar),
                 "certify_parts": rates(certify_part, bar),
-                # Held-out questions are never used to choose the bar: every part of them reports.
-                "held_out_all_parts": rates([r for r in held if r["lang"] == lang], bar)[
-                    "unanswerable_abstained"
-                ],
+                "held_out_all_parts": rates(held_reporting, bar)["unanswerable_abstained"],
             }
             if mine_reader:
                 lang_entry[name]["with_reader"] = {
@@ -259,6 +359,11 @@ def write_bars(entry: dict, path: Path | None = None) -> None:
         cert = info["certificate"]
         bars[lang] = {k: cert[k] for k in ("threshold", "n", "refused", "upper", "alpha", "delta", "reason")}
     data["abstention"] = {"about": entry["about"], "measured_on": entry["measured_on"], "bars": bars}
+    adjustments = {
+        lang: info["adjustment"] for lang, info in entry["languages"].items() if info.get("adjustment")
+    }
+    if adjustments:
+        data["abstention"]["adjustments"] = adjustments
     path.write_text(json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 
 
@@ -280,10 +385,13 @@ def plot(answerable: list[dict], held: list[dict], entry: dict, path: Path) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = answerable_once(answerable) + held
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     for ax, lang in zip(axes, LANGS, strict=True):
         info = entry["languages"][lang]
+        rows = [r for r in answerable_once(answerable) + held if r["lang"] == lang]
+        if info.get("adjustment"):
+            a = info["adjustment"]
+            rows = rescore(rows, qconfidence.Adjustment(a["weights"], a["center"], a["source"]))
         for (name, curve), colour in zip(curves(rows, lang).items(), ("tab:blue", "tab:red")):
             n = sum(r["lang"] == lang and r["unanswerable"] == (name == "held out") for r in rows)
             ax.plot(
@@ -303,7 +411,8 @@ def plot(answerable: list[dict], held: list[dict], entry: dict, path: Path) -> N
                 lw=1.2,
                 label=f"bar in use {info['current_bar']:.3f}",
             )
-        ax.set(xlabel="bar on the best evidence score", title=f"{lang} questions", xlim=(0.2, 0.8))
+        score = "adjusted best evidence score" if info.get("adjustment") else "best evidence score"
+        ax.set(xlabel=f"bar on the {score}", title=f"{lang} questions", xlim=(0.2, 0.8))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center right")
     axes[0].set(ylabel="share of questions the quote refuses")

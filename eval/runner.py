@@ -31,6 +31,7 @@ import numpy as np
 from eval import conditions, metrics, selective
 from eval.questions import Question, QuestionSet
 from qa import answer as qanswer
+from qa import confidence as qconfidence
 from qa import ingest as qingest
 from qa import plugins
 from qa.embeddings import Embedder
@@ -214,8 +215,8 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
 
     Returns the `Answer`, the retrieved spans (doc, start, end), the best evidence score the
     abstention decision used, the question's coverage by the first passage (`Retrieval.coverage`,
-    None for questions without it), and `retrieval_signals(trimmed)`, what an abstention
-    calibrator may read (eval/abstention.py).
+    None for questions without it), and `qa.confidence.retrieval_signals(trimmed)`, what the
+    abstention score reads (eval/abstention.py fits its adjustment from them).
     """
     request = assistant.request(question, k=max(k, K_RETRIEVE), mode=mode, history=history)
     # Through the assistant, so follow-ups are resolved against `history` as in the app.
@@ -231,33 +232,7 @@ def ask_ours(assistant, question: str, *, k: int, mode: str, history: list[tuple
     result = assistant.answer_retrieval(trimmed, question=question, mode=mode, k=k, history=history)
     spans = [(h.chunk.doc_id, h.chunk.start, h.chunk.end) for h in retrieval.hits]
     best = trimmed.evidence[0].score if trimmed.evidence else None
-    return result, spans, best, retrieval.coverage, retrieval_signals(trimmed)
-
-
-# How many evidence sentences and passages a record keeps the signals of (the best ones).
-SIGNALS_KEPT = 3
-
-
-def retrieval_signals(retrieval) -> dict:
-    """The retrieval's own signals for one question, as plain lists for a results line:
-    "evidence": the best `SIGNALS_KEPT` evidence sentences by `Evidence.score`, each
-    [score, *Evidence.features] (qa.citerank.RAW order); "hits": the first `SIGNALS_KEPT` passages,
-    each [score, dense, sentence, lexical, second or -1]. Empty lists when nothing was retrieved.
-    """
-    evidence = [
-        [round(e.score, 5), *(round(f, 5) for f in e.features)] for e in retrieval.evidence[:SIGNALS_KEPT]
-    ]
-    hits = [
-        [
-            round(h.score, 5),
-            round(h.dense, 5),
-            round(h.sentence, 5),
-            round(h.lexical, 5),
-            -1.0 if h.second is None else round(h.second, 5),
-        ]
-        for h in retrieval.hits[:SIGNALS_KEPT]
-    ]
-    return {"evidence": evidence, "hits": hits}
+    return result, spans, best, retrieval.coverage, qconfidence.retrieval_signals(trimmed)
 
 
 def gold_spans(q: Question, texts: dict[str, str]) -> tuple[list[metrics.Span], list[str]]:

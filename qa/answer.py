@@ -157,9 +157,11 @@ def threshold_for(language: str, settings) -> float:
 
 
 def is_weak(retrieval: Retrieval, settings) -> bool:
-    """True when the best evidence is below the abstention threshold (or there is none)."""
-    threshold = threshold_for(retrieval.language, settings)
-    return not retrieval.evidence or retrieval.evidence[0].score < threshold
+    """True when the abstention score (qa.confidence.abstention_score: the best evidence score, adjusted
+    by the retrieval's other signals where a certified adjustment exists) is below the threshold of
+    the question's language, or nothing was retrieved."""
+    score = qconfidence.abstention_score(retrieval, settings)
+    return score is None or score < threshold_for(retrieval.language, settings)
 
 
 # Why a weak retrieval abstained, for the note (a new user saw abstentions with no reason given).
@@ -178,6 +180,8 @@ def weak_note(language: str, settings) -> str:
     bar = qconfidence.abstention_bar(language, settings)
     if bar is None or threshold_for(language, settings) > bar.threshold + 1e-9:
         return WEAK_NOTE
+    if bar.adjustment is not None and not getattr(settings, "abstain_adjusted", True):
+        return WEAK_NOTE  # the bar was certified on the adjusted score, not on the best score alone
     return f"{WEAK_NOTE} This bar {bar.guarantee()}."
 
 

@@ -33,20 +33,10 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.types import EVIDENCE_SIGNALS
+
 # The raw signals qa.retrieve records for each evidence sentence (`Evidence.features`), in order.
-RAW = (
-    "sim",  # cosine similarity to the question, main embedder
-    "sim2",  # the same, second embedder (the main one's when there is none)
-    "overlap",  # share of the question's words in the sentence
-    "overlap_idf",  # the same, each word weighted by its idf over the evidence sentences
-    "misfit",  # 1 when the question asks a number or a time and the sentence holds none
-    "chunk",  # its passage's dense score (main embedder)
-    "chunk_rank",  # its passage's place among the retrieved ones, 0 = first
-    "first",  # 1 when it is its passage's first sentence
-    "neighbour",  # the better cosine similarity of the sentences before and after it in its passage
-    "neighbour_overlap",  # the better idf-weighted overlap of those two (the subject named next door)
-    "length",  # log(1 + its words)
-)
+RAW = EVIDENCE_SIGNALS
 # Signals whose gap to the question's best value is a feature too (`design`).
 GAPPED = ("sim", "sim2", "overlap_idf", "chunk")
 FEATURES = RAW + tuple(f"{name}_gap" for name in GAPPED)

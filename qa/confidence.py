@@ -16,8 +16,10 @@ run time.
 
 The same file holds the quote's abstention bar per question language, certified by
 eval.abstention (`abstention_bar`): the bar below which the quote says no passage is close enough,
-with what it promises (fewer than alpha of answerable questions refused). It depends on the
-embedders, not on the language model, so it is not keyed by backend.
+with what it promises (fewer than alpha of answerable questions refused). The score it compares is
+the best evidence sentence's retrieval score, adjusted by the retrieval's other signals when an
+`Adjustment` was fitted for the language (`abstention_score`). It depends on the embedders, not on
+the language model, so it is not keyed by backend.
 
 Leaves out: fitting and certifying (eval.calibrators, eval.certify, eval.abstention), the rules themselves
 (qa.reader, qa.answer_checks, qa.verify) and what the page makes of the label (web.render).
@@ -35,6 +37,7 @@ from pathlib import Path
 
 from qa import text as qtext
 from qa.config import PROJECT_DIR
+from qa.types import EVIDENCE_SIGNALS
 
 log = logging.getLogger(__name__)
 
@@ -212,11 +215,81 @@ def calibration_for(settings, path: Path | None = None) -> Calibration | None:
     return _load(content).get(calibration_key(settings))
 
 
+# What a results line keeps of a retrieval (eval.runner) and what the abstention score reads: the
+# best evidence sentences and the first passages, this many of each.
+SIGNALS_KEPT = 3
+# The columns of a passage's row in `retrieval_signals`, qa.types.Hit's scores in order.
+HIT_SIGNALS = ("score", "dense", "sentence", "lexical", "second")
+
+
+def retrieval_signals(retrieval) -> dict[str, list[list[float]]]:
+    """A retrieval's own signals as plain lists, for a results line and for `abstention_inputs`.
+
+    "evidence": the best `SIGNALS_KEPT` evidence sentences by `Evidence.score`, each
+    [score, *Evidence.features] (qa.types.EVIDENCE_SIGNALS order); "hits": the first `SIGNALS_KEPT`
+    passages, each as `HIT_SIGNALS` (second -1 when no second embedder scored it). Empty lists when
+    nothing was retrieved.
+    """
+    evidence = [
+        [round(e.score, 5), *(round(f, 5) for f in e.features)] for e in retrieval.evidence[:SIGNALS_KEPT]
+    ]
+    hits = [
+        [round(h.score, 5), round(h.dense, 5), round(h.sentence, 5), round(h.lexical, 5),
+         -1.0 if h.second is None else round(h.second, 5)]
+        for h in retrieval.hits[:SIGNALS_KEPT]
+    ]  # fmt: skip
+    return {"evidence": evidence, "hits": hits}
+
+
+# The names `abstention_inputs` gives, besides "best".
+ABSTENTION_INPUTS = ("gap", *EVIDENCE_SIGNALS, *(f"hit_{name}" for name in HIT_SIGNALS))
+
+
+def abstention_inputs(signals: dict) -> dict[str, float]:
+    """The abstention score's candidate inputs from `retrieval_signals` output: "best" (the best
+    evidence score), each of qa.types.EVIDENCE_SIGNALS of that sentence, "hit_" + each of
+    `HIT_SIGNALS` of the first passage, and "gap" (the best evidence score less the next one's, the
+    best's own when it is alone). Every value a finite float; {} when nothing was retrieved or the
+    sentence's signals were not recorded.
+
+    Example: abstention_inputs({"evidence": [[0.6, *features]], "hits": [[1.0, 0.3, 0.4, 2.0, 0.8]]})["gap"] == 0.6
+    """
+    evidence, hits = signals.get("evidence") or [], signals.get("hits") or []
+    if not evidence or not hits or len(evidence[0]) != 1 + len(EVIDENCE_SIGNALS):
+        return {}
+    best = evidence[0]
+    values = {"best": float(best[0]), "gap": float(best[0] - (evidence[1][0] if len(evidence) > 1 else 0.0))}
+    values.update({name: float(v) for name, v in zip(EVIDENCE_SIGNALS, best[1:])})
+    values.update({f"hit_{name}": float(v) for name, v in zip(HIT_SIGNALS, hits[0])})
+    return values
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """A fitted correction of the best evidence score by the retrieval's other signals, in the best
+    score's own units: best + sum(weights[f] * (inputs[f] - center[f])) (eval.abstention fits it:
+    a logistic regression of answerable against held-out questions on the calibration set's fit
+    part, its weights divided by the best score's). `source` says what it was fitted on."""
+
+    weights: dict[str, float]
+    center: dict[str, float]
+    source: str = ""
+
+    def score(self, inputs: dict[str, float]) -> float | None:
+        """The adjusted score of `abstention_inputs` output; None when an input it reads is missing."""
+        if "best" not in inputs or any(name not in inputs for name in self.weights):
+            return None
+        return inputs["best"] + sum(
+            w * (inputs[name] - self.center[name]) for name, w in self.weights.items()
+        )
+
+
 @dataclass(frozen=True)
 class AbstentionBar:
     """The quote's certified abstention bar for one question language (eval.abstention).
 
-    Abstaining when the best evidence scores below `threshold` refused `refused` of `n` answerable
+    Abstaining when the abstention score (`abstention_score`: the best evidence score, adjusted by
+    `adjustment` when there is one) is below `threshold` refused `refused` of `n` answerable
     calibration questions; with probability >= 1 - delta, it refuses fewer than `alpha` of answerable
     questions like those."""
 
@@ -225,6 +298,7 @@ class AbstentionBar:
     refused: int
     alpha: float
     delta: float
+    adjustment: Adjustment | None = None
 
     def guarantee(self) -> str:
         """What the bar promises, in one clause for the abstention's note."""
@@ -239,8 +313,23 @@ class AbstentionBar:
 def _abstention(content: bytes) -> dict[str, AbstentionBar]:
     try:
         raw = json.loads(content.decode("utf-8")).get("abstention", {})
+        adjustments = {
+            lang: Adjustment(
+                {k: float(v) for k, v in a["weights"].items()},
+                {k: float(a["center"][k]) for k in a["weights"]},
+                str(a.get("source", "")),
+            )
+            for lang, a in (raw.get("adjustments") or {}).items()
+        }
         return {
-            lang: AbstentionBar(float(b["threshold"]), int(b["n"]), int(b["refused"]), b["alpha"], b["delta"])
+            lang: AbstentionBar(
+                float(b["threshold"]),
+                int(b["n"]),
+                int(b["refused"]),
+                b["alpha"],
+                b["delta"],
+                adjustments.get(lang),
+            )
             for lang, b in raw.get("bars", {}).items()
             if b.get("threshold") is not None
         }
@@ -257,6 +346,23 @@ def abstention_bar(language: str, settings=None, path: Path | None = None) -> Ab
     except OSError:
         return None
     return _abstention(content).get(language)
+
+
+def abstention_score(retrieval, settings=None) -> float | None:
+    """The score the quote's abstention compares with its bar (qa.answer.is_weak): the best evidence
+    sentence's `Evidence.score`, adjusted by the certified bar's `Adjustment` for the question's
+    language when there is one and `settings.abstain_adjusted` is on. None when nothing was retrieved.
+    """
+    if not retrieval.evidence:
+        return None
+    best = float(retrieval.evidence[0].score)
+    if settings is not None and not getattr(settings, "abstain_adjusted", True):
+        return best
+    bar = abstention_bar(retrieval.language, settings)
+    if bar is None or bar.adjustment is None:
+        return best
+    adjusted = bar.adjustment.score(abstention_inputs(retrieval_signals(retrieval)))
+    return best if adjusted is None else adjusted
 
 
 @dataclass(frozen=True)

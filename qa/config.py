@@ -134,6 +134,11 @@ class Settings(BaseSettings):
     # promises while it is at or below the certified one.
     abstain_threshold: float = Field(0.365, description="threshold for English (and other) questions")
     abstain_threshold_ar: float = Field(0.43, description="threshold for Arabic questions")
+    # Compare the bars with the best evidence score adjusted by the retrieval's other signals
+    # (qa.confidence.Adjustment, fitted and certified with the bars by eval.abstention) where the
+    # calibrations file has an adjustment for the question's language; false: the best score alone
+    # (then the certified bars do not apply to it, and the note promises nothing).
+    abstain_adjusted: bool = True
     # The short answer (qa.reader): "auto" is on when the local LLM is fetched or another backend is set.
     short_answer: Literal["auto", "on", "off"] = "auto"
     # The reader's "no answer" turns a quoted answer into an abstention (with the closest passage)

@@ -111,6 +111,23 @@ class Hit:
     second: float | None = None  # `dense` under the second embedder (None: not used for this question)
 
 
+# The raw signals qa.retrieve records for each evidence sentence (`Evidence.features`), in order;
+# the learned citation rank (qa.citerank) and the abstention score (qa.confidence) read them.
+EVIDENCE_SIGNALS = (
+    "sim",  # cosine similarity to the question, main embedder
+    "sim2",  # the same, second embedder (the main one's when there is none)
+    "overlap",  # share of the question's words in the sentence
+    "overlap_idf",  # the same, each word weighted by its idf over the evidence sentences
+    "misfit",  # 1 when the question asks a number or a time and the sentence holds none
+    "chunk",  # its passage's dense score (main embedder)
+    "chunk_rank",  # its passage's place among the retrieved ones, 0 = first
+    "first",  # 1 when it is its passage's first sentence
+    "neighbour",  # the better cosine similarity of the sentences before and after it in its passage
+    "neighbour_overlap",  # the better idf-weighted overlap of those two (the subject named next door)
+    "length",  # log(1 + its words)
+)
+
+
 @dataclass(frozen=True)
 class Evidence:
     """A sentence inside a retrieved chunk, scored as support for the question."""
@@ -131,8 +148,8 @@ class Evidence:
     # The list items or table rows that follow this sentence when it announces them (qa.retrieve),
     # in document order: `Item`s with exact offsets in the same document.
     items: tuple[Item, ...] = ()
-    # The raw signals the learned citation rank reads (qa.citerank.RAW, in that order), kept so an
-    # evaluation can refit it (bench/fit_citerank.py); () when retrieval did not record them.
+    # The raw signals `EVIDENCE_SIGNALS` names, in that order, kept so an evaluation can refit the
+    # citation rank (bench/fit_citerank.py) and the abstention score; () when retrieval did not record them.
     features: tuple[float, ...] = ()
 
     @property

@@ -131,3 +131,144 @@ def test_the_note_says_what_a_certified_bar_promises_and_a_higher_bar_promises_n
     assert qanswer.weak_note("en", certified) == qanswer.WEAK_NOTE  # no English bar certified
     lower = Settings(calibrations_path=calibrations, abstain_threshold_ar=0.43)
     assert qanswer.weak_note("ar", lower) == note
+
+
+# ---------------------------------------------------------------------------------------------
+# The adjusted score: the best evidence score corrected by the retrieval's other signals
+
+
+def _signals(best: float, sim2: float) -> dict:
+    """A results line's `retrieval_signals` whose best sentence scores `best` with second-embedder
+    similarity `sim2` (the other signals 0)."""
+    features = [0.0] * len(qconfidence.EVIDENCE_SIGNALS)
+    features[qconfidence.EVIDENCE_SIGNALS.index("sim2")] = sim2
+    return {"evidence": [[best, *features]], "hits": [[1.0, 0.3, 0.4, 0.0, sim2]]}
+
+
+def test_the_inputs_name_every_signal_and_nothing_retrieved_gives_none():
+    inputs = qconfidence.abstention_inputs(_signals(0.6, 0.8))
+    assert set(inputs) == {"best", *qconfidence.ABSTENTION_INPUTS}
+    assert (
+        inputs["best"] == 0.6
+        and inputs["gap"] == 0.6
+        and inputs["sim2"] == 0.8
+        and inputs["hit_second"] == 0.8
+    )
+    assert qconfidence.abstention_inputs({"evidence": [], "hits": []}) == {}
+    assert (
+        qconfidence.abstention_inputs({"evidence": [[0.6]], "hits": [[1, 0, 0, 0, 0]]}) == {}
+    )  # no features
+
+
+def test_a_fitted_adjustment_recovers_a_planted_logistic_model():
+    """Answerable with probability sigmoid(20 best + 10 sim2 - 19): the adjustment is the
+    regression's weights over the best score's, so sim2's weight comes back near 10 / 20."""
+    rng = np.random.default_rng(7)
+    best, sim2 = rng.uniform(0.3, 0.8, 20000), rng.uniform(0.6, 0.9, 20000)
+    answerable = rng.random(20000) < 1 / (1 + np.exp(-(20 * best + 10 * sim2 - 19)))
+    rows = [
+        {"id": str(i), "inputs": qconfidence.abstention_inputs(_signals(b, s)), "unanswerable": not a}
+        for i, (b, s, a) in enumerate(zip(best, sim2, answerable, strict=True))
+    ]
+    adjustment = abstention.fit_adjustment(rows, ("sim2",), c=100.0)
+    assert adjustment.weights["sim2"] == pytest.approx(0.5, abs=0.05)
+    assert adjustment.center["sim2"] == pytest.approx(sim2.mean(), abs=1e-4)
+    one = rows[0]["inputs"]
+    assert adjustment.score(one) == pytest.approx(one["best"] + 0.5 * (one["sim2"] - sim2.mean()), abs=0.01)
+    assert adjustment.score({"best": 0.5}) is None  # an input it reads is missing
+
+
+def test_an_adjustment_refuses_unknown_signals_and_rows_without_them():
+    rows = [{"id": "a", "inputs": {}, "unanswerable": False, "score": 0.5}]
+    with pytest.raises(ValueError, match="No retrieval signal is called nonsense"):
+        abstention.fit_adjustment(rows, ("nonsense",))
+    with pytest.raises(ValueError, match="make the runs again"):
+        abstention.fit_adjustment(rows, ("sim2",))
+
+
+def _signal_run(folder, rows, *, held=False):
+    folder.mkdir()
+    with (folder / "results.jsonl").open("w", encoding="utf-8") as f:
+        for i, (doc, lang, best, sim2) in enumerate(rows):
+            answer = {"abstained": False, "note": None}
+            rec = {"id": f"q{i}-{lang}", "lang": lang, "doc": doc, "best_score": best, "unanswerable": held}
+            f.write(json.dumps({**rec, "answer": answer, "retrieval_signals": _signals(best, sim2)}) + "\n")
+
+
+def test_the_command_with_an_adjustment_fits_on_the_fit_part_and_certifies_on_the_certify_part(
+    tmp_path, monkeypatch, capsys
+):
+    """Held-out questions score as high as answerable ones on the best score but lower on sim2: the
+    adjustment is fitted on the fit part, the bar certified on the certify part's answerable
+    questions alone, the fit part's held-out questions report nothing, and the page's bar carries
+    the adjustment."""
+    rng = np.random.default_rng(3)
+    docs = [f"doc{i}.txt" for i in range(90)]
+    rows = [
+        (d, lang, rng.uniform(0.4, 0.8), rng.uniform(0.78, 0.9))
+        for d in docs
+        for lang in ("ar", "en")
+        for _ in range(4)
+    ]
+    held = [
+        (d, lang, rng.uniform(0.4, 0.8), rng.uniform(0.6, 0.72))
+        for d in docs
+        for lang in ("ar", "en")
+        for _ in range(2)
+    ]
+    _signal_run(tmp_path / "ans", rows)
+    _signal_run(tmp_path / "held", held, held=True)
+    monkeypatch.setattr(abstention, "OUT", tmp_path / "out")
+    calibrations = tmp_path / "calibrations.json"
+    monkeypatch.setattr(abstention, "CALIBRATIONS", calibrations)
+    argv = ["certify-abstention", str(tmp_path / "ans"), "--held", str(tmp_path / "held"), "--adjust", "sim2"]
+    assert main(argv) == 0
+    entry = json.loads((tmp_path / "out" / "abstention-certified.json").read_text(encoding="utf-8"))
+    ar = entry["languages"]["ar"]
+    assert ar["certified_on"] == ["certify"] and ar["adjustment"]["weights"]["sim2"] > 0
+    assert ar["certificate"]["n"] == sum(lang == "ar" and part_of(d) == "certify" for d, lang, *_ in rows)
+    not_fit = sum(lang == "ar" and part_of(d) != "fit" for d, lang, *_ in held)
+    assert ar["certified"]["held_out_all_parts"]["n"] == not_fit
+    # sim2 separates the held-out questions that the best score cannot: most of them are refused.
+    assert ar["certified"]["report"]["unanswerable_abstained"]["rate"] > 0.8
+    bar = qconfidence.abstention_bar("ar", path=calibrations)
+    assert bar.adjustment is not None and bar.adjustment.weights == ar["adjustment"]["weights"]
+
+
+def test_an_adjustment_asked_of_runs_without_signals_gets_one_sentence(tmp_path, capsys):
+    docs = [f"doc{i}.txt" for i in range(30)]
+    _run(tmp_path / "ans", [(d, "ar", 0.6) for d in docs])
+    _run(tmp_path / "held", [(d, "ar", 0.3) for d in docs], held=True)
+    assert (
+        main(["certify-abstention", str(tmp_path / "ans"), "--held", str(tmp_path / "held"), "--adjust"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "make the runs again" in err and "Traceback" not in err
+
+
+def test_the_quote_compares_the_adjusted_score_with_the_bar(tmp_path):
+    """A retrieval whose best sentence scores 0.50, above the bar 0.46, with a second-embedder
+    similarity 0.10 under the adjustment's centre: adjusted by 0.5 per unit, it scores 0.45, below the
+    bar, and the quote abstains; with `abstain_adjusted` off it compares 0.50 and answers, and the
+    note no longer promises what a bar certified on the adjusted score does."""
+    from qa.types import Chunk, Evidence, Hit, Retrieval
+
+    features = [0.0] * len(qconfidence.EVIDENCE_SIGNALS)
+    features[qconfidence.EVIDENCE_SIGNALS.index("sim2")] = 0.7
+    chunk = Chunk("c", "d.txt", 0, 0, 0, 10, "0123456789", ((0, 10),))
+    evidence = Evidence("d.txt", "c", 0, 0, 10, "0123456789", 0.5, 0.4, 0.1, features=tuple(features))
+    retrieval = Retrieval("q", "ar", (Hit(chunk, 1.0, 0.3, 0.4, 0.0, 0.7),), (evidence,), {})
+    calibrations = tmp_path / "calibrations.json"
+    bars = {"ar": {"threshold": 0.46, "n": 500, "refused": 10, "alpha": 0.05, "delta": 0.1}}
+    adjustments = {"ar": {"weights": {"sim2": 0.5}, "center": {"sim2": 0.8}, "source": "test"}}
+    calibrations.write_text(
+        json.dumps({"abstention": {"bars": bars, "adjustments": adjustments}}), encoding="utf-8"
+    )
+    adjusted = Settings(calibrations_path=calibrations, abstain_threshold_ar=0.46)
+    assert qconfidence.abstention_score(retrieval, adjusted) == pytest.approx(0.45)
+    assert qanswer.is_weak(retrieval, adjusted)
+    assert "fewer than 5 in 100" in qanswer.weak_note("ar", adjusted)
+    plain = Settings(calibrations_path=calibrations, abstain_threshold_ar=0.46, abstain_adjusted=False)
+    assert qconfidence.abstention_score(retrieval, plain) == 0.5
+    assert not qanswer.is_weak(retrieval, plain)
+    assert qanswer.weak_note("ar", plain) == qanswer.WEAK_NOTE
