@@ -125,10 +125,15 @@ def _parser() -> argparse.ArgumentParser:
         help="run folders made with the short answer on: the whole pipeline's false abstentions at each bar",
     )  # fmt: skip
     p.add_argument(
-        "--adjust", nargs="?", const="default", default="", metavar="SIGNALS",
+        "--adjust", default="", metavar="SIGNALS",
         help="adjust the best score by these retrieval signals (comma-separated names of "
-        "qa.confidence.ABSTENTION_INPUTS; alone: eval.abstention.ADJUST), fitted on the fit part; the bar "
-        "is then certified on the certify part alone",
+        "qa.confidence.ABSTENTION_INPUTS, e.g. sim2,hit_score), fitted on the fit part; the bar is then "
+        "certified on the certify part alone",
+    )  # fmt: skip
+    p.add_argument(
+        "--adjust-on", type=Path, nargs="+", default=None, metavar="RUN",
+        help="fit the adjustment on these run folders of other articles (asked normally and --held-out, e.g. "
+        "the dev set's) instead of the fit part; the fit and certify parts then certify together",
     )  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="print the certificate, write nothing")
     p.set_defaults(func=_certify_abstention)
@@ -379,7 +384,7 @@ def _certify_abstention(args) -> int:
     from eval import abstention
     from qa.config import get_settings
 
-    for run in [*args.runs, *args.held, *args.reader]:
+    for run in [*args.runs, *args.held, *args.reader, *(args.adjust_on or [])]:
         if not (run / "journal.jsonl").exists() and not (run / "results.jsonl").exists():
             raise InputError(f"{run} holds no journal.jsonl or results.jsonl: is it a run folder?")
     answerable, held = abstention.load(args.runs), abstention.load(args.held)
@@ -387,10 +392,15 @@ def _certify_abstention(args) -> int:
         raise InputError("The --held runs hold no held-out question: were they made with --held-out?")
     settings = get_settings()
     current = {"ar": settings.abstain_threshold_ar, "en": settings.abstain_threshold}
-    adjust = abstention.ADJUST if args.adjust == "default" else tuple(n for n in args.adjust.split(",") if n)
+    adjust = tuple(name for name in args.adjust.split(",") if name)
     try:
         entry = abstention.build(
-            answerable, held, current, reader=abstention.load(args.reader), adjust=adjust
+            answerable,
+            held,
+            current,
+            reader=abstention.load(args.reader),
+            adjust=adjust,
+            adjust_on=None if args.adjust_on is None else abstention.load(args.adjust_on),
         )
     except ValueError as exc:
         raise InputError(str(exc)) from exc

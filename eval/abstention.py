@@ -198,10 +198,6 @@ def with_reader(rows: list[dict], bar: float) -> dict:
     return _share(sum(r["score"] < bar or r["reader_abstained"] for r in answerable), len(answerable))
 
 
-# The signals the adjustment reads by default (qa.confidence.abstention_inputs names), chosen by
-# 5-fold cross-validation grouped by article on the calibration set's fit part alone (docs/measurements.md,
-# "The quote's abstention, certified").
-ADJUST = ("sim2",)
 # The logistic regression's inverse L2 strength on standardised inputs (scikit-learn's C).
 ADJUST_C = 1.0
 
@@ -291,7 +287,7 @@ def build(
     }
     for lang in LANGS:
         adjustment, cert_parts = None, ("fit", "certify")
-        if adjust:
+        if adjust and any(r["lang"] == lang for r in ans):  # a language no run asked certifies nothing anyway
             if adjust_on is None:
                 fit_rows, where = (
                     [r for r in ans + held if r["lang"] == lang and r["part"] == "fit"],

@@ -211,7 +211,7 @@ def test_the_command_with_an_adjustment_fits_on_the_fit_part_and_certifies_on_th
         for _ in range(4)
     ]
     held = [
-        (d, lang, rng.uniform(0.4, 0.8), rng.uniform(0.6, 0.72))
+        (d, lang, rng.uniform(0.3, 0.6), rng.uniform(0.6, 0.72))
         for d in docs
         for lang in ("ar", "en")
         for _ in range(2)
@@ -235,12 +235,52 @@ def test_the_command_with_an_adjustment_fits_on_the_fit_part_and_certifies_on_th
     assert bar.adjustment is not None and bar.adjustment.weights == ar["adjustment"]["weights"]
 
 
+def test_an_adjustment_fitted_on_other_runs_leaves_the_fit_and_certify_parts_to_certify(
+    tmp_path, monkeypatch
+):
+    rng = np.random.default_rng(5)
+    docs = [f"doc{i}.txt" for i in range(60)]
+    other = [f"dev{i}.txt" for i in range(20)]
+    for name, names, held in (
+        ("ans", docs, False),
+        ("held", docs, True),
+        ("dev", other, False),
+        ("devheld", other, True),
+    ):
+        low, high = (0.6, 0.72) if held else (0.78, 0.9)
+        best = (0.3, 0.6) if held else (0.4, 0.8)
+        rows = [(d, "ar", rng.uniform(*best), rng.uniform(low, high)) for d in names for _ in range(3)]
+        _signal_run(tmp_path / name, rows, held=held)
+    monkeypatch.setattr(abstention, "OUT", tmp_path / "out")
+    monkeypatch.setattr(abstention, "CALIBRATIONS", tmp_path / "calibrations.json")
+    argv = ["certify-abstention", str(tmp_path / "ans"), "--held", str(tmp_path / "held"), "--adjust", "sim2"]
+    assert main([*argv, "--adjust-on", str(tmp_path / "dev"), str(tmp_path / "devheld")]) == 0
+    ar = json.loads((tmp_path / "out" / "abstention-certified.json").read_text(encoding="utf-8"))[
+        "languages"
+    ]["ar"]
+    assert ar["certified_on"] == ["fit", "certify"] and ar["adjustment"]["source"].startswith(
+        "other runs: 120 "
+    )
+    assert ar["certificate"]["n"] == 3 * sum(part_of(d) != "report" for d in docs)
+    assert ar["certified"]["held_out_all_parts"]["n"] == 3 * len(docs)  # no held-out question fitted anything
+
+
 def test_an_adjustment_asked_of_runs_without_signals_gets_one_sentence(tmp_path, capsys):
     docs = [f"doc{i}.txt" for i in range(30)]
     _run(tmp_path / "ans", [(d, "ar", 0.6) for d in docs])
     _run(tmp_path / "held", [(d, "ar", 0.3) for d in docs], held=True)
     assert (
-        main(["certify-abstention", str(tmp_path / "ans"), "--held", str(tmp_path / "held"), "--adjust"]) == 2
+        main(
+            [
+                "certify-abstention",
+                str(tmp_path / "ans"),
+                "--held",
+                str(tmp_path / "held"),
+                "--adjust",
+                "sim2",
+            ]
+        )
+        == 2
     )
     err = capsys.readouterr().err
     assert "make the runs again" in err and "Traceback" not in err
