@@ -26,8 +26,9 @@ setup: $(VENV)/.installed models dictionary tesseract
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 # AVX-512 (and its VNNI, VBMI, BF16 parts) only where /proc/cpuinfo reports every flag it needs, and
 # never AMX: 1.5x faster prompt evaluation here (55-57 against 36-39 tokens/s on a 400-token Arabic
-# prompt), the reader's first token 2.3 s against 3.8 s (docs/measurements.md, "Speed and memory").
-CPU_FLAGS := $(shell cat /proc/cpuinfo 2>/dev/null | grep -m1 '^flags')
+# prompt), the reader's first token 2.3 s against 3.8 s p50 in English (docs/measurements.md, "Speed
+# and memory").
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
 has = $(if $(filter-out $(CPU_FLAGS),$(1)),,$(2))
 LLAMA_CMAKE_ARGS += $(call has,avx512f avx512dq avx512cd avx512bw avx512vl,-DGGML_AVX512=ON)
 LLAMA_CMAKE_ARGS += $(call has,avx512f avx512bw avx512vl avx512vbmi,-DGGML_AVX512_VBMI=ON)

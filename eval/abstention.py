@@ -21,10 +21,12 @@ certified bar is the highest that keeps the promise. `build` adds what it refuse
 part: its false abstentions, and its abstentions on held-out questions (each asked with its own
 article removed from the index: `python -m eval run … --held-out`), Wilson 95% intervals.
 
-With `adjust` (`python -m eval certify-abstention … --adjust`), the score is first adjusted by the
-retrieval's other signals (`fit_adjustment`: a logistic regression of answerable against held-out
-questions on the calibration set's fit part only, qa.confidence.Adjustment); the bar is then
-certified on the certify part alone, and the held-out questions of the fit part no longer report.
+With `adjust` (`python -m eval certify-abstention … --adjust NAMES`), the score is first adjusted by
+the retrieval's other signals (`fit_adjustment`: a logistic regression of answerable against held-out
+questions, qa.confidence.Adjustment). Fitted on the calibration set's fit part, the bar is then
+certified on the certify part alone and the fit part's held-out questions no longer report; fitted
+on other articles' runs (`--adjust-on`, e.g. the dev set's), the fit and certify parts certify as
+without it.
 
 Leaves out: the reader's own "no answer" (qa.reader), which adds abstentions below
 `reader_abstain_below` when the short answer is on; certifying it needs LLM runs made with its
@@ -286,7 +288,7 @@ def build(
         "languages": {},
     }
     for lang in LANGS:
-        adjustment, cert_parts = None, ("fit", "certify")
+        adjustment, cert_parts, reader_skipped = None, ("fit", "certify"), None
         if adjust and any(r["lang"] == lang for r in ans):  # a language no run asked certifies nothing anyway
             if adjust_on is None:
                 fit_rows, where = (
@@ -305,7 +307,7 @@ def build(
             try:
                 reader_l = rescore([r for r in reader if r["lang"] == lang], adjustment)
             except ValueError:  # runs with the short answer on made before the signals were recorded
-                reader_l = []
+                reader_l, reader_skipped = [], "the --reader runs hold no retrieval signals"
         else:
             ans_l, held_l, reader_l = ([r for r in rows if r["lang"] == lang] for rows in (ans, held, reader))
         cert_rows = [r for r in ans_l if r["part"] in cert_parts]
@@ -324,7 +326,8 @@ def build(
         }
         if adjustment is not None:
             lang_entry["adjustment"] = asdict(adjustment)
-        mine_reader = reader_l
+        if reader_skipped:
+            lang_entry["with_reader_skipped"] = reader_skipped
         # Held-out questions never choose the bar; with an adjustment, those of the fit part fitted it.
         held_reporting = [r for r in held_l if r["part"] in cert_parts or r["part"] == "report"]
         for name, bar in (("certified", cert.threshold), ("current", current.get(lang))):
@@ -336,10 +339,10 @@ def build(
                 "certify_parts": rates(certify_part, bar),
                 "held_out_all_parts": rates(held_reporting, bar)["unanswerable_abstained"],
             }
-            if mine_reader:
+            if reader_l:
                 lang_entry[name]["with_reader"] = {
-                    "report": with_reader([r for r in mine_reader if r["part"] == "report"], bar),
-                    "certify_parts": with_reader([r for r in mine_reader if r["part"] != "report"], bar),
+                    "report": with_reader([r for r in reader_l if r["part"] == "report"], bar),
+                    "certify_parts": with_reader([r for r in reader_l if r["part"] in cert_parts], bar),
                 }
         entry["languages"][lang] = lang_entry
     return entry

@@ -321,6 +321,9 @@ def _abstention(content: bytes) -> dict[str, AbstentionBar]:
             )
             for lang, a in (raw.get("adjustments") or {}).items()
         }
+        unknown = {n for a in adjustments.values() for n in a.weights} - set(ABSTENTION_INPUTS)
+        if unknown:  # a bar certified on a score this code cannot compute must not be used
+            raise ValueError(f"an adjustment reads unknown signals {sorted(unknown)}")
         return {
             lang: AbstentionBar(
                 float(b["threshold"]),

@@ -312,3 +312,15 @@ def test_the_quote_compares_the_adjusted_score_with_the_bar(tmp_path):
     assert qconfidence.abstention_score(retrieval, plain) == 0.5
     assert not qanswer.is_weak(retrieval, plain)
     assert qanswer.weak_note("ar", plain) == qanswer.WEAK_NOTE
+
+
+def test_an_adjustment_of_unknown_signals_leaves_no_bar_to_promise(tmp_path):
+    """A calibrations file whose adjustment reads a signal this code does not compute is unreadable:
+    no bar is certified (the bar was certified on a score the quote cannot reproduce)."""
+    calibrations = tmp_path / "calibrations.json"
+    bars = {"ar": {"threshold": 0.44, "n": 500, "refused": 10, "alpha": 0.05, "delta": 0.1}}
+    adjustments = {"ar": {"weights": {"nonsense": 0.5}, "center": {"nonsense": 0.8}}}
+    calibrations.write_text(
+        json.dumps({"abstention": {"bars": bars, "adjustments": adjustments}}), encoding="utf-8"
+    )
+    assert qconfidence.abstention_bar("ar", path=calibrations) is None
