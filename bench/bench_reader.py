@@ -85,14 +85,20 @@ def main() -> None:
             "verified_short_answers": sum(r["verified"] for r in mine),
             "questions": len(mine),
         }
-    path = save("reader", {"summary": summary, "peak_rss_mb": round(rss_mb), "rows": rows})
+    from qa import llm
+
+    batcher = llm.local_batcher(assistant.settings)
+    drafts = {"lookup": assistant.settings.llm_lookup}
+    if batcher is not None:  # prompt lookup (qa.batching.draft): tokens drafted, and confirmed
+        drafts.update(drafted=batcher.drafted, accepted=batcher.accepted)
+    path = save("reader", {"summary": summary, "peak_rss_mb": round(rss_mb), "drafts": drafts, "rows": rows})
     for lang, s in summary.items():
         print(
             f"{lang}: quote p50 {s['quote_ms']['p50']} ms; short answer p50 {s['short_answer_total_ms']['p50']} ms,"
             f" reader first token p50 {s['reader_first_token_ms']['p50']} ms;"
             f" verified {s['verified_short_answers']}/{s['questions']}"
         )
-    print(f"peak resident memory {rss_mb:.0f} MB; wrote {path}")
+    print(f"peak resident memory {rss_mb:.0f} MB; drafts {drafts}; wrote {path}")
 
 
 if __name__ == "__main__":

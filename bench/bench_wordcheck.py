@@ -4,7 +4,10 @@
 analyser; the time to gloss each sentence of the seed and the dev articles (cold: every word new to
 the process's caches, as the first question about an article; warm: glossed before); the time to
 check each reference translation of the report half of parallel-sentences.jsonl (cold and warm,
-the alignment witness off: its cost is measured apart, `alignment_cost`);
+the alignment witness off: its cost is measured apart, `alignment_cost`), after the gloss
+(every per-word cache emptied again, the Arabic sentence glossed first, as the quote does for an
+English reader, then the check timed) and prepared (the same with `qa.wordcheck.prepare`, every
+witness's per-word work done first; the time before the check is recorded apart);
 gloss coverage: the share of content words (and names) with a gloss or a Latin name, on the seed
 and the dev articles, with the witness that gave it; peak memory (RSS). Writes
 bench/results/wordcheck.json. `--alignment-only`: only the alignment witness's cost (qa.align):
@@ -115,6 +118,19 @@ def main() -> None:
             times.append((time.perf_counter() - t) * 1000)
         out[f"check_{state}_ms"] = percentiles(times)
         print(state, out[f"check_{state}_ms"], flush=True)
+    for state, before in (("glossed", gloss.gloss), ("prepared", lambda text: wordcheck.prepare([text]))):
+        wordcheck.clear_caches()
+        times, before_times = [], []
+        for r in rows:
+            t = time.perf_counter()
+            before(r["ar"])
+            before_times.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            wordcheck.check(r["en"], r["ar"], align=False)
+            times.append((time.perf_counter() - t) * 1000)
+        out[f"{state}_ms"] = percentiles(before_times)
+        out[f"check_{state}_ms"] = percentiles(times)
+        print(state, out[f"check_{state}_ms"], "before it", out[f"{state}_ms"], flush=True)
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     out["alignment"] = alignment_cost(rows)
     out["lemmatisers"] = compare_lemmatisers(texts)

@@ -22,6 +22,17 @@ shared with `llama_cpp.Llama`, which keeps tokenizing) with `slots` sequences of
    (`qa.llm.TokenLogprob`, what the reader's signals read); an end-of-generation token or
    `max_tokens` ends the job.
 
+Prompt lookup (`lookup` > 0, `QA_LLM_LOOKUP`): a decoding job also feeds, after its last token, up
+to `lookup` tokens `draft` finds in its own prompt (the reader copies its span from the sentences
+and its JSON keys from the worked examples), each with its logits; each drafted token the greedy
+choice confirms is kept, and the cells after the first one it does not are removed. On 2 cores a
+batch of 9 rows costs little more than a row (prompt tokens are read at ~17 ms each, a reply's at
+~110 ms), so a confirmed run of drafts comes almost free. The reply is the greedy one up to
+rounding: a drafted token's cell is computed in a batch of several rows, whose kernels round
+differently from a one-row step, and later log-probabilities move by up to ~0.1, so a close call
+can go the other way (as with several people's replies in one batch). Measured on the seed and dev
+questions: docs/measurements.md.
+
 A job's pieces come back through a queue to the thread that asked (`Batcher.generate`); closing
 that generator (the caller's time cap) cancels the job at the next step. A job whose deadline
 passes while it waits for a slot, or that the running estimate (prompt tokens × ms a prompt token
@@ -86,7 +97,9 @@ class _Job:
     last: int | None = None  # the token to feed next step (decoding)
     n_out: int = 0
     sampler: object | None = None
-    logit_row: int = -1  # this step's row in the batch with logits, -1 if none
+    rows: list[int] = field(default_factory=list)  # this step's rows in the batch with logits
+    generated: list[int] = field(default_factory=list)  # the reply's tokens so far
+    drafts: list[int] = field(default_factory=list)  # this step's drafted tokens (prompt lookup)
 
 
 _STOP = object()  # queued by `Batcher.close`
@@ -100,7 +113,7 @@ class Batcher:
     Raises `LLMError` when llama.cpp cannot make the context (out of memory).
     """
 
-    def __init__(self, llama, *, slots: int, n_ctx: int, n_threads: int) -> None:
+    def __init__(self, llama, *, slots: int, n_ctx: int, n_threads: int, lookup: int = 0) -> None:
         import llama_cpp  # deferred: the compiled library loads only with the local backend
         from llama_cpp import _internals
 
@@ -108,6 +121,8 @@ class Batcher:
         self.llama = llama
         self.slots = slots
         self.n_ctx = n_ctx
+        self.lookup = lookup
+        self.drafted = self.accepted = 0  # drafted tokens, and those the model confirmed (bench, tests)
         # The model's own context's parameters (flash attention off, as llama-cpp-python sets it), so
         # a reply decoded alone here gets the same logits as on that context, give or take rounding.
         params = type(llama.context_params).from_buffer_copy(llama.context_params)
@@ -278,14 +293,23 @@ class Batcher:
             batch.logits[n] = logits
             seqs.add(job.seq)
             if logits:
-                job.logit_row = n
+                job.rows.append(n)
             job.pos += 1
             n += 1
 
+        drafted = 0
         for job in self._active:
-            job.logit_row = -1
+            job.rows, job.drafts = [], []
             if job.last is not None and not job.pending:
                 add(job, job.last, True)
+                if self.lookup and job.n_out < job.max_tokens - 1:
+                    job.drafts = draft(
+                        job.tokens + job.generated, min(self.lookup, job.max_tokens - job.n_out - 1)
+                    )
+                    job.drafts = job.drafts[: max(0, min(N_BATCH - n, self.n_ctx - job.pos))]
+                    for token in job.drafts:
+                        add(job, token, True)
+                    drafted += len(job.drafts)
         for job in self._active:  # prompts, oldest first, in the room left
             if not job.pending or n >= N_BATCH:
                 continue
@@ -305,14 +329,15 @@ class Batcher:
         ms = (time.perf_counter() - t0) * 1000
         if prompt_tokens > n // 2:
             self._ms_per_token = 0.8 * self._ms_per_token + 0.2 * ms / n
-        else:
+        elif not drafted:  # a step with drafts also gives more than one token a reply: not typical
             self._ms_per_step = 0.8 * self._ms_per_step + 0.2 * ms
+        self.drafted += drafted
         for job in list(self._active):
             if job.save_at and job.pos == job.save_at:
                 self._save_prefix(job)
             if job.cancelled.is_set():
                 self._finish(job, None)
-            elif job.logit_row >= 0:
+            elif job.rows:
                 self._sample(job)
 
     def _save_prefix(self, job: _Job) -> None:
@@ -328,9 +353,30 @@ class Batcher:
                 self._states.popitem(last=False)
 
     def _sample(self, job: _Job) -> None:
+        """The job's next token from its first row's logits; then, while that token is the next
+        draft, the token after it from that draft's row (the draft was right: its cell is kept).
+        The cells of the drafts after the first wrong one are removed, and decoding goes on from
+        the last token chosen."""
+        accepted = 0
+        for i, row in enumerate(job.rows):
+            pointer = self._lib.llama_get_logits_ith(self._ctx.ctx, row)
+            token = self._choose(job, np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)))
+            if token is None:  # the reply ended: its cells go with its slot
+                return
+            if i < len(job.drafts) and token == job.drafts[i]:
+                accepted += 1
+                continue
+            break
+        self.accepted += accepted
+        rejected = len(job.drafts) - accepted
+        if rejected:
+            job.pos -= rejected
+            self._lib.llama_memory_seq_rm(self._ctx.memory, job.seq, job.pos, -1)
+
+    def _choose(self, job: _Job, logits: np.ndarray) -> int | None:
+        """The likeliest token the grammar allows by `logits` (one batch row's, `(n_vocab,)`), sent
+        to the caller; None when the reply ends there (end of generation or `max_tokens`)."""
         lib = self._lib
-        pointer = lib.llama_get_logits_ith(self._ctx.ctx, job.logit_row)
-        logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,))
         token = int(np.argmax(logits))
         if job.sampler is not None:
             if not self._allowed(job.sampler, token, float(logits[token])):
@@ -338,7 +384,7 @@ class Batcher:
             lib.llama_sampler_accept(job.sampler, token)
         if lib.llama_vocab_is_eog(self._vocab, token):
             self._finish(job, "stop")
-            return
+            return None
         piece = self.llama.detokenize([token])
         if job.logprobs:
             logsoftmax = log_softmax(logits)
@@ -350,8 +396,11 @@ class Batcher:
             job.out.put(Step(piece))
         job.n_out += 1
         job.last = token
+        job.generated.append(token)
         if job.n_out >= job.max_tokens:
             self._finish(job, "length")
+            return None
+        return token
 
     # Grammar, then greedy: the likeliest token the grammar allows. Asking the grammar about the
     # likeliest token alone first gives the same token as filtering the whole vocabulary and taking
@@ -402,6 +451,28 @@ class Batcher:
             job.seq = -1
         if reason is not None:
             job.out.put(reason)
+
+
+LOOKUP_NGRAMS = (3, 2)  # the reply's last tokens looked up in the prompt, longest first
+
+
+def draft(history: list[int], limit: int) -> list[int]:
+    """Prompt lookup (Saxena 2023; `prompt_lookup_num_tokens` in Hugging Face transformers): the
+    tokens that followed the latest earlier occurrence of the last 3 (else 2) tokens of
+    `history` (the prompt, then the reply so far), at most `limit` of them; [] when none occurs.
+    A reader copies its span from the numbered sentences and its JSON keys from the worked examples,
+    so most of its reply is such a run.
+
+    Example: draft([5, 6, 7, 8, 9, 1, 6, 7], 3) == [8, 9, 1]
+    """
+    for n in LOOKUP_NGRAMS:
+        if len(history) <= n:
+            continue
+        tail = history[-n:]
+        for start in range(len(history) - n - 1, -1, -1):
+            if history[start : start + n] == tail:
+                return history[start + n : start + n + limit]
+    return []
 
 
 def digit_ids(llama) -> list[int]:

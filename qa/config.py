@@ -241,6 +241,9 @@ class Settings(BaseSettings):
     # Replies of the local model decoded together (qa.batching): 1 makes them take turns on one
     # context. bench/bench_load.py chose the default (README, "Many users").
     llm_parallel: int = Field(4, ge=1, le=16)
+    # Tokens the batched local model may draft from its own prompt per step (qa.batching.draft,
+    # prompt lookup; 0: none). The reply is the same; bench/bench_reader.py measured the time.
+    llm_lookup: int = Field(8, ge=0, le=32)
 
     # Extra plugin modules to load (comma-separated), e.g. "tests.fakes" for the fast test lane.
     plugins: str = ""

@@ -134,8 +134,8 @@ def local_llama(settings: Settings):
 
 
 @lru_cache(maxsize=1)
-def _batcher(llama, slots: int, n_threads: int) -> batching.Batcher:
-    return batching.Batcher(llama, slots=slots, n_ctx=N_CTX, n_threads=n_threads)
+def _batcher(llama, slots: int, n_threads: int, lookup: int) -> batching.Batcher:
+    return batching.Batcher(llama, slots=slots, n_ctx=N_CTX, n_threads=n_threads, lookup=lookup)
 
 
 def local_batcher(settings: Settings, llama=None) -> batching.Batcher | None:
@@ -144,7 +144,9 @@ def local_batcher(settings: Settings, llama=None) -> batching.Batcher | None:
     caller has it (else `local_llama`). Raises `LLMError` as `local_llama`."""
     if settings.llm_parallel <= 1:
         return None
-    return _batcher(llama or local_llama(settings), settings.llm_parallel, settings.threads)
+    return _batcher(
+        llama or local_llama(settings), settings.llm_parallel, settings.threads, settings.llm_lookup
+    )
 
 
 def chatml(messages: list[BaseMessage], *, generation_prompt: bool) -> str:

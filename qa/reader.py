@@ -148,6 +148,10 @@ def with_short_answer(
     evidence = evidence_for(retrieval)
     lang = quoted.answer_lang
     timeouts: list[str] = []
+    if lang == "en" and qwordcheck.available():
+        # The short answer's English wording and the cited sentences' translations are checked word
+        # by word against these sentences: their Arabic words are analysed while the model reads.
+        qwordcheck.prepare_in_background([e.text for e in evidence] + [c.quote for c in quoted.citations])
     try:
         # The user's own words: a follow-up's retrieval may have joined the previous question to
         # it, and given the joined text the model answered the previous question (9 of 11 seed

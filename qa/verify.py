@@ -31,6 +31,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -308,6 +309,7 @@ _ARABIC_CLASSES = str.maketrans(
 )  # fmt: skip
 
 
+@lru_cache(maxsize=65536)  # pure; the word check asks for the same words' skeletons thousands of times
 def skeleton(word: str) -> str:
     """The consonant skeleton of a Latin or Arabic word, for matching names across scripts.
 

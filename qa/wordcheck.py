@@ -317,6 +317,7 @@ def _name_match(word: str, arabic: _Arabic) -> bool:
 _NISBA = re.compile(r"(?:يين|يون|ين|ون|يه|ي)$")
 
 
+@lru_cache(maxsize=65536)
 def _skeleton_match(word: str, arabic: str) -> bool:
     """The consonant skeletons agree (qa.verify.skeleton_match ≥ SKELETON_THRESHOLD), the English
     also tried without a final s ("Naples" / «نابولي», "Nantes" / «نانت») and with a soft c
@@ -572,6 +573,42 @@ def warm() -> None:
     if _aligning(None):  # the alignment witness's model (~15 s, ~0.95 GB), when it is on
         settings = get_settings()
         qalign.aligner(settings.models_dir, threads=settings.threads).tokens("warm")
+
+
+def prepare(sources) -> None:
+    """Analyse every Arabic word of `sources` (an iterable of str) as a check of them would: its
+    gloss, forms, lemmas and Latin name, all cached per word, so that a later check of an English
+    rendering of any part of them (a short answer's span, a sentence translation) finds them known.
+    The analyser's first reading of a word takes a few ms (~20 ms for some): a cold check of a
+    reference translation took 74 ms p50 on an idle machine, one of a prepared sentence ~10 ms
+    (bench/bench_wordcheck.py, docs/measurements.md). The reader calls it in a thread while the
+    model reads (`prepare_in_background`). Raises nothing; does nothing without the dictionaries."""
+    if not qgloss.available():
+        return
+    for source in sources:
+        for a in _analyse(source, 0):
+            a.lemma_witness()  # every word, function words too: a witness test may ask any
+
+
+def clear_caches() -> None:
+    """Forget every word the gloss, the check and the name skeletons have seen (their per-word
+    caches; not the dictionaries, the stem index or the vocabulary, loaded once: maxsize 1), so the
+    next check is a first one (bench/bench_wordcheck.py's cold figures, tests)."""
+    for module in (qgloss, qverify, __import__(__name__, fromlist=["_"])):
+        for value in vars(module).values():
+            info = getattr(value, "cache_info", None)
+            if info is not None and (info().maxsize or 0) > 1:
+                value.cache_clear()
+
+
+def prepare_in_background(sources) -> threading.Thread:
+    """`prepare(sources)` in a daemon thread, started; returns it (join it to wait). The analyser
+    is pure Python behind a lock, and llama.cpp releases the GIL while it computes, so the two
+    overlap: the analysis (~0.1 s of one core) costs the reader little and the check later nothing."""
+    texts = [s for s in sources if s]
+    thread = threading.Thread(target=prepare, args=(texts,), name="wordcheck-prepare", daemon=True)
+    thread.start()
+    return thread
 
 
 def check(

@@ -276,3 +276,19 @@ def test_however_is_no_negation_and_a_negation_added_to_it_is_refused():
         ABSORBS,
     )
     assert not check.ok and "negates" in check.reason
+
+
+def test_a_prepared_sentence_is_checked_without_asking_the_analyser_again(kremlin):
+    """`prepare` (what the reader runs while the model reads) leaves the check no Arabic word to
+    analyse: the analyser (farahidi, the slow witness) is not asked during the check."""
+    _, sentence, offset = kremlin
+    wordcheck.clear_caches()
+    wordcheck.prepare_in_background([sentence]).join(timeout=60)
+    misses = (gloss.morphology.cache_info().misses, wordcheck._lemmas.cache_info().misses)
+    check = wordcheck.check(FAITHFUL, sentence, offset=offset)
+    assert check.ok, check.reason
+    assert (gloss.morphology.cache_info().misses, wordcheck._lemmas.cache_info().misses) == misses
+    # And a span of it, as a short answer's wording is checked.
+    start = sentence.index("الكرملين")
+    wordcheck.check("the Kremlin", sentence[start : start + len("الكرملين")], complete=True)
+    assert gloss.morphology.cache_info().misses == misses[0]
