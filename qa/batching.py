@@ -22,12 +22,14 @@ shared with `llama_cpp.Llama`, which keeps tokenizing) with `slots` sequences of
    (`qa.llm.TokenLogprob`, what the reader's signals read); an end-of-generation token or
    `max_tokens` ends the job.
 
-Prompt lookup (`lookup` > 0, `QA_LLM_LOOKUP`): a decoding job also feeds, after its last token, up
-to `lookup` tokens `draft` finds in its own prompt (the reader copies its span from the sentences
-and its JSON keys from the worked examples), each with its logits; each drafted token the greedy
-choice confirms is kept, and the cells after the first one it does not are removed. On 2 cores a
-batch of 9 rows costs little more than a row (prompt tokens are read at ~17 ms each, a reply's at
-~110 ms), so a confirmed run of drafts comes almost free. The reply is the greedy one up to
+Prompt lookup (`lookup` > 0, `QA_LLM_LOOKUP`): a decoding job also feeds, after its last token,
+the tokens `draft` finds in its own prompt (the reader copies its span from the sentences and its
+JSON keys from the worked examples), each with its logits, `lookup` at most a step (a budget shared
+by the replies in it, so several people's batch grows by that many rows at most); each drafted
+token the greedy choice confirms is kept, and the cells after the first one it does not are removed. On 2 cores
+a row more in a batch costs ~17 ms (the rate prompts are read at) against ~110 ms for a step of one
+row, so a step with 8 drafts costs about two plain steps and pays when two or more are confirmed
+(45% of drafted tokens were, on the seed questions). The reply is the greedy one up to
 rounding: a drafted token's cell is computed in a batch of several rows, whose kernels round
 differently from a one-row step, and later log-probabilities move by up to ~0.1, so a close call
 can go the other way (as with several people's replies in one batch). Measured on the seed and dev
@@ -39,7 +41,8 @@ passes while it waits for a slot, or that the running estimate (prompt tokens ×
 + typical reply tokens × ms a step) says cannot finish before it, is dropped unstarted with the
 finish reason "time": its slot goes to a reading that can still be shown.
 
-Leaves out: sampling other than greedy, stop strings (end-of-generation tokens end a reply; the
+Leaves out: prompt lookup without the batcher (`QA_LLM_PARALLEL=1`: llama-cpp-python's own
+completion), sampling other than greedy, stop strings (end-of-generation tokens end a reply; the
 callers pass none), sharing a prefix's cells between slots (each slot gets its own copy of the
 state, a few milliseconds), and batching across processes (a deployment with more people uses an
 LLM server: README, "Many users").
@@ -302,10 +305,9 @@ class Batcher:
             job.rows, job.drafts = [], []
             if job.last is not None and not job.pending:
                 add(job, job.last, True)
-                if self.lookup and job.n_out < job.max_tokens - 1:
-                    job.drafts = draft(
-                        job.tokens + job.generated, min(self.lookup, job.max_tokens - job.n_out - 1)
-                    )
+                budget = min(self.lookup - drafted, job.max_tokens - job.n_out - 1)
+                if budget > 0:  # `lookup` drafted tokens a step in all, whoever's replies share it
+                    job.drafts = draft(job.tokens + job.generated, budget)
                     job.drafts = job.drafts[: max(0, min(N_BATCH - n, self.n_ctx - job.pos))]
                     for token in job.drafts:
                         add(job, token, True)

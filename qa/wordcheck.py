@@ -70,6 +70,8 @@ abbreviations spelled out in Arabic words ("NFL" / «الرابطة الوطني
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import threading
 from dataclasses import dataclass
@@ -602,11 +604,19 @@ def clear_caches() -> None:
 
 
 def prepare_in_background(sources) -> threading.Thread:
-    """`prepare(sources)` in a daemon thread, started; returns it (join it to wait). The analyser
-    is pure Python behind a lock, and llama.cpp releases the GIL while it computes, so the two
-    overlap: the analysis (~0.1 s of one core) costs the reader little and the check later nothing."""
+    """`prepare(sources)` in a daemon thread at the lowest CPU priority (Linux schedules threads
+    one by one: nice 19), started; returns it (join it to wait). llama.cpp releases the GIL while
+    it computes, so the analysis (~0.1-0.3 s of one core) runs in the moments the model leaves a
+    core free rather than slowing the reader's first token, and the check after it finds every
+    word analysed. Where a thread's priority cannot be set it runs at the process's."""
     texts = [s for s in sources if s]
-    thread = threading.Thread(target=prepare, args=(texts,), name="wordcheck-prepare", daemon=True)
+
+    def run() -> None:
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        prepare(texts)
+
+    thread = threading.Thread(target=run, name="wordcheck-prepare", daemon=True)
     thread.start()
     return thread
 
