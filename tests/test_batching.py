@@ -186,3 +186,14 @@ def test_prompt_lookup_drafts_change_nothing_but_the_number_of_steps(llama, make
         drafting.drafted,
         drafting.accepted,
     )
+
+
+def test_draft_follows_the_latest_earlier_occurrence_of_the_longest_tail():
+    """Prompt lookup's draft (a pure function): the last 3 tokens looked up before the last 2, the
+    latest earlier occurrence, at most `limit` tokens, none when the tail occurs nowhere earlier."""
+    # The tail (7, 8, 9) occurs at 0 and at 4; the latest one is followed by 5, 6.
+    assert batching.draft([7, 8, 9, 1, 7, 8, 9, 5, 6, 2, 8, 9, 3, 7, 8, 9], 4) == [5, 6, 2, 8]
+    # (4, 8, 9) occurs nowhere earlier: the 2-token tail (8, 9) does, latest at 10.
+    assert batching.draft([7, 8, 9, 1, 7, 8, 9, 5, 6, 2, 8, 9, 3, 4, 8, 9], 2) == [3, 4]
+    assert batching.draft([1, 2, 3, 4, 5], 8) == []
+    assert batching.draft([1, 2, 9, 1, 2], 1) == [9]
