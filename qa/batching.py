@@ -24,9 +24,10 @@ shared with `llama_cpp.Llama`, which keeps tokenizing) with `slots` sequences of
 
 Prompt lookup (`lookup` > 0, `QA_LLM_LOOKUP`): a decoding job also feeds, after its last token,
 the tokens `draft` finds in its own prompt (the reader copies its span from the sentences and its
-JSON keys from the worked examples), each with its logits, `lookup` at most a step (a budget shared
-by the replies in it, so several people's batch grows by that many rows at most); each drafted
-token the greedy choice confirms is kept, and the cells after the first one it does not are removed. On 2 cores
+JSON keys from the worked examples), each with its logits, `lookup` at most a step, and only while
+it is the one reply in the batcher (with several, their rows already fill the cores: measured at 20
+users, drafting cost short answers); each drafted token the greedy choice confirms is kept, and the
+cells after the first one it does not are removed. On 2 cores
 a row more in a batch costs ~17 ms (the rate prompts are read at) against ~110 ms for a step of one
 row, so a step with 8 drafts costs about two plain steps and pays when two or more are confirmed
 (45% of drafted tokens were, on the seed questions). The reply is the greedy one up to
@@ -301,12 +302,16 @@ class Batcher:
             n += 1
 
         drafted = 0
+        # Drafts only for a reply decoded alone: with several replies in a step, its rows already
+        # fill the cores, and at 20 users drafting left 23 short answers in time against 30
+        # (bench_load, docs/measurements.md).
+        lookup = self.lookup if len(self._active) == 1 else 0
         for job in self._active:
             job.rows, job.drafts = [], []
             if job.last is not None and not job.pending:
                 add(job, job.last, True)
-                budget = min(self.lookup - drafted, job.max_tokens - job.n_out - 1)
-                if budget > 0:  # `lookup` drafted tokens a step in all, whoever's replies share it
+                budget = min(lookup - drafted, job.max_tokens - job.n_out - 1)
+                if budget > 0:
                     job.drafts = draft(job.tokens + job.generated, budget)
                     job.drafts = job.drafts[: max(0, min(N_BATCH - n, self.n_ctx - job.pos))]
                     for token in job.drafts:
