@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from bench.common import SEED_SET, fresh_assistant, percentiles, save
 from eval import questions
+from qa import llm
 from qa.config import SEED_DOCUMENT
 from qa.stream import Draft
 
@@ -85,8 +86,6 @@ def main() -> None:
             "verified_short_answers": sum(r["verified"] for r in mine),
             "questions": len(mine),
         }
-    from qa import llm
-
     batcher = llm.local_batcher(assistant.settings)
     drafts = {"lookup": assistant.settings.llm_lookup}
     if batcher is not None:  # prompt lookup (qa.batching.draft): tokens drafted, and confirmed

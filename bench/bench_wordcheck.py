@@ -5,8 +5,8 @@ analyser; the time to gloss each sentence of the seed and the dev articles (cold
 the process's caches, as the first question about an article; warm: glossed before); the time to
 check each reference translation of the report half of parallel-sentences.jsonl (cold and warm,
 the alignment witness off: its cost is measured apart, `alignment_cost`), after the gloss
-(every per-word cache emptied again, the Arabic sentence glossed first, as the quote does for an
-English reader, then the check timed) and prepared (the same with `qa.wordcheck.prepare`, every
+(every per-word cache emptied again, the Arabic sentence glossed first, as the page glosses a
+cited sentence for an English reader, then the check timed) and prepared (the same with `qa.wordcheck.prepare`, every
 witness's per-word work done first; the time before the check is recorded apart);
 gloss coverage: the share of content words (and names) with a gloss or a Latin name, on the seed
 and the dev articles, with the witness that gave it; peak memory (RSS). Writes

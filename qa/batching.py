@@ -27,13 +27,14 @@ the tokens `draft` finds in its own prompt (the reader copies its span from the 
 JSON keys from the worked examples), each with its logits, `lookup` at most a step, and only while
 it is the one reply in the batcher (with several, their rows already fill the cores: measured at 20
 users, drafting cost short answers); each drafted token the greedy choice confirms is kept, and the
-cells after the first one it does not are removed. On 2 cores
-a row more in a batch costs ~17 ms (the rate prompts are read at) against ~110 ms for a step of one
-row, so a step with 8 drafts costs about two plain steps and pays when two or more are confirmed
-(45% of drafted tokens were, on the seed questions). The reply is the greedy one up to
-rounding: a drafted token's cell is computed in a batch of several rows, whose kernels round
-differently from a one-row step, and later log-probabilities move by up to ~0.1, so a close call
-can go the other way (as with several people's replies in one batch). Measured on the seed and dev
+cells after the first one it does not are removed. On 2 cores a
+prompt token is read in ~17 ms and a step of one row takes ~110 ms, so a step with 8 drafts should
+cost about two plain steps (estimated from those two rates, not timed alone) and pays when two or
+more are confirmed (45% of drafted tokens were, on the seed questions). The reply is the greedy one
+up to rounding: a drafted token's cell is computed in a batch of several rows, whose kernels round
+differently from a one-row step; on one reader's reply a log-probability had moved by 0.09 before
+the two replies parted, so a close call can go the other way (as with several people's replies in
+one batch). Measured on the seed and dev
 questions: docs/measurements.md.
 
 A job's pieces come back through a queue to the thread that asked (`Batcher.generate`); closing
@@ -310,10 +311,10 @@ class Batcher:
             job.rows, job.drafts = [], []
             if job.last is not None and not job.pending:
                 add(job, job.last, True)
-                budget = min(lookup - drafted, job.max_tokens - job.n_out - 1)
+                # The one reply alone: its drafts fit the batch; they must fit its slot's cells.
+                budget = min(lookup, job.max_tokens - job.n_out - 1, self.n_ctx - job.pos)
                 if budget > 0:
                     job.drafts = draft(job.tokens + job.generated, budget)
-                    job.drafts = job.drafts[: max(0, min(N_BATCH - n, self.n_ctx - job.pos))]
                     for token in job.drafts:
                         add(job, token, True)
                     drafted += len(job.drafts)
@@ -372,9 +373,9 @@ class Batcher:
                 return
             if i < len(job.drafts) and token == job.drafts[i]:
                 accepted += 1
+                self.accepted += 1
                 continue
             break
-        self.accepted += accepted
         rejected = len(job.drafts) - accepted
         if rejected:
             job.pos -= rejected

@@ -243,7 +243,7 @@ class Settings(BaseSettings):
     llm_parallel: int = Field(4, ge=1, le=16)
     # Tokens the batched local model may draft from its own prompt per step (qa.batching.draft,
     # prompt lookup; 0: none). The reply is the greedy one up to rounding (7 of 91 dev short answers
-    # worded differently, no metric significantly changed); the short answer ~0.8 s sooner
+    # worded differently, no metric significantly changed); the short answer 0.7-0.8 s sooner
     # (bench/bench_reader.py; docs/measurements.md, "Speed and memory").
     llm_lookup: int = Field(8, ge=0, le=32)
 

@@ -150,8 +150,11 @@ def with_short_answer(
     timeouts: list[str] = []
     if lang == "en" and qwordcheck.available():
         # The short answer's English wording and the cited sentences' translations are checked word
-        # by word against these sentences: their Arabic words are analysed while the model reads.
-        qwordcheck.prepare_in_background([e.text for e in evidence] + [c.quote for c in quoted.citations])
+        # by word against the Arabic ones among these: their words are analysed while the model reads.
+        texts = dict.fromkeys([e.text for e in evidence] + [c.quote for c in quoted.citations])
+        arabic = [t for t in texts if qtext.detect_language(t) == "ar"]
+        if arabic:
+            qwordcheck.prepare_in_background(arabic)
     try:
         # The user's own words: a follow-up's retrieval may have joined the previous question to
         # it, and given the joined text the model answered the previous question (9 of 11 seed

@@ -73,6 +73,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -581,9 +582,9 @@ def prepare(sources) -> None:
     """Analyse every Arabic word of `sources` (an iterable of str) as a check of them would: its
     gloss, forms, lemmas and Latin name, all cached per word, so that a later check of an English
     rendering of any part of them (a short answer's span, a sentence translation) finds them known.
-    The analyser's first reading of a word takes a few ms (~20 ms for some): a cold check of a
-    reference translation took 74 ms p50 on an idle machine, one of a prepared sentence ~10 ms
-    (bench/bench_wordcheck.py, docs/measurements.md). The reader calls it in a thread while the
+    The analyser's first reading of a word takes a few ms (~20 ms for some): a check of a
+    reference translation with every word new took 55 ms p50 on an idle machine, one of a prepared
+    sentence 5.4 ms (bench/bench_wordcheck.py, docs/measurements.md). The reader calls it in a thread while the
     model reads (`prepare_in_background`). Raises nothing; does nothing without the dictionaries."""
     if not qgloss.available():
         return
@@ -596,7 +597,7 @@ def clear_caches() -> None:
     """Forget every word the gloss, the check and the name skeletons have seen (their per-word
     caches; not the dictionaries, the stem index or the vocabulary, loaded once: maxsize 1), so the
     next check is a first one (bench/bench_wordcheck.py's cold figures, tests)."""
-    for module in (qgloss, qverify, __import__(__name__, fromlist=["_"])):
+    for module in (qgloss, qverify, sys.modules[__name__]):
         for value in vars(module).values():
             info = getattr(value, "cache_info", None)
             if info is not None and (info().maxsize or 0) > 1:
